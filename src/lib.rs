@@ -1,0 +1,7 @@
+//! M-Store: the storage layer of an IMAP message store and the repair kit around it.
+//!
+//! See `ARCHITECTURE.md` at the repository root for the map of this crate.
+
+#![deny(unsafe_code)]
+
+pub mod message;

@@ -1,0 +1,1 @@
+//! RFC 5322 / MIME parsing of messages, without copying (placeholder).
