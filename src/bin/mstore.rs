@@ -1,0 +1,2 @@
+//! `mstore`: the umbrella command (placeholder).
+fn main() {}
