@@ -4,4 +4,13 @@
 
 #![deny(unsafe_code)]
 
+pub mod codec;
+pub mod config;
+pub mod error;
+pub mod flags;
+pub mod format;
+pub mod io;
+pub mod layout;
 pub mod message;
+
+pub use error::{Error, Result};

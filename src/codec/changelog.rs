@@ -1,0 +1,451 @@
+//! `ms.log`, the per-mailbox change log: parse, salvage and encode (layout in
+//! [`crate::format::changelog`], spec in `formats/changelog.md`).
+
+use zerocopy::{FromBytes, IntoBytes};
+
+use super::{FormatError, check_crc, check_magic_version, read_at, slice};
+use crate::flags::{DateSource, SystemFlags, UserFlags};
+use crate::format::changelog::{
+    ExpungeBody, FlagsBody, HEADER_LEN, LastUidBody, LogHeader, MAGIC, MAX_RECORD_LEN, MessageBody, NameHead,
+    RecordHead, VERSION, kind,
+};
+use crate::format::header::MAX_USER_FLAGS;
+use crate::format::{I16, I64, U16, U32, U64, crc, crc_append};
+
+/// The log header, decoded.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogHeaderInfo {
+    /// Unique id of the mailbox (seeds record checksums).
+    pub unique_id: [u8; 16],
+    /// UID validity of the state described.
+    pub uid_validity: u32,
+    /// Sequence number of the compaction that wrote the file.
+    pub base_seq: u64,
+    /// When written.
+    pub created: i64,
+}
+
+/// A message's complete state as the log keeps it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MessageState {
+    /// UID.
+    pub uid: u32,
+    /// System flags.
+    pub system_flags: SystemFlags,
+    /// User flags.
+    pub user_flags: UserFlags,
+    /// Internal date.
+    pub internal_date: i64,
+    /// Its zone.
+    pub internal_offset: i16,
+    /// Where it came from.
+    pub date_source: DateSource,
+    /// Modification sequence.
+    pub modseq: u64,
+    /// Size of the message file.
+    pub size: u64,
+    /// BLAKE3 of the message file.
+    pub content_hash: [u8; 32],
+}
+
+/// One change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogRecord {
+    /// The mailbox's domain and name.
+    Name {
+        /// Domain.
+        domain: String,
+        /// Mailbox name.
+        name: String,
+    },
+    /// User flag `name` lives in `slot`.
+    FlagName {
+        /// Slot, below 128.
+        slot: u8,
+        /// Flag name.
+        name: String,
+    },
+    /// A message was appended (or, in a compacted log, exists) with this state.
+    Message(MessageState),
+    /// A message's flags changed to these values.
+    Flags {
+        /// UID.
+        uid: u32,
+        /// New system flags.
+        system_flags: SystemFlags,
+        /// New user flags.
+        user_flags: UserFlags,
+        /// Modification sequence.
+        modseq: u64,
+    },
+    /// A message was expunged.
+    Expunge {
+        /// UID.
+        uid: u32,
+        /// Modification sequence.
+        modseq: u64,
+    },
+    /// The highest UID assigned so far.
+    LastUid {
+        /// Last UID.
+        last_uid: u32,
+        /// Its UID validity.
+        uid_validity: u32,
+    },
+}
+
+/// Encode the 64-byte log header.
+pub fn encode_header(h: &LogHeaderInfo) -> Vec<u8> {
+    let mut raw = LogHeader {
+        magic: MAGIC,
+        version: U16::new(VERSION),
+        header_len: U16::new(HEADER_LEN as u16),
+        reserved0: U32::new(0),
+        unique_id: h.unique_id,
+        uid_validity: U32::new(h.uid_validity),
+        reserved1: U32::new(0),
+        base_seq: U64::new(h.base_seq),
+        created: I64::new(h.created),
+        reserved2: U32::new(0),
+        crc: U32::new(0),
+    };
+    raw.crc = U32::new(crc(&raw.as_bytes()[..HEADER_LEN - 4]));
+    raw.as_bytes().to_vec()
+}
+
+/// Decode and check the header.
+pub fn decode_header(bytes: &[u8]) -> Result<LogHeaderInfo, FormatError> {
+    check_magic_version(bytes, &MAGIC, VERSION)?;
+    let raw: &LogHeader = read_at(bytes, 0, "log header")?;
+    check_crc(&raw.as_bytes()[..HEADER_LEN - 4], raw.crc.get(), 0, "log header")?;
+    if raw.header_len.get() as usize != HEADER_LEN {
+        return Err(FormatError::invalid(10, format!("header_len {} (expected {HEADER_LEN})", raw.header_len)));
+    }
+    Ok(LogHeaderInfo {
+        unique_id: raw.unique_id,
+        uid_validity: raw.uid_validity.get(),
+        base_seq: raw.base_seq.get(),
+        created: raw.created.get(),
+    })
+}
+
+fn record_seed(unique_id: &[u8; 16]) -> u32 {
+    crc(unique_id)
+}
+
+/// Append the encoding of `rec` with sequence number `seq` to `out`.
+pub fn encode_record(out: &mut Vec<u8>, unique_id: &[u8; 16], seq: u64, rec: &LogRecord) {
+    let start = out.len();
+    let (k, body): (u8, Vec<u8>) = match rec {
+        LogRecord::Name { domain, name } => {
+            let d = &domain.as_bytes()[..domain.len().min(1024)];
+            let n = &name.as_bytes()[..name.len().min(2048)];
+            let mut b = NameHead { domain_len: U16::new(d.len() as u16), name_len: U16::new(n.len() as u16) }
+                .as_bytes()
+                .to_vec();
+            b.extend_from_slice(d);
+            b.extend_from_slice(n);
+            (kind::NAME, b)
+        }
+        LogRecord::FlagName { slot, name } => {
+            let n = &name.as_bytes()[..name.len().min(255)];
+            let mut b = vec![*slot, n.len() as u8];
+            b.extend_from_slice(n);
+            (kind::FLAG_NAME, b)
+        }
+        LogRecord::Message(m) => (
+            kind::MESSAGE,
+            MessageBody {
+                uid: U32::new(m.uid),
+                system_flags: U32::new(m.system_flags.0),
+                internal_date: I64::new(m.internal_date),
+                internal_offset: I16::new(m.internal_offset),
+                date_source: m.date_source as u8,
+                reserved: 0,
+                user_flags: m.user_flags.to_le_bytes(),
+                modseq: U64::new(m.modseq),
+                size: U64::new(m.size),
+                content_hash: m.content_hash,
+            }
+            .as_bytes()
+            .to_vec(),
+        ),
+        LogRecord::Flags { uid, system_flags, user_flags, modseq } => (
+            kind::FLAGS,
+            FlagsBody {
+                uid: U32::new(*uid),
+                system_flags: U32::new(system_flags.0),
+                user_flags: user_flags.to_le_bytes(),
+                modseq: U64::new(*modseq),
+            }
+            .as_bytes()
+            .to_vec(),
+        ),
+        LogRecord::Expunge { uid, modseq } => (
+            kind::EXPUNGE,
+            ExpungeBody { uid: U32::new(*uid), reserved: U32::new(0), modseq: U64::new(*modseq) }.as_bytes().to_vec(),
+        ),
+        LogRecord::LastUid { last_uid, uid_validity } => (
+            kind::LAST_UID,
+            LastUidBody { last_uid: U32::new(*last_uid), uid_validity: U32::new(*uid_validity) }.as_bytes().to_vec(),
+        ),
+    };
+    let len = (16 + body.len() + 4) as u32;
+    let head = RecordHead { len: U32::new(len), kind: k, reserved: [0; 3], seq: U64::new(seq) };
+    out.extend_from_slice(head.as_bytes());
+    out.extend_from_slice(&body);
+    let c = crc_append(record_seed(unique_id), &out[start..]);
+    out.extend_from_slice(&c.to_le_bytes());
+}
+
+/// Decode the record at `offset`: `(seq, record, length)`.
+pub fn decode_record(
+    bytes: &[u8],
+    offset: usize,
+    unique_id: &[u8; 16],
+) -> Result<(u64, LogRecord, usize), FormatError> {
+    let head: &RecordHead = read_at(bytes, offset, "log record head")?;
+    let len = head.len.get();
+    if head.kind == 0 {
+        return Err(FormatError::invalid(offset as u64, "record kind 0 (zeroed or preallocated space)"));
+    }
+    if !(20..=MAX_RECORD_LEN).contains(&len) {
+        return Err(FormatError::invalid(offset as u64, format!("record length {len} out of range")));
+    }
+    let len = len as usize;
+    let rec = slice(bytes, offset, len, "log record")?;
+    let stored = u32::from_le_bytes([rec[len - 4], rec[len - 3], rec[len - 2], rec[len - 1]]);
+    let computed = crc_append(record_seed(unique_id), &rec[..len - 4]);
+    if stored != computed {
+        return Err(FormatError::Checksum { offset: offset as u64, what: "log record", stored, computed });
+    }
+    let body = &rec[16..len - 4];
+    let bad = |what: &str| FormatError::invalid(offset as u64, format!("{what} record: {} body bytes", body.len()));
+    let text = |b: &[u8], what: &str| {
+        std::str::from_utf8(b)
+            .map(str::to_string)
+            .map_err(|_| FormatError::invalid(offset as u64, format!("{what} is not UTF-8")))
+    };
+    let record = match head.kind {
+        kind::NAME => {
+            let (h, rest) = NameHead::read_from_prefix(body).map_err(|_| bad("name"))?;
+            let (dl, nl) = (h.domain_len.get() as usize, h.name_len.get() as usize);
+            if rest.len() != dl + nl {
+                return Err(bad("name"));
+            }
+            LogRecord::Name { domain: text(&rest[..dl], "domain")?, name: text(&rest[dl..], "mailbox name")? }
+        }
+        kind::FLAG_NAME => {
+            let (&slot, rest) = body.split_first().ok_or_else(|| bad("flag name"))?;
+            let (&n, name) = rest.split_first().ok_or_else(|| bad("flag name"))?;
+            if name.len() != n as usize || n == 0 || slot as usize >= MAX_USER_FLAGS {
+                return Err(bad("flag name"));
+            }
+            LogRecord::FlagName { slot, name: text(name, "flag name")? }
+        }
+        kind::MESSAGE => {
+            let m = MessageBody::read_from_bytes(body).map_err(|_| bad("message"))?;
+            LogRecord::Message(MessageState {
+                uid: m.uid.get(),
+                system_flags: SystemFlags(m.system_flags.get()),
+                user_flags: UserFlags::from_le_bytes(m.user_flags),
+                internal_date: m.internal_date.get(),
+                internal_offset: m.internal_offset.get(),
+                date_source: DateSource::from_u8(m.date_source),
+                modseq: m.modseq.get(),
+                size: m.size.get(),
+                content_hash: m.content_hash,
+            })
+        }
+        kind::FLAGS => {
+            let f = FlagsBody::read_from_bytes(body).map_err(|_| bad("flags"))?;
+            LogRecord::Flags {
+                uid: f.uid.get(),
+                system_flags: SystemFlags(f.system_flags.get()),
+                user_flags: UserFlags::from_le_bytes(f.user_flags),
+                modseq: f.modseq.get(),
+            }
+        }
+        kind::EXPUNGE => {
+            let e = ExpungeBody::read_from_bytes(body).map_err(|_| bad("expunge"))?;
+            LogRecord::Expunge { uid: e.uid.get(), modseq: e.modseq.get() }
+        }
+        kind::LAST_UID => {
+            let l = LastUidBody::read_from_bytes(body).map_err(|_| bad("last-uid"))?;
+            LogRecord::LastUid { last_uid: l.last_uid.get(), uid_validity: l.uid_validity.get() }
+        }
+        other => return Err(FormatError::invalid(offset as u64, format!("unknown record kind {other}"))),
+    };
+    Ok((head.seq.get(), record, len))
+}
+
+/// How a log ends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogEnd {
+    /// Every byte belongs to a valid record.
+    Clean,
+    /// The last record is incomplete or damaged and nothing valid follows: an append cut
+    /// short by a crash. Appending resumes at `offset`.
+    TornTail {
+        /// Where the torn record starts.
+        offset: u64,
+        /// Why it was rejected.
+        error: FormatError,
+    },
+    /// A damaged record with valid records after it.
+    Corrupt {
+        /// Where the first damage starts.
+        offset: u64,
+        /// Why it was rejected.
+        error: FormatError,
+    },
+}
+
+/// Everything readable in a log.
+#[derive(Debug)]
+pub struct LogScan {
+    /// The header.
+    pub header: LogHeaderInfo,
+    /// Valid records in file order: (offset, seq, record).
+    pub records: Vec<(u64, u64, LogRecord)>,
+    /// Offset just past the last valid record of the unbroken prefix.
+    pub valid_end: u64,
+    /// How the file ends.
+    pub end: LogEnd,
+    /// Records skipped because of damage, by offset.
+    pub skipped: Vec<FormatError>,
+}
+
+/// Read a log. With a bad header nothing can be verified (the unique id seeds every
+/// checksum), so that is an error; damaged records are skipped and resynchronised over,
+/// never trusted.
+pub fn scan(bytes: &[u8]) -> Result<LogScan, FormatError> {
+    let header = decode_header(bytes)?;
+    let mut s =
+        LogScan { header, records: Vec::new(), valid_end: HEADER_LEN as u64, end: LogEnd::Clean, skipped: Vec::new() };
+    let uid = s.header.unique_id;
+    let mut off = HEADER_LEN;
+    let mut first_error: Option<FormatError> = None;
+    while off < bytes.len() {
+        match decode_record(bytes, off, &uid) {
+            Ok((seq, rec, len)) => {
+                s.records.push((off as u64, seq, rec));
+                off += len;
+                if first_error.is_none() {
+                    s.valid_end = off as u64;
+                }
+            }
+            Err(e) => {
+                if first_error.is_none() {
+                    first_error = Some(e.clone());
+                }
+                s.skipped.push(e);
+                // Resynchronise: the next offset where a whole valid record starts.
+                match (off + 1..bytes.len()).find(|&o| decode_record(bytes, o, &uid).is_ok()) {
+                    Some(next) => off = next,
+                    None => break,
+                }
+            }
+        }
+    }
+    if let Some(error) = first_error {
+        let offset = s.valid_end;
+        s.end = if s.records.iter().any(|(o, _, _)| *o > offset) {
+            LogEnd::Corrupt { offset, error }
+        } else {
+            LogEnd::TornTail { offset, error }
+        };
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UID: [u8; 16] = [9; 16];
+
+    fn sample_records() -> Vec<LogRecord> {
+        vec![
+            LogRecord::Name { domain: "example.com".into(), name: "user/joe".into() },
+            LogRecord::FlagName { slot: 0, name: "$Important".into() },
+            LogRecord::Message(MessageState {
+                uid: 1,
+                system_flags: SystemFlags(SystemFlags::SEEN),
+                user_flags: UserFlags(1),
+                internal_date: 1_700_000_000,
+                internal_offset: 120,
+                date_source: DateSource::Given,
+                modseq: 3,
+                size: 1234,
+                content_hash: [5; 32],
+            }),
+            LogRecord::Flags { uid: 1, system_flags: SystemFlags(0), user_flags: UserFlags(0), modseq: 4 },
+            LogRecord::Expunge { uid: 1, modseq: 5 },
+            LogRecord::LastUid { last_uid: 1, uid_validity: 77 },
+        ]
+    }
+
+    fn sample_log() -> Vec<u8> {
+        let mut b = encode_header(&LogHeaderInfo { unique_id: UID, uid_validity: 77, base_seq: 0, created: 1 });
+        for (i, r) in sample_records().iter().enumerate() {
+            encode_record(&mut b, &UID, i as u64 + 1, r);
+        }
+        b
+    }
+
+    #[test]
+    fn round_trip() {
+        let s = scan(&sample_log()).expect("scan");
+        assert_eq!(s.end, LogEnd::Clean);
+        let recs: Vec<LogRecord> = s.records.into_iter().map(|(_, _, r)| r).collect();
+        assert_eq!(recs, sample_records());
+    }
+
+    #[test]
+    fn torn_tail_versus_mid_log_corruption() {
+        let full = sample_log();
+        let s = scan(&full[..full.len() - 3]).expect("scan");
+        assert!(matches!(s.end, LogEnd::TornTail { .. }), "{:?}", s.end);
+        assert_eq!(s.records.len(), 5);
+        let mut b = full.clone();
+        b[HEADER_LEN + 20] ^= 1; // inside the first record
+        let s = scan(&b).expect("scan");
+        assert!(matches!(s.end, LogEnd::Corrupt { offset, .. } if offset == HEADER_LEN as u64), "{:?}", s.end);
+        assert_eq!(s.records.len(), 5, "every later record is still read");
+    }
+
+    #[test]
+    fn every_flip_in_a_record_is_caught() {
+        let full = sample_log();
+        let n = sample_records().len();
+        let mut b = full.clone();
+        for i in HEADER_LEN..b.len() {
+            for bit in 0..8 {
+                b[i] ^= 1 << bit;
+                let s = scan(&b).expect("header intact");
+                assert_ne!(s.end, LogEnd::Clean, "flip at {i} bit {bit} accepted");
+                assert!(s.records.len() < n || s.records.iter().map(|r| &r.2).ne(sample_records().iter()));
+                b[i] ^= 1 << bit;
+            }
+        }
+    }
+
+    #[test]
+    fn records_from_another_mailbox_are_rejected() {
+        let mut b = encode_header(&LogHeaderInfo { unique_id: UID, uid_validity: 1, base_seq: 0, created: 1 });
+        encode_record(&mut b, &[1; 16], 1, &LogRecord::Expunge { uid: 3, modseq: 1 });
+        let s = scan(&b).expect("scan");
+        assert!(s.records.is_empty());
+        assert!(matches!(s.end, LogEnd::TornTail { .. }));
+    }
+
+    #[test]
+    fn zero_fill_is_never_a_record() {
+        let mut b = sample_log();
+        b.extend_from_slice(&[0; 512]);
+        let s = scan(&b).expect("scan");
+        assert_eq!(s.records.len(), sample_records().len());
+        assert!(matches!(s.end, LogEnd::TornTail { .. }));
+    }
+}

@@ -1,0 +1,151 @@
+//! Raw layout of the per-mailbox change log `ms.log`: see `formats/changelog.md`.
+
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
+
+use super::{I16, I64, U16, U32, U64, assert_size};
+
+/// File magic.
+pub const MAGIC: [u8; 8] = *b"MSCHGLOG";
+/// Current version.
+pub const VERSION: u16 = 1;
+/// Size of [`LogHeader`].
+pub const HEADER_LEN: usize = 64;
+/// Largest record accepted.
+pub const MAX_RECORD_LEN: u32 = 4096;
+
+/// The log header at offset 0 (`formats/changelog.md`, table "Header").
+#[repr(C)]
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct LogHeader {
+    /// `MSCHGLOG`.
+    pub magic: [u8; 8],
+    /// Format version (1).
+    pub version: U16,
+    /// Size of this header (64).
+    pub header_len: U16,
+    /// Zero.
+    pub reserved0: U32,
+    /// Unique id of the mailbox; also seeds every record checksum.
+    pub unique_id: [u8; 16],
+    /// IMAP UIDVALIDITY of the state this log describes.
+    pub uid_validity: U32,
+    /// Zero.
+    pub reserved1: U32,
+    /// Sequence number of the compaction that wrote this file.
+    pub base_seq: U64,
+    /// When this file was written, seconds since the epoch.
+    pub created: I64,
+    /// Zero.
+    pub reserved2: U32,
+    /// CRC-32C of bytes 0..60.
+    pub crc: U32,
+}
+assert_size!(LogHeader, HEADER_LEN);
+
+/// Start of every log record (`formats/changelog.md`, table "Record").
+#[repr(C)]
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct RecordHead {
+    /// Length of the whole record, this head and the trailing CRC included.
+    pub len: U32,
+    /// Record kind; 0 is never a record.
+    pub kind: u8,
+    /// Zero.
+    pub reserved: [u8; 3],
+    /// Sequence number.
+    pub seq: U64,
+}
+assert_size!(RecordHead, 16);
+
+/// Record kinds.
+pub mod kind {
+    /// Domain and mailbox name.
+    pub const NAME: u8 = 1;
+    /// A user flag name in a slot.
+    pub const FLAG_NAME: u8 = 2;
+    /// A message's whole state (append, or a compacted snapshot).
+    pub const MESSAGE: u8 = 3;
+    /// A message's new flags.
+    pub const FLAGS: u8 = 4;
+    /// A message expunged.
+    pub const EXPUNGE: u8 = 5;
+    /// The last UID assigned.
+    pub const LAST_UID: u8 = 6;
+}
+
+/// Body of a `MESSAGE` record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct MessageBody {
+    /// UID.
+    pub uid: U32,
+    /// System flags.
+    pub system_flags: U32,
+    /// Internal date, seconds since the epoch.
+    pub internal_date: I64,
+    /// Its zone, minutes east of UTC.
+    pub internal_offset: I16,
+    /// Where the date came from.
+    pub date_source: u8,
+    /// Zero.
+    pub reserved: u8,
+    /// User flag bits.
+    pub user_flags: [u8; 16],
+    /// Modification sequence.
+    pub modseq: U64,
+    /// Size of the message file.
+    pub size: U64,
+    /// BLAKE3 of the message file.
+    pub content_hash: [u8; 32],
+}
+assert_size!(MessageBody, 84);
+
+/// Body of a `FLAGS` record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct FlagsBody {
+    /// UID.
+    pub uid: U32,
+    /// New system flags.
+    pub system_flags: U32,
+    /// New user flag bits.
+    pub user_flags: [u8; 16],
+    /// Modification sequence.
+    pub modseq: U64,
+}
+assert_size!(FlagsBody, 32);
+
+/// Body of an `EXPUNGE` record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct ExpungeBody {
+    /// UID.
+    pub uid: U32,
+    /// Zero.
+    pub reserved: U32,
+    /// Modification sequence.
+    pub modseq: U64,
+}
+assert_size!(ExpungeBody, 16);
+
+/// Body of a `LAST_UID` record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct LastUidBody {
+    /// Highest UID assigned.
+    pub last_uid: U32,
+    /// UID validity it belongs to.
+    pub uid_validity: U32,
+}
+assert_size!(LastUidBody, 8);
+
+/// Body head of a `NAME` record; the domain and name bytes follow.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+pub struct NameHead {
+    /// Bytes of the domain.
+    pub domain_len: U16,
+    /// Bytes of the mailbox name.
+    pub name_len: U16,
+}
+assert_size!(NameHead, 4);

@@ -1,0 +1,121 @@
+//! The one place that decides between mapping and reading a file (the only `unsafe` of
+//! the crate).
+//!
+//! Policy (taken from b3sum): files of [`MAP_THRESHOLD`] bytes or more are memory-mapped,
+//! smaller ones are read with one `read` into a buffer, and a failed map falls back to
+//! reading. Callers get [`Bytes`], which derefs to `&[u8]` either way.
+//!
+//! SIGBUS: a mapping faults if the file is truncated underneath it. The store never
+//! truncates a message, index or cache file in place (files are written once and replaced
+//! by rename, which leaves existing mappings on the old inode intact), and writers hold the
+//! mailbox lock. A foreign process truncating a message file while a scan maps it is the
+//! remaining risk; it is documented in ARCHITECTURE.md.
+
+use std::fs::File;
+use std::io::Read;
+use std::ops::Deref;
+use std::path::Path;
+
+/// Files at least this large are mapped; smaller ones are read. Measured in
+/// `benches/io.rs`: below this size, `mmap`+`munmap` costs more than the copy.
+pub const MAP_THRESHOLD: u64 = 16 * 1024;
+
+/// The contents of a file: mapped or owned.
+pub enum Bytes {
+    /// A read-only private mapping of the whole file.
+    Mapped(memmap2::Mmap),
+    /// The file's bytes, read into memory.
+    Owned(Vec<u8>),
+}
+
+impl Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(m) => m,
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
+impl AsRef<[u8]> for Bytes {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl std::fmt::Debug for Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self {
+            Bytes::Mapped(_) => "Mapped",
+            Bytes::Owned(_) => "Owned",
+        };
+        write!(f, "Bytes::{kind}({} bytes)", self.len())
+    }
+}
+
+/// Open `path` and return its contents, mapped or read according to the policy above.
+pub fn read_file(path: &Path) -> std::io::Result<Bytes> {
+    let file = File::open(path)?;
+    let len = file.metadata()?.len();
+    read_file_at(&file, len, true)
+}
+
+/// Contents of an already opened file whose length the caller took from one `fstat`
+/// (so a scan pays for exactly one `open` and one `fstat` per file). `allow_map` lets the
+/// caller turn mapping off altogether (a policy decided once, from the command line).
+pub fn read_file_at(file: &File, len: u64, allow_map: bool) -> std::io::Result<Bytes> {
+    if allow_map && len >= MAP_THRESHOLD {
+        if let Ok(map) = map(file) {
+            // The file may have shrunk between fstat and mmap; the map covers the size at
+            // mapping time, so a length check here keeps callers honest.
+            if map.len() as u64 == len {
+                return Ok(Bytes::Mapped(map));
+            }
+        }
+    }
+    read_small(file, len)
+}
+
+/// Read the whole file, trusting `len` only as a capacity hint (capped, so a lying size
+/// cannot make us allocate without bound before the first byte arrives).
+fn read_small(mut file: &File, len: u64) -> std::io::Result<Bytes> {
+    const CAP_HINT: u64 = 64 * 1024 * 1024;
+    let mut buf = Vec::with_capacity(len.min(CAP_HINT) as usize + 1);
+    file.read_to_end(&mut buf)?;
+    Ok(Bytes::Owned(buf))
+}
+
+#[expect(unsafe_code, reason = "memory-mapping a file is inherently unsafe")]
+fn map(file: &File) -> std::io::Result<memmap2::Mmap> {
+    // SAFETY: the mapping is read-only and private. Files the store maps are never
+    // modified or truncated in place by the store itself (they are replaced by rename);
+    // see the module documentation for the remaining SIGBUS risk from foreign writers.
+    unsafe { memmap2::MmapOptions::new().map(file) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn small_files_are_read_large_ones_mapped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let small = dir.path().join("small");
+        let large = dir.path().join("large");
+        std::fs::write(&small, b"hello").expect("write");
+        let mut f = File::create(&large).expect("create");
+        f.write_all(&vec![7u8; MAP_THRESHOLD as usize]).expect("write");
+        drop(f);
+        let s = read_file(&small).expect("read small");
+        assert!(matches!(s, Bytes::Owned(_)), "small file must be read: {s:?}");
+        assert_eq!(&*s, b"hello");
+        let l = read_file(&large).expect("read large");
+        assert!(matches!(l, Bytes::Mapped(_)), "large file must be mapped: {l:?}");
+        assert_eq!(l.len(), MAP_THRESHOLD as usize);
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, b"").expect("write");
+        assert_eq!(read_file(&empty).expect("read empty").len(), 0);
+    }
+}
