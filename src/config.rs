@@ -206,7 +206,10 @@ impl Config {
             Some((l, v)) => match parse_size(v) {
                 Some(n) if (64 * 1024..=1 << 32).contains(&n) => n,
                 _ => {
-                    return Err(syntax(l, format!("`log-segment-size` must be a size between 64K and 4G, found {v:?}")));
+                    return Err(syntax(
+                        l,
+                        format!("`log-segment-size` must be a size between 64K and 4G, found {v:?}"),
+                    ));
                 }
             },
             None => 16 << 20,

@@ -6,11 +6,14 @@
 
 pub mod codec;
 pub mod config;
+pub mod db;
 pub mod error;
 pub mod flags;
 pub mod format;
 pub mod io;
 pub mod layout;
 pub mod message;
+pub mod store;
+pub mod util;
 
 pub use error::{Error, Result};

@@ -3,14 +3,16 @@
 
 use zerocopy::{FromBytes, IntoBytes};
 
+use super::index::MessageRecord;
 use super::{FormatError, check_crc, check_magic_version, read_at, slice};
-use crate::flags::{DateSource, SystemFlags, UserFlags};
+use crate::flags::{SystemFlags, UserFlags};
 use crate::format::changelog::{
-    ExpungeBody, FlagsBody, HEADER_LEN, LastUidBody, LogHeader, MAGIC, MAX_RECORD_LEN, MessageBody, NameHead,
+    ExpungeBody, FlagsBody, HEADER_LEN, LastUidBody, LogHeader, MAGIC, MAX_RECORD_LEN, MESSAGE_BODY_LEN, NameHead,
     RecordHead, VERSION, kind,
 };
 use crate::format::header::MAX_USER_FLAGS;
-use crate::format::{I16, I64, U16, U32, U64, crc, crc_append};
+use crate::format::index::IndexRecord;
+use crate::format::{I64, U16, U32, U64, crc, crc_append};
 
 /// The log header, decoded.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -23,29 +25,6 @@ pub struct LogHeaderInfo {
     pub base_seq: u64,
     /// When written.
     pub created: i64,
-}
-
-/// A message's complete state as the log keeps it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MessageState {
-    /// UID.
-    pub uid: u32,
-    /// System flags.
-    pub system_flags: SystemFlags,
-    /// User flags.
-    pub user_flags: UserFlags,
-    /// Internal date.
-    pub internal_date: i64,
-    /// Its zone.
-    pub internal_offset: i16,
-    /// Where it came from.
-    pub date_source: DateSource,
-    /// Modification sequence.
-    pub modseq: u64,
-    /// Size of the message file.
-    pub size: u64,
-    /// BLAKE3 of the message file.
-    pub content_hash: [u8; 32],
 }
 
 /// One change.
@@ -65,8 +44,9 @@ pub enum LogRecord {
         /// Flag name.
         name: String,
     },
-    /// A message was appended (or, in a compacted log, exists) with this state.
-    Message(MessageState),
+    /// A message was appended (or, in a compacted log, exists) with this state: the
+    /// same fields as its index record.
+    Message(MessageRecord),
     /// A message's flags changed to these values.
     Flags {
         /// UID.
@@ -153,23 +133,7 @@ pub fn encode_record(out: &mut Vec<u8>, unique_id: &[u8; 16], seq: u64, rec: &Lo
             b.extend_from_slice(n);
             (kind::FLAG_NAME, b)
         }
-        LogRecord::Message(m) => (
-            kind::MESSAGE,
-            MessageBody {
-                uid: U32::new(m.uid),
-                system_flags: U32::new(m.system_flags.0),
-                internal_date: I64::new(m.internal_date),
-                internal_offset: I16::new(m.internal_offset),
-                date_source: m.date_source as u8,
-                reserved: 0,
-                user_flags: m.user_flags.to_le_bytes(),
-                modseq: U64::new(m.modseq),
-                size: U64::new(m.size),
-                content_hash: m.content_hash,
-            }
-            .as_bytes()
-            .to_vec(),
-        ),
+        LogRecord::Message(m) => (kind::MESSAGE, m.to_raw().as_bytes()[..MESSAGE_BODY_LEN].to_vec()),
         LogRecord::Flags { uid, system_flags, user_flags, modseq } => (
             kind::FLAGS,
             FlagsBody {
@@ -244,18 +208,17 @@ pub fn decode_record(
             LogRecord::FlagName { slot, name: text(name, "flag name")? }
         }
         kind::MESSAGE => {
-            let m = MessageBody::read_from_bytes(body).map_err(|_| bad("message"))?;
-            LogRecord::Message(MessageState {
-                uid: m.uid.get(),
-                system_flags: SystemFlags(m.system_flags.get()),
-                user_flags: UserFlags::from_le_bytes(m.user_flags),
-                internal_date: m.internal_date.get(),
-                internal_offset: m.internal_offset.get(),
-                date_source: DateSource::from_u8(m.date_source),
-                modseq: m.modseq.get(),
-                size: m.size.get(),
-                content_hash: m.content_hash,
-            })
+            if body.len() != MESSAGE_BODY_LEN {
+                return Err(bad("message"));
+            }
+            let mut raw = [0u8; crate::format::index::RECORD_LEN];
+            raw[..MESSAGE_BODY_LEN].copy_from_slice(body);
+            let r = IndexRecord::read_from_bytes(&raw[..]).map_err(|_| bad("message"))?;
+            let m = MessageRecord::from_raw(&r);
+            if m.uid == 0 {
+                return Err(bad("message"));
+            }
+            LogRecord::Message(m)
         }
         kind::FLAGS => {
             let f = FlagsBody::read_from_bytes(body).map_err(|_| bad("flags"))?;
@@ -369,16 +332,18 @@ mod tests {
         vec![
             LogRecord::Name { domain: "example.com".into(), name: "user/joe".into() },
             LogRecord::FlagName { slot: 0, name: "$Important".into() },
-            LogRecord::Message(MessageState {
+            LogRecord::Message(MessageRecord {
                 uid: 1,
                 system_flags: SystemFlags(SystemFlags::SEEN),
                 user_flags: UserFlags(1),
                 internal_date: 1_700_000_000,
                 internal_offset: 120,
-                date_source: DateSource::Given,
+                date_source: crate::flags::DateSource::Given,
+                sent_date: Some(1_600_000_000),
                 modseq: 3,
                 size: 1234,
                 content_hash: [5; 32],
+                ..MessageRecord::default()
             }),
             LogRecord::Flags { uid: 1, system_flags: SystemFlags(0), user_flags: UserFlags(0), modseq: 4 },
             LogRecord::Expunge { uid: 1, modseq: 5 },

@@ -2,7 +2,7 @@
 
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
-use super::{I16, I64, U16, U32, U64, assert_size};
+use super::{I64, U16, U32, U64, assert_size};
 
 /// File magic.
 pub const MAGIC: [u8; 8] = *b"MSCHGLOG";
@@ -73,32 +73,9 @@ pub mod kind {
     pub const LAST_UID: u8 = 6;
 }
 
-/// Body of a `MESSAGE` record.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
-pub struct MessageBody {
-    /// UID.
-    pub uid: U32,
-    /// System flags.
-    pub system_flags: U32,
-    /// Internal date, seconds since the epoch.
-    pub internal_date: I64,
-    /// Its zone, minutes east of UTC.
-    pub internal_offset: I16,
-    /// Where the date came from.
-    pub date_source: u8,
-    /// Zero.
-    pub reserved: u8,
-    /// User flag bits.
-    pub user_flags: [u8; 16],
-    /// Modification sequence.
-    pub modseq: U64,
-    /// Size of the message file.
-    pub size: U64,
-    /// BLAKE3 of the message file.
-    pub content_hash: [u8; 32],
-}
-assert_size!(MessageBody, 84);
+/// Body of a `MESSAGE` record: the first 124 bytes of an index record
+/// ([`crate::format::index::IndexRecord`] without its checksum).
+pub const MESSAGE_BODY_LEN: usize = crate::format::index::RECORD_LEN - 4;
 
 /// Body of a `FLAGS` record.
 #[repr(C)]

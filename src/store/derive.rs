@@ -1,0 +1,106 @@
+//! Everything the store derives from a message file's bytes: header size, Date, the BLAKE3
+//! content hash and the cache record (envelope and MIME structure). Used by append, by
+//! reconstruct and by verify, so all three agree byte for byte.
+
+use crate::codec::cache::{self, CacheEntry, CachePart, ENVELOPE_FIELDS, Envelope};
+use crate::message::{self, DateTime};
+
+/// What a message file tells about itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Derived {
+    /// Bytes of the header block including the blank separator line (where the body starts).
+    pub header_size: u32,
+    /// The Date header, if it parses.
+    pub sent_date: Option<DateTime>,
+    /// The topmost Received header's date, if it parses.
+    pub received_date: Option<DateTime>,
+    /// BLAKE3 of the bytes.
+    pub content_hash: [u8; 32],
+    /// The encoded cache record (see `formats/cache.md`).
+    pub cache_record: Vec<u8>,
+    /// Size of the message in bytes.
+    pub size: u64,
+}
+
+/// BLAKE3 of a message file's bytes (what a content check needs).
+pub fn content_hash(bytes: &[u8]) -> [u8; 32] {
+    *blake3::hash(bytes).as_bytes()
+}
+
+fn env_slots<'a>(e: &'a message::Envelope<'_>) -> Envelope<'a> {
+    let mut out: Envelope<'a> = [None; ENVELOPE_FIELDS];
+    for (slot, (_, v)) in out.iter_mut().zip(e.fields()) {
+        *slot = v;
+    }
+    out
+}
+
+/// Derive everything for message `uid` from its bytes. Never fails: a file that is not a
+/// parsable message gets an empty envelope and a single `text/plain` part covering it.
+pub fn derive(uid: u32, bytes: &[u8]) -> Derived {
+    let split = message::split(bytes);
+    let header = bytes.get(..split.header_len).unwrap_or_default();
+    let envelope = message::Envelope::from_header(header);
+    let sent_date = envelope.date.as_deref().and_then(message::parse_date);
+    let received_date = message::received_date(header);
+    let mut cache_record = Vec::with_capacity(512);
+    match message::parse_structure(bytes) {
+        Ok(structure) => {
+            let parts: Vec<CachePart<'_>> = structure
+                .parts
+                .iter()
+                .enumerate()
+                .map(|(i, p)| CachePart {
+                    parent: p.parent,
+                    depth: p.depth,
+                    header_offset: p.header_offset,
+                    header_len: p.header_len,
+                    body_offset: p.body_offset,
+                    body_len: p.body_len,
+                    body_lines: p.body_lines,
+                    media_type: &p.media_type,
+                    media_subtype: &p.media_subtype,
+                    params: p.params.iter().map(|(k, v)| (&k[..], &v[..])).collect(),
+                    id: p.id.as_deref(),
+                    description: p.description.as_deref(),
+                    encoding: p.encoding.as_deref(),
+                    disposition: p.disposition.as_deref(),
+                    disposition_params: p.disposition_params.iter().map(|(k, v)| (&k[..], &v[..])).collect(),
+                    language: p.language.as_deref(),
+                    location: p.location.as_deref(),
+                    md5: p.md5.as_deref(),
+                    // Part 0's envelope is the record's own; only encapsulated messages
+                    // carry one on the part.
+                    envelope: if i == 0 { None } else { p.envelope.as_ref().map(env_slots) },
+                })
+                .collect();
+            let entry = CacheEntry { uid, envelope: env_slots(&envelope), parts };
+            cache::encode(&entry, &mut cache_record);
+        }
+        Err(_) => {
+            let entry = CacheEntry {
+                uid,
+                envelope: env_slots(&envelope),
+                parts: vec![CachePart {
+                    media_type: b"text",
+                    media_subtype: b"plain",
+                    body_offset: split.body_offset as u64,
+                    body_len: (bytes.len() - split.body_offset.min(bytes.len())) as u64,
+                    body_lines: memchr::memchr_iter(b'\n', bytes.get(split.body_offset..).unwrap_or_default()).count()
+                        as u64,
+                    header_len: split.header_len as u64,
+                    ..CachePart::default()
+                }],
+            };
+            cache::encode(&entry, &mut cache_record);
+        }
+    }
+    Derived {
+        header_size: u32::try_from(split.body_offset).unwrap_or(u32::MAX),
+        sent_date,
+        received_date,
+        content_hash: content_hash(bytes),
+        cache_record,
+        size: bytes.len() as u64,
+    }
+}

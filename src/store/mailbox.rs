@@ -1,0 +1,722 @@
+//! One mailbox: its header, index, cache and change log, read together, and the write
+//! protocol of `formats/changelog.md` ("Write protocol") for append, flag changes and
+//! expunge.
+//!
+//! A [`Mailbox`] holds the current state in memory: the index as of its last checkpoint
+//! with every later change-log record applied. Writable handles hold the mailbox lock for
+//! their whole life.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::codec::changelog::{self, LogEnd, LogHeaderInfo, LogRecord};
+use crate::codec::header::MailboxHeader;
+use crate::codec::index::{self, IndexHeaderInfo, MessageRecord};
+use crate::codec::{FormatError, cache};
+use crate::error::{Error, IoContext, Result};
+use crate::flags::{DateSource, SystemFlags, UserFlags, valid_user_flag};
+use crate::format::header::MAX_USER_FLAGS;
+use crate::io::{self, Bytes, Durability, LockMode, MailboxLock};
+use crate::layout::{self, CACHE_FILE, HEADER_FILE, INDEX_FILE, LOG_FILE, MailboxName};
+use crate::message::DateTime;
+use crate::store::derive::derive;
+use crate::util::{now, shell_quote};
+
+/// A message to append.
+#[derive(Clone, Debug)]
+pub struct NewMessage<'a> {
+    /// The message, exactly as it will be stored.
+    pub bytes: &'a [u8],
+    /// IMAP internal date; `None` means now.
+    pub internal_date: Option<DateTime>,
+    /// System flags (bits of [`SystemFlags`]).
+    pub system_flags: u32,
+    /// User flag names.
+    pub user_flags: Vec<String>,
+}
+
+/// How `store_flags` combines the given flags with the current ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlagOp {
+    /// Set these flags, keep the others.
+    Add,
+    /// Clear these flags, keep the others.
+    Remove,
+    /// The message's flags become exactly these.
+    Replace,
+}
+
+/// Identity of a mailbox: where it is and what it is called.
+#[derive(Clone, Debug)]
+pub struct MailboxPlace {
+    /// Domain.
+    pub domain: String,
+    /// Name.
+    pub name: MailboxName,
+    /// Partition name.
+    pub partition: String,
+    /// Directory.
+    pub dir: PathBuf,
+    /// Configuration file (for the repair commands that errors print).
+    pub config_path: PathBuf,
+    /// Whether writes are synced.
+    pub durability: Durability,
+}
+
+impl MailboxPlace {
+    /// The command that rebuilds this mailbox.
+    pub fn reconstruct_command(&self) -> String {
+        format!(
+            "reconstruct -f {} {} {}",
+            shell_quote(&self.config_path.to_string_lossy()),
+            self.domain,
+            shell_quote(self.name.as_str())
+        )
+    }
+
+    /// `domain:name` for messages.
+    pub fn label(&self) -> String {
+        format!("{}:{}", self.domain, self.name)
+    }
+
+    fn needs_repair(&self, reason: String) -> Error {
+        Error::NeedsRepair { reason, fix: self.reconstruct_command() }
+    }
+
+    fn damaged(&self, file: &str, e: FormatError) -> Error {
+        let path = self.dir.join(file);
+        self.needs_repair(format!("mailbox {} is damaged: {}", self.label(), e.at(&path)))
+    }
+}
+
+/// An open mailbox.
+#[derive(Debug)]
+pub struct Mailbox {
+    place: MailboxPlace,
+    header: MailboxHeader,
+    index: IndexHeaderInfo,
+    records: Vec<MessageRecord>,
+    last_uid: u32,
+    /// Last change-log sequence number applied.
+    seq: u64,
+    /// Log records past the index's `log_seq`.
+    log_tail: usize,
+    /// Where the next log record goes (end of the valid records).
+    log_end: u64,
+    /// The on-disk header lacks flag names that the log holds (its last UID is brought
+    /// up to date at checkpoints only: it is a floor, not the truth).
+    header_dirty: bool,
+    lock: Option<MailboxLock>,
+}
+
+/// Parameters of a new mailbox.
+#[derive(Clone, Copy, Debug)]
+pub struct CreateParams {
+    /// Unique id.
+    pub unique_id: [u8; 16],
+    /// UID validity.
+    pub uid_validity: u32,
+    /// Creation time.
+    pub created: i64,
+}
+
+impl Mailbox {
+    /// Create the files of a new, empty mailbox in `place.dir` (made if missing).
+    pub fn create(place: MailboxPlace, params: CreateParams) -> Result<Mailbox> {
+        let dir = place.dir.clone();
+        let dir = &dir;
+        std::fs::create_dir_all(dir).ctx("create mailbox directory", dir)?;
+        if let Some(parent) = dir.parent() {
+            place.durability.sync_dir(parent).ctx("sync directory", parent)?;
+        }
+        let lock = MailboxLock::acquire(dir, LockMode::Wait).ctx("lock mailbox", dir)?;
+        if dir.join(HEADER_FILE).exists() {
+            return Err(Error::Invalid(format!(
+                "{} already holds a mailbox header; refusing to overwrite it (run {} to register it)",
+                dir.display(),
+                place.reconstruct_command()
+            )));
+        }
+        let header = MailboxHeader {
+            unique_id: params.unique_id,
+            uid_validity: params.uid_validity,
+            last_uid: 0,
+            created: params.created,
+            domain: place.domain.clone(),
+            name: place.name.as_str().to_string(),
+            flags: Vec::new(),
+        };
+        let index = IndexHeaderInfo {
+            unique_id: params.unique_id,
+            generation: 1,
+            uid_validity: params.uid_validity,
+            cache_len: crate::format::cache::HEADER_LEN as u64,
+            written: now(),
+            ..IndexHeaderInfo::default()
+        };
+        let mut mb = Mailbox {
+            place,
+            header,
+            index,
+            records: Vec::new(),
+            last_uid: 0,
+            seq: 0,
+            log_tail: 0,
+            log_end: 0,
+            header_dirty: false,
+            lock: Some(lock),
+        };
+        let d = mb.place.durability;
+        let cache = cache::encode_header(&params.unique_id, 1);
+        io::atomic_write(dir, CACHE_FILE, &cache, d).ctx("write", &dir.join(CACHE_FILE))?;
+        mb.write_checkpoint_files()?;
+        Ok(mb)
+    }
+
+    /// Open for reading (no lock).
+    pub fn open(place: MailboxPlace) -> Result<Mailbox> {
+        Mailbox::load(place, None)
+    }
+
+    /// Open for writing: takes the mailbox lock (waiting for it) and keeps it.
+    pub fn open_locked(place: MailboxPlace) -> Result<Mailbox> {
+        let lock = match MailboxLock::acquire(&place.dir, LockMode::Wait) {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(place.needs_repair(format!("mailbox directory {} is missing", place.dir.display())));
+            }
+            Err(e) => return Err(Error::io("lock mailbox", &place.dir, e)),
+        };
+        Mailbox::load(place, Some(lock))
+    }
+
+    fn read(place: &MailboxPlace, file: &str) -> Result<Bytes> {
+        let path = place.dir.join(file);
+        io::read_file(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                place.needs_repair(format!("mailbox {}: {} is missing", place.label(), path.display()))
+            } else {
+                Error::io("read", path, e)
+            }
+        })
+    }
+
+    fn load(place: MailboxPlace, lock: Option<MailboxLock>) -> Result<Mailbox> {
+        let header_bytes = Mailbox::read(&place, HEADER_FILE)?;
+        let header = MailboxHeader::decode(&header_bytes).map_err(|e| place.damaged(HEADER_FILE, e))?;
+        let index_bytes = Mailbox::read(&place, INDEX_FILE)?;
+        let (index, records) = index::decode(&index_bytes).map_err(|e| place.damaged(INDEX_FILE, e))?;
+        drop(index_bytes);
+        if index.unique_id != header.unique_id {
+            return Err(place.needs_repair(format!(
+                "mailbox {}: {} belongs to another mailbox (unique id differs from {})",
+                place.label(),
+                INDEX_FILE,
+                HEADER_FILE
+            )));
+        }
+        // Logs are read, never mapped: an append may truncate a torn tail under a reader.
+        let log_path = place.dir.join(LOG_FILE);
+        let log_bytes = std::fs::read(&log_path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                place.needs_repair(format!("mailbox {}: {} is missing", place.label(), log_path.display()))
+            } else {
+                Error::io("read", &log_path, e)
+            }
+        })?;
+        let scan = changelog::scan(&log_bytes).map_err(|e| place.damaged(LOG_FILE, e))?;
+        if scan.header.unique_id != header.unique_id {
+            return Err(place.needs_repair(format!(
+                "mailbox {}: {} belongs to another mailbox (unique id differs from {})",
+                place.label(),
+                LOG_FILE,
+                HEADER_FILE
+            )));
+        }
+        if let LogEnd::Corrupt { offset, error } = &scan.end {
+            return Err(place.needs_repair(format!(
+                "mailbox {}: {} is corrupt at byte offset {offset}: {error}",
+                place.label(),
+                log_path.display()
+            )));
+        }
+        if index.log_seq < scan.header.base_seq {
+            return Err(place.needs_repair(format!(
+                "mailbox {}: {} (log_seq {}) is older than {} (compacted at {})",
+                place.label(),
+                INDEX_FILE,
+                index.log_seq,
+                LOG_FILE,
+                scan.header.base_seq
+            )));
+        }
+        let mut mb = Mailbox {
+            last_uid: index.last_uid.max(header.last_uid),
+            seq: index.log_seq,
+            place,
+            header,
+            index,
+            records,
+            log_tail: 0,
+            log_end: scan.valid_end,
+            header_dirty: false,
+            lock,
+        };
+        let tail: Vec<(u64, LogRecord)> =
+            scan.records.into_iter().filter(|(_, seq, _)| *seq > mb.index.log_seq).map(|(_, s, r)| (s, r)).collect();
+        mb.log_tail = tail.len();
+        mb.apply(tail);
+        Ok(mb)
+    }
+
+    /// Apply log records (in order) to the in-memory state.
+    fn apply(&mut self, records: Vec<(u64, LogRecord)>) {
+        let mut expunged = std::collections::HashSet::new();
+        for (seq, rec) in records {
+            self.seq = self.seq.max(seq);
+            match rec {
+                LogRecord::Name { .. } => {}
+                LogRecord::FlagName { slot, name } => {
+                    let slot = slot as usize;
+                    if self.header.flags.len() <= slot {
+                        self.header.flags.resize(slot + 1, None);
+                    }
+                    if self.header.flags[slot].as_deref() != Some(name.as_str()) {
+                        self.header.flags[slot] = Some(name);
+                        self.header_dirty = true;
+                    }
+                }
+                LogRecord::Message(m) => {
+                    expunged.remove(&m.uid);
+                    self.last_uid = self.last_uid.max(m.uid);
+                    match self.records.binary_search_by_key(&m.uid, |r| r.uid) {
+                        Ok(i) => self.records[i] = m,
+                        Err(i) => self.records.insert(i, m),
+                    }
+                }
+                LogRecord::Flags { uid, system_flags, user_flags, modseq } => {
+                    if let Ok(i) = self.records.binary_search_by_key(&uid, |r| r.uid) {
+                        let r = &mut self.records[i];
+                        r.system_flags = system_flags;
+                        r.user_flags = user_flags;
+                        r.modseq = modseq;
+                    }
+                }
+                LogRecord::Expunge { uid, .. } => {
+                    expunged.insert(uid);
+                }
+                LogRecord::LastUid { last_uid, .. } => self.last_uid = self.last_uid.max(last_uid),
+            }
+        }
+        if !expunged.is_empty() {
+            self.records.retain(|r| !expunged.contains(&r.uid));
+        }
+    }
+
+    /// Where and what this mailbox is.
+    pub fn place(&self) -> &MailboxPlace {
+        &self.place
+    }
+
+    /// The header (with flag names replayed from the log).
+    pub fn header(&self) -> &MailboxHeader {
+        &self.header
+    }
+
+    /// The index header as of the last checkpoint.
+    pub fn index_header(&self) -> &IndexHeaderInfo {
+        &self.index
+    }
+
+    /// Current records, sorted by UID.
+    pub fn records(&self) -> &[MessageRecord] {
+        &self.records
+    }
+
+    /// The record of `uid`.
+    pub fn record(&self, uid: u32) -> Option<&MessageRecord> {
+        self.records.binary_search_by_key(&uid, |r| r.uid).ok().map(|i| &self.records[i])
+    }
+
+    /// Highest UID assigned.
+    pub fn last_uid(&self) -> u32 {
+        self.last_uid
+    }
+
+    /// Highest modification sequence.
+    pub fn highest_modseq(&self) -> u64 {
+        self.seq
+    }
+
+    /// UID validity.
+    pub fn uid_validity(&self) -> u32 {
+        self.header.uid_validity
+    }
+
+    /// Names of the user flags set in `flags`.
+    pub fn user_flag_names(&self, flags: UserFlags) -> Vec<String> {
+        flags
+            .slots()
+            .map(|i| self.header.flag_name(i).map(str::to_string).unwrap_or_else(|| format!("$slot{i}")))
+            .collect()
+    }
+
+    /// The message file of `uid`, mapped or read.
+    pub fn read_message(&self, uid: u32) -> Result<Bytes> {
+        if self.record(uid).is_none() {
+            return Err(Error::NoSuchMessage { mailbox: self.place.label(), uid });
+        }
+        let path = self.message_path(uid);
+        io::read_file(&path).ctx("read message", &path)
+    }
+
+    /// Path of the message file of `uid`.
+    pub fn message_path(&self, uid: u32) -> PathBuf {
+        self.place.dir.join(layout::message_file_name(uid))
+    }
+
+    /// The cache file's bytes (decode records with [`cache::decode`] at a record's
+    /// `cache_offset`).
+    pub fn read_cache(&self) -> Result<Bytes> {
+        let path = self.place.dir.join(CACHE_FILE);
+        io::read_file(&path).ctx("read", &path)
+    }
+
+    fn writable(&self) -> Result<()> {
+        if self.lock.is_none() {
+            return Err(Error::Invalid(format!("mailbox {} was opened read-only", self.place.label())));
+        }
+        Ok(())
+    }
+
+    /// Slots for user flag names, assigning free ones; returns the slots and the log
+    /// records for newly assigned names.
+    fn flag_slots(&mut self, names: &[String], assign: bool) -> Result<(UserFlags, Vec<LogRecord>)> {
+        let mut set = UserFlags::default();
+        let mut new = Vec::new();
+        for name in names {
+            if !valid_user_flag(name) {
+                return Err(Error::InvalidName {
+                    what: "flag name",
+                    name: name.clone(),
+                    reason: "not an IMAP atom".into(),
+                });
+            }
+            let slot = match self.header.flag_slot(name) {
+                Some(s) => s,
+                None if !assign => continue,
+                None => {
+                    let free = self.header.flags.iter().position(Option::is_none).unwrap_or(self.header.flags.len());
+                    if free >= MAX_USER_FLAGS {
+                        return Err(Error::TooManyUserFlags {
+                            mailbox: self.place.label(),
+                            flag: name.clone(),
+                            max: MAX_USER_FLAGS,
+                        });
+                    }
+                    if free == self.header.flags.len() {
+                        self.header.flags.push(None);
+                    }
+                    self.header.flags[free] = Some(name.clone());
+                    self.header_dirty = true;
+                    new.push(LogRecord::FlagName { slot: free as u8, name: name.clone() });
+                    free
+                }
+            };
+            set.set(slot);
+        }
+        Ok((set, new))
+    }
+
+    /// Append messages; returns their UIDs. Durable when this returns.
+    pub fn append(&mut self, messages: &[NewMessage<'_>]) -> Result<Vec<u32>> {
+        self.writable()?;
+        let dir = self.place.dir.clone();
+        let d = self.place.durability;
+        let mut log = Vec::new();
+        let mut cache_bytes = Vec::new();
+        let cache_path = dir.join(CACHE_FILE);
+        let mut cache_file = OpenOptions::new().append(true).open(&cache_path).ctx("open", &cache_path)?;
+        let cache_base = cache_file.metadata().ctx("stat", &cache_path)?.len();
+        let mut new_records = Vec::with_capacity(messages.len());
+        let mut uids = Vec::with_capacity(messages.len());
+        for m in messages {
+            let (user_flags, names) = self.flag_slots(&m.user_flags, true)?;
+            log.extend(names);
+            let date = m.internal_date.unwrap_or(DateTime { unix: now(), offset_minutes: 0 });
+            // The next UID whose file does not exist yet (an orphan of an earlier crash
+            // keeps its UID; we never replace a message file).
+            let mut uid = self.last_uid.checked_add(1).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "mailbox {} has used every UID; run reconstruct to reset it",
+                    self.place.label()
+                ))
+            })?;
+            loop {
+                let name = layout::message_file_name(uid);
+                if io::create_new_file(&dir, &name, m.bytes, Some(date.unix), d).ctx("create", &dir.join(&name))? {
+                    break;
+                }
+                uid = uid.checked_add(1).ok_or_else(|| Error::Invalid("UIDs exhausted".into()))?;
+            }
+            self.last_uid = uid;
+            let derived = derive(uid, m.bytes);
+            let cache_offset = cache_base + cache_bytes.len() as u64;
+            cache_bytes.extend_from_slice(&derived.cache_record);
+            let rec = MessageRecord {
+                uid,
+                system_flags: SystemFlags(m.system_flags & SystemFlags::ALL),
+                user_flags,
+                internal_date: date.unix,
+                internal_offset: date.offset_minutes,
+                date_source: DateSource::Given,
+                sent_date: derived.sent_date.map(|d| d.unix),
+                sent_offset: derived.sent_date.map(|d| d.offset_minutes).unwrap_or(0),
+                header_size: derived.header_size,
+                size: derived.size,
+                cache_offset,
+                cache_len: derived.cache_record.len() as u32,
+                modseq: 0,
+                content_hash: derived.content_hash,
+            };
+            log.push(LogRecord::Message(rec));
+            new_records.push(rec);
+            uids.push(uid);
+        }
+        d.sync_dir(&dir).ctx("sync directory", &dir)?;
+        cache_file.write_all(&cache_bytes).ctx("write", &cache_path)?;
+        drop(cache_file);
+        if uids.last().copied() != Some(self.last_uid) {
+            log.push(LogRecord::LastUid { last_uid: self.last_uid, uid_validity: self.header.uid_validity });
+        }
+        let committed = self.commit_log(log)?;
+        self.apply(committed);
+        self.maybe_checkpoint()?;
+        Ok(uids)
+    }
+
+    /// Change flags of `uids` (unknown UIDs are ignored). Returns how many messages changed.
+    pub fn store_flags(&mut self, uids: &[u32], op: FlagOp, system: u32, user: &[String]) -> Result<usize> {
+        self.writable()?;
+        let (user_set, mut log) = self.flag_slots(user, op != FlagOp::Remove)?;
+        let system = system & SystemFlags::ALL;
+        let mut changes = 0;
+        for &uid in uids {
+            let Some(r) = self.record(uid) else { continue };
+            let (s, u) = match op {
+                FlagOp::Add => (r.system_flags.0 | system, r.user_flags.0 | user_set.0),
+                FlagOp::Remove => (r.system_flags.0 & !system, r.user_flags.0 & !user_set.0),
+                FlagOp::Replace => (system, user_set.0),
+            };
+            if s != r.system_flags.0 || u != r.user_flags.0 {
+                log.push(LogRecord::Flags { uid, system_flags: SystemFlags(s), user_flags: UserFlags(u), modseq: 0 });
+                changes += 1;
+            }
+        }
+        if log.is_empty() {
+            return Ok(0);
+        }
+        let committed = self.commit_log(log)?;
+        self.apply(committed);
+        self.maybe_checkpoint()?;
+        Ok(changes)
+    }
+
+    /// Expunge `uids`, or every message flagged `\Deleted` when `None`. Returns the UIDs
+    /// expunged. Their files are unlinked once the expunge is committed.
+    pub fn expunge(&mut self, uids: Option<&[u32]>) -> Result<Vec<u32>> {
+        self.writable()?;
+        let gone: Vec<u32> = match uids {
+            None => self.records.iter().filter(|r| r.system_flags.has(SystemFlags::DELETED)).map(|r| r.uid).collect(),
+            Some(list) => {
+                let mut v: Vec<u32> = list.iter().copied().filter(|&u| self.record(u).is_some()).collect();
+                v.sort_unstable();
+                v.dedup();
+                v
+            }
+        };
+        if gone.is_empty() {
+            return Ok(gone);
+        }
+        let log = gone.iter().map(|&uid| LogRecord::Expunge { uid, modseq: 0 }).collect();
+        let committed = self.commit_log(log)?;
+        self.apply(committed);
+        for &uid in &gone {
+            let path = self.message_path(uid);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("remove expunged message", path, e)),
+            }
+        }
+        self.place.durability.sync_dir(&self.place.dir).ctx("sync directory", &self.place.dir)?;
+        self.maybe_checkpoint()?;
+        Ok(gone)
+    }
+
+    /// Number each record (seq, and modseq where it carries one), write them at the end of
+    /// the valid log, cut any torn tail, and fsync: the commit point.
+    fn commit_log(&mut self, records: Vec<LogRecord>) -> Result<Vec<(u64, LogRecord)>> {
+        let mut bytes = Vec::with_capacity(records.len() * 150);
+        let mut out = Vec::with_capacity(records.len());
+        let uid = self.header.unique_id;
+        for mut rec in records {
+            self.seq += 1;
+            let seq = self.seq;
+            match &mut rec {
+                LogRecord::Message(m) => m.modseq = seq,
+                LogRecord::Flags { modseq, .. } | LogRecord::Expunge { modseq, .. } => *modseq = seq,
+                _ => {}
+            }
+            changelog::encode_record(&mut bytes, &uid, seq, &rec);
+            out.push((seq, rec));
+        }
+        let path = self.place.dir.join(LOG_FILE);
+        let file = OpenOptions::new().write(true).custom_flags(0).open(&path).ctx("open", &path)?;
+        file.write_all_at(&bytes, self.log_end).ctx("write", &path)?;
+        let end = self.log_end + bytes.len() as u64;
+        if file.metadata().ctx("stat", &path)?.len() > end {
+            file.set_len(end).ctx("truncate torn tail of", &path)?;
+        }
+        sync_data(self.place.durability, &file).ctx("sync", &path)?;
+        self.log_end = end;
+        self.log_tail += out.len();
+        Ok(out)
+    }
+
+    fn maybe_checkpoint(&mut self) -> Result<()> {
+        if self.log_tail > 1024.max(self.records.len()) {
+            self.checkpoint()?;
+        }
+        if self.header_dirty {
+            self.write_header()?;
+        }
+        Ok(())
+    }
+
+    fn write_header(&mut self) -> Result<()> {
+        self.header.last_uid = self.last_uid;
+        let dir = &self.place.dir;
+        io::atomic_write(dir, HEADER_FILE, &self.header.encode(), self.place.durability)
+            .ctx("write", &dir.join(HEADER_FILE))?;
+        self.header_dirty = false;
+        Ok(())
+    }
+
+    /// Record a new name (after the mailbox list renamed it): log record, then header.
+    pub fn set_name(&mut self, name: &MailboxName) -> Result<()> {
+        self.writable()?;
+        if self.header.name == name.as_str() {
+            return Ok(());
+        }
+        self.place.name = name.clone();
+        self.header.name = name.as_str().to_string();
+        let rec = LogRecord::Name { domain: self.header.domain.clone(), name: self.header.name.clone() };
+        self.commit_log(vec![rec])?;
+        self.write_header()
+    }
+
+    /// Write the index and a compacted log reflecting the current state.
+    pub fn checkpoint(&mut self) -> Result<()> {
+        self.writable()?;
+        let cache_path = self.place.dir.join(CACHE_FILE);
+        let cache = File::open(&cache_path).ctx("open", &cache_path)?;
+        self.place.durability.sync_file(&cache).ctx("sync", &cache_path)?;
+        self.index.cache_len = cache.metadata().ctx("stat", &cache_path)?.len();
+        self.index.generation += 1;
+        self.write_checkpoint_files()?;
+        if self.header_dirty || self.header.last_uid != self.last_uid {
+            self.write_header()?;
+        }
+        Ok(())
+    }
+
+    /// Write `ms.index` and a compacted `ms.log` (and `ms.header` when new): temp files
+    /// synced, index renamed first, then the log, then the directory synced.
+    fn write_checkpoint_files(&mut self) -> Result<()> {
+        let dir = self.place.dir.clone();
+        let d = self.place.durability;
+        self.index.uid_validity = self.header.uid_validity;
+        self.index.last_uid = self.last_uid;
+        self.index.message_count = self.records.len() as u32;
+        self.index.highest_modseq = self.seq;
+        self.index.log_seq = self.seq;
+        self.index.total_size = self.records.iter().map(|r| r.size).sum();
+        self.index.written = now();
+        let index_bytes = index::encode(&self.index, &self.records);
+        let log_bytes = compacted_log(&self.header, self.last_uid, self.seq, &self.records);
+        let write_tmp = |name: &str, bytes: &[u8]| -> Result<PathBuf> {
+            let tmp = dir.join(io::temp_name(name));
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o640)
+                .open(&tmp)
+                .ctx("create", &tmp)?;
+            f.write_all(bytes).ctx("write", &tmp)?;
+            d.sync_file(&f).ctx("sync", &tmp)?;
+            Ok(tmp)
+        };
+        let tmp_index = write_tmp(INDEX_FILE, &index_bytes)?;
+        let tmp_log = write_tmp(LOG_FILE, &log_bytes)?;
+        if !dir.join(HEADER_FILE).exists() {
+            self.header.last_uid = self.last_uid;
+            io::atomic_write(&dir, HEADER_FILE, &self.header.encode(), d).ctx("write", &dir.join(HEADER_FILE))?;
+        }
+        std::fs::rename(&tmp_index, dir.join(INDEX_FILE)).ctx("rename", &tmp_index)?;
+        std::fs::rename(&tmp_log, dir.join(LOG_FILE)).ctx("rename", &tmp_log)?;
+        d.sync_dir(&dir).ctx("sync directory", &dir)?;
+        self.log_end = log_bytes.len() as u64;
+        self.log_tail = 0;
+        Ok(())
+    }
+}
+
+/// The compacted log of a state: header, name, flag names, last UID, one MESSAGE record
+/// per live message, all with sequence number `seq`.
+pub fn compacted_log(header: &MailboxHeader, last_uid: u32, seq: u64, records: &[MessageRecord]) -> Vec<u8> {
+    let uid = header.unique_id;
+    let mut out = changelog::encode_header(&LogHeaderInfo {
+        unique_id: uid,
+        uid_validity: header.uid_validity,
+        base_seq: seq,
+        created: now(),
+    });
+    out.reserve(records.len() * 144 + 256);
+    changelog::encode_record(
+        &mut out,
+        &uid,
+        seq,
+        &LogRecord::Name { domain: header.domain.clone(), name: header.name.clone() },
+    );
+    for (slot, name) in header.flags.iter().enumerate() {
+        if let Some(name) = name {
+            changelog::encode_record(
+                &mut out,
+                &uid,
+                seq,
+                &LogRecord::FlagName { slot: slot as u8, name: name.clone() },
+            );
+        }
+    }
+    changelog::encode_record(&mut out, &uid, seq, &LogRecord::LastUid { last_uid, uid_validity: header.uid_validity });
+    for r in records {
+        changelog::encode_record(&mut out, &uid, seq, &LogRecord::Message(*r));
+    }
+    out
+}
+
+fn sync_data(d: Durability, f: &File) -> std::io::Result<()> {
+    match d {
+        Durability::Sync => f.sync_data(),
+        Durability::NoSync => Ok(()),
+    }
+}
+
+/// Whether `path` is a mailbox directory with a header file.
+pub fn has_header(dir: &Path) -> bool {
+    dir.join(HEADER_FILE).exists()
+}

@@ -1,0 +1,258 @@
+//! The embedded store: open a store from its configuration, create, list, rename and
+//! delete mailboxes, and open them for reading or writing.
+
+pub mod derive;
+pub mod mailbox;
+pub mod mboxlist;
+
+use std::path::{Path, PathBuf};
+
+pub use mailbox::{CreateParams, FlagOp, Mailbox, MailboxPlace, NewMessage};
+pub use mboxlist::{MailboxEntry, MailboxList};
+
+use crate::config::Config;
+use crate::db::Env;
+use crate::error::{Error, IoContext, Result};
+use crate::layout::{self, DELETED_DIR, MailboxName};
+use crate::util::{hex, now, random_id, shell_quote};
+
+/// Options for a new mailbox; `None` fields get fresh values.
+#[derive(Clone, Debug, Default)]
+pub struct CreateOptions {
+    /// Partition name (default: the configuration's `default-partition`).
+    pub partition: Option<String>,
+    /// Unique id (default: random).
+    pub unique_id: Option<[u8; 16]>,
+    /// UID validity (default: the current time).
+    pub uid_validity: Option<u32>,
+    /// Creation time (default: now).
+    pub created: Option<i64>,
+    /// ACL (default: all rights for the owner of a personal mailbox, `lrs` for anyone on
+    /// a shared one).
+    pub acl: Option<String>,
+}
+
+/// An open store.
+#[derive(Debug)]
+pub struct Store {
+    config: Config,
+    env: Env,
+}
+
+impl Store {
+    /// Open an existing store.
+    pub fn open(config: Config) -> Result<Store> {
+        let dir = config.database_path.clone();
+        let env = match Env::open(&dir, config.durability) {
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::Invalid(format!(
+                    "unable to open database: database home {} is missing (ms-path {} from {}); create a store with `mstore init -f {}`",
+                    dir.display(),
+                    config.ms_path.display(),
+                    config.path.display(),
+                    shell_quote(&config.path.to_string_lossy()),
+                )));
+            }
+            other => other?,
+        };
+        Ok(Store { config, env })
+    }
+
+    /// Create the store's directories (ms-path, database home, partitions) if missing,
+    /// then open it.
+    pub fn init(config: Config) -> Result<Store> {
+        std::fs::create_dir_all(&config.ms_path).ctx("create ms-path", &config.ms_path)?;
+        for dir in config.partitions.values() {
+            std::fs::create_dir_all(dir).ctx("create partition", dir)?;
+        }
+        Env::create(&config.database_path, config.durability)?;
+        Store::open(config)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The database environment.
+    pub fn env(&self) -> &Env {
+        &self.env
+    }
+
+    /// The mailbox list.
+    pub fn mailbox_list(&self) -> MailboxList<'_> {
+        MailboxList::new(&self.env)
+    }
+
+    /// Registered mailboxes of `domain` (or of every domain), sorted.
+    pub fn list(&self, domain: Option<&str>) -> Result<Vec<MailboxEntry>> {
+        self.mailbox_list().list(domain)
+    }
+
+    /// The list entry of a mailbox.
+    pub fn entry(&self, domain: &str, name: &MailboxName) -> Result<MailboxEntry> {
+        self.mailbox_list()
+            .get(domain, name)?
+            .ok_or_else(|| Error::NoSuchMailbox { domain: domain.to_string(), name: name.to_string() })
+    }
+
+    /// Root directory of a partition.
+    pub fn partition_root(&self, partition: &str) -> Result<&Path> {
+        self.config
+            .partition(partition)
+            .ok_or_else(|| Error::NoSuchPartition { name: partition.to_string(), config: self.config.path.clone() })
+    }
+
+    /// Where a listed mailbox lives.
+    pub fn place(&self, entry: &MailboxEntry) -> Result<MailboxPlace> {
+        let root = self.partition_root(&entry.partition)?;
+        Ok(MailboxPlace {
+            domain: entry.domain.clone(),
+            name: entry.name.clone(),
+            partition: entry.partition.clone(),
+            dir: layout::mailbox_dir(root, &entry.domain, &entry.name),
+            config_path: self.config.path.clone(),
+            durability: self.config.durability,
+        })
+    }
+
+    /// Create a mailbox and register it; returns it open for writing.
+    pub fn create_mailbox(&self, domain: &str, name: &MailboxName, opts: CreateOptions) -> Result<Mailbox> {
+        let domain = layout::domain(domain)?;
+        if self.mailbox_list().get(&domain, name)?.is_some() {
+            return Err(Error::MailboxExists { domain, name: name.to_string() });
+        }
+        let partition = opts.partition.unwrap_or_else(|| self.config.default_partition.clone());
+        let created = opts.created.unwrap_or_else(now);
+        let entry = MailboxEntry {
+            domain: domain.clone(),
+            name: name.clone(),
+            partition,
+            unique_id: opts.unique_id.unwrap_or_else(random_id),
+            uid_validity: opts.uid_validity.unwrap_or_else(|| (now() as u32).max(1)),
+            created,
+            acl: opts.acl.unwrap_or_else(|| default_acl(name)),
+        };
+        let place = self.place(&entry)?;
+        // Files first, then the list entry: a crash in between leaves a directory that
+        // reconstruct finds and registers, never a list entry without files.
+        let mb = Mailbox::create(
+            place,
+            CreateParams { unique_id: entry.unique_id, uid_validity: entry.uid_validity, created },
+        )?;
+        self.mailbox_list().change(&[entry], &[])?;
+        Ok(mb)
+    }
+
+    /// Open a mailbox for reading.
+    pub fn open_mailbox(&self, domain: &str, name: &MailboxName) -> Result<Mailbox> {
+        Mailbox::open(self.place(&self.entry(domain, name)?)?)
+    }
+
+    /// Open a mailbox for writing (takes its lock).
+    pub fn open_mailbox_locked(&self, domain: &str, name: &MailboxName) -> Result<Mailbox> {
+        Mailbox::open_locked(self.place(&self.entry(domain, name)?)?)
+    }
+
+    /// Rename a mailbox and every mailbox below it (as IMAP RENAME does). The directory
+    /// tree moves in one rename on its partition.
+    pub fn rename_mailbox(&self, domain: &str, old: &MailboxName, new: &MailboxName) -> Result<()> {
+        let entry = self.entry(domain, old)?;
+        if new.is_within(old) {
+            return Err(Error::Invalid(format!("cannot rename {old} to {new}, which lies inside it")));
+        }
+        let all = self.list(Some(domain))?;
+        let moving: Vec<&MailboxEntry> = all.iter().filter(|e| e.name.is_within(old)).collect();
+        let mut renamed = Vec::with_capacity(moving.len());
+        for e in &moving {
+            let suffix = &e.name.as_str()[old.as_str().len()..];
+            let target = MailboxName::parse(&format!("{new}{suffix}"))?;
+            if all.iter().any(|x| x.name == target) {
+                return Err(Error::MailboxExists { domain: domain.to_string(), name: target.to_string() });
+            }
+            if e.partition != entry.partition {
+                return Err(Error::Invalid(format!(
+                    "{} is on partition {} but {} is on {}: rename the sub-mailboxes separately",
+                    e.name, e.partition, old, entry.partition
+                )));
+            }
+            renamed.push(((*e).clone(), target));
+        }
+        let from = self.place(&entry)?.dir;
+        let root = self.partition_root(&entry.partition)?;
+        let to = layout::mailbox_dir(root, domain, new);
+        if to.exists() {
+            return Err(Error::Invalid(format!(
+                "{} already exists on disk; cannot rename {old} onto it",
+                to.display()
+            )));
+        }
+        let _lock = Mailbox::open_locked(self.place(&entry)?)?;
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).ctx("create directory", parent)?;
+        }
+        std::fs::rename(&from, &to).ctx("rename mailbox directory", &from)?;
+        let d = self.config.durability;
+        for dir in [from.parent(), to.parent()].into_iter().flatten() {
+            d.sync_dir(dir).ctx("sync directory", dir)?;
+        }
+        drop(_lock);
+        let puts: Vec<MailboxEntry> =
+            renamed.iter().map(|(e, target)| MailboxEntry { name: target.clone(), ..e.clone() }).collect();
+        let deletes: Vec<(String, MailboxName)> =
+            renamed.iter().map(|(e, _)| (e.domain.clone(), e.name.clone())).collect();
+        self.mailbox_list().change(&puts, &deletes)?;
+        for e in &puts {
+            let mut mb = Mailbox::open_locked(self.place(e)?)?;
+            mb.set_name(&e.name)?;
+        }
+        Ok(())
+    }
+
+    /// Delete a mailbox: unregister it and move its files to the partition's `.deleted`
+    /// area (never unlinked here). Sub-mailboxes stay.
+    pub fn delete_mailbox(&self, domain: &str, name: &MailboxName) -> Result<PathBuf> {
+        let entry = self.entry(domain, name)?;
+        let place = self.place(&entry)?;
+        let root = self.partition_root(&entry.partition)?;
+        let dest_parent = root.join(DELETED_DIR).join(domain);
+        std::fs::create_dir_all(&dest_parent).ctx("create directory", &dest_parent)?;
+        let dest = dest_parent.join(format!("{}-{}", hex(&entry.unique_id), now()));
+        let lock = Mailbox::open_locked(place.clone());
+        let d = self.config.durability;
+        let has_children = std::fs::read_dir(&place.dir)
+            .ctx("list", &place.dir)?
+            .filter_map(|e| e.ok())
+            .any(|e| layout::classify(e.file_name().as_encoded_bytes()) == layout::EntryKind::SubMailbox);
+        if has_children {
+            std::fs::create_dir(&dest).ctx("create directory", &dest)?;
+            for e in std::fs::read_dir(&place.dir).ctx("list", &place.dir)? {
+                let e = e.ctx("list", &place.dir)?;
+                if layout::classify(e.file_name().as_encoded_bytes()) != layout::EntryKind::SubMailbox {
+                    std::fs::rename(e.path(), dest.join(e.file_name())).ctx("move aside", &e.path())?;
+                }
+            }
+            d.sync_dir(&dest).ctx("sync directory", &dest)?;
+            d.sync_dir(&place.dir).ctx("sync directory", &place.dir)?;
+        } else {
+            std::fs::rename(&place.dir, &dest).ctx("move aside", &place.dir)?;
+            if let Some(p) = place.dir.parent() {
+                d.sync_dir(p).ctx("sync directory", p)?;
+            }
+        }
+        d.sync_dir(&dest_parent).ctx("sync directory", &dest_parent)?;
+        drop(lock);
+        self.mailbox_list().change(&[], &[(entry.domain.clone(), entry.name.clone())])?;
+        Ok(dest)
+    }
+}
+
+fn default_acl(name: &MailboxName) -> String {
+    match name.owner() {
+        Some(user) => format!("{user}\tlrswipkxtecda"),
+        None => "anyone\tlrs".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
