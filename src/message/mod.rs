@@ -39,10 +39,12 @@
 //! skipped, a broken multipart becomes a leaf, a date that cannot be made
 //! sense of is `None`.
 
+pub mod date;
 pub mod envelope;
 pub mod header;
 
 
+pub use date::{DateTime, parse_date, received_date};
 pub use envelope::{Envelope, EnvelopeField};
 pub use header::{Field, Fields, Split, field, fields, split, unfold};
 
