@@ -42,12 +42,14 @@
 pub mod date;
 pub mod envelope;
 pub mod header;
+pub mod mime;
 pub mod params;
 
 
 pub use date::{DateTime, parse_date, received_date};
 pub use envelope::{Envelope, EnvelopeField};
 pub use header::{Field, Fields, Split, field, fields, split, unfold};
+pub use mime::{MAX_DEPTH, MAX_PARTS, Part, PartKind, Structure, parse_structure};
 pub use params::{ContentValue, parse_content_type, parse_disposition};
 
 /// Why a byte string cannot be parsed as a message at all.
