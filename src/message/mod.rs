@@ -45,6 +45,8 @@ pub mod header;
 pub mod mime;
 pub mod params;
 
+#[cfg(test)]
+mod tests;
 
 pub use date::{DateTime, parse_date, received_date};
 pub use envelope::{Envelope, EnvelopeField};
