@@ -8,7 +8,8 @@
 //!
 //! 1. RFC 5322: `[day-name[,]] day month year [time] [zone]`, also with `-`
 //!    between day, month and year (the IMAP `INTERNALDATE` form);
-//! 2. asctime / `date(1)`: `[day-name] month day time [zone] year [zone]`;
+//! 2. asctime / `date(1)`: `[day-name] month day time [zone] year [zone]`,
+//!    and JavaScript's `[day-name] month day year [time] [zone]`;
 //! 3. ISO 8601: `yyyy-mm-dd[T]hh:mm[:ss][.frac] [zone]`.
 //!
 //! Numbers saturate while they are read, so no digit string can overflow;
@@ -497,6 +498,14 @@ fn parse_asctime(t: &[Tok<'_>]) -> Option<DateTime> {
     let month = p.month()?;
     let day = p.num(1, 2)?;
     let _ = p.eat_sym(b',');
+    // JavaScript's Date.toString(): the year comes before the time.
+    if matches!(p.peek(), Some(Tok::Num { digits: 4, .. })) && p.peek_at(1) != Some(Tok::Sym(b':'))
+    {
+        let year = p.year()?;
+        let (h, m, s) = p.time_opt()?;
+        let off = p.zone()?;
+        return build(year, month, day, h, m, s, off);
+    }
     let (h, m, s) = p.time()?;
     let (year, off) = if matches!(p.peek(), Some(Tok::Num { .. })) {
         let y = p.year()?;

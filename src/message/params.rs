@@ -207,14 +207,23 @@ impl<'a> Lexer<'a> {
         Cow::Owned(out)
     }
 
+    /// Skip a quoted string starting at `"`, without unquoting it.
+    fn skip_quoted(&mut self) {
+        self.pos += 1;
+        while let Some(b) = self.peek() {
+            self.pos += if b == b'\\' { 2 } else { 1 };
+            if b == b'"' {
+                return;
+            }
+        }
+    }
+
     /// Skip to the next `;` that is outside quotes and comments (or the end).
     fn skip_to_semicolon(&mut self) {
         while let Some(b) = self.peek() {
             match b {
                 b';' => return,
-                b'"' => {
-                    let _ = self.quoted();
-                }
+                b'"' => self.skip_quoted(),
                 b'(' => self.pos = skip_comment(self.s, self.pos),
                 _ => self.pos += 1,
             }
@@ -258,6 +267,7 @@ impl<'a> Lexer<'a> {
 }
 
 /// One parsed `name*N` / `name*N*` parameter name.
+#[derive(Clone, Copy)]
 struct Segment<'n> {
     base: &'n [u8],
     index: u32,
@@ -292,50 +302,63 @@ fn segment(name: &[u8]) -> Option<Segment<'_>> {
 }
 
 /// Join RFC 2231 continuations: `title*0="a"; title*1="b"` becomes
-/// `title="ab"`; if segment 0 is extended (`title*0*=us-ascii''a%20`) the
+/// `title="ab"`; if segment 0 is extended (`title*0*=us-ascii'en'a%20`) the
 /// result is `title*` with the percent-encoded value (later non-extended
 /// segments are percent-encoded so the whole stays one encoding). The joined
-/// parameter takes the place of its segment 0. Segments that do not chain
-/// from 0 without a gap are kept as they were.
+/// parameter takes the place of its segment 0.
+///
+/// Per name, the chain is the first occurrence of segment 0, 1, 2, ... up to
+/// the first gap; segments outside the chain (after a gap, repeats, a chain
+/// with no segment 0) are kept as they were. O(n log n) in the number of
+/// parameters, so a hostile list cannot make this slow.
 fn join_rfc2231(params: Params<'_>) -> Params<'_> {
-    let has_segments = params.iter().any(|(n, _)| segment(n).is_some());
-    if !has_segments {
+    let segs: Vec<Option<Segment<'_>>> = params.iter().map(|(n, _)| segment(n)).collect();
+    // Segment positions sorted by (name, number, position in the field).
+    let mut order: Vec<(&[u8], u32, usize)> = segs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.map(|s| (s.base, s.index, i)))
+        .collect();
+    if order.is_empty() {
         return params;
     }
-    // Which segments belong to a complete-from-0 chain: for each base with
-    // a segment 0, the longest run 0, 1, 2, ... present.
+    order.sort_unstable();
+
     let mut used = vec![false; params.len()];
     let mut joined: Vec<Option<Param<'_>>> = vec![None; params.len()];
-    for (i0, (n0, _)) in params.iter().enumerate() {
-        let Some(s0) = segment(n0) else { continue };
-        if s0.index != 0 || used.get(i0).copied().unwrap_or(true) {
-            continue;
+    let mut chain: Vec<usize> = Vec::new();
+    for group in order.chunk_by(|a, b| a.0 == b.0) {
+        chain.clear();
+        let mut want = 0u32;
+        for &(_, index, i) in group {
+            if index == want {
+                chain.push(i);
+                want += 1;
+            } else if index > want {
+                break; // a gap ends the chain
+            } // else: a repeat of a segment already in the chain
         }
-        let mut name = s0.base.to_vec();
-        if s0.extended {
+        let Some(Some(first)) = chain.first().map(|&i| segs.get(i).copied().flatten()) else {
+            continue;
+        };
+        let mut name = first.base.to_vec();
+        if first.extended {
             name.push(b'*');
         }
         let mut value = Vec::new();
-        let mut want = 0u32;
-        loop {
-            // Find segment `want` of this base (first one, if repeated).
-            let hit = params.iter().enumerate().find(|(j, (n, _))| {
-                !used.get(*j).copied().unwrap_or(true)
-                    && segment(n).is_some_and(|s| s.base == s0.base && s.index == want)
-            });
-            let Some((j, (n, v))) = hit else { break };
-            let extended = segment(n).is_some_and(|s| s.extended);
-            if s0.extended && !extended {
+        for &i in &chain {
+            let extended = segs.get(i).copied().flatten().is_some_and(|s| s.extended);
+            let v = params.get(i).map(|(_, v)| v.as_ref()).unwrap_or_default();
+            if first.extended && !extended {
                 percent_encode_into(v, &mut value);
             } else {
                 value.extend_from_slice(v);
             }
-            if let Some(u) = used.get_mut(j) {
+            if let Some(u) = used.get_mut(i) {
                 *u = true;
             }
-            want += 1;
         }
-        if let Some(slot) = joined.get_mut(i0) {
+        if let Some(slot) = chain.first().and_then(|&i| joined.get_mut(i)) {
             *slot = Some((Cow::Owned(name), Cow::Owned(value)));
         }
     }
@@ -478,9 +501,12 @@ mod tests {
                 p("*0", "z")
             ]
         );
-        // Repeated segments: the first wins, the repeat is kept.
-        let v = ct("application/x; n*0=a; n*0=b; n*1=c");
-        assert_eq!(pairs(&v), [p("n", "ac"), p("n", "b")]);
+        // Repeated segments: the first wins, the repeat is kept as it was.
+        let v = ct("application/x; n*0=a; n*0=b; n*1=c; n*1=d");
+        assert_eq!(pairs(&v), [p("n", "ac"), p("n*0", "b"), p("n*1", "d")]);
+        // Two names interleaved, numbers out of order.
+        let v = ct("application/x; b*1=2; a*1=y; b*0=1; a*0=x");
+        assert_eq!(pairs(&v), [p("b", "12"), p("a", "xy")]);
     }
 
     #[test]
