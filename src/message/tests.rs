@@ -175,8 +175,18 @@ fn render(g: &Gen, eol: &[u8], counter: &mut u32, out: &mut Vec<u8>) -> usize {
     }
 }
 
+/// 512 cases per property, unless `PROPTEST_CASES` asks for another number
+/// (run with a large one to shake the parsers harder).
+fn config() -> ProptestConfig {
+    let mut c = ProptestConfig::default();
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        c.cases = 512;
+    }
+    c
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(config())]
 
     #[test]
     fn arbitrary_bytes_never_panic(msg in proptest::collection::vec(any::<u8>(), 0..600)) {
