@@ -14,6 +14,7 @@ pub mod io;
 pub mod layout;
 pub mod message;
 pub mod store;
+pub mod synth;
 pub mod util;
 
 pub use error::{Error, Result};

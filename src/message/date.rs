@@ -33,9 +33,7 @@ pub struct DateTime {
     pub offset_minutes: i16,
 }
 
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
+const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 const MONTHS_FULL: [&str; 12] = [
     "january",
     "february",
@@ -50,15 +48,7 @@ const MONTHS_FULL: [&str; 12] = [
     "november",
     "december",
 ];
-const DAYS_FULL: [&str; 7] = [
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-    "sunday",
-];
+const DAYS_FULL: [&str; 7] = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
 
 impl DateTime {
     /// The time as `yyyy-mm-ddThh:mm:ss±hh:mm` (RFC 3339), in its own zone.
@@ -67,10 +57,7 @@ impl DateTime {
         let (sign, oh, om) = self.offset_parts();
         let mut out = String::with_capacity(25);
         // Writing to a String cannot fail.
-        let _ = write!(
-            out,
-            "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{sign}{oh:02}:{om:02}"
-        );
+        let _ = write!(out, "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{sign}{oh:02}:{om:02}");
         out
     }
 
@@ -78,15 +65,22 @@ impl DateTime {
     pub fn to_imap(&self) -> String {
         let (y, mo, d, h, mi, s) = self.local();
         let (sign, oh, om) = self.offset_parts();
-        let mon = MONTHS
-            .get(usize::try_from(mo).unwrap_or(0).wrapping_sub(1))
-            .copied()
-            .unwrap_or("Jan");
+        let mon = MONTHS.get(usize::try_from(mo).unwrap_or(0).wrapping_sub(1)).copied().unwrap_or("Jan");
         let mut out = String::with_capacity(26);
-        let _ = write!(
-            out,
-            "{d:02}-{mon}-{y:04} {h:02}:{mi:02}:{s:02} {sign}{oh:02}{om:02}"
-        );
+        let _ = write!(out, "{d:02}-{mon}-{y:04} {h:02}:{mi:02}:{s:02} {sign}{oh:02}{om:02}");
+        out
+    }
+
+    /// The time as an RFC 5322 `Date:` value (`Mon, 01 Mar 2024 12:00:00 +0100`).
+    pub fn to_rfc5322(&self) -> String {
+        const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+        let (y, mo, d, h, mi, s) = self.local();
+        let (sign, oh, om) = self.offset_parts();
+        let mon = MONTHS.get(usize::try_from(mo).unwrap_or(0).wrapping_sub(1)).copied().unwrap_or("Jan");
+        let local_days = (self.unix + i64::from(self.offset_minutes) * 60).div_euclid(86_400);
+        let dow = DAYS[local_days.rem_euclid(7) as usize];
+        let mut out = String::with_capacity(31);
+        let _ = write!(out, "{dow}, {d:02} {mon} {y:04} {h:02}:{mi:02}:{s:02} {sign}{oh:02}{om:02}");
         out
     }
 
@@ -96,9 +90,7 @@ impl DateTime {
         let b = s.as_bytes();
         let num = |at: usize, n: usize| -> Option<u32> {
             let digits = b.get(at..at.checked_add(n)?)?;
-            digits.iter().try_fold(0u32, |acc, &c| {
-                c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
-            })
+            digits.iter().try_fold(0u32, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0')))
         };
         let sym = |at: usize, set: &[u8]| b.get(at).is_some_and(|c| set.contains(c));
         let year = num(0, 4)?;
@@ -113,11 +105,7 @@ impl DateTime {
         let mut i = 19;
         if sym(i, b".") {
             i += 1;
-            let frac = b
-                .get(i..)?
-                .iter()
-                .take_while(|c| c.is_ascii_digit())
-                .count();
+            let frac = b.get(i..)?.iter().take_while(|c| c.is_ascii_digit()).count();
             if frac == 0 {
                 return None;
             }
@@ -147,9 +135,7 @@ impl DateTime {
 
     /// Local civil time: (year, month, day, hour, minute, second).
     fn local(&self) -> (i64, u32, u32, u32, u32, u32) {
-        let t = self
-            .unix
-            .saturating_add(i64::from(self.offset_minutes) * 60);
+        let t = self.unix.saturating_add(i64::from(self.offset_minutes) * 60);
         let days = t.div_euclid(86_400);
         let secs = t.rem_euclid(86_400);
         let (y, m, d) = civil_from_days(days);
@@ -182,9 +168,7 @@ impl DateTime {
 pub fn parse_date(value: &[u8]) -> Option<DateTime> {
     let toks = Tokens::new(value);
     let t = toks.as_slice();
-    parse_rfc5322(t)
-        .or_else(|| parse_asctime(t))
-        .or_else(|| parse_iso(t))
+    parse_rfc5322(t).or_else(|| parse_asctime(t)).or_else(|| parse_iso(t))
 }
 
 /// The date of the topmost `Received:` field (the text after its last `;`).
@@ -216,10 +200,7 @@ struct Tokens<'a> {
 
 impl<'a> Tokens<'a> {
     fn new(v: &'a [u8]) -> Self {
-        let mut t = Tokens {
-            buf: [Tok::Sym(0); MAX_TOKENS],
-            len: 0,
-        };
+        let mut t = Tokens { buf: [Tok::Sym(0); MAX_TOKENS], len: 0 };
         let mut i = 0;
         while t.len < MAX_TOKENS {
             let Some(&b) = v.get(i) else { break };
@@ -386,11 +367,7 @@ impl<'a> P<'_, 'a> {
             return None;
         }
         let m = self.num(1, 2)?;
-        let s = if self.eat_sym(b':') {
-            self.num(1, 2)?
-        } else {
-            0
-        };
+        let s = if self.eat_sym(b':') { self.num(1, 2)? } else { 0 };
         if self.peek() == Some(Tok::Sym(b'.')) && matches!(self.peek_at(1), Some(Tok::Num { .. })) {
             self.i += 2;
         }
@@ -471,12 +448,7 @@ impl<'a> P<'_, 'a> {
 /// Is `w` the name `full` (lower case), its 3-letter abbreviation, or an
 /// abbreviation in between ("Thu", "Thurs", "Thursday")?
 fn is_name(w: &[u8], names: &[&str]) -> bool {
-    w.len() >= 3
-        && names.iter().any(|full| {
-            full.as_bytes()
-                .get(..w.len())
-                .is_some_and(|p| p.eq_ignore_ascii_case(w))
-        })
+    w.len() >= 3 && names.iter().any(|full| full.as_bytes().get(..w.len()).is_some_and(|p| p.eq_ignore_ascii_case(w)))
 }
 
 fn parse_rfc5322(t: &[Tok<'_>]) -> Option<DateTime> {
@@ -499,8 +471,7 @@ fn parse_asctime(t: &[Tok<'_>]) -> Option<DateTime> {
     let day = p.num(1, 2)?;
     let _ = p.eat_sym(b',');
     // JavaScript's Date.toString(): the year comes before the time.
-    if matches!(p.peek(), Some(Tok::Num { digits: 4, .. })) && p.peek_at(1) != Some(Tok::Sym(b':'))
-    {
+    if matches!(p.peek(), Some(Tok::Num { digits: 4, .. })) && p.peek_at(1) != Some(Tok::Sym(b':')) {
         let year = p.year()?;
         let (h, m, s) = p.time_opt()?;
         let off = p.zone()?;
@@ -567,10 +538,7 @@ fn build(
     let days = days_from_civil(year, month, day);
     let unix = days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second)
         - i64::from(offset_minutes) * 60;
-    Some(DateTime {
-        unix,
-        offset_minutes: i16::try_from(offset_minutes).ok()?,
-    })
+    Some(DateTime { unix, offset_minutes: i16::try_from(offset_minutes).ok()? })
 }
 
 fn is_leap(y: i64) -> bool {
@@ -612,11 +580,21 @@ pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let d = doy - (153 * mp + 2) / 5 + 1; // [1, 31]
     let m = if mp < 10 { mp + 3 } else { mp - 9 }; // [1, 12]
     let y = if m <= 2 { y + 1 } else { y };
-    (
-        y,
-        u32::try_from(m).unwrap_or(1),
-        u32::try_from(d).unwrap_or(1),
-    )
+    (y, u32::try_from(m).unwrap_or(1), u32::try_from(d).unwrap_or(1))
+}
+
+#[cfg(test)]
+mod rfc5322_out_tests {
+    use super::*;
+
+    #[test]
+    fn formats_and_parses_back() {
+        let d = DateTime { unix: 1_709_290_800, offset_minutes: 60 };
+        assert_eq!(d.to_rfc5322(), "Fri, 01 Mar 2024 12:00:00 +0100");
+        assert_eq!(parse_date(d.to_rfc5322().as_bytes()), Some(d));
+        let e = DateTime { unix: 0, offset_minutes: -300 };
+        assert_eq!(e.to_rfc5322(), "Wed, 31 Dec 1969 19:00:00 -0500");
+    }
 }
 
 #[cfg(test)]
@@ -641,18 +619,9 @@ mod tests {
 
     #[test]
     fn rfc5322_canonical() {
-        assert_eq!(
-            dt("Fri, 1 Mar 2024 12:00:00 +0100"),
-            Some((1_709_290_800, 60))
-        );
-        assert_eq!(
-            dt("Fri, 21 Nov 1997 09:55:06 -0600"),
-            Some((880_127_706, -360))
-        );
-        assert_eq!(
-            dt("Tue, 1 Jul 2003 10:52:37 +0200"),
-            Some((1_057_049_557, 120))
-        );
+        assert_eq!(dt("Fri, 1 Mar 2024 12:00:00 +0100"), Some((1_709_290_800, 60)));
+        assert_eq!(dt("Fri, 21 Nov 1997 09:55:06 -0600"), Some((880_127_706, -360)));
+        assert_eq!(dt("Tue, 1 Jul 2003 10:52:37 +0200"), Some((1_057_049_557, 120)));
         assert_eq!(dt("1 Jan 1970 00:00:00 +0000"), Some((0, 0)));
         assert_eq!(dt("Thu, 01 Jan 1970 00:00:00 -0000"), Some((0, 0)));
     }
@@ -726,15 +695,9 @@ mod tests {
             assert_eq!(dt(&s), Some((unix, off)), "{s}");
         }
         // 2024-03-01T17:00:00Z = 1709312400
-        assert_eq!(
-            dt("Fri, 1 Mar 2024 12:00:00 EST"),
-            Some((1_709_312_400, -300))
-        );
+        assert_eq!(dt("Fri, 1 Mar 2024 12:00:00 EST"), Some((1_709_312_400, -300)));
         // A numeric offset after GMT wins.
-        assert_eq!(
-            dt("1 Mar 2024 12:00:00 GMT+0100"),
-            Some((1_709_290_800, 60))
-        );
+        assert_eq!(dt("1 Mar 2024 12:00:00 GMT+0100"), Some((1_709_290_800, 60)));
     }
 
     #[test]
@@ -744,10 +707,7 @@ mod tests {
         assert_eq!(dt("1 Mar 2024 12:00:00+0100"), Some((1_709_290_800, 60)));
         assert_eq!(dt("1 Mar 2024 05:30:00 +0530"), Some((1_709_251_200, 330)));
         assert_eq!(dt("1 Mar 2024 05:30:00 +530"), Some((1_709_251_200, 330)));
-        assert_eq!(
-            dt("1 Mar 2024 00:00:00 -2359"),
-            Some((1_709_251_200 + 86_340, -1439))
-        );
+        assert_eq!(dt("1 Mar 2024 00:00:00 -2359"), Some((1_709_251_200 + 86_340, -1439)));
         // Out of range offsets are not sane.
         assert_eq!(dt("1 Mar 2024 12:00:00 +2400"), None);
         assert_eq!(dt("1 Mar 2024 12:00:00 +0160"), None);
@@ -758,51 +718,27 @@ mod tests {
 
     #[test]
     fn comments_whitespace_and_garbage() {
-        assert_eq!(
-            dt("Fri, 1 Mar 2024 12:00:00 +0100 (CET)"),
-            Some((1_709_290_800, 60))
-        );
+        assert_eq!(dt("Fri, 1 Mar 2024 12:00:00 +0100 (CET)"), Some((1_709_290_800, 60)));
         assert_eq!(
             dt("(comment (nested \\) ) ) Fri,(x) 1\r\n Mar\t2024   12:00:00   +0100"),
             Some((1_709_290_800, 60))
         );
-        assert_eq!(
-            dt("  Fri, 1 Mar 2024 12:00:00 +0100 garbage 99 :: +++ "),
-            Some((1_709_290_800, 60))
-        );
-        assert_eq!(
-            dt("Fri, 1 Mar 2024 11:00:00 (unclosed"),
-            Some((1_709_290_800, 0))
-        );
+        assert_eq!(dt("  Fri, 1 Mar 2024 12:00:00 +0100 garbage 99 :: +++ "), Some((1_709_290_800, 60)));
+        assert_eq!(dt("Fri, 1 Mar 2024 11:00:00 (unclosed"), Some((1_709_290_800, 0)));
         assert_eq!(dt("1-Mar-2024 12:00:00 +0100"), Some((1_709_290_800, 60)));
         assert_eq!(dt("1 Mar. 2024 11:00:00"), Some((1_709_290_800, 0)));
         assert_eq!(dt("Fri,01Mar2024 12:00:00+0100"), Some((1_709_290_800, 60)));
         assert_eq!(dt("Fri,01Mar2024 11:00:00GMT"), Some((1_709_290_800, 0)));
-        assert_eq!(
-            dt("Thurs, 29 Feb 2024 00:00:00 +0000"),
-            Some((1_709_164_800, 0))
-        );
-        assert_eq!(
-            dt("1 Sept 2024 00:00 GMT").map(|d| d.0),
-            unix("1 Sep 2024 00:00 GMT")
-        );
-        assert_eq!(
-            dt("1 Mar 2024 11:00:00.250 +0000"),
-            Some((1_709_290_800, 0))
-        );
+        assert_eq!(dt("Thurs, 29 Feb 2024 00:00:00 +0000"), Some((1_709_164_800, 0)));
+        assert_eq!(dt("1 Sept 2024 00:00 GMT").map(|d| d.0), unix("1 Sep 2024 00:00 GMT"));
+        assert_eq!(dt("1 Mar 2024 11:00:00.250 +0000"), Some((1_709_290_800, 0)));
     }
 
     #[test]
     fn asctime_and_iso_orders() {
         assert_eq!(dt("Fri Mar  1 11:00:00 2024"), Some((1_709_290_800, 0)));
-        assert_eq!(
-            dt("Fri Mar 1 12:00:00 2024 +0100"),
-            Some((1_709_290_800, 60))
-        );
-        assert_eq!(
-            dt("Fri Mar  1 12:00:00 EST 2024"),
-            Some((1_709_312_400, -300))
-        );
+        assert_eq!(dt("Fri Mar 1 12:00:00 2024 +0100"), Some((1_709_290_800, 60)));
+        assert_eq!(dt("Fri Mar  1 12:00:00 EST 2024"), Some((1_709_312_400, -300)));
         assert_eq!(dt("2024-03-01T12:00:00+01:00"), Some((1_709_290_800, 60)));
         assert_eq!(dt("2024-03-01 11:00:00Z"), Some((1_709_290_800, 0)));
         assert_eq!(dt("2024-03-01"), Some((1_709_251_200, 0)));
@@ -855,13 +791,7 @@ mod tests {
     fn received() {
         let h = b"Received: from a by b; Fri, 1 Mar 2024 12:00:00 +0100\r\n\
                   Received: from c by d;\r\n\tFri, 1 Mar 2024 10:00:00 +0100\r\n";
-        assert_eq!(
-            received_date(h),
-            Some(DateTime {
-                unix: 1_709_290_800,
-                offset_minutes: 60
-            })
-        );
+        assert_eq!(received_date(h), Some(DateTime { unix: 1_709_290_800, offset_minutes: 60 }));
         let folded = b"Received: from a (x; y) by b;\r\n Fri, 1 Mar 2024 12:00:00 +0100\r\n";
         assert_eq!(received_date(folded).map(|d| d.unix), Some(1_709_290_800));
         assert_eq!(received_date(b"Received: no semicolon\r\n"), None);
@@ -870,37 +800,22 @@ mod tests {
 
     #[test]
     fn formatting() {
-        let d = DateTime {
-            unix: 1_709_290_800,
-            offset_minutes: 60,
-        };
+        let d = DateTime { unix: 1_709_290_800, offset_minutes: 60 };
         assert_eq!(d.to_rfc3339(), "2024-03-01T12:00:00+01:00");
         assert_eq!(d.to_imap(), "01-Mar-2024 12:00:00 +0100");
-        let d = DateTime {
-            unix: 880_127_706,
-            offset_minutes: -360,
-        };
+        let d = DateTime { unix: 880_127_706, offset_minutes: -360 };
         assert_eq!(d.to_rfc3339(), "1997-11-21T09:55:06-06:00");
         assert_eq!(d.to_imap(), "21-Nov-1997 09:55:06 -0600");
-        let d = DateTime {
-            unix: 0,
-            offset_minutes: 0,
-        };
+        let d = DateTime { unix: 0, offset_minutes: 0 };
         assert_eq!(d.to_rfc3339(), "1970-01-01T00:00:00+00:00");
         assert_eq!(d.to_imap(), "01-Jan-1970 00:00:00 +0000");
         // Before the epoch, and a half-hour zone west of UTC.
-        let d = DateTime {
-            unix: -1,
-            offset_minutes: -210,
-        };
+        let d = DateTime { unix: -1, offset_minutes: -210 };
         assert_eq!(d.to_rfc3339(), "1969-12-31T20:29:59-03:30");
         // Absurd values format without panicking.
         for unix in [i64::MIN, i64::MAX, -1, 253_402_300_800] {
             for offset_minutes in [i16::MIN, i16::MAX, 0] {
-                let d = DateTime {
-                    unix,
-                    offset_minutes,
-                };
+                let d = DateTime { unix, offset_minutes };
                 assert!(!d.to_rfc3339().is_empty());
                 assert!(!d.to_imap().is_empty());
             }
@@ -909,28 +824,16 @@ mod tests {
 
     #[test]
     fn rfc3339_parse() {
-        let d = DateTime {
-            unix: 1_709_290_800,
-            offset_minutes: 60,
-        };
+        let d = DateTime { unix: 1_709_290_800, offset_minutes: 60 };
         assert_eq!(DateTime::from_rfc3339("2024-03-01T12:00:00+01:00"), Some(d));
-        assert_eq!(
-            DateTime::from_rfc3339("2024-03-01t12:00:00.123456+01:00"),
-            Some(d)
-        );
+        assert_eq!(DateTime::from_rfc3339("2024-03-01t12:00:00.123456+01:00"), Some(d));
         assert_eq!(
             DateTime::from_rfc3339("2024-03-01 11:00:00Z"),
-            Some(DateTime {
-                unix: 1_709_290_800,
-                offset_minutes: 0
-            })
+            Some(DateTime { unix: 1_709_290_800, offset_minutes: 0 })
         );
         assert_eq!(
             DateTime::from_rfc3339("1969-12-31T20:29:59-03:30"),
-            Some(DateTime {
-                unix: -1,
-                offset_minutes: -210
-            })
+            Some(DateTime { unix: -1, offset_minutes: -210 })
         );
         for bad in [
             "",

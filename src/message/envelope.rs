@@ -228,10 +228,7 @@ mod tests {
                   In-Reply-To: <0@x>\r\n\
                   REFERENCES: <0@x>\r\n";
         let e = Envelope::from_header(h);
-        assert_eq!(
-            e.date.as_deref(),
-            Some(&b"Fri, 1 Mar 2024 12:00:00 +0100"[..])
-        );
+        assert_eq!(e.date.as_deref(), Some(&b"Fri, 1 Mar 2024 12:00:00 +0100"[..]));
         assert_eq!(e.subject.as_deref(), Some(&b"hello  world"[..]));
         assert_eq!(e.from.as_deref(), Some(&b"a@example.com"[..]));
         assert_eq!(e.message_id.as_deref(), Some(&b"<1@x>"[..]));

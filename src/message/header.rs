@@ -36,25 +36,16 @@ pub struct Split {
 pub fn split(msg: &[u8]) -> Split {
     // A blank line at offset 0: no header at all.
     if let Some(len) = blank_line_at(msg, 0) {
-        return Split {
-            header_len: 0,
-            body_offset: len,
-        };
+        return Split { header_len: 0, body_offset: len };
     }
     for nl in memchr_iter(b'\n', msg) {
         // `nl < msg.len()`, so `nl + 1` cannot overflow.
         let start = nl + 1;
         if let Some(len) = blank_line_at(msg, start) {
-            return Split {
-                header_len: start,
-                body_offset: start + len,
-            };
+            return Split { header_len: start, body_offset: start + len };
         }
     }
-    Split {
-        header_len: msg.len(),
-        body_offset: msg.len(),
-    }
+    Split { header_len: msg.len(), body_offset: msg.len() }
 }
 
 /// If an empty line starts at `at`, the length of its line end (1 or 2).
@@ -120,10 +111,7 @@ impl<'a> Iterator for Fields<'a> {
             // Extend over continuation lines.
             let mut end = first_end;
             while end < h.len() && matches!(h.get(end + 1), Some(b' ' | b'\t')) {
-                end = h
-                    .get(end + 1..)
-                    .and_then(|r| memchr(b'\n', r))
-                    .map_or(h.len(), |i| end + 1 + i);
+                end = h.get(end + 1..).and_then(|r| memchr(b'\n', r)).map_or(h.len(), |i| end + 1 + i);
             }
             self.pos = if end < h.len() { end + 1 } else { h.len() };
 
@@ -144,11 +132,7 @@ impl<'a> Iterator for Fields<'a> {
                 value_end -= 1;
             }
             let raw_value = h.get(value_start..value_end).unwrap_or_default();
-            return Some(Field {
-                name,
-                raw_value,
-                offset: start,
-            });
+            return Some(Field { name, raw_value, offset: start });
         }
     }
 }
@@ -183,9 +167,7 @@ pub fn unfold(raw: &[u8]) -> Cow<'_, [u8]> {
 
 /// The first field called `name` (ASCII case-insensitive), unfolded.
 pub fn field<'a>(header: &'a [u8], name: &str) -> Option<Cow<'a, [u8]>> {
-    fields(header)
-        .find(|f| f.is(name))
-        .map(|f| unfold(f.raw_value))
+    fields(header).find(|f| f.is(name)).map(|f| unfold(f.raw_value))
 }
 
 /// Is `b` white space in a header (SP, HTAB, CR, LF)?
@@ -197,19 +179,13 @@ pub(crate) fn is_wsp_or_eol(b: u8) -> bool {
 /// Trim SP, HTAB, CR and LF at both ends.
 pub(crate) fn trim_wsp(s: &[u8]) -> &[u8] {
     let start = s.iter().position(|&b| !is_wsp_or_eol(b)).unwrap_or(s.len());
-    let end = s
-        .iter()
-        .rposition(|&b| !is_wsp_or_eol(b))
-        .map_or(start, |i| i + 1);
+    let end = s.iter().rposition(|&b| !is_wsp_or_eol(b)).map_or(start, |i| i + 1);
     s.get(start..end).unwrap_or_default()
 }
 
 /// Trim SP and HTAB at the end.
 fn trim_end_wsp(s: &[u8]) -> &[u8] {
-    let end = s
-        .iter()
-        .rposition(|&b| b != b' ' && b != b'\t')
-        .map_or(0, |i| i + 1);
+    let end = s.iter().rposition(|&b| b != b' ' && b != b'\t').map_or(0, |i| i + 1);
     s.get(..end).unwrap_or_default()
 }
 
@@ -218,9 +194,7 @@ mod tests {
     use super::*;
 
     fn names(h: &[u8]) -> Vec<String> {
-        fields(h)
-            .map(|f| String::from_utf8_lossy(f.name).into_owned())
-            .collect()
+        fields(h).map(|f| String::from_utf8_lossy(f.name).into_owned()).collect()
     }
 
     #[test]
@@ -242,40 +216,16 @@ mod tests {
     #[test]
     fn split_mixed_line_ends() {
         let m = b"A: 1\r\nB: 2\n\r\nbody";
-        assert_eq!(
-            split(m),
-            Split {
-                header_len: 11,
-                body_offset: 13
-            }
-        );
+        assert_eq!(split(m), Split { header_len: 11, body_offset: 13 });
         let m = b"A: 1\r\nB: 2\r\n\nbody";
-        assert_eq!(
-            split(m),
-            Split {
-                header_len: 12,
-                body_offset: 13
-            }
-        );
+        assert_eq!(split(m), Split { header_len: 12, body_offset: 13 });
     }
 
     #[test]
     fn split_no_blank_line_is_all_header() {
         let m = b"A: 1\r\nB: 2\r\n";
-        assert_eq!(
-            split(m),
-            Split {
-                header_len: m.len(),
-                body_offset: m.len()
-            }
-        );
-        assert_eq!(
-            split(b""),
-            Split {
-                header_len: 0,
-                body_offset: 0
-            }
-        );
+        assert_eq!(split(m), Split { header_len: m.len(), body_offset: m.len() });
+        assert_eq!(split(b""), Split { header_len: 0, body_offset: 0 });
         // A CR alone is not a blank line.
         let m = b"A: 1\n\r";
         assert_eq!(split(m).header_len, m.len());
@@ -283,32 +233,14 @@ mod tests {
 
     #[test]
     fn split_leading_blank_line() {
-        assert_eq!(
-            split(b"\r\nbody"),
-            Split {
-                header_len: 0,
-                body_offset: 2
-            }
-        );
-        assert_eq!(
-            split(b"\nbody"),
-            Split {
-                header_len: 0,
-                body_offset: 1
-            }
-        );
+        assert_eq!(split(b"\r\nbody"), Split { header_len: 0, body_offset: 2 });
+        assert_eq!(split(b"\nbody"), Split { header_len: 0, body_offset: 1 });
     }
 
     #[test]
     fn split_blank_line_at_end() {
         let m = b"A: 1\n\n";
-        assert_eq!(
-            split(m),
-            Split {
-                header_len: 5,
-                body_offset: 6
-            }
-        );
+        assert_eq!(split(m), Split { header_len: 5, body_offset: 6 });
     }
 
     #[test]
@@ -379,10 +311,7 @@ mod tests {
 
     #[test]
     fn unfold_borrows_when_possible() {
-        assert!(matches!(
-            unfold(b"  plain value \r\n"),
-            Cow::Borrowed(b"plain value")
-        ));
+        assert!(matches!(unfold(b"  plain value \r\n"), Cow::Borrowed(b"plain value")));
         assert!(matches!(unfold(b""), Cow::Borrowed(b"")));
         assert!(matches!(unfold(b" \r\n "), Cow::Borrowed(b"")));
     }

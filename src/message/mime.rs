@@ -151,8 +151,7 @@ impl<'a> Part<'a> {
 
     /// Whether the media type is `type/subtype` (give them in lower case).
     pub fn is(&self, media_type: &str, media_subtype: &str) -> bool {
-        *self.media_type == *media_type.as_bytes()
-            && *self.media_subtype == *media_subtype.as_bytes()
+        *self.media_type == *media_type.as_bytes() && *self.media_subtype == *media_subtype.as_bytes()
     }
 
     /// The part's header block within `msg` (the message it was parsed
@@ -189,13 +188,8 @@ pub fn parse_structure(msg: &[u8]) -> Result<Structure<'_>, MessageError> {
         return Err(MessageError::Empty);
     }
     let top = split(msg);
-    if fields(msg.get(..top.header_len).unwrap_or_default())
-        .next()
-        .is_none()
-    {
-        return Err(MessageError::NoHeaderFields {
-            header_len: top.header_len,
-        });
+    if fields(msg.get(..top.header_len).unwrap_or_default()).next().is_none() {
+        return Err(MessageError::NoHeaderFields { header_len: top.header_len });
     }
 
     let mut parts: Vec<Part<'_>> = Vec::new();
@@ -218,14 +212,11 @@ pub fn parse_structure(msg: &[u8]) -> Result<Structure<'_>, MessageError> {
         let body = msg.get(body_start..p.end).unwrap_or_default();
 
         let multipart = *part.media_type == *b"multipart";
-        let message = *part.media_type == *b"message"
-            && matches!(&*part.media_subtype, b"rfc822" | b"global");
+        let message = *part.media_type == *b"message" && matches!(&*part.media_subtype, b"rfc822" | b"global");
         if (multipart || message) && p.depth >= MAX_DEPTH {
             truncated = true;
         } else if multipart {
-            let boundary = part
-                .param("boundary")
-                .filter(|b| !b.is_empty() && b.len() <= MAX_BOUNDARY);
+            let boundary = part.param("boundary").filter(|b| !b.is_empty() && b.len() <= MAX_BOUNDARY);
             if let Some(boundary) = boundary {
                 truncated |= find_body_parts(body, boundary, room, &mut ranges);
                 if !ranges.is_empty() {
@@ -301,11 +292,9 @@ impl<'a> MimeFields<'a> {
     fn read(header: &'a [u8]) -> Self {
         let mut m = MimeFields::default();
         for f in fields(header) {
-            let Some(suffix) = f.name.get(8..).filter(|_| {
-                f.name
-                    .get(..8)
-                    .is_some_and(|p| p.eq_ignore_ascii_case(b"content-"))
-            }) else {
+            let Some(suffix) =
+                f.name.get(8..).filter(|_| f.name.get(..8).is_some_and(|p| p.eq_ignore_ascii_case(b"content-")))
+            else {
                 continue;
             };
             let is = |s: &str| suffix.eq_ignore_ascii_case(s.as_bytes());
@@ -342,10 +331,7 @@ fn read_part<'a>(msg: &'a [u8], p: &Pending) -> (Part<'a>, usize) {
         (Some(t), Some(s)) => (t, s),
         _ => match p.default {
             DefaultType::TextPlain => (Cow::Borrowed(&b"text"[..]), Cow::Borrowed(&b"plain"[..])),
-            DefaultType::MessageRfc822 => (
-                Cow::Borrowed(&b"message"[..]),
-                Cow::Borrowed(&b"rfc822"[..]),
-            ),
+            DefaultType::MessageRfc822 => (Cow::Borrowed(&b"message"[..]), Cow::Borrowed(&b"rfc822"[..])),
         },
     };
     let disp = m.disposition.map(parse_disposition).unwrap_or_default();
@@ -381,10 +367,7 @@ fn read_part<'a>(msg: &'a [u8], p: &Pending) -> (Part<'a>, usize) {
 fn is_encoded(encoding: Option<&[u8]>) -> bool {
     let Some(e) = encoding else { return false };
     let e = trim_wsp(e);
-    let token = e
-        .split(|&b| b == b'(' || b == b' ' || b == b'\t')
-        .next()
-        .unwrap_or_default();
+    let token = e.split(|&b| b == b'(' || b == b' ' || b == b'\t').next().unwrap_or_default();
     token.eq_ignore_ascii_case(b"base64") || token.eq_ignore_ascii_case(b"quoted-printable")
 }
 
@@ -392,12 +375,7 @@ fn is_encoded(encoding: Option<&[u8]>) -> bool {
 /// relative to `body` (each from just after a delimiter line to just before
 /// the line end that precedes the next delimiter). At most `limit` ranges;
 /// returns whether more were there.
-fn find_body_parts(
-    body: &[u8],
-    boundary: &[u8],
-    limit: usize,
-    out: &mut Vec<(usize, usize)>,
-) -> bool {
+fn find_body_parts(body: &[u8], boundary: &[u8], limit: usize, out: &mut Vec<(usize, usize)>) -> bool {
     out.clear();
     let mut needle = Vec::with_capacity(boundary.len() + 2);
     needle.extend_from_slice(b"--");
@@ -427,11 +405,7 @@ fn find_body_parts(
             _ => continue, // "--boundaryX": some other line
         };
         // The line end before the delimiter belongs to the delimiter.
-        let delim_start = if at >= 2 && body.get(at - 2..at) == Some(b"\r\n") {
-            at - 2
-        } else {
-            at.saturating_sub(1)
-        };
+        let delim_start = if at >= 2 && body.get(at - 2..at) == Some(b"\r\n") { at - 2 } else { at.saturating_sub(1) };
         if let Some(start) = open {
             if out.len() >= limit {
                 return true;
@@ -472,14 +446,8 @@ mod tests {
     #[test]
     fn errors() {
         assert_eq!(parse_structure(b""), Err(MessageError::Empty));
-        assert_eq!(
-            parse_structure(b"\r\nbody"),
-            Err(MessageError::NoHeaderFields { header_len: 0 })
-        );
-        assert_eq!(
-            parse_structure(&[0u8; 64]),
-            Err(MessageError::NoHeaderFields { header_len: 64 })
-        );
+        assert_eq!(parse_structure(b"\r\nbody"), Err(MessageError::NoHeaderFields { header_len: 0 }));
+        assert_eq!(parse_structure(&[0u8; 64]), Err(MessageError::NoHeaderFields { header_len: 64 }));
         assert!(parse_structure(b"X: y").is_ok());
     }
 
@@ -518,10 +486,7 @@ mod tests {
         let p = &st.parts[0];
         assert_eq!(ty(p), "text/html");
         assert_eq!(p.param("charset"), Some(&b"UTF-8"[..]));
-        assert_eq!(
-            p.content_type.as_deref(),
-            Some(&b"Text/HTML; Charset=\"UTF-8\""[..])
-        );
+        assert_eq!(p.content_type.as_deref(), Some(&b"Text/HTML; Charset=\"UTF-8\""[..]));
         assert_eq!(p.encoding.as_deref(), Some(&b"Base64"[..]));
         assert_eq!(p.id.as_deref(), Some(&b"<id@x>"[..]));
         assert_eq!(p.description.as_deref(), Some(&b"a  description"[..]));
@@ -583,11 +548,7 @@ epilogue\r\n";
     fn nested_multipart_and_message() {
         let m = NESTED;
         let st = parse_structure(m).expect("parses");
-        let got: Vec<_> = st
-            .parts
-            .iter()
-            .map(|p| (ty(p), p.parent, p.depth, p.kind))
-            .collect();
+        let got: Vec<_> = st.parts.iter().map(|p| (ty(p), p.parent, p.depth, p.kind)).collect();
         use PartKind::*;
         let want = [
             ("multipart/mixed", None, 0, Multipart),
@@ -599,17 +560,11 @@ epilogue\r\n";
             ("multipart/mixed", Some(5), 2, Multipart),
             ("application/octet-stream", Some(6), 3, Leaf),
         ];
-        let want: Vec<_> = want
-            .iter()
-            .map(|&(t, p, d, k)| (t.to_string(), p, d, k))
-            .collect();
+        let want: Vec<_> = want.iter().map(|&(t, p, d, k)| (t.to_string(), p, d, k)).collect();
         assert_eq!(got, want);
 
         let b = |i: usize| body(m, &st.parts[i]);
-        assert_eq!(
-            b(1),
-            &b"first part\r\n--outer-not-a-delimiter\r\n --outer (indented, not a delimiter)\r\n"[..]
-        );
+        assert_eq!(b(1), &b"first part\r\n--outer-not-a-delimiter\r\n --outer (indented, not a delimiter)\r\n"[..]);
         assert_eq!(b(3), b"plain");
         assert_eq!(b(4), b"<p>html</p>");
         assert_eq!(b(7), b"bin");
@@ -619,10 +574,7 @@ epilogue\r\n";
         let env = st.parts[6].envelope.as_ref().expect("encapsulated message");
         assert_eq!(env.subject.as_deref(), Some(&b"inside"[..]));
         assert_eq!(st.parts[6].header_offset, st.parts[5].body_offset);
-        assert_eq!(
-            st.parts[6].body_offset + st.parts[6].body_len,
-            st.parts[5].body_offset + st.parts[5].body_len
-        );
+        assert_eq!(st.parts[6].body_offset + st.parts[6].body_len, st.parts[5].body_offset + st.parts[5].body_len);
         // Part 3 has no header at all: it starts with the blank line.
         assert_eq!(st.parts[3].header_len, 0);
         assert_eq!(st.parts[3].body_offset, st.parts[3].header_offset + 2);
@@ -652,8 +604,7 @@ epilogue\r\n";
 
     #[test]
     fn missing_close_delimiter() {
-        let m =
-            b"Content-Type: multipart/mixed; boundary=b\n\n--b\n\nfirst\n--b\n\nlast\nno close\n";
+        let m = b"Content-Type: multipart/mixed; boundary=b\n\n--b\n\nfirst\n--b\n\nlast\nno close\n";
         let st = parse_structure(m).expect("parses");
         assert_eq!(st.parts.len(), 3);
         assert_eq!(body(m, &st.parts[1]), b"first");
@@ -782,10 +733,7 @@ epilogue\r\n";
         // Nested multiparts, each with a distinct boundary.
         let mut m = Vec::new();
         for i in 0..200 {
-            m.extend_from_slice(
-                format!("Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n")
-                    .as_bytes(),
-            );
+            m.extend_from_slice(format!("Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n").as_bytes());
         }
         let st = parse_structure(&m).expect("parses");
         assert!(st.truncated);

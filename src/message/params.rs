@@ -47,10 +47,7 @@ impl ContentValue<'_> {
 
 /// The first parameter called `name` (give it in lower case) in a list.
 pub fn find_param<'p>(params: &'p Params<'_>, name: &str) -> Option<&'p [u8]> {
-    params
-        .iter()
-        .find(|(n, _)| n.as_ref() == name.as_bytes())
-        .map(|(_, v)| v.as_ref())
+    params.iter().find(|(n, _)| n.as_ref() == name.as_bytes()).map(|(_, v)| v.as_ref())
 }
 
 /// Parse a raw `Content-Type` value: `type "/" subtype *(";" parameter)`.
@@ -72,11 +69,7 @@ pub fn parse_content_type(raw: &[u8]) -> ContentValue<'_> {
         (Some(k), Some(s)) => (Some(lower(k)), Some(lower(s))),
         _ => (None, None),
     };
-    ContentValue {
-        kind,
-        subtype,
-        params: lx.params(),
-    }
+    ContentValue { kind, subtype, params: lx.params() }
 }
 
 /// Parse a raw `Content-Disposition` value: `type *(";" parameter)`.
@@ -84,41 +77,17 @@ pub fn parse_disposition(raw: &[u8]) -> ContentValue<'_> {
     let mut lx = Lexer { s: raw, pos: 0 };
     lx.skip_cfws();
     let kind = lx.token().map(lower);
-    ContentValue {
-        kind,
-        subtype: None,
-        params: lx.params(),
-    }
+    ContentValue { kind, subtype: None, params: lx.params() }
 }
 
 /// Lower-case ASCII letters, borrowing when there are none to change.
 pub(crate) fn lower(s: &[u8]) -> Cow<'_, [u8]> {
-    if s.iter().any(u8::is_ascii_uppercase) {
-        Cow::Owned(s.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(s)
-    }
+    if s.iter().any(u8::is_ascii_uppercase) { Cow::Owned(s.to_ascii_lowercase()) } else { Cow::Borrowed(s) }
 }
 
 /// RFC 2045 `tspecials`.
 fn is_tspecial(b: u8) -> bool {
-    matches!(
-        b,
-        b'(' | b')'
-            | b'<'
-            | b'>'
-            | b'@'
-            | b','
-            | b';'
-            | b':'
-            | b'\\'
-            | b'"'
-            | b'/'
-            | b'['
-            | b']'
-            | b'?'
-            | b'='
-    )
+    matches!(b, b'(' | b')' | b'<' | b'>' | b'@' | b',' | b';' | b':' | b'\\' | b'"' | b'/' | b'[' | b']' | b'?' | b'=')
 }
 
 /// A token byte: printable, not a tspecial. 8-bit bytes are allowed.
@@ -255,9 +224,7 @@ impl<'a> Lexer<'a> {
             let value = if self.peek() == Some(b'"') {
                 self.quoted()
             } else {
-                let v = self.take_while(|b| {
-                    !matches!(b, b';' | b' ' | b'\t' | b'\r' | b'\n' | b'"' | b'(')
-                });
+                let v = self.take_while(|b| !matches!(b, b';' | b' ' | b'\t' | b'\r' | b'\n' | b'"' | b'('));
                 Cow::Borrowed(v.unwrap_or_default())
             };
             out.push((lower(name), value));
@@ -291,14 +258,8 @@ fn segment(name: &[u8]) -> Option<Segment<'_>> {
     {
         return None;
     }
-    let index = digits
-        .iter()
-        .fold(0u32, |acc, &d| acc * 10 + u32::from(d - b'0'));
-    Some(Segment {
-        base,
-        index,
-        extended,
-    })
+    let index = digits.iter().fold(0u32, |acc, &d| acc * 10 + u32::from(d - b'0'));
+    Some(Segment { base, index, extended })
 }
 
 /// Join RFC 2231 continuations: `title*0="a"; title*1="b"` becomes
@@ -314,11 +275,8 @@ fn segment(name: &[u8]) -> Option<Segment<'_>> {
 fn join_rfc2231(params: Params<'_>) -> Params<'_> {
     let segs: Vec<Option<Segment<'_>>> = params.iter().map(|(n, _)| segment(n)).collect();
     // Segment positions sorted by (name, number, position in the field).
-    let mut order: Vec<(&[u8], u32, usize)> = segs
-        .iter()
-        .enumerate()
-        .filter_map(|(i, s)| s.map(|s| (s.base, s.index, i)))
-        .collect();
+    let mut order: Vec<(&[u8], u32, usize)> =
+        segs.iter().enumerate().filter_map(|(i, s)| s.map(|s| (s.base, s.index, i))).collect();
     if order.is_empty() {
         return params;
     }
@@ -400,12 +358,7 @@ mod tests {
     fn pairs(v: &ContentValue<'_>) -> Vec<(String, String)> {
         v.params
             .iter()
-            .map(|(n, v)| {
-                (
-                    String::from_utf8_lossy(n).into_owned(),
-                    String::from_utf8_lossy(v).into_owned(),
-                )
-            })
+            .map(|(n, v)| (String::from_utf8_lossy(n).into_owned(), String::from_utf8_lossy(v).into_owned()))
             .collect()
     }
 
@@ -426,15 +379,10 @@ mod tests {
 
     #[test]
     fn case_comments_folds_quotes() {
-        let v = ct(
-            " Multipart/MIXED (comment) ;\r\n\tBoundary=\"=_a b\\\"c\" ; (x) CHARSET = UTF-8 (y)",
-        );
+        let v = ct(" Multipart/MIXED (comment) ;\r\n\tBoundary=\"=_a b\\\"c\" ; (x) CHARSET = UTF-8 (y)");
         assert_eq!(v.kind.as_deref(), Some(&b"multipart"[..]));
         assert_eq!(v.subtype.as_deref(), Some(&b"mixed"[..]));
-        assert_eq!(
-            pairs(&v),
-            [p("boundary", "=_a b\"c"), p("charset", "UTF-8")]
-        );
+        assert_eq!(pairs(&v), [p("boundary", "=_a b\"c"), p("charset", "UTF-8")]);
         let v = ct("text / html ; name=\"folded\r\n name\"");
         assert_eq!(v.subtype.as_deref(), Some(&b"html"[..]));
         assert_eq!(pairs(&v), [p("name", "folded name")]);
@@ -443,10 +391,7 @@ mod tests {
     #[test]
     fn lenient_unquoted_values() {
         let v = ct("multipart/alternative; boundary==_Part_0_1.2/3?x; charset=x");
-        assert_eq!(
-            pairs(&v),
-            [p("boundary", "=_Part_0_1.2/3?x"), p("charset", "x")]
-        );
+        assert_eq!(pairs(&v), [p("boundary", "=_Part_0_1.2/3?x"), p("charset", "x")]);
         let v = ct("text/plain; charset=\"unterminated");
         assert_eq!(pairs(&v), [p("charset", "unterminated")]);
         let v = ct("text/plain; novalue; =x; a=; b=1;;; garbage here; c=\"q;uoted\"");
@@ -457,15 +402,7 @@ mod tests {
 
     #[test]
     fn malformed_type() {
-        for raw in [
-            "",
-            "text",
-            "text/",
-            "/plain",
-            "; charset=x",
-            "te@xt/plain",
-            "\u{1}",
-        ] {
+        for raw in ["", "text", "text/", "/plain", "; charset=x", "te@xt/plain", "\u{1}"] {
             let v = ct(raw);
             assert_eq!(v.kind, None, "{raw:?}");
             assert_eq!(v.subtype, None, "{raw:?}");
@@ -477,13 +414,8 @@ mod tests {
     fn rfc2231_continuations() {
         let v = ct("application/x; title*1=\" world\"; title*0=hello; x=y");
         assert_eq!(pairs(&v), [p("title", "hello world"), p("x", "y")]);
-        let v = ct(
-            "application/x; TITLE*0*=us-ascii'en'This%20is; title*1*=%20even; title*2=\" more!\"",
-        );
-        assert_eq!(
-            pairs(&v),
-            [p("title*", "us-ascii'en'This%20is%20even%20more!")]
-        );
+        let v = ct("application/x; TITLE*0*=us-ascii'en'This%20is; title*1*=%20even; title*2=\" more!\"");
+        assert_eq!(pairs(&v), [p("title*", "us-ascii'en'This%20is%20even%20more!")]);
         // A simple extended parameter is kept raw.
         let v = ct("application/x; name*=utf-8''%E2%82%AC.txt");
         assert_eq!(pairs(&v), [p("name*", "utf-8''%E2%82%AC.txt")]);
@@ -492,15 +424,7 @@ mod tests {
         assert_eq!(pairs(&v), [p("n", "a"), p("n*2", "c")]);
         // No segment 0: kept as they were.
         let v = ct("application/x; n*1=b; n*01=x; n*99999=y; *0=z");
-        assert_eq!(
-            pairs(&v),
-            [
-                p("n*1", "b"),
-                p("n*01", "x"),
-                p("n*99999", "y"),
-                p("*0", "z")
-            ]
-        );
+        assert_eq!(pairs(&v), [p("n*1", "b"), p("n*01", "x"), p("n*99999", "y"), p("*0", "z")]);
         // Repeated segments: the first wins, the repeat is kept as it was.
         let v = ct("application/x; n*0=a; n*0=b; n*1=c; n*1=d");
         assert_eq!(pairs(&v), [p("n", "ac"), p("n*0", "b"), p("n*1", "d")]);

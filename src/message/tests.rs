@@ -27,10 +27,7 @@ fn check_structure(msg: &[u8], st: &Structure<'_>) {
         assert!(p.header_bytes(msg).is_some() && p.body_bytes(msg).is_some());
         assert!(p.depth <= MAX_DEPTH);
         let body = p.body_bytes(msg).unwrap_or_default();
-        assert_eq!(
-            p.body_lines,
-            body.iter().filter(|&&b| b == b'\n').count() as u64
-        );
+        assert_eq!(p.body_lines, body.iter().filter(|&&b| b == b'\n').count() as u64);
         if let Some(parent) = p.parent {
             let parent = parent as usize;
             assert!(parent < i, "part {i}: parent after child (not pre-order)");
@@ -38,14 +35,8 @@ fn check_structure(msg: &[u8], st: &Structure<'_>) {
             assert_eq!(p.depth, q.depth + 1);
             assert_ne!(q.kind, PartKind::Leaf);
             // A child lies inside its parent's body.
-            assert!(
-                p.header_offset >= q.body_offset,
-                "part {i} starts before its parent's body"
-            );
-            assert!(
-                b_end <= q.body_offset + q.body_len,
-                "part {i} ends after its parent's body"
-            );
+            assert!(p.header_offset >= q.body_offset, "part {i} starts before its parent's body");
+            assert!(b_end <= q.body_offset + q.body_len, "part {i} ends after its parent's body");
             if q.kind == PartKind::Message {
                 assert!(p.envelope.is_some());
                 assert_eq!(p.header_offset, q.body_offset);
@@ -106,14 +97,7 @@ enum Gen {
 
 fn gen_tree() -> impl Strategy<Value = Gen> {
     let leaf = proptest::collection::vec(
-        prop_oneof![
-            Just(b'a'),
-            Just(b'\n'),
-            Just(b'\r'),
-            Just(b'-'),
-            Just(b' '),
-            any::<u8>()
-        ],
+        prop_oneof![Just(b'a'), Just(b'\n'), Just(b'\r'), Just(b'-'), Just(b' '), any::<u8>()],
         0..40,
     )
     .prop_map(Gen::Leaf);
@@ -145,9 +129,7 @@ fn render(g: &Gen, eol: &[u8], counter: &mut u32, out: &mut Vec<u8>) -> usize {
         Gen::Multi(kids) => {
             *counter += 1;
             let boundary = format!("=_b{counter}");
-            out.extend_from_slice(
-                format!("Content-Type: multipart/mixed; boundary=\"{boundary}\"").as_bytes(),
-            );
+            out.extend_from_slice(format!("Content-Type: multipart/mixed; boundary=\"{boundary}\"").as_bytes());
             out.extend_from_slice(eol);
             out.extend_from_slice(eol);
             out.extend_from_slice(b"preamble");
@@ -309,10 +291,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
 fn corpus_ext() {
     let dir = corpus_dir();
     if !dir.is_dir() {
-        println!(
-            "note: {} does not exist; corpus test skipped",
-            dir.display()
-        );
+        println!("note: {} does not exist; corpus test skipped", dir.display());
         return;
     }
     let mut files = Vec::new();
@@ -342,11 +321,7 @@ fn corpus_ext() {
             if parse_date(date).is_some() {
                 dated += 1;
             } else {
-                undated.push(format!(
-                    "{}: {:?}",
-                    path.display(),
-                    String::from_utf8_lossy(date)
-                ));
+                undated.push(format!("{}: {:?}", path.display(), String::from_utf8_lossy(date)));
             }
         }
     }
@@ -358,13 +333,7 @@ fn corpus_ext() {
          {dated}/{with_date} dates parsed",
         files.len()
     );
-    assert!(
-        parsed * 10 >= files.len() * 8,
-        "most corpus files are messages"
-    );
+    assert!(parsed * 10 >= files.len() * 8, "most corpus files are messages");
     assert!(with_date > 0);
-    assert!(
-        dated * 100 >= with_date * 97,
-        "only {dated} of {with_date} Date fields parsed"
-    );
+    assert!(dated * 100 >= with_date * 97, "only {dated} of {with_date} Date fields parsed");
 }
