@@ -119,7 +119,9 @@ impl Config {
     /// Read and parse the configuration file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let bytes = std::fs::read(path).map_err(|source| ConfigError::Io { path: path.to_path_buf(), source })?;
-        Config::parse(path, &bytes)
+        // Absolute, so relative paths inside resolve the same from any working directory.
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        Config::parse(&path, &bytes)
     }
 
     /// Parse configuration text; `path` is used for errors and to resolve relative paths.

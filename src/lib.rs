@@ -4,6 +4,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod cli;
 pub mod codec;
 pub mod config;
 pub mod db;
@@ -13,6 +14,7 @@ pub mod format;
 pub mod io;
 pub mod layout;
 pub mod message;
+pub mod report;
 pub mod store;
 pub mod synth;
 pub mod util;

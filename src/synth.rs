@@ -82,7 +82,7 @@ pub fn demo_cast() -> Vec<MailboxPlan> {
         m("example.com", "user/joe/pub/photos", "default", 3),
         m("example.com", "user/mary", "default", 20),
         m("example.com", "user/mary/Sent", "default", 5),
-        m("example.com", "user/mary/Reisen & Urlaub", "default", 4),
+        m("example.com", "user/mary/Reisen &- Urlaub", "default", 4),
         m("example.com", "user/mary/Entwürfe", "default", 2),
         m("example.com", "user/mary/Q3 \"final\" report (v2)", "default", 2),
         m("example.com", "user/bob", "d2", 15),

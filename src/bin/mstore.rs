@@ -1,2 +1,4 @@
-//! `mstore`: the umbrella command (placeholder).
-fn main() {}
+//! `mstore`: the umbrella command; a thin shell over [`mstore::cli::mstore_main`].
+fn main() -> std::process::ExitCode {
+    mstore::cli::mstore_main()
+}

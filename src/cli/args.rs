@@ -1,0 +1,228 @@
+//! Command-line definitions (clap), shared by the umbrella `mstore` binary and the
+//! seed-named binaries (`reconstruct`, `msdb_recover`, `msdb_backup`, ...), so each command
+//! has exactly one definition whichever way it is invoked.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Options every command takes.
+#[derive(Args, Clone, Debug, Default)]
+pub struct Common {
+    /// Alternate location of the configuration file (default: $MS_CONF, else /etc/md/store/ms.conf).
+    #[arg(short = 'f', value_name = "config_file", global = true)]
+    pub config: Option<PathBuf>,
+    /// Display program version information on standard error, then exit.
+    #[arg(short = 'v', long = "version", global = true)]
+    pub version: bool,
+}
+
+/// `reconstruct [-f config_file] [-r] [-u user] [-v] domain [mailbox ...]`
+#[derive(Args, Clone, Debug, Default)]
+pub struct ReconstructArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Recursively reconstruct all sub-mailboxes of the mailboxes or prefixes given; with no
+    /// mailbox arguments, every mailbox of the domain.
+    #[arg(short = 'r')]
+    pub recursive: bool,
+    /// Reconstruct a specific user's mailbox or mailboxes (arguments are in that user's
+    /// personal hierarchy; INBOX is the user's own mailbox).
+    #[arg(short = 'u', value_name = "user")]
+    pub user: Option<String>,
+    /// Report what would change and write nothing.
+    #[arg(short = 'n', long = "dry-run")]
+    pub dry_run: bool,
+    /// Print every change as JSON on standard output.
+    #[arg(long)]
+    pub json: bool,
+    /// Read and hash every message even where the index looks current.
+    #[arg(long)]
+    pub verify_content: bool,
+    /// Move stray and unreadable files into the mailbox's ms.quarantine/ directory.
+    #[arg(long)]
+    pub quarantine: bool,
+    /// Worker threads (default: the configuration's `threads`, else one per core).
+    #[arg(short = 'j', long = "threads", value_name = "N")]
+    pub threads: Option<usize>,
+    /// Never show a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// The domain (example.com).
+    #[arg(value_name = "domain", required_unless_present = "version")]
+    pub domain: Option<String>,
+    /// Fully qualified IMAP mailbox names (quote names with shell characters).
+    #[arg(value_name = "mailbox")]
+    pub mailboxes: Vec<String>,
+}
+
+/// `msdb_recover [-f config_file]`
+#[derive(Args, Clone, Debug, Default)]
+pub struct RecoverArgs {
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `msdb_backup [-f config_file]`
+#[derive(Args, Clone, Debug, Default)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `mstore demo [DIR]`
+#[derive(Args, Clone, Debug)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Directory to create the demo store in.
+    #[arg(default_value = "mstore-demo")]
+    pub dir: PathBuf,
+    /// Number of messages.
+    #[arg(long, default_value_t = 5000)]
+    pub messages: u64,
+    /// Seed of the generator.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// `mstore ls [-f config_file] [DOMAIN]`
+#[derive(Args, Clone, Debug)]
+pub struct LsArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Only this domain.
+    pub domain: Option<String>,
+    /// Output JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `mstore show [-f config_file] DOMAIN MAILBOX [--json]`
+#[derive(Args, Clone, Debug)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The domain.
+    #[arg(required_unless_present = "version")]
+    pub domain: Option<String>,
+    /// The mailbox (fully qualified IMAP name).
+    #[arg(required_unless_present = "version")]
+    pub mailbox: Option<String>,
+    /// Output JSON (a stable shape: fields are only ever added).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `mstore create [-f config_file] DOMAIN MAILBOX [--partition P]`
+#[derive(Args, Clone, Debug)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The domain.
+    #[arg(required_unless_present = "version")]
+    pub domain: Option<String>,
+    /// The mailbox (fully qualified IMAP name).
+    #[arg(required_unless_present = "version")]
+    pub mailbox: Option<String>,
+    /// Partition (default: the configuration's default-partition).
+    #[arg(long)]
+    pub partition: Option<String>,
+}
+
+/// `mstore append [-f config_file] DOMAIN MAILBOX FILE... [--flags F,...] [--date RFC3339]`
+#[derive(Args, Clone, Debug)]
+pub struct AppendArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The domain.
+    #[arg(required_unless_present = "version")]
+    pub domain: Option<String>,
+    /// The mailbox (fully qualified IMAP name).
+    #[arg(required_unless_present = "version")]
+    pub mailbox: Option<String>,
+    /// Message files (RFC 5322).
+    pub files: Vec<PathBuf>,
+    /// Flags, comma-separated: system flags with their backslash (\Seen), others are user flags.
+    #[arg(long, value_delimiter = ',')]
+    pub flags: Vec<String>,
+    /// Internal date (RFC 3339); default: the file's modification time.
+    #[arg(long)]
+    pub date: Option<String>,
+}
+
+/// `mstore init [-f config_file]`
+#[derive(Args, Clone, Debug)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// The umbrella command.
+#[derive(Parser, Debug)]
+#[command(
+    name = "mstore",
+    disable_version_flag = true,
+    about = "M-Store toolkit: the message store and its repair kit"
+)]
+pub struct MstoreCli {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// `mstore` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a demo store with the seed's cast (its own ms.conf inside DIR).
+    Demo(DemoArgs),
+    /// Create an empty store's directories and databases from the configuration.
+    Init(InitArgs),
+    /// List mailboxes.
+    Ls(LsArgs),
+    /// Show a mailbox's header and every index record.
+    Show(ShowArgs),
+    /// Create a mailbox.
+    Create(CreateArgs),
+    /// Append message files to a mailbox.
+    Append(AppendArgs),
+    /// Rebuild header, index and cache files of mailboxes (same as the `reconstruct` command).
+    Reconstruct(ReconstructArgs),
+    /// Bring the databases to their last committed state (same as `msdb_recover`).
+    Recover(RecoverArgs),
+    /// Back up the databases (same as `msdb_backup`).
+    Backup(BackupArgs),
+}
+
+/// `reconstruct` as its own binary.
+#[derive(Parser, Debug)]
+#[command(
+    name = "reconstruct",
+    disable_version_flag = true,
+    about = "Rebuild IMAP mailbox cache files from the message files"
+)]
+pub struct ReconstructCli {
+    #[command(flatten)]
+    pub args: ReconstructArgs,
+}
+
+/// `msdb_recover` as its own binary.
+#[derive(Parser, Debug)]
+#[command(
+    name = "msdb_recover",
+    disable_version_flag = true,
+    about = "Recover the databases from their transaction logs"
+)]
+pub struct RecoverCli {
+    #[command(flatten)]
+    pub args: RecoverArgs,
+}
+
+/// `msdb_backup` as its own binary.
+#[derive(Parser, Debug)]
+#[command(name = "msdb_backup", disable_version_flag = true, about = "Back up the databases while the store runs")]
+pub struct BackupCli {
+    #[command(flatten)]
+    pub args: BackupArgs,
+}

@@ -1,0 +1,74 @@
+//! `mstore demo [DIR]`: a sample store with the seed's cast, ready for the seed's examples.
+
+use std::io::Write;
+
+use super::args::DemoArgs;
+use crate::error::{Error, Result};
+use crate::io::Durability;
+use crate::report::Exit;
+use crate::store::Store;
+use crate::synth;
+
+/// The user and group running this process, by name (they own the demo store).
+pub fn current_user_and_group() -> (String, String) {
+    use nix::unistd::{Group, User, getgid, getuid};
+    let user = User::from_uid(getuid()).ok().flatten().map(|u| u.name).unwrap_or_else(|| getuid().to_string());
+    let group = Group::from_gid(getgid()).ok().flatten().map(|g| g.name).unwrap_or_else(|| getgid().to_string());
+    (user, group)
+}
+
+pub fn run(a: &DemoArgs) -> Result<Exit> {
+    let dir = std::path::absolute(&a.dir).map_err(|e| Error::io("resolve", &a.dir, e))?;
+    if dir.join("ms.conf").exists() {
+        return Err(Error::Invalid(format!(
+            "{} already holds a demo store; use it (export MS_CONF={}) or choose another directory",
+            dir.display(),
+            dir.join("ms.conf").display()
+        )));
+    }
+    if dir.exists() && std::fs::read_dir(&dir).map(|mut d| d.next().is_some()).unwrap_or(true) {
+        return Err(Error::Invalid(format!("{} exists and is not empty; choose another directory", dir.display())));
+    }
+    let (user, group) = current_user_and_group();
+    let cfg = synth::write_config(&dir, &user, &group, Durability::Sync)?;
+    let st = Store::init(cfg)?;
+    let threads = st.config().worker_threads();
+    let sum = synth::populate(&st, &synth::demo_cast(), a.messages, a.seed, threads)?;
+    let cfg = st.config();
+    let conf = cfg.path.display().to_string();
+    let mut o = std::io::stdout().lock();
+    let _ = writeln!(o, "Created a demo M-Store in {}", dir.display());
+    let _ = writeln!(o, "  configuration  {conf}");
+    let _ = writeln!(o, "  ms-path        {}", cfg.ms_path.display());
+    for (name, root) in &cfg.partitions {
+        let _ = writeln!(o, "  partition      {name}: {}", root.display());
+    }
+    let _ = writeln!(o, "  runtime user   {}:{}", cfg.runtime_user, cfg.runtime_group);
+    let _ = writeln!(
+        o,
+        "  {} mailboxes in {} domains ({}), {} messages, {:.1} MiB",
+        sum.mailboxes,
+        sum.domains.len(),
+        sum.domains.join(", "),
+        sum.messages,
+        sum.bytes as f64 / (1024.0 * 1024.0)
+    );
+    let _ = writeln!(o);
+    let _ = writeln!(o, "The seed's examples run on it as written once MS_CONF names it (or add -f {conf}):");
+    let _ = writeln!(o, "  export MS_CONF={conf}");
+    for ex in [
+        "reconstruct -r example.com",
+        "reconstruct -r -u joe example.com",
+        "reconstruct -u joe example.com INBOX",
+        "reconstruct -r -u joe example.com pub",
+        "reconstruct foo.com admin",
+        "reconstruct -r example.com admin",
+        "reconstruct -r esys.ca \"user/foobar\"",
+    ] {
+        let _ = writeln!(o, "  {ex}");
+    }
+    let _ = writeln!(o, "Look around:");
+    let _ = writeln!(o, "  mstore ls example.com");
+    let _ = writeln!(o, "  mstore show example.com user/joe");
+    Ok(Exit::Ok)
+}

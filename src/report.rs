@@ -1,0 +1,150 @@
+//! Output shared by the commands: exit statuses, and the stable JSON shapes other tools
+//! read (`mstore show --json`).
+//!
+//! Exit statuses follow e2fsck: scripts can test bits.
+
+use serde::Serialize;
+
+use crate::store::Mailbox;
+use crate::util::hex;
+
+/// Process exit statuses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Exit {
+    /// Nothing wrong (or nothing to do).
+    Ok = 0,
+    /// Problems were found and repaired.
+    Repaired = 1,
+    /// Problems were found and left unrepaired.
+    Unrepaired = 4,
+    /// Operational error: bad usage, cannot open or read what was asked.
+    Error = 8,
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(e: Exit) -> Self {
+        std::process::ExitCode::from(e as u8)
+    }
+}
+
+/// One message in `mstore show --json`.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ShowMessage {
+    /// UID.
+    pub uid: u32,
+    /// Internal date, RFC 3339 with its zone.
+    pub internal_date: String,
+    /// Where the internal date came from.
+    pub date_source: &'static str,
+    /// System flags then user flags, by name.
+    pub flags: Vec<String>,
+    /// Size in bytes.
+    pub size: u64,
+    /// BLAKE3 of the message file, hex.
+    pub content_hash: String,
+    /// Modification sequence.
+    pub modseq: u64,
+    /// The Date header, RFC 3339, if it parsed.
+    pub sent_date: Option<String>,
+}
+
+/// `mstore show --json`: a mailbox's header and every index record. Stable: fields are
+/// only ever added.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ShowReport {
+    /// Domain.
+    pub domain: String,
+    /// Mailbox name (modified UTF-7, as commands take it).
+    pub mailbox: String,
+    /// The name decoded to UTF-8.
+    pub mailbox_utf8: String,
+    /// Partition.
+    pub partition: String,
+    /// Directory.
+    pub path: String,
+    /// Unique id, hex.
+    pub unique_id: String,
+    /// UID validity.
+    pub uid_validity: u32,
+    /// Last UID assigned.
+    pub last_uid: u32,
+    /// Highest modseq.
+    pub highest_modseq: u64,
+    /// Number of messages.
+    pub message_count: usize,
+    /// Sum of message sizes.
+    pub total_size: u64,
+    /// User flag names by slot (`null` for a free slot).
+    pub user_flags: Vec<Option<String>>,
+    /// Every message, by UID.
+    pub messages: Vec<ShowMessage>,
+}
+
+impl ShowReport {
+    /// Build from an open mailbox.
+    pub fn of(mb: &Mailbox) -> ShowReport {
+        let place = mb.place();
+        let messages = mb
+            .records()
+            .iter()
+            .map(|r| {
+                let mut flags: Vec<String> = r.system_flags.names().map(str::to_string).collect();
+                flags.extend(mb.user_flag_names(r.user_flags));
+                ShowMessage {
+                    uid: r.uid,
+                    internal_date: crate::message::DateTime {
+                        unix: r.internal_date,
+                        offset_minutes: r.internal_offset,
+                    }
+                    .to_rfc3339(),
+                    date_source: r.date_source.as_str(),
+                    flags,
+                    size: r.size,
+                    content_hash: hex(&r.content_hash),
+                    modseq: r.modseq,
+                    sent_date: r
+                        .sent_date
+                        .map(|d| crate::message::DateTime { unix: d, offset_minutes: r.sent_offset }.to_rfc3339()),
+                }
+            })
+            .collect::<Vec<_>>();
+        ShowReport {
+            domain: place.domain.clone(),
+            mailbox: place.name.to_string(),
+            mailbox_utf8: place.name.display(),
+            partition: place.partition.clone(),
+            path: place.dir.display().to_string(),
+            unique_id: hex(&mb.header().unique_id),
+            uid_validity: mb.uid_validity(),
+            last_uid: mb.last_uid(),
+            highest_modseq: mb.highest_modseq(),
+            message_count: messages.len(),
+            total_size: mb.records().iter().map(|r| r.size).sum(),
+            user_flags: mb.header().flags.clone(),
+            messages,
+        }
+    }
+
+    /// Human-readable rendering.
+    pub fn render_text(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(s, "mailbox      {}:{}", self.domain, self.mailbox_utf8);
+        if self.mailbox != self.mailbox_utf8 {
+            let _ = writeln!(s, "imap name    {}", self.mailbox);
+        }
+        let _ = writeln!(s, "partition    {} ({})", self.partition, self.path);
+        let _ = writeln!(s, "unique id    {}", self.unique_id);
+        let _ = writeln!(s, "uidvalidity  {}", self.uid_validity);
+        let _ = writeln!(s, "last uid     {}    highest modseq {}", self.last_uid, self.highest_modseq);
+        let _ = writeln!(s, "messages     {} ({} bytes)", self.message_count, self.total_size);
+        let names: Vec<&str> = self.user_flags.iter().flatten().map(String::as_str).collect();
+        let _ = writeln!(s, "user flags   {}", if names.is_empty() { "(none)".to_string() } else { names.join(" ") });
+        let _ = writeln!(s);
+        let _ = writeln!(s, "{:>8}  {:<25}  {:>9}  FLAGS", "UID", "INTERNALDATE", "SIZE");
+        for m in &self.messages {
+            let _ = writeln!(s, "{:>8}  {:<25}  {:>9}  {}", m.uid, m.internal_date, m.size, m.flags.join(" "));
+        }
+        s
+    }
+}
