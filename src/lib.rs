@@ -11,6 +11,7 @@ pub mod db;
 pub mod error;
 pub mod flags;
 pub mod format;
+pub mod fuzzing;
 pub mod io;
 pub mod layout;
 pub mod message;

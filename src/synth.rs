@@ -354,9 +354,11 @@ fn words(rng: &mut Rng, n: usize, eight_bit: bool) -> String {
             s.push(if i % 14 == 13 { '\n' } else { ' ' });
         }
         if eight_bit && rng.chance(0.05) {
-            s.push_str(*rng.pick(WORDS_8BIT));
+            let w: &&str = rng.pick(WORDS_8BIT);
+            s.push_str(w);
         } else {
-            s.push_str(*rng.pick(WORDS));
+            let w: &&str = rng.pick(WORDS);
+            s.push_str(w);
         }
     }
     s

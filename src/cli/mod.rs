@@ -5,6 +5,8 @@
 pub mod args;
 mod demo;
 
+pub use demo::current_user_and_group;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;

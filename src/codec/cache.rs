@@ -16,6 +16,9 @@ pub const ENVELOPE_FIELDS: usize = 11;
 pub const ENVELOPE_NAMES: [&str; ENVELOPE_FIELDS] =
     ["Date", "Subject", "From", "Sender", "Reply-To", "To", "Cc", "Bcc", "In-Reply-To", "Message-ID", "References"];
 
+/// Parameters of a part: (name, value) pairs borrowed from the file.
+pub type Params<'a> = Vec<(&'a [u8], &'a [u8])>;
+
 /// Unfolded raw values of the envelope fields; `None` when the header is absent.
 pub type Envelope<'a> = [Option<&'a [u8]>; ENVELOPE_FIELDS];
 
@@ -41,7 +44,7 @@ pub struct CachePart<'a> {
     /// Media subtype (lower case), e.g. `plain`.
     pub media_subtype: &'a [u8],
     /// Content-Type parameters.
-    pub params: Vec<(&'a [u8], &'a [u8])>,
+    pub params: Params<'a>,
     /// Content-ID.
     pub id: Option<&'a [u8]>,
     /// Content-Description.
@@ -51,7 +54,7 @@ pub struct CachePart<'a> {
     /// Content-Disposition value.
     pub disposition: Option<&'a [u8]>,
     /// Content-Disposition parameters.
-    pub disposition_params: Vec<(&'a [u8], &'a [u8])>,
+    pub disposition_params: Params<'a>,
     /// Content-Language.
     pub language: Option<&'a [u8]>,
     /// Content-Location.
@@ -189,7 +192,7 @@ impl<'a> Reader<'a> {
         self.pos += len as usize;
         Ok(Some(s))
     }
-    fn params(&mut self) -> Result<Vec<(&'a [u8], &'a [u8])>, FormatError> {
+    fn params(&mut self) -> Result<Params<'a>, FormatError> {
         let n = slice(self.rec, self.pos, 2, "parameter count").map_err(|e| self.rebase(e))?;
         let n = u16::from_le_bytes([n[0], n[1]]) as usize;
         self.pos += 2;

@@ -1,2 +1,98 @@
-//! `cargo xtask`: the project's chores (placeholder).
-fn main() {}
+//! `cargo xtask`: the project's chores, one entry point.
+//!
+//! - `corpus --messages N --out DIR [--seed S]`: a deterministic generated store.
+//! - `ci`: what CI runs (`bash .ci/run`).
+//! - `seeds`: write the fuzz seed inputs to `corpus/fuzz/`.
+//! - `bench ...`: the benchmark suites (see `benches/` and the README).
+//! - `fuzz [TARGET] [-- ARGS]`: run a cargo-fuzz target (needs `cargo install cargo-fuzz` and nightly).
+
+mod corpus;
+
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Generate a store: DIR/ms.conf and its partitions.
+    Corpus(corpus::CorpusArgs),
+    /// Run what CI runs (.ci/run).
+    Ci,
+    /// Write the fuzz targets' seed inputs to corpus/fuzz/<target>/seed-*.
+    Seeds,
+    /// Run a cargo-fuzz target for a while (requires cargo-fuzz and a nightly toolchain).
+    Fuzz {
+        /// Target name (see fuzz/fuzz_targets/); all targets when omitted.
+        target: Option<String>,
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Corpus(a) => corpus::run(&a),
+        Cmd::Ci => {
+            let root = project_root();
+            let status = Command::new("bash").arg(".ci/run").current_dir(&root).status().context("run .ci/run")?;
+            if !status.success() {
+                bail!(".ci/run failed: {status}");
+            }
+            Ok(())
+        }
+        Cmd::Fuzz { target, seconds } => fuzz(target, seconds),
+        Cmd::Seeds => {
+            let root = project_root();
+            for t in mstore::fuzzing::TARGETS {
+                let dir = root.join("corpus/fuzz").join(t);
+                std::fs::create_dir_all(&dir)?;
+                for (name, bytes) in mstore::fuzzing::seed_inputs(t) {
+                    std::fs::write(dir.join(format!("seed-{name}")), bytes)?;
+                }
+            }
+            println!("seeds written under {}", root.join("corpus/fuzz").display());
+            Ok(())
+        }
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+pub fn project_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(|p| p.to_path_buf()).unwrap_or_default()
+}
+
+fn fuzz(target: Option<String>, seconds: u64) -> Result<()> {
+    let root = project_root();
+    let targets: Vec<String> = match target {
+        Some(t) => vec![t],
+        None => std::fs::read_dir(root.join("fuzz/fuzz_targets"))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.path().file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .collect(),
+    };
+    for t in targets {
+        let corpus = root.join("corpus/fuzz").join(&t);
+        let status = Command::new("cargo")
+            .args(["+nightly", "fuzz", "run", &t])
+            .arg(&corpus)
+            .arg("--")
+            .arg(format!("-max_total_time={seconds}"))
+            .current_dir(&root)
+            .status()
+            .context("run cargo fuzz (install it with `cargo install cargo-fuzz`)")?;
+        if !status.success() {
+            bail!("fuzz target {t} failed: {status}; commit the crash input under corpus/fuzz/{t}/ so the seed test replays it");
+        }
+    }
+    Ok(())
+}

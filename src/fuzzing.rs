@@ -1,0 +1,206 @@
+//! Entry points of the fuzz targets (`fuzz/fuzz_targets/*.rs`), one per parser, and the
+//! generator of their seed inputs (`cargo xtask seeds` writes them to `corpus/fuzz/`).
+//!
+//! Each entry point feeds arbitrary bytes to a parser and checks what must hold for any
+//! input: no panic, and where the parser accepts the input, re-encoding what it returned
+//! gives back the same bytes. The seed files also run as a plain test
+//! (`tests/fuzz_seeds.rs`), so CI needs no fuzzer.
+
+use std::path::Path;
+
+use crate::codec::{cache, changelog, dbsnap, header, index};
+
+/// Fuzz targets, by name (the file names under `fuzz/fuzz_targets/`).
+pub const TARGETS: &[&str] = &["header", "index", "cache", "changelog", "dbsnap", "config", "message"];
+
+/// Run one target on `data`. Panics (what the fuzzer catches) only on a broken invariant.
+pub fn run(target: &str, data: &[u8]) {
+    match target {
+        "header" => fuzz_header(data),
+        "index" => fuzz_index(data),
+        "cache" => fuzz_cache(data),
+        "changelog" => fuzz_changelog(data),
+        "dbsnap" => fuzz_dbsnap(data),
+        "config" => fuzz_config(data),
+        "message" => fuzz_message(data),
+        other => panic!("unknown fuzz target {other}"),
+    }
+}
+
+/// `ms.header`.
+pub fn fuzz_header(data: &[u8]) {
+    if let Ok(h) = header::MailboxHeader::decode(data) {
+        assert_eq!(h.encode(), data, "accepted header must re-encode to the same bytes");
+    }
+    let _ = header::decode_fixed(data);
+}
+
+/// `ms.index`.
+pub fn fuzz_index(data: &[u8]) {
+    if let Ok((h, recs)) = index::decode(data) {
+        assert_eq!(index::encode(&h, &recs), data, "accepted index must re-encode to the same bytes");
+    }
+    let s = index::salvage(data);
+    for (off, r) in &s.records {
+        assert_eq!(index::decode_record(data, *off as usize), Ok(*r));
+    }
+}
+
+/// `ms.cache` records at every offset.
+pub fn fuzz_cache(data: &[u8]) {
+    let _ = cache::decode_header(data);
+    for off in 0..data.len().min(64) {
+        if let Ok(e) = cache::decode(data, off, None) {
+            let mut again = Vec::new();
+            let len = cache::encode(&e, &mut again) as usize;
+            assert_eq!(&again[..], &data[off..off + len], "accepted cache record must re-encode to the same bytes");
+        }
+    }
+}
+
+/// `ms.log`.
+pub fn fuzz_changelog(data: &[u8]) {
+    if let Ok(s) = changelog::scan(data) {
+        assert!(s.valid_end as usize <= data.len());
+        for (off, seq, rec) in &s.records {
+            let mut again = Vec::new();
+            changelog::encode_record(&mut again, &s.header.unique_id, *seq, rec);
+            let off = *off as usize;
+            assert_eq!(&again[..], &data[off..off + again.len()], "accepted log record must re-encode to the same bytes");
+        }
+    }
+}
+
+/// Database snapshots.
+pub fn fuzz_dbsnap(data: &[u8]) {
+    if let Ok(s) = dbsnap::decode(data) {
+        assert_eq!(dbsnap::encode(&s), data, "accepted snapshot must re-encode to the same bytes");
+    }
+}
+
+/// `ms.conf`.
+pub fn fuzz_config(data: &[u8]) {
+    if let Ok(c) = crate::config::Config::parse(Path::new("/fuzz/ms.conf"), data) {
+        let again = crate::config::Config::parse(Path::new("/fuzz/ms.conf"), c.render().as_bytes())
+            .expect("a rendered configuration parses");
+        assert_eq!(again.partitions, c.partitions);
+        assert_eq!(again.ms_path, c.ms_path);
+    }
+}
+
+/// Messages: split, envelope, dates, MIME structure, and the cache record derived from
+/// them must decode again.
+pub fn fuzz_message(data: &[u8]) {
+    let d = crate::store::derive::derive(1, data);
+    let e = cache::decode(&d.cache_record, 0, Some(d.cache_record.len() as u32)).expect("derived cache record decodes");
+    assert_eq!(e.uid, 1);
+    if let Ok(s) = crate::message::parse_structure(data) {
+        for p in &s.parts {
+            assert!(p.body_offset + p.body_len <= data.len() as u64);
+        }
+    }
+}
+
+/// Seed inputs for `target`: valid files of every shape the parser knows, plus a few
+/// damaged ones.
+pub fn seed_inputs(target: &str) -> Vec<(String, Vec<u8>)> {
+    use crate::codec::changelog::LogRecord;
+    use crate::codec::index::{IndexHeaderInfo, MessageRecord};
+    use crate::flags::{DateSource, SystemFlags, UserFlags};
+    let rec = |uid: u32| MessageRecord {
+        uid,
+        system_flags: SystemFlags(SystemFlags::SEEN),
+        user_flags: UserFlags(1 << uid),
+        internal_date: 1_700_000_000,
+        internal_offset: 60,
+        date_source: DateSource::Given,
+        sent_date: Some(1_699_999_000),
+        size: 1000 + u64::from(uid),
+        cache_offset: 64,
+        cache_len: 100,
+        modseq: u64::from(uid),
+        content_hash: [uid as u8; 32],
+        ..MessageRecord::default()
+    };
+    let mut out = Vec::new();
+    match target {
+        "header" => {
+            let h = header::MailboxHeader {
+                unique_id: [1; 16],
+                uid_validity: 7,
+                last_uid: 3,
+                created: 1,
+                domain: "example.com".into(),
+                name: "user/joe/pub".into(),
+                flags: vec![Some("$Work".into()), None, Some("Junk".into())],
+            };
+            out.push(("valid".into(), h.encode()));
+            out.push(("empty-flags".into(), header::MailboxHeader { flags: vec![], ..h.clone() }.encode()));
+            let mut bad = h.encode();
+            bad[70] ^= 4;
+            out.push(("flipped-name".into(), bad));
+        }
+        "index" => {
+            let h = IndexHeaderInfo { unique_id: [2; 16], generation: 1, uid_validity: 7, last_uid: 9, ..Default::default() };
+            let recs: Vec<MessageRecord> = (1..=3).map(rec).collect();
+            out.push(("valid".into(), index::encode(&h, &recs)));
+            out.push(("empty".into(), index::encode(&h, &[])));
+            let mut cut = index::encode(&h, &recs);
+            cut.truncate(cut.len() - 50);
+            out.push(("truncated".into(), cut));
+        }
+        "cache" => {
+            let d = crate::store::derive::derive(5, SAMPLE_MULTIPART);
+            let mut file = cache::encode_header(&[3; 16], 1);
+            file.extend_from_slice(&d.cache_record);
+            out.push(("multipart-record".into(), d.cache_record.clone()));
+            out.push(("file".into(), file));
+        }
+        "changelog" => {
+            let uid = [4; 16];
+            let mut b = changelog::encode_header(&changelog::LogHeaderInfo { unique_id: uid, uid_validity: 7, base_seq: 0, created: 1 });
+            for (i, r) in [
+                LogRecord::Name { domain: "example.com".into(), name: "user/joe".into() },
+                LogRecord::FlagName { slot: 0, name: "$Work".into() },
+                LogRecord::Message(rec(1)),
+                LogRecord::Flags { uid: 1, system_flags: SystemFlags(0), user_flags: UserFlags(1), modseq: 4 },
+                LogRecord::Expunge { uid: 1, modseq: 5 },
+                LogRecord::LastUid { last_uid: 1, uid_validity: 7 },
+            ]
+            .iter()
+            .enumerate()
+            {
+                changelog::encode_record(&mut b, &uid, i as u64 + 1, r);
+            }
+            out.push(("valid".into(), b.clone()));
+            let mut torn = b.clone();
+            torn.truncate(torn.len() - 5);
+            out.push(("torn".into(), torn));
+        }
+        "dbsnap" => {
+            let s = dbsnap::Snapshot {
+                name: "mailboxes".into(),
+                checkpoint_lsn: 3,
+                written: 1,
+                entries: vec![(b"example.com\0user/joe".to_vec(), vec![1; 40]), (b"foo.com\0admin".to_vec(), vec![])],
+            };
+            out.push(("valid".into(), dbsnap::encode(&s)));
+        }
+        "config" => {
+            out.push(("seed".into(), b"ms-path: /var/md/store\npartition-d2: /d/d2/mailstore\n".to_vec()));
+            out.push((
+                "full".into(),
+                b"# c\nms-path: store\nruntime-user: sms\nruntime-group: sms\npartition-default: s\ndefault-partition: default\nbackup-keep: 3\nlog-segment-size: 1M\nfsync: no\nthreads: 2\nbogus: 1\n".to_vec(),
+            ));
+        }
+        "message" => {
+            out.push(("multipart".into(), SAMPLE_MULTIPART.to_vec()));
+            out.push(("plain-lf".into(), b"From: a@b\nSubject: x\nDate: 1 Jan 2024 00:00 GMT\n\nbody\n".to_vec()));
+            out.push(("no-header".into(), b"\r\n\r\njust body".to_vec()));
+        }
+        _ => {}
+    }
+    out
+}
+
+const SAMPLE_MULTIPART: &[u8] = b"From: Joe <joe@example.com>\r\nTo: mary@example.com\r\nSubject: =?UTF-8?B?w5xiZXI=?=\r\nDate: Mon, 1 Jan 2024 10:00:00 +0100\r\nMessage-ID: <1@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"XX\"\r\n\r\npreamble\r\n--XX\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello\r\n--XX\r\nContent-Type: message/rfc822\r\n\r\nFrom: x@y\r\nSubject: inner\r\n\r\ninner body\r\n--XX--\r\n";
