@@ -66,7 +66,11 @@ pub fn fuzz_changelog(data: &[u8]) {
             let mut again = Vec::new();
             changelog::encode_record(&mut again, &s.header.unique_id, *seq, rec);
             let off = *off as usize;
-            assert_eq!(&again[..], &data[off..off + again.len()], "accepted log record must re-encode to the same bytes");
+            assert_eq!(
+                &again[..],
+                &data[off..off + again.len()],
+                "accepted log record must re-encode to the same bytes"
+            );
         }
     }
 }
@@ -141,7 +145,13 @@ pub fn seed_inputs(target: &str) -> Vec<(String, Vec<u8>)> {
             out.push(("flipped-name".into(), bad));
         }
         "index" => {
-            let h = IndexHeaderInfo { unique_id: [2; 16], generation: 1, uid_validity: 7, last_uid: 9, ..Default::default() };
+            let h = IndexHeaderInfo {
+                unique_id: [2; 16],
+                generation: 1,
+                uid_validity: 7,
+                last_uid: 9,
+                ..Default::default()
+            };
             let recs: Vec<MessageRecord> = (1..=3).map(rec).collect();
             out.push(("valid".into(), index::encode(&h, &recs)));
             out.push(("empty".into(), index::encode(&h, &[])));
@@ -158,7 +168,12 @@ pub fn seed_inputs(target: &str) -> Vec<(String, Vec<u8>)> {
         }
         "changelog" => {
             let uid = [4; 16];
-            let mut b = changelog::encode_header(&changelog::LogHeaderInfo { unique_id: uid, uid_validity: 7, base_seq: 0, created: 1 });
+            let mut b = changelog::encode_header(&changelog::LogHeaderInfo {
+                unique_id: uid,
+                uid_validity: 7,
+                base_seq: 0,
+                created: 1,
+            });
             for (i, r) in [
                 LogRecord::Name { domain: "example.com".into(), name: "user/joe".into() },
                 LogRecord::FlagName { slot: 0, name: "$Work".into() },

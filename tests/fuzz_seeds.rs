@@ -32,7 +32,8 @@ fn committed_seeds_match_the_generator() {
     for target in mstore::fuzzing::TARGETS {
         for (name, bytes) in mstore::fuzzing::seed_inputs(target) {
             let path = dir(target).join(format!("seed-{name}"));
-            let committed = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (run `cargo xtask seeds`)", path.display()));
+            let committed =
+                std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (run `cargo xtask seeds`)", path.display()));
             assert_eq!(committed, bytes, "{} is stale: run `cargo xtask seeds`", path.display());
         }
     }

@@ -91,7 +91,9 @@ fn fuzz(target: Option<String>, seconds: u64) -> Result<()> {
             .status()
             .context("run cargo fuzz (install it with `cargo install cargo-fuzz`)")?;
         if !status.success() {
-            bail!("fuzz target {t} failed: {status}; commit the crash input under corpus/fuzz/{t}/ so the seed test replays it");
+            bail!(
+                "fuzz target {t} failed: {status}; commit the crash input under corpus/fuzz/{t}/ so the seed test replays it"
+            );
         }
     }
     Ok(())
