@@ -15,6 +15,7 @@ pub mod fuzzing;
 pub mod io;
 pub mod layout;
 pub mod message;
+pub mod reconstruct;
 pub mod report;
 pub mod store;
 pub mod synth;

@@ -4,6 +4,7 @@
 
 pub mod args;
 mod demo;
+mod progress;
 
 pub use demo::current_user_and_group;
 
@@ -230,7 +231,46 @@ fn reconstruct(a: &ReconstructArgs) -> Result<Exit> {
     if a.common.version {
         return Ok(print_version("reconstruct"));
     }
-    Err(Error::Invalid("reconstruct is not built yet (issue 3)".into()))
+    let cfg = load_config(&a.common)?;
+    let st = Store::open(cfg)?;
+    let sel = crate::reconstruct::Selection {
+        domain: a.domain.clone().unwrap_or_default(),
+        user: a.user.clone(),
+        recursive: a.recursive,
+        mailboxes: a.mailboxes.clone(),
+    };
+    let opts = crate::reconstruct::Options {
+        dry_run: a.dry_run,
+        verify_content: a.verify_content,
+        quarantine: a.quarantine,
+        threads: a.threads.unwrap_or(0),
+        mmap: true,
+    };
+    let bar = progress::Bar::new(!a.no_progress, "reconstruct");
+    let report = crate::reconstruct::run(&st, &sel, &opts, &bar)?;
+    bar.finish();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if a.json {
+        serde_json::to_writer_pretty(&mut out, &report).map_err(|e| Error::Invalid(e.to_string()))?;
+        let _ = writeln!(out);
+    } else {
+        let _ = out.write_all(report.render_text().as_bytes());
+    }
+    let _ = out.flush();
+    Ok(exit_from_bits(report.exit_code()))
+}
+
+/// The most severe of OR'ed exit bits (1 repaired, 4 unrepaired, 8 failed).
+fn exit_from_bits(bits: u8) -> Exit {
+    if bits & Exit::Error as u8 != 0 {
+        Exit::Error
+    } else if bits & Exit::Unrepaired as u8 != 0 {
+        Exit::Unrepaired
+    } else if bits & Exit::Repaired as u8 != 0 {
+        Exit::Repaired
+    } else {
+        Exit::Ok
+    }
 }
 
 fn recover(a: &RecoverArgs) -> Result<Exit> {

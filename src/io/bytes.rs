@@ -77,12 +77,23 @@ pub fn read_file_at(file: &File, len: u64, allow_map: bool) -> std::io::Result<B
     read_small(file, len)
 }
 
-/// Read the whole file, trusting `len` only as a capacity hint (capped, so a lying size
-/// cannot make us allocate without bound before the first byte arrives).
+/// Read the file's `len` bytes (its size from the caller's `fstat`): one `read` for a file
+/// that has not changed since. A file that shrank meanwhile is an `UnexpectedEof` error;
+/// bytes appended meanwhile are not read (message files are written once, so neither
+/// happens to a healthy store). Sizes above 64 MiB are read in steps rather than trusted
+/// for one allocation.
 fn read_small(mut file: &File, len: u64) -> std::io::Result<Bytes> {
-    const CAP_HINT: u64 = 64 * 1024 * 1024;
-    let mut buf = Vec::with_capacity(len.min(CAP_HINT) as usize + 1);
-    file.read_to_end(&mut buf)?;
+    const STEP: u64 = 64 * 1024 * 1024;
+    if len <= STEP {
+        let mut buf = vec![0u8; len as usize];
+        file.read_exact(&mut buf)?;
+        return Ok(Bytes::Owned(buf));
+    }
+    let mut buf = Vec::with_capacity(STEP as usize);
+    let got = file.take(len).read_to_end(&mut buf)?;
+    if (got as u64) < len {
+        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file shrank while being read"));
+    }
     Ok(Bytes::Owned(buf))
 }
 

@@ -205,18 +205,7 @@ impl Mailbox {
 
     fn load(place: MailboxPlace, lock: Option<MailboxLock>) -> Result<Mailbox> {
         let header_bytes = Mailbox::read(&place, HEADER_FILE)?;
-        let header = MailboxHeader::decode(&header_bytes).map_err(|e| place.damaged(HEADER_FILE, e))?;
         let index_bytes = Mailbox::read(&place, INDEX_FILE)?;
-        let (index, records) = index::decode(&index_bytes).map_err(|e| place.damaged(INDEX_FILE, e))?;
-        drop(index_bytes);
-        if index.unique_id != header.unique_id {
-            return Err(place.needs_repair(format!(
-                "mailbox {}: {} belongs to another mailbox (unique id differs from {})",
-                place.label(),
-                INDEX_FILE,
-                HEADER_FILE
-            )));
-        }
         // Logs are read, never mapped: an append may truncate a torn tail under a reader.
         let log_path = place.dir.join(LOG_FILE);
         let log_bytes = std::fs::read(&log_path).map_err(|e| {
@@ -226,7 +215,30 @@ impl Mailbox {
                 Error::io("read", &log_path, e)
             }
         })?;
-        let scan = changelog::scan(&log_bytes).map_err(|e| place.damaged(LOG_FILE, e))?;
+        Mailbox::from_bytes(place, &header_bytes, &index_bytes, &log_bytes, lock)
+    }
+
+    /// Build the state from the bytes of `ms.header`, `ms.index` and `ms.log` (what
+    /// [`Mailbox::open`] reads; reconstruct passes the bytes it already holds).
+    pub fn from_bytes(
+        place: MailboxPlace,
+        header_bytes: &[u8],
+        index_bytes: &[u8],
+        log_bytes: &[u8],
+        lock: Option<MailboxLock>,
+    ) -> Result<Mailbox> {
+        let header = MailboxHeader::decode(header_bytes).map_err(|e| place.damaged(HEADER_FILE, e))?;
+        let (index, records) = index::decode(index_bytes).map_err(|e| place.damaged(INDEX_FILE, e))?;
+        if index.unique_id != header.unique_id || index.uid_validity != header.uid_validity {
+            return Err(place.needs_repair(format!(
+                "mailbox {}: {} belongs to another mailbox or UID validity (it differs from {})",
+                place.label(),
+                INDEX_FILE,
+                HEADER_FILE
+            )));
+        }
+        let log_path = place.dir.join(LOG_FILE);
+        let scan = changelog::scan(log_bytes).map_err(|e| place.damaged(LOG_FILE, e))?;
         if scan.header.unique_id != header.unique_id {
             return Err(place.needs_repair(format!(
                 "mailbox {}: {} belongs to another mailbox (unique id differs from {})",

@@ -1,0 +1,706 @@
+//! The heart of reconstruct: merge what the old files still hold with what the message
+//! files say, following the rules of `formats/index.md` ("How reconstruct trusts a
+//! record") and the README. A pure function of its inputs, so it is tested without disks.
+//!
+//! Rules, in order:
+//! 1. Identity: unique id and UID validity from the header file, else the index, else the
+//!    change log, else the mailbox list. The last UID from the header, index and log
+//!    (whichever verify); if none does, a new UID validity is issued.
+//! 2. For each message file, the candidate records for its UID are the index record (if
+//!    its checksum holds) and the change log's state (replayed from records that verify).
+//!    The newest (highest modseq) candidate that still describes the same file — same
+//!    size and BLAKE3 hash, or same size and mtime when the file was not read — is
+//!    trusted: its flags and internal date are kept. An expunge logged after it means
+//!    the file is the leftover of an interrupted expunge: moved aside, not indexed.
+//! 3. A file with no trusted record is a new message: indexed under its UID if that is
+//!    above the last UID, else re-appended under a new UID (renamed, bytes untouched).
+//!    Its internal date is the file's mtime, else its `Received:` date, else `Date:`.
+//! 4. A record whose file is gone or empty is dropped, and the report lists its flags.
+//! 5. User flag bits whose name was lost get a placeholder name, reported; a set flag is
+//!    never silently dropped.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::plan::OldState;
+use crate::codec::header::MailboxHeader;
+use crate::codec::index::MessageRecord;
+use crate::flags::{DateSource, SystemFlags, UserFlags};
+use crate::format::header::MAX_USER_FLAGS;
+use crate::message::DateTime;
+
+/// Size and mtime of a message file (from one `fstat` or `statx`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileInfo {
+    /// UID from the file name.
+    pub uid: u32,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, seconds.
+    pub mtime: i64,
+}
+
+/// What was derived from a message file that was read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Derived {
+    /// BLAKE3 of the bytes.
+    pub content_hash: [u8; 32],
+    /// Header block size including the separator.
+    pub header_size: u32,
+    /// The Date header.
+    pub sent_date: Option<DateTime>,
+    /// The topmost Received header's date.
+    pub received_date: Option<DateTime>,
+    /// Where its cache record was written: (offset, length).
+    pub cache: Option<(u64, u32)>,
+}
+
+/// What happened to one message file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileOutcome {
+    /// Size and mtime matched the trusted record; the file was not read.
+    Matched(FileInfo),
+    /// The file was read and everything derived from it.
+    Read(FileInfo, Derived),
+    /// The file is empty.
+    Empty(FileInfo),
+    /// The file could not be read.
+    Unreadable {
+        /// UID.
+        uid: u32,
+        /// Why.
+        error: String,
+    },
+    /// Listed, then gone before it could be opened.
+    Vanished {
+        /// UID.
+        uid: u32,
+    },
+}
+
+impl FileOutcome {
+    /// The file's UID.
+    pub fn uid(&self) -> u32 {
+        match self {
+            FileOutcome::Matched(f) | FileOutcome::Read(f, _) | FileOutcome::Empty(f) => f.uid,
+            FileOutcome::Unreadable { uid, .. } | FileOutcome::Vanished { uid } => *uid,
+        }
+    }
+}
+
+/// Where a trusted state came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// The index record.
+    Index,
+    /// The change log.
+    Log,
+}
+
+/// The candidate whose state a file of `uid` would keep if it still describes the same
+/// message, and the expunge that may supersede it.
+pub fn candidates(old: &OldState, uid: u32, use_index: bool, use_log: bool) -> Vec<(Source, MessageRecord)> {
+    let mut c = Vec::with_capacity(2);
+    if use_index {
+        if let Some(r) = old.index_records.get(&uid) {
+            c.push((Source::Index, *r));
+        }
+    }
+    if use_log {
+        if let Some(r) = old.log.as_ref().and_then(|l| l.state.get(&uid)) {
+            c.push((Source::Log, *r));
+        }
+    }
+    // Newest first; on a tie the index (the checkpoint both agree on) first.
+    c.sort_by(|a, b| b.1.modseq.cmp(&a.1.modseq).then((a.0 as u8).cmp(&(b.0 as u8))));
+    c
+}
+
+/// One change, for the report (`--json` prints them all).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Change {
+    /// The message concerned, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// What kind of change.
+    pub what: &'static str,
+    /// The value before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old: Option<serde_json::Value>,
+    /// The value after.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new: Option<serde_json::Value>,
+    /// In words.
+    pub detail: String,
+}
+
+/// Counts for the one-line summary of a mailbox.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Records unchanged.
+    pub kept: u64,
+    /// Records rewritten from a surviving source (log, re-derived fields).
+    pub rebuilt: u64,
+    /// Messages indexed with no surviving record.
+    pub added: u64,
+    /// Records dropped (file gone or empty).
+    pub dropped: u64,
+    /// Messages whose old flags could not be applied.
+    pub flags_lost: u64,
+}
+
+/// Inputs of [`merge`] beyond the old state and the files.
+#[derive(Clone, Debug)]
+pub struct MergeInput<'a> {
+    /// Domain.
+    pub domain: &'a str,
+    /// Mailbox name.
+    pub name: &'a str,
+    /// From the mailbox list, if registered: (unique id, UID validity, created).
+    pub listed: Option<([u8; 16], u32, i64)>,
+    /// Now (seconds).
+    pub now: i64,
+    /// A fresh unique id to use if no source has one.
+    pub fresh_id: [u8; 16],
+}
+
+/// The rebuilt state of a mailbox.
+#[derive(Clone, Debug)]
+pub struct Merged {
+    /// New header.
+    pub header: MailboxHeader,
+    /// New records, sorted by UID (cache pointers filled from derived data or old records).
+    pub records: Vec<MessageRecord>,
+    /// Last UID.
+    pub last_uid: u32,
+    /// Highest sequence number (modseq) after the merge.
+    pub seq: u64,
+    /// Files to rename: (old UID, new UID).
+    pub renames: Vec<(u32, u32)>,
+    /// Files to move aside (leftovers of expunges): UIDs.
+    pub set_aside: Vec<u32>,
+    /// Every change.
+    pub changes: Vec<Change>,
+    /// Summary counts.
+    pub counts: Counts,
+    /// Whether the state differs from what the old files say (something to write).
+    pub changed: bool,
+    /// Whether a problem remains that reconstruct could not repair.
+    pub unrepaired: bool,
+}
+
+fn flag_json(names: &[Option<String>], r: &MessageRecord) -> serde_json::Value {
+    let mut v: Vec<String> = r.system_flags.names().map(str::to_string).collect();
+    for slot in r.user_flags.slots() {
+        v.push(names.get(slot).cloned().flatten().unwrap_or_else(|| format!("$slot{slot}")));
+    }
+    serde_json::json!(v)
+}
+
+fn date_json(unix: i64, offset: i16) -> serde_json::Value {
+    serde_json::json!(DateTime { unix, offset_minutes: offset }.to_rfc3339())
+}
+
+/// Fields that matter to clients (everything but cache placement).
+fn same_state(a: &MessageRecord, b: &MessageRecord) -> bool {
+    a.uid == b.uid
+        && a.system_flags == b.system_flags
+        && a.user_flags == b.user_flags
+        && a.internal_date == b.internal_date
+        && a.internal_offset == b.internal_offset
+        && a.size == b.size
+        && a.content_hash == b.content_hash
+        && a.header_size == b.header_size
+        && a.sent_date == b.sent_date
+        && a.sent_offset == b.sent_offset
+        && a.modseq == b.modseq
+}
+
+/// Merge. `files` must be sorted by UID.
+pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> Merged {
+    let mut changes: Vec<Change> = Vec::new();
+    let mut counts = Counts::default();
+    let mut unrepaired = false;
+
+    // 1. Identity.
+    let fixed = old.header_fixed.as_ref();
+    let unique_id = fixed
+        .map(|h| h.unique_id)
+        .or(old.index_header.as_ref().map(|h| h.unique_id))
+        .or(old.log.as_ref().map(|l| l.header.unique_id))
+        .or(input.listed.map(|l| l.0))
+        .unwrap_or(input.fresh_id);
+    let old_validity = fixed
+        .map(|h| h.uid_validity)
+        .or(old.index_header.as_ref().map(|h| h.uid_validity))
+        .or(old.log.as_ref().map(|l| l.header.uid_validity))
+        .or(input.listed.map(|l| l.1));
+    let created = fixed.map(|h| h.created).or(input.listed.map(|l| l.2)).unwrap_or(input.now);
+    let validity_ok = |v: u32, id: [u8; 16]| Some(v) == old_validity && id == unique_id;
+    let use_index = match &old.index_header {
+        Some(h) => validity_ok(h.uid_validity, h.unique_id),
+        // Records of an index whose header is lost are self-describing (UID, size, hash).
+        None => true,
+    };
+    if let Some(h) = &old.index_header {
+        if !use_index {
+            changes.push(Change {
+                uid: None,
+                what: "index-ignored",
+                old: None,
+                new: None,
+                detail: "ms.index belongs to another mailbox or UID validity; its records were not used".into(),
+            });
+            let _ = h;
+        }
+    }
+    let use_log = old.log.as_ref().is_some_and(|l| validity_ok(l.header.uid_validity, l.header.unique_id));
+    if old.log.is_some() && !use_log {
+        changes.push(Change {
+            uid: None,
+            what: "log-ignored",
+            old: None,
+            new: None,
+            detail: "ms.log belongs to another mailbox or UID validity; its records were not used".into(),
+        });
+    }
+    let mut last_known: Option<u32> = None;
+    let mut raise = |v: u32| last_known = Some(last_known.map_or(v, |k: u32| k.max(v)));
+    if let Some(h) = fixed {
+        if Some(h.uid_validity) == old_validity {
+            raise(h.last_uid);
+        }
+    }
+    if use_index {
+        if let Some(h) = &old.index_header {
+            raise(h.last_uid);
+        }
+    }
+    if use_log {
+        if let Some(l) = &old.log {
+            raise(l.last_uid);
+        }
+    }
+
+    // Flag names: header, then the log for slots the header lacks.
+    let mut names: Vec<Option<String>> = old.header.as_ref().map(|h| h.flags.clone()).unwrap_or_default();
+    if use_log {
+        if let Some(l) = &old.log {
+            for (slot, n) in l.flag_names.iter().enumerate() {
+                if let Some(n) = n {
+                    if names.len() <= slot {
+                        names.resize(slot + 1, None);
+                    }
+                    if names[slot].is_none() {
+                        names[slot] = Some(n.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    // 2-3. Files.
+    let max_file_uid = files.iter().map(FileOutcome::uid).max().unwrap_or(0);
+    let trusted_uids_max = files
+        .iter()
+        .filter_map(|f| candidates(old, f.uid(), use_index, use_log).first().map(|c| c.1.uid))
+        .max()
+        .unwrap_or(0);
+    let (uid_validity, validity_changed) = match (old_validity, last_known) {
+        (Some(v), Some(_)) => (v, false),
+        (old_v, _) => {
+            let fresh = (input.now.clamp(1, u32::MAX as i64) as u32).max(old_v.map_or(1, |v| v.saturating_add(1)));
+            (fresh, true)
+        }
+    };
+    if validity_changed {
+        changes.push(Change {
+            uid: None,
+            what: "uidvalidity-changed",
+            old: old_validity.map(|v| serde_json::json!(v)),
+            new: Some(serde_json::json!(uid_validity)),
+            detail: "the last UID could not be recovered from the header, index or log: new UID validity issued, files keep their UIDs".into(),
+        });
+    }
+    let mut last_uid = if validity_changed { max_file_uid } else { last_known.unwrap_or(0).max(trusted_uids_max) };
+    let mut seq = old.log.as_ref().map(|l| l.seq).unwrap_or(0);
+    if let Some(h) = &old.index_header {
+        seq = seq.max(h.log_seq).max(h.highest_modseq);
+    }
+    if let Some(c) = &old.current {
+        seq = seq.max(c.4);
+    }
+    for (_, r) in &old.index_records {
+        seq = seq.max(r.modseq);
+    }
+
+    let mut records: Vec<MessageRecord> = Vec::with_capacity(files.len());
+    let mut fresh: Vec<(u32, MessageRecord, bool)> = Vec::new(); // (file uid, record, reappend)
+    let mut set_aside = Vec::new();
+    let mut seen = BTreeSet::new();
+    for f in files {
+        let uid = f.uid();
+        seen.insert(uid);
+        let cands = if validity_changed && !use_index && !use_log {
+            Vec::new()
+        } else {
+            candidates(old, uid, use_index, use_log)
+        };
+        let expunged_at = if use_log { old.log.as_ref().and_then(|l| l.expunged.get(&uid).copied()) } else { None };
+        match f {
+            FileOutcome::Vanished { .. } => {
+                if let Some((_, r)) = cands.first() {
+                    counts.dropped += 1;
+                    changes.push(Change {
+                        uid: Some(uid),
+                        what: "dropped-missing",
+                        old: Some(flag_json(&names, r)),
+                        new: None,
+                        detail: "message file vanished during the run; record dropped".into(),
+                    });
+                }
+            }
+            FileOutcome::Empty(_) => {
+                unrepaired = true;
+                if let Some((_, r)) = cands.first() {
+                    counts.dropped += 1;
+                    changes.push(Change {
+                        uid: Some(uid),
+                        what: "dropped-empty",
+                        old: Some(flag_json(&names, r)),
+                        new: None,
+                        detail: format!(
+                            "{uid}. is empty: record dropped (flags were {}), file left in place",
+                            flag_json(&names, r)
+                        ),
+                    });
+                } else {
+                    changes.push(Change {
+                        uid: Some(uid),
+                        what: "empty-file",
+                        old: None,
+                        new: None,
+                        detail: format!("{uid}. is empty: not indexed, left in place"),
+                    });
+                }
+            }
+            FileOutcome::Unreadable { error, .. } => {
+                unrepaired = true;
+                if let Some((src, r)) = cands.first() {
+                    records.push(*r);
+                    changes.push(Change {
+                        uid: Some(uid),
+                        what: "unreadable",
+                        old: None,
+                        new: None,
+                        detail: format!("{uid}. cannot be read ({error}); its {src:?} record is kept unverified"),
+                    });
+                } else {
+                    changes.push(Change {
+                        uid: Some(uid),
+                        what: "unreadable",
+                        old: None,
+                        new: None,
+                        detail: format!("{uid}. cannot be read ({error}); not indexed"),
+                    });
+                }
+            }
+            FileOutcome::Matched(info) | FileOutcome::Read(info, _) => {
+                let derived = match f {
+                    FileOutcome::Read(_, d) => Some(d),
+                    _ => None,
+                };
+                let describes = |r: &MessageRecord| match derived {
+                    Some(d) => r.size == info.size && (r.content_hash == d.content_hash || r.content_hash == [0; 32]),
+                    None => r.size == info.size && r.internal_date == info.mtime,
+                };
+                let trusted = cands.iter().find(|(_, r)| describes(r));
+                if let Some((src, r)) = trusted {
+                    if expunged_at.is_some_and(|e| e > r.modseq) {
+                        set_aside.push(uid);
+                        changes.push(Change {
+                            uid: Some(uid),
+                            what: "expunged-leftover",
+                            old: None,
+                            new: None,
+                            detail: format!(
+                                "{uid}. was expunged (change log) but its file remained: moved to ms.quarantine/"
+                            ),
+                        });
+                        continue;
+                    }
+                    let mut rec = *r;
+                    if let Some(d) = derived {
+                        rec.content_hash = d.content_hash;
+                        rec.header_size = d.header_size;
+                        rec.sent_date = d.sent_date.map(|x| x.unix);
+                        rec.sent_offset = d.sent_date.map(|x| x.offset_minutes).unwrap_or(0);
+                        if let Some((o, l)) = d.cache {
+                            rec.cache_offset = o;
+                            rec.cache_len = l;
+                        }
+                    }
+                    if cands.first().map(|c| c.1.modseq) != Some(r.modseq) {
+                        changes.push(Change {
+                            uid: Some(uid),
+                            what: "newest-record-mismatch",
+                            old: None,
+                            new: None,
+                            detail: format!("the newest record of {uid}. describes other content; an older {src:?} record that matches was used"),
+                        });
+                    }
+                    let from_index = old.index_records.get(&uid);
+                    if from_index.is_some_and(|i| same_state(i, &rec)) {
+                        counts.kept += 1;
+                    } else {
+                        counts.rebuilt += 1;
+                        changes.push(Change {
+                            uid: Some(uid),
+                            what: if *src == Source::Log { "record-from-log" } else { "record-rebuilt" },
+                            old: from_index.map(|i| flag_json(&names, i)),
+                            new: Some(flag_json(&names, &rec)),
+                            detail: match (src, from_index) {
+                                (Source::Log, None) => {
+                                    "index record missing or damaged: flags and date recovered from the change log"
+                                        .into()
+                                }
+                                (Source::Log, Some(_)) => {
+                                    "index record out of date: flags and date taken from the change log".into()
+                                }
+                                _ => "index record rewritten with re-derived fields".into(),
+                            },
+                        });
+                    }
+                    records.push(rec);
+                } else {
+                    // No surviving record describes this file.
+                    if let Some((src, r)) = cands.first() {
+                        let had_flags = r.system_flags.0 != 0 || r.user_flags.0 != 0;
+                        if had_flags {
+                            counts.flags_lost += 1;
+                        }
+                        changes.push(Change {
+                            uid: Some(uid),
+                            what: "content-changed",
+                            old: Some(flag_json(&names, r)),
+                            new: None,
+                            detail: format!(
+                                "{uid}. no longer matches its {src:?} record (size {} → {}); old flags {} not applied",
+                                r.size,
+                                info.size,
+                                flag_json(&names, r)
+                            ),
+                        });
+                    } else if expunged_at.is_some() {
+                        set_aside.push(uid);
+                        changes.push(Change {
+                            uid: Some(uid),
+                            what: "expunged-leftover",
+                            old: None,
+                            new: None,
+                            detail: format!(
+                                "{uid}. was expunged (change log) but its file remained: moved to ms.quarantine/"
+                            ),
+                        });
+                        continue;
+                    }
+                    let (date, source) = pick_date(info, derived, input.now);
+                    let d = derived.copied();
+                    let rec = MessageRecord {
+                        uid,
+                        system_flags: SystemFlags(0),
+                        user_flags: UserFlags(0),
+                        internal_date: date.unix,
+                        internal_offset: date.offset_minutes,
+                        date_source: source,
+                        sent_date: d.and_then(|d| d.sent_date).map(|x| x.unix),
+                        sent_offset: d.and_then(|d| d.sent_date).map(|x| x.offset_minutes).unwrap_or(0),
+                        header_size: d.map(|d| d.header_size).unwrap_or(0),
+                        size: info.size,
+                        cache_offset: d.and_then(|d| d.cache).map(|c| c.0).unwrap_or(0),
+                        cache_len: d.and_then(|d| d.cache).map(|c| c.1).unwrap_or(0),
+                        modseq: 0,
+                        content_hash: d.map(|d| d.content_hash).unwrap_or([0; 32]),
+                    };
+                    let reappend = !validity_changed && uid <= last_known.unwrap_or(0);
+                    fresh.push((uid, rec, reappend));
+                }
+            }
+        }
+    }
+
+    // 4. Records with no file.
+    let mut known: BTreeMap<u32, MessageRecord> = BTreeMap::new();
+    if use_index {
+        for (u, r) in &old.index_records {
+            known.insert(*u, *r);
+        }
+    }
+    if use_log {
+        if let Some(l) = &old.log {
+            for (u, r) in &l.state {
+                if known.get(u).is_none_or(|k| k.modseq < r.modseq) {
+                    known.insert(*u, *r);
+                }
+            }
+        }
+    }
+    for (uid, r) in &known {
+        if seen.contains(uid) {
+            continue;
+        }
+        let expunged_later =
+            use_log && old.log.as_ref().and_then(|l| l.expunged.get(uid)).is_some_and(|&e| e > r.modseq);
+        if expunged_later {
+            continue;
+        }
+        counts.dropped += 1;
+        changes.push(Change {
+            uid: Some(*uid),
+            what: "dropped-missing",
+            old: Some(flag_json(&names, r)),
+            new: None,
+            detail: format!("{uid}. is gone: record dropped (flags were {})", flag_json(&names, r)),
+        });
+    }
+
+    // New messages: under their UID if above the last UID, else re-appended above every
+    // UID in use (files left in place included, so a rename never collides).
+    let before_new = last_uid;
+    last_uid = last_uid.max(max_file_uid).max(records.iter().map(|r| r.uid).max().unwrap_or(0));
+    if !validity_changed && last_uid > before_new {
+        changes.push(Change {
+            uid: None,
+            what: "last-uid-raised",
+            old: Some(serde_json::json!(before_new)),
+            new: Some(serde_json::json!(last_uid)),
+            detail: format!("last UID raised from {before_new} to {last_uid} for message files above it"),
+        });
+    }
+    let mut renames = Vec::new();
+    for (uid, mut rec, reappend) in fresh {
+        counts.added += 1;
+        if reappend {
+            last_uid += 1;
+            renames.push((uid, last_uid));
+            changes.push(Change {
+                uid: Some(last_uid),
+                what: "re-appended",
+                old: Some(serde_json::json!(uid)),
+                new: Some(serde_json::json!(last_uid)),
+                detail: format!(
+                    "{uid}. has no record and its UID is not above the last UID: renamed to {last_uid}. (bytes untouched), internal date from {}",
+                    rec.date_source.as_str()
+                ),
+            });
+            rec.uid = last_uid;
+        } else {
+            changes.push(Change {
+                uid: Some(uid),
+                what: "added",
+                old: None,
+                new: Some(date_json(rec.internal_date, rec.internal_offset)),
+                detail: format!("{uid}. had no record: indexed, internal date from {}", rec.date_source.as_str()),
+            });
+        }
+        records.push(rec);
+    }
+    records.sort_by_key(|r| r.uid);
+
+    // 5. Names for user flag bits whose name was lost.
+    let used = records.iter().fold(0u128, |acc, r| acc | r.user_flags.0);
+    for slot in 0..MAX_USER_FLAGS {
+        if used & (1u128 << slot) != 0 && names.get(slot).is_none_or(Option::is_none) {
+            if names.len() <= slot {
+                names.resize(slot + 1, None);
+            }
+            let placeholder = format!("$RecoveredFlag{slot}");
+            let carriers = records.iter().filter(|r| r.user_flags.has(slot)).count();
+            changes.push(Change {
+                uid: None,
+                what: "flag-name-unknown",
+                old: None,
+                new: Some(serde_json::json!(placeholder)),
+                detail: format!(
+                    "the name of user flag slot {slot} is lost (header and log); {carriers} message(s) keep it as {placeholder}"
+                ),
+            });
+            names[slot] = Some(placeholder);
+        }
+    }
+
+    // Modseqs: new and renamed records get fresh ones; a record recovered from the log
+    // keeps the modseq of the change it records.
+    let current: Option<&Vec<MessageRecord>> = old.current.as_ref().map(|c| &c.2);
+    seq = seq.max(records.iter().map(|r| r.modseq).max().unwrap_or(0));
+    let mut changed_any = false;
+    for r in records.iter_mut() {
+        let prev = current
+            .and_then(|c| c.binary_search_by_key(&r.uid, |x| x.uid).ok().map(|i| &c[i]))
+            .or(old.index_records.get(&r.uid));
+        if prev.is_some_and(|p| same_state(p, r)) {
+            continue;
+        }
+        changed_any = true;
+        if r.modseq == 0 || renames.iter().any(|x| x.1 == r.uid) {
+            seq += 1;
+            r.modseq = seq;
+        }
+    }
+
+    let header = MailboxHeader {
+        unique_id,
+        uid_validity,
+        last_uid,
+        created,
+        domain: input.domain.to_string(),
+        name: input.name.to_string(),
+        flags: names,
+    };
+    let header_same = match (&old.current, &old.header) {
+        (Some(c), _) => {
+            c.0.unique_id == header.unique_id
+                && c.0.uid_validity == header.uid_validity
+                && c.0.flags == header.flags
+                && c.0.domain == header.domain
+                && c.0.name == header.name
+        }
+        (None, Some(h)) => *h == header,
+        (None, None) => false,
+    };
+    let state_same = match &old.current {
+        Some(c) => {
+            c.2.len() == records.len() && c.2.iter().zip(&records).all(|(a, b)| same_state(a, b)) && c.3 == last_uid
+        }
+        None => false,
+    };
+    let changed = changed_any || !state_same || !header_same || !renames.is_empty() || !set_aside.is_empty();
+    if !header_same && old.header.as_ref().is_some_and(|h| h.name != header.name || h.domain != header.domain) {
+        changes.push(Change {
+            uid: None,
+            what: "header-name",
+            old: old.header.as_ref().map(|h| serde_json::json!(format!("{}:{}", h.domain, h.name))),
+            new: Some(serde_json::json!(format!("{}:{}", header.domain, header.name))),
+            detail: "the header named another mailbox; rewritten with the registered name".into(),
+        });
+    }
+    Merged { header, records, last_uid, seq, renames, set_aside, changes, counts, changed, unrepaired }
+}
+
+/// The internal date of a message with no surviving record.
+fn pick_date(info: &FileInfo, derived: Option<&Derived>, now: i64) -> (DateTime, DateSource) {
+    if info.mtime > 0 && info.mtime <= now + 86_400 {
+        // Keep the zone of the message's own Date header when it has one.
+        let off = derived.and_then(|d| d.sent_date).map(|d| d.offset_minutes).unwrap_or(0);
+        return (DateTime { unix: info.mtime, offset_minutes: off }, DateSource::FileMtime);
+    }
+    if let Some(d) = derived.and_then(|d| d.received_date) {
+        return (d, DateSource::Received);
+    }
+    if let Some(d) = derived.and_then(|d| d.sent_date) {
+        return (d, DateSource::DateHeader);
+    }
+    (DateTime { unix: now, offset_minutes: 0 }, DateSource::RebuildTime)
+}

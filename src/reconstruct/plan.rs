@@ -1,0 +1,315 @@
+//! Gather what a mailbox's old files still hold — every part that verifies, record by
+//! record — and list its directory. Nothing here reads a message file.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::codec::changelog::{self, LogEnd, LogHeaderInfo, LogRecord};
+use crate::codec::header::{self, HeaderFixedInfo, MailboxHeader};
+use crate::codec::index::{self, IndexHeaderInfo, MessageRecord};
+use crate::codec::{FormatError, cache};
+use crate::layout::{self, CACHE_FILE, EntryKind, HEADER_FILE, INDEX_FILE, LOG_FILE};
+use crate::store::{Mailbox, MailboxPlace};
+
+/// What the change log says, replayed from every record that verifies.
+#[derive(Clone, Debug, Default)]
+pub struct LogView {
+    /// Its header.
+    pub header: LogHeaderInfo,
+    /// State of each message the log knows as live.
+    pub state: HashMap<u32, MessageRecord>,
+    /// Messages the log saw expunged, with the modseq of the expunge.
+    pub expunged: HashMap<u32, u64>,
+    /// User flag names by slot.
+    pub flag_names: Vec<Option<String>>,
+    /// Highest UID the log knows of.
+    pub last_uid: u32,
+    /// Highest sequence number.
+    pub seq: u64,
+    /// Domain and name, from the last NAME record.
+    pub name: Option<(String, String)>,
+}
+
+/// The cache file, as far as a cheap look tells.
+#[derive(Clone, Debug, Default)]
+pub struct CacheView {
+    /// Header verifies and belongs to this mailbox, and the file is at least as long as
+    /// the index says.
+    pub usable: bool,
+    /// Why not.
+    pub problem: Option<String>,
+    /// Current length.
+    pub len: u64,
+}
+
+/// Everything the old files of a mailbox still hold.
+#[derive(Debug, Default)]
+pub struct OldState {
+    /// The header file, if it verifies completely.
+    pub header: Option<MailboxHeader>,
+    /// Its fixed part, if that verifies.
+    pub header_fixed: Option<HeaderFixedInfo>,
+    /// What is wrong with the header file, if anything.
+    pub header_problem: Option<String>,
+    /// The index header, if it verifies.
+    pub index_header: Option<IndexHeaderInfo>,
+    /// Index records whose checksum holds, by UID.
+    pub index_records: HashMap<u32, MessageRecord>,
+    /// What is wrong with the index, if anything (`None`: strictly valid).
+    pub index_problem: Option<String>,
+    /// The change log's view, if its header verifies.
+    pub log: Option<LogView>,
+    /// What is wrong with the log, if anything (a torn tail alone is not a problem).
+    pub log_problem: Option<String>,
+    /// Whether the log ends in a torn record.
+    pub log_torn: bool,
+    /// The cache.
+    pub cache: CacheView,
+    /// The exact live state when header, index and log are all consistent (what
+    /// [`Mailbox::open`] would give), with the header's flag names replayed.
+    pub current: Option<(MailboxHeader, IndexHeaderInfo, Vec<MessageRecord>, u32, u64)>,
+}
+
+/// What the directory holds.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// Message files: (uid, file name).
+    pub messages: Vec<u32>,
+    /// Temporary files of interrupted writes.
+    pub temps: Vec<String>,
+    /// Entries that are neither messages, store files nor sub-mailboxes.
+    pub strays: Vec<String>,
+    /// Which store files exist.
+    pub has_header: bool,
+    /// `ms.index` exists.
+    pub has_index: bool,
+    /// `ms.cache` exists.
+    pub has_cache: bool,
+    /// `ms.log` exists.
+    pub has_log: bool,
+}
+
+fn describe(file: &str, e: &FormatError) -> String {
+    format!("{file}: {e} (byte offset {})", e.offset())
+}
+
+/// List a mailbox directory (file types come from the listing; nothing is stat'ed).
+pub fn list(dir: &Path) -> std::io::Result<Listing> {
+    let mut l = Listing::default();
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name();
+        let bytes = name.as_encoded_bytes();
+        match layout::classify(bytes) {
+            EntryKind::Message(uid) => {
+                if e.file_type().map(|t| t.is_file()).unwrap_or(false) {
+                    l.messages.push(uid);
+                } else {
+                    l.strays.push(name.to_string_lossy().into_owned());
+                }
+            }
+            EntryKind::StoreFile => match bytes {
+                b"ms.header" => l.has_header = true,
+                b"ms.index" => l.has_index = true,
+                b"ms.cache" => l.has_cache = true,
+                b"ms.log" => l.has_log = true,
+                _ => {}
+            },
+            EntryKind::Temp => l.temps.push(name.to_string_lossy().into_owned()),
+            EntryKind::SubMailbox => {
+                if !e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    l.strays.push(name.to_string_lossy().into_owned());
+                }
+            }
+            EntryKind::Stray => l.strays.push(name.to_string_lossy().into_owned()),
+        }
+    }
+    l.messages.sort_unstable();
+    l.temps.sort();
+    l.strays.sort();
+    Ok(l)
+}
+
+fn read_opt(path: &Path) -> Result<Option<Vec<u8>>, String> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {}", path.display(), crate::error::describe_io(&e, path))),
+    }
+}
+
+/// Replay every verified record of a log.
+pub fn replay(scan: changelog::LogScan) -> LogView {
+    let mut v = LogView { header: scan.header, ..LogView::default() };
+    for (_, seq, rec) in scan.records {
+        v.seq = v.seq.max(seq);
+        match rec {
+            LogRecord::Name { domain, name } => v.name = Some((domain, name)),
+            LogRecord::FlagName { slot, name } => {
+                let slot = slot as usize;
+                if v.flag_names.len() <= slot {
+                    v.flag_names.resize(slot + 1, None);
+                }
+                v.flag_names[slot] = Some(name);
+            }
+            LogRecord::Message(m) => {
+                v.last_uid = v.last_uid.max(m.uid);
+                if v.expunged.get(&m.uid).is_none_or(|&e| e < m.modseq) {
+                    v.expunged.remove(&m.uid);
+                }
+                v.state.insert(m.uid, m);
+            }
+            LogRecord::Flags { uid, system_flags, user_flags, modseq } => {
+                if let Some(r) = v.state.get_mut(&uid) {
+                    if modseq >= r.modseq {
+                        r.system_flags = system_flags;
+                        r.user_flags = user_flags;
+                        r.modseq = modseq;
+                    }
+                }
+            }
+            LogRecord::Expunge { uid, modseq } => {
+                if v.state.get(&uid).is_none_or(|r| r.modseq <= modseq) {
+                    v.state.remove(&uid);
+                    v.expunged.insert(uid, modseq);
+                }
+            }
+            LogRecord::LastUid { last_uid, .. } => v.last_uid = v.last_uid.max(last_uid),
+        }
+    }
+    v
+}
+
+/// Read and salvage a mailbox's header, index, log and cache header.
+pub fn gather(place: &MailboxPlace, listing: &Listing) -> OldState {
+    let dir = &place.dir;
+    let mut st = OldState::default();
+
+    let header_bytes = match read_opt(&dir.join(HEADER_FILE)) {
+        Ok(b) => b,
+        Err(e) => {
+            st.header_problem = Some(e);
+            None
+        }
+    };
+    match &header_bytes {
+        None if st.header_problem.is_none() => st.header_problem = Some(format!("{HEADER_FILE} is missing")),
+        None => {}
+        Some(b) => match MailboxHeader::decode(b) {
+            Ok(h) => {
+                st.header_fixed = Some(HeaderFixedInfo {
+                    unique_id: h.unique_id,
+                    uid_validity: h.uid_validity,
+                    last_uid: h.last_uid,
+                    created: h.created,
+                });
+                st.header = Some(h);
+            }
+            Err(e) => {
+                st.header_problem = Some(describe(HEADER_FILE, &e));
+                st.header_fixed = header::decode_fixed(b).ok();
+            }
+        },
+    }
+
+    let index_path = dir.join(INDEX_FILE);
+    let index_bytes = match crate::io::read_file(&index_path) {
+        Ok(b) => Some(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            st.index_problem = Some(format!("{INDEX_FILE} is missing"));
+            None
+        }
+        Err(e) => {
+            st.index_problem =
+                Some(format!("cannot read {}: {}", index_path.display(), crate::error::describe_io(&e, &index_path)));
+            None
+        }
+    };
+    if let Some(b) = &index_bytes {
+        if let Err(e) = index::decode(b) {
+            st.index_problem = Some(describe(INDEX_FILE, &e));
+        }
+        let s = index::salvage(b);
+        st.index_header = s.header;
+        st.index_records.reserve(s.records.len());
+        for (_, r) in s.records {
+            st.index_records.insert(r.uid, r);
+        }
+    }
+
+    let log_bytes = match read_opt(&dir.join(LOG_FILE)) {
+        Ok(Some(b)) => Some(b),
+        Ok(None) => {
+            st.log_problem = Some(format!("{LOG_FILE} is missing"));
+            None
+        }
+        Err(e) => {
+            st.log_problem = Some(e);
+            None
+        }
+    };
+    if let Some(b) = &log_bytes {
+        match changelog::scan(b) {
+            Ok(scan) => {
+                match &scan.end {
+                    LogEnd::Clean => {}
+                    LogEnd::TornTail { .. } => st.log_torn = true,
+                    LogEnd::Corrupt { offset, error } => {
+                        st.log_problem = Some(format!("{LOG_FILE}: {error} (byte offset {offset})"))
+                    }
+                }
+                st.log = Some(replay(scan));
+            }
+            Err(e) => st.log_problem = Some(describe(LOG_FILE, &e)),
+        }
+    }
+
+    // The cache: header and length only (records are checked when they are used).
+    let cache_path = dir.join(CACHE_FILE);
+    match std::fs::File::open(&cache_path) {
+        Ok(f) => {
+            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            let mut head = [0u8; crate::format::cache::HEADER_LEN];
+            let ok = std::io::Read::read_exact(&mut &f, &mut head).is_ok();
+            st.cache.len = len;
+            let uid = st.header_fixed.as_ref().map(|h| h.unique_id);
+            match (ok, cache::decode_header(&head)) {
+                (true, Ok((id, _))) if Some(id) == uid => {
+                    let need = st.index_header.as_ref().map(|h| h.cache_len).unwrap_or(0);
+                    if len >= need {
+                        st.cache.usable = true;
+                    } else {
+                        st.cache.problem = Some(format!("{CACHE_FILE} is {len} bytes, the index refers to {need}"));
+                    }
+                }
+                (true, Ok(_)) => st.cache.problem = Some(format!("{CACHE_FILE} belongs to another mailbox")),
+                (true, Err(e)) => st.cache.problem = Some(describe(CACHE_FILE, &e)),
+                (false, _) => st.cache.problem = Some(format!("{CACHE_FILE} is shorter than its header")),
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            st.cache.problem = Some(format!("{CACHE_FILE} is missing"))
+        }
+        Err(e) => {
+            st.cache.problem =
+                Some(format!("cannot read {}: {}", cache_path.display(), crate::error::describe_io(&e, &cache_path)))
+        }
+    }
+
+    // The live state, when everything is consistent.
+    if let (Some(h), Some(i), Some(l)) = (&header_bytes, &index_bytes, &log_bytes) {
+        if st.header_problem.is_none() && st.index_problem.is_none() && st.log_problem.is_none() {
+            if let Ok(mb) = Mailbox::from_bytes(place.clone(), h, i, l, None) {
+                st.current = Some((
+                    mb.header().clone(),
+                    mb.index_header().clone(),
+                    mb.records().to_vec(),
+                    mb.last_uid(),
+                    mb.highest_modseq(),
+                ));
+            }
+        }
+    }
+    let _ = listing;
+    st
+}

@@ -1,0 +1,232 @@
+//! What reconstruct tells the administrator: a line per mailbox, every change in JSON,
+//! and the exit status.
+
+use serde::Serialize;
+
+use super::discover::{SelectionNote, Target};
+use super::merge::{Change, Counts};
+use crate::report::Exit;
+use crate::store::MailboxEntry;
+
+/// Outcome of one mailbox.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "status", content = "error")]
+pub enum Status {
+    /// Consistent: nothing written.
+    Unchanged,
+    /// Rebuilt and written.
+    Repaired,
+    /// Dry run: this would be rebuilt.
+    WouldRepair,
+    /// Could not be processed.
+    Failed(String),
+}
+
+/// Report of one mailbox.
+#[derive(Clone, Debug, Serialize)]
+pub struct MailboxReport {
+    /// Domain.
+    pub domain: String,
+    /// Mailbox name.
+    pub mailbox: String,
+    /// Directory.
+    pub path: String,
+    /// Outcome.
+    #[serde(flatten)]
+    pub status: Status,
+    /// Messages in the rebuilt index.
+    pub messages: u64,
+    /// Bytes of message files read.
+    pub bytes_read: u64,
+    /// Summary counts.
+    pub counts: Counts,
+    /// Every change.
+    pub changes: Vec<Change>,
+    /// Problems left as they are (stray files, unreadable files, ...).
+    pub problems: Vec<String>,
+    /// Whether it was (or would be) registered in the mailbox list.
+    pub registered: bool,
+    /// The list entry to register.
+    #[serde(skip)]
+    pub entry: Option<MailboxEntry>,
+}
+
+impl MailboxReport {
+    /// A mailbox that could not be processed.
+    pub fn failed(domain: &str, t: &Target, error: String) -> MailboxReport {
+        MailboxReport {
+            domain: domain.to_string(),
+            mailbox: t.name.to_string(),
+            path: String::new(),
+            status: Status::Failed(error),
+            messages: 0,
+            bytes_read: 0,
+            counts: Counts::default(),
+            changes: Vec::new(),
+            problems: Vec::new(),
+            registered: false,
+            entry: None,
+        }
+    }
+
+    /// Exit bits of this mailbox.
+    pub fn exit_bits(&self) -> u8 {
+        let mut bits = match &self.status {
+            Status::Unchanged => 0,
+            Status::Repaired => Exit::Repaired as u8,
+            Status::WouldRepair => Exit::Unrepaired as u8,
+            Status::Failed(_) => Exit::Error as u8,
+        };
+        if !self.problems.is_empty() {
+            bits |= Exit::Unrepaired as u8;
+        }
+        bits
+    }
+
+    /// The one-line summary.
+    pub fn line(&self) -> String {
+        let c = &self.counts;
+        let counts = format!(
+            "{} kept, {} rebuilt, {} added, {} dropped, {} flags lost",
+            c.kept, c.rebuilt, c.added, c.dropped, c.flags_lost
+        );
+        let head = format!("{} {}", self.domain, self.mailbox);
+        match &self.status {
+            Status::Unchanged => format!("{head}: unchanged ({} messages)", self.messages),
+            Status::Repaired => format!("{head}: repaired: {counts}"),
+            Status::WouldRepair => format!("{head}: would repair: {counts}"),
+            Status::Failed(e) => format!("{head}: FAILED: {e}"),
+        }
+    }
+}
+
+/// Report of a whole run.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    /// Domain.
+    pub domain: String,
+    /// Whether nothing was written.
+    pub dry_run: bool,
+    /// Problems with the selection itself.
+    #[serde(serialize_with = "notes_json")]
+    pub notes: Vec<SelectionNote>,
+    /// Mailboxes in name order.
+    pub mailboxes: Vec<MailboxReport>,
+}
+
+fn notes_json<S: serde::Serializer>(n: &[SelectionNote], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(n.len()))?;
+    for x in n {
+        seq.serialize_element(&serde_json::json!({ "message": x.message, "error": x.error }))?;
+    }
+    seq.end()
+}
+
+/// Changes printed one by one per kind before they are summed up (see `--json`).
+const DETAIL_LINES: usize = 5;
+
+/// Human lines for a mailbox's changes: each kind's first few in full, the rest counted
+/// with their UIDs as ranges.
+fn summarize(changes: &[Change]) -> Vec<String> {
+    let mut kinds: Vec<&'static str> = Vec::new();
+    for c in changes {
+        if !kinds.contains(&c.what) {
+            kinds.push(c.what);
+        }
+    }
+    let mut out = Vec::new();
+    for k in kinds {
+        let of: Vec<&Change> = changes.iter().filter(|c| c.what == k).collect();
+        if of.len() <= DETAIL_LINES {
+            out.extend(of.iter().map(|c| c.detail.clone()));
+        } else {
+            let uids: Vec<u32> = of.iter().filter_map(|c| c.uid).collect();
+            out.push(format!("{} × {} [UIDs {}]", of.len(), of[0].detail, ranges(&uids, 8)));
+        }
+    }
+    out
+}
+
+/// `1-5, 9, 12-14` (at most `max` ranges, then `...`).
+pub fn ranges(uids: &[u32], max: usize) -> String {
+    let mut v = uids.to_vec();
+    v.sort_unstable();
+    v.dedup();
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < v.len() {
+        let start = v[i];
+        let mut end = start;
+        while i + 1 < v.len() && v[i + 1] == end + 1 {
+            i += 1;
+            end = v[i];
+        }
+        if parts.len() == max {
+            parts.push("...".to_string());
+            break;
+        }
+        parts.push(if start == end { start.to_string() } else { format!("{start}-{end}") });
+        i += 1;
+    }
+    parts.join(", ")
+}
+
+impl RunReport {
+    /// Exit status: bits of every mailbox and note OR'ed (1 repaired, 4 left unrepaired,
+    /// 8 failed).
+    pub fn exit_code(&self) -> u8 {
+        let mut bits = self.mailboxes.iter().fold(0u8, |b, m| b | m.exit_bits());
+        if self.notes.iter().any(|n| n.error) {
+            bits |= Exit::Error as u8;
+        }
+        bits
+    }
+
+    /// Human-readable output.
+    pub fn render_text(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        for n in &self.notes {
+            let _ = writeln!(s, "{}{}", if n.error { "error: " } else { "note: " }, n.message);
+        }
+        let (mut unchanged, mut repaired, mut would, mut failed, mut messages) = (0, 0, 0, 0, 0u64);
+        for m in &self.mailboxes {
+            let _ = writeln!(s, "{}", m.line());
+            match m.status {
+                Status::Unchanged => unchanged += 1,
+                Status::Repaired => repaired += 1,
+                Status::WouldRepair => would += 1,
+                Status::Failed(_) => failed += 1,
+            }
+            messages += m.messages;
+            for line in summarize(&m.changes) {
+                let _ = writeln!(s, "    {line}");
+            }
+            for p in &m.problems {
+                let _ = writeln!(s, "    problem: {p}");
+            }
+        }
+        let total = self.mailboxes.len();
+        if repaired == 0 && would == 0 && failed == 0 && self.notes.iter().all(|n| !n.error) {
+            let _ = writeln!(
+                s,
+                "reconstruct: {}: nothing to do: {total} mailbox(es), {messages} messages, all consistent",
+                self.domain
+            );
+        } else if self.dry_run {
+            let _ = writeln!(
+                s,
+                "reconstruct: {}: dry run: {would} of {total} mailbox(es) would be repaired, {unchanged} consistent, {failed} failed; nothing was written",
+                self.domain
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "reconstruct: {}: {repaired} of {total} mailbox(es) repaired, {unchanged} unchanged, {failed} failed; {messages} messages",
+                self.domain
+            );
+        }
+        s
+    }
+}

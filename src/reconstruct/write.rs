@@ -1,0 +1,313 @@
+//! Writing a rebuilt mailbox: renames of re-appended files, moving aside what is set
+//! aside, then the cache, index, compacted change log and header, each written to a
+//! temporary file and synced, renamed into place in that order, and the directory synced.
+//! Nothing is written in a dry run.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use super::merge::{Change, FileOutcome, Merged};
+use super::report::{MailboxReport, Status};
+use super::{CacheSink, Job, Options, Target};
+use crate::codec::index::{self, IndexHeaderInfo};
+use crate::error::{Error, IoContext, Result};
+use crate::io::{self, Durability};
+use crate::layout::{self, CACHE_FILE, HEADER_FILE, INDEX_FILE, LOG_FILE, QUARANTINE_DIR};
+use crate::store::mailbox::compacted_log;
+use crate::store::{CreateParams, Mailbox, MailboxEntry, MailboxPlace};
+use crate::util::now;
+
+/// Move `dir/name` into `dir/ms.quarantine/`, never replacing anything there.
+fn quarantine(dir: &Path, name: &str, d: Durability) -> Result<String> {
+    let q = dir.join(QUARANTINE_DIR);
+    std::fs::create_dir_all(&q).ctx("create", &q)?;
+    let mut target = name.to_string();
+    for i in 1.. {
+        match io::rename_noreplace(&dir.join(name), &q.join(&target)) {
+            Ok(()) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && i < 10_000 => target = format!("{name}.{i}"),
+            Err(e) => return Err(Error::io("move aside", dir.join(name), e)),
+        }
+    }
+    d.sync_dir(&q).ctx("sync directory", &q)?;
+    Ok(format!("{QUARANTINE_DIR}/{target}"))
+}
+
+fn default_entry(
+    place: &MailboxPlace,
+    merged_header: &crate::codec::header::MailboxHeader,
+    old: Option<&MailboxEntry>,
+) -> MailboxEntry {
+    MailboxEntry {
+        domain: place.domain.clone(),
+        name: place.name.clone(),
+        partition: place.partition.clone(),
+        unique_id: merged_header.unique_id,
+        uid_validity: merged_header.uid_validity,
+        created: merged_header.created,
+        acl: old.map(|e| e.acl.clone()).unwrap_or_else(|| match place.name.owner() {
+            Some(u) => format!("{u}\tlrswipkxtecda"),
+            None => "anyone\tlrs".into(),
+        }),
+    }
+}
+
+/// Write (or, in a dry run, describe) the result of a merge.
+pub(super) fn finish(
+    opts: &Options,
+    job: &Job,
+    mut merged: Merged,
+    sink: Option<CacheSink>,
+    outcomes: &[FileOutcome],
+) -> MailboxReport {
+    let place = &job.place;
+    let dir = &place.dir;
+    let d = place.durability;
+    let mut report = MailboxReport {
+        domain: place.domain.clone(),
+        mailbox: place.name.to_string(),
+        path: dir.display().to_string(),
+        status: Status::Unchanged,
+        messages: merged.records.len() as u64,
+        bytes_read: job.bytes_read.load(std::sync::atomic::Ordering::Relaxed),
+        counts: merged.counts,
+        changes: std::mem::take(&mut merged.changes),
+        problems: Vec::new(),
+        registered: false,
+        entry: None,
+    };
+    if let Some(e) = job.sink_error.lock().take() {
+        report.status = Status::Failed(format!("writing the new cache failed: {e}"));
+        return report;
+    }
+    for (what, p) in
+        [("header", &job.old.header_problem), ("index", &job.old.index_problem), ("change log", &job.old.log_problem)]
+    {
+        if let Some(p) = p {
+            report.changes.insert(
+                0,
+                Change { uid: None, what: "damaged-file", old: None, new: None, detail: format!("{what}: {p}") },
+            );
+        }
+    }
+    if let Some(p) = &job.old.cache.problem {
+        report.changes.insert(
+            0,
+            Change {
+                uid: None,
+                what: "damaged-file",
+                old: None,
+                new: None,
+                detail: format!("cache: {p}; rebuilt from the message files"),
+            },
+        );
+    }
+    let cache_rewritten = matches!(sink, Some(CacheSink::Rewrite { .. }));
+    let mut leftovers: Vec<(String, &'static str)> = Vec::new();
+    for s in &job.listing.strays {
+        leftovers.push((s.clone(), "stray file (not a message, not a store file)"));
+    }
+    for t in &job.listing.temps {
+        leftovers.push((t.clone(), "temporary file of an interrupted write"));
+    }
+    for o in outcomes {
+        if let FileOutcome::Empty(f) = o {
+            leftovers.push((layout::message_file_name(f.uid), "empty message file"));
+        }
+    }
+    let registration_needed = match &job.target.entry {
+        None => true,
+        Some(e) => e.unique_id != merged.header.unique_id || e.uid_validity != merged.header.uid_validity,
+    };
+    if job.target.entry.is_none() {
+        report.changes.push(Change {
+            uid: None,
+            what: "registered",
+            old: None,
+            new: None,
+            detail: "found on disk but missing from the mailbox list: registered again".into(),
+        });
+    }
+    let must_write = merged.changed
+        || cache_rewritten
+        || job.old.header_problem.is_some()
+        || job.old.index_problem.is_some()
+        || job.old.log_problem.is_some();
+
+    if opts.dry_run {
+        for (name, why) in &leftovers {
+            report.problems.push(format!(
+                "{name}: {why}: would be left in place{}",
+                if opts.quarantine { " (--quarantine would move it aside)" } else { "" }
+            ));
+        }
+        report.status = if must_write || registration_needed || !merged.set_aside.is_empty() {
+            Status::WouldRepair
+        } else {
+            Status::Unchanged
+        };
+        return report;
+    }
+
+    let mut moved_any = false;
+    let result = (|| -> Result<()> {
+        // Leftovers first (they never affect the index).
+        for (name, why) in &leftovers {
+            if opts.quarantine {
+                let moved = quarantine(dir, name, d)?;
+                moved_any = true;
+                report.changes.push(Change {
+                    uid: None,
+                    what: "quarantined",
+                    old: None,
+                    new: None,
+                    detail: format!("{name} ({why}) moved to {moved}"),
+                });
+            } else {
+                report.problems.push(format!("{name}: {why}: left in place (use --quarantine to move it aside)"));
+            }
+        }
+        if !must_write && merged.set_aside.is_empty() {
+            if let Some(CacheSink::Append { mut out, .. }) = sink {
+                out.flush().ctx("write", &dir.join(CACHE_FILE))?;
+            }
+            return Ok(());
+        }
+        for &(from, to) in &merged.renames {
+            let a = dir.join(layout::message_file_name(from));
+            let b = dir.join(layout::message_file_name(to));
+            io::rename_noreplace(&a, &b).ctx("rename re-appended message", &a)?;
+        }
+        for &uid in &merged.set_aside {
+            quarantine(dir, &layout::message_file_name(uid), d)?;
+        }
+        d.sync_dir(dir).ctx("sync directory", dir)?;
+        let (cache_len, cache_tmp) = match sink {
+            Some(CacheSink::Append { out, pos }) => {
+                let f = out.into_inner().map_err(|e| Error::io("write", dir.join(CACHE_FILE), e.into_error()))?;
+                if d == Durability::Sync {
+                    f.sync_data().ctx("sync", &dir.join(CACHE_FILE))?;
+                }
+                (pos, None)
+            }
+            Some(CacheSink::Rewrite { out, pos, tmp }) => {
+                let f = out.into_inner().map_err(|e| Error::io("write", &tmp, e.into_error()))?;
+                d.sync_file(&f).ctx("sync", &tmp)?;
+                (pos, Some(tmp))
+            }
+            Some(CacheSink::Discard { pos }) => (pos, None),
+            None => (job.old.cache.len, None),
+        };
+        if cache_rewritten {
+            // Records not re-derived in this run have no record in the new cache.
+            let fresh: std::collections::HashSet<u32> = outcomes
+                .iter()
+                .filter_map(|o| match o {
+                    FileOutcome::Read(f, dv) if dv.cache.is_some() => Some(f.uid),
+                    _ => None,
+                })
+                .collect();
+            let renamed: std::collections::HashMap<u32, u32> = merged.renames.iter().map(|&(a, b)| (b, a)).collect();
+            for r in merged.records.iter_mut() {
+                let file_uid = renamed.get(&r.uid).copied().unwrap_or(r.uid);
+                if !fresh.contains(&file_uid) {
+                    r.cache_offset = 0;
+                    r.cache_len = 0;
+                }
+            }
+        }
+        // Cache records carry the UID; a re-appended message's record names its old UID
+        // until it is re-derived, so readers fall back to the message file for it.
+        let generation = job
+            .old
+            .index_header
+            .as_ref()
+            .map(|h| h.generation)
+            .max(job.old.current.as_ref().map(|c| c.1.generation))
+            .unwrap_or(0)
+            + 1;
+        let ih = IndexHeaderInfo {
+            unique_id: merged.header.unique_id,
+            generation,
+            uid_validity: merged.header.uid_validity,
+            last_uid: merged.last_uid,
+            message_count: merged.records.len() as u32,
+            highest_modseq: merged.seq,
+            log_seq: merged.seq,
+            total_size: merged.records.iter().map(|r| r.size).sum(),
+            cache_len,
+            written: now(),
+        };
+        let index_bytes = index::encode(&ih, &merged.records);
+        let log_bytes = compacted_log(&merged.header, merged.last_uid, merged.seq, &merged.records);
+        let header_bytes = merged.header.encode();
+        let mut temps = Vec::new();
+        if let Some(t) = cache_tmp {
+            temps.push((t, CACHE_FILE));
+        }
+        for (name, bytes) in [(INDEX_FILE, &index_bytes), (LOG_FILE, &log_bytes), (HEADER_FILE, &header_bytes)] {
+            let tmp = dir.join(io::temp_name(name));
+            let mut f = std::fs::File::create(&tmp).ctx("create", &tmp)?;
+            f.write_all(bytes).ctx("write", &tmp)?;
+            d.sync_file(&f).ctx("sync", &tmp)?;
+            temps.push((tmp, name));
+        }
+        for (tmp, name) in &temps {
+            std::fs::rename(tmp, dir.join(name)).ctx("rename", tmp)?;
+        }
+        d.sync_dir(dir).ctx("sync directory", dir)?;
+        Ok(())
+    })();
+    match result {
+        Err(e) => report.status = Status::Failed(e.to_string()),
+        Ok(()) => {
+            if must_write || registration_needed || moved_any || !merged.set_aside.is_empty() {
+                report.status = Status::Repaired;
+            }
+            if registration_needed {
+                report.registered = true;
+                report.entry = Some(default_entry(place, &merged.header, job.target.entry.as_ref()));
+            }
+        }
+    }
+    report
+}
+
+/// A registered mailbox whose directory is gone: recreate it empty, with a new UID
+/// validity (its messages are lost; UIDs must not be reused).
+pub(super) fn recreate_missing(place: &MailboxPlace, target: &Target, dry_run: bool) -> MailboxReport {
+    let mut report = MailboxReport::failed(&place.domain, target, String::new());
+    report.path = place.dir.display().to_string();
+    let old_validity = target.entry.as_ref().map(|e| e.uid_validity).unwrap_or(0);
+    let validity = (now().clamp(1, u32::MAX as i64) as u32).max(old_validity.saturating_add(1));
+    report.changes.push(Change {
+        uid: None,
+        what: "recreated",
+        old: Some(serde_json::json!(old_validity)),
+        new: Some(serde_json::json!(validity)),
+        detail: format!(
+            "directory {} is missing: {}recreated empty with a new UID validity",
+            place.dir.display(),
+            if dry_run { "would be " } else { "" }
+        ),
+    });
+    if dry_run {
+        report.status = Status::WouldRepair;
+        return report;
+    }
+    let unique_id = target.entry.as_ref().map(|e| e.unique_id).unwrap_or_else(crate::util::random_id);
+    let params = CreateParams {
+        unique_id,
+        uid_validity: validity,
+        created: target.entry.as_ref().map(|e| e.created).unwrap_or_else(now),
+    };
+    match Mailbox::create(place.clone(), params) {
+        Ok(mb) => {
+            report.status = Status::Repaired;
+            report.registered = true;
+            report.entry = Some(default_entry(place, mb.header(), target.entry.as_ref()));
+        }
+        Err(e) => report.status = Status::Failed(e.to_string()),
+    }
+    report
+}
