@@ -47,6 +47,11 @@ impl MailboxLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The open directory (for `*at` calls relative to it).
+    pub fn dir(&self) -> &File {
+        &self._dir
+    }
 }
 
 #[cfg(test)]

@@ -131,7 +131,8 @@ pub struct Part<'a> {
     pub body_offset: u64,
     /// Length of the body.
     pub body_len: u64,
-    /// Number of line ends (LF) in the body: IMAP's "size in text lines".
+    /// Number of line ends (LF) in the body: IMAP's "size in text lines". Counted for
+    /// `text/*` and `message/*` parts only (IMAP has no line count for others): 0 there.
     pub body_lines: u64,
     /// The envelope of part 0 and of every encapsulated message (the child
     /// of a [`PartKind::Message`] part); `None` for other parts.
@@ -336,6 +337,13 @@ fn read_part<'a>(msg: &'a [u8], p: &Pending) -> (Part<'a>, usize) {
     };
     let disp = m.disposition.map(parse_disposition).unwrap_or_default();
     let body_start = p.start + sp.body_offset;
+    // IMAP reports a line count only for text/* and message/* bodies; counting the lines
+    // of attachments and multipart bodies would be wasted work.
+    let body_lines = if media_type.as_ref() == b"text" || media_type.as_ref() == b"message" {
+        memchr_iter(b'\n', body).count() as u64
+    } else {
+        0
+    };
     let part = Part {
         parent: p.parent,
         depth: p.depth,
@@ -356,7 +364,7 @@ fn read_part<'a>(msg: &'a [u8], p: &Pending) -> (Part<'a>, usize) {
         header_len: sp.header_len as u64,
         body_offset: body_start as u64,
         body_len: body.len() as u64,
-        body_lines: memchr_iter(b'\n', body).count() as u64,
+        body_lines,
         envelope: p.encapsulated.then(|| Envelope::from_header(header)),
     };
     (part, body_start)

@@ -8,10 +8,10 @@
 //! - mailboxes found on disk but missing from the mailbox list are included (and reported).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::error::{Error, Result};
-use crate::layout::{self, EntryKind, MailboxName};
+use crate::layout::{self, MailboxName};
 use crate::store::{MailboxEntry, Store};
 
 /// What the command line asked for.
@@ -27,6 +27,19 @@ pub struct Selection {
     pub mailboxes: Vec<String>,
 }
 
+/// A directory listing taken during discovery, with the directory's mtime read before
+/// it was taken. The planner reuses it if, under the mailbox lock, the directory's mtime
+/// is still the same: no entry was created, removed or renamed since (saving a second
+/// `getdents` pass). Listings of directories modified within 100 ms of the listing are
+/// not kept: a change in the same coarse clock tick would not move the mtime.
+#[derive(Clone, Debug)]
+pub struct ListingHint {
+    /// The directory's mtime before listing (seconds, nanoseconds).
+    pub mtime: (i64, i64),
+    /// The listing.
+    pub listing: std::sync::Arc<super::plan::Listing>,
+}
+
 /// A mailbox to work on.
 #[derive(Clone, Debug)]
 pub struct Target {
@@ -38,6 +51,8 @@ pub struct Target {
     pub entry: Option<MailboxEntry>,
     /// Whether its directory exists.
     pub on_disk: bool,
+    /// Its directory listing from discovery, if still reusable.
+    pub hint: Option<ListingHint>,
 }
 
 /// Problems found while selecting (an argument naming nothing, a duplicate directory).
@@ -49,9 +64,25 @@ pub struct SelectionNote {
     pub error: bool,
 }
 
-/// Mailbox directories of `domain` on every partition: name → (partition, dir).
-pub fn disk_mailboxes(store: &Store, domain: &str) -> Result<BTreeMap<MailboxName, Vec<(String, PathBuf)>>> {
-    let mut found: BTreeMap<MailboxName, Vec<(String, PathBuf)>> = BTreeMap::new();
+/// A mailbox directory found on disk.
+#[derive(Clone, Debug)]
+pub struct Found {
+    /// Partition.
+    pub partition: String,
+    /// Directory.
+    pub dir: PathBuf,
+    /// Its listing, when reusable.
+    pub hint: Option<ListingHint>,
+}
+
+fn mtime_of(m: &std::fs::Metadata) -> (i64, i64) {
+    use std::os::unix::fs::MetadataExt;
+    (m.mtime(), m.mtime_nsec())
+}
+
+/// Mailbox directories of `domain` on every partition: name → where found.
+pub fn disk_mailboxes(store: &Store, domain: &str) -> Result<BTreeMap<MailboxName, Vec<Found>>> {
+    let mut found: BTreeMap<MailboxName, Vec<Found>> = BTreeMap::new();
     for (pname, root) in &store.config().partitions {
         let droot = root.join(domain);
         if !droot.is_dir() {
@@ -59,29 +90,31 @@ pub fn disk_mailboxes(store: &Store, domain: &str) -> Result<BTreeMap<MailboxNam
         }
         let mut stack: Vec<(PathBuf, Vec<String>)> = vec![(droot, Vec::new())];
         while let Some((dir, comps)) = stack.pop() {
-            let rd = match std::fs::read_dir(&dir) {
-                Ok(rd) => rd,
-                Err(e) => return Err(Error::io("list directory", &dir, e)),
-            };
-            let mut is_mailbox = false;
-            for e in rd {
-                let e = e.map_err(|err| Error::io("list directory", &dir, err))?;
-                let fname = e.file_name();
-                match layout::classify(fname.as_encoded_bytes()) {
-                    EntryKind::Message(_) | EntryKind::StoreFile => is_mailbox = true,
-                    EntryKind::SubMailbox => {
-                        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                            let mut c = comps.clone();
-                            c.push(fname.to_string_lossy().into_owned());
-                            stack.push((e.path(), c));
-                        }
-                    }
-                    EntryKind::Temp | EntryKind::Stray => {}
-                }
+            let before = std::fs::metadata(&dir).map_err(|e| Error::io("stat directory", &dir, e))?;
+            let started = std::time::SystemTime::now();
+            let mut subdirs = Vec::new();
+            let listing = super::plan::list_with(&dir, |name| subdirs.push(name.to_string()))
+                .map_err(|e| Error::io("list directory", &dir, e))?;
+            for sub in subdirs {
+                let mut c = comps.clone();
+                c.push(sub.clone());
+                stack.push((dir.join(sub), c));
             }
+            let is_mailbox = !listing.messages.is_empty()
+                || listing.has_header
+                || listing.has_index
+                || listing.has_cache
+                || listing.has_log;
             if is_mailbox && !comps.is_empty() {
                 if let Some(name) = MailboxName::from_dir_components(comps.iter().map(String::as_str)) {
-                    found.entry(name).or_default().push((pname.clone(), dir));
+                    let settled = before
+                        .modified()
+                        .ok()
+                        .and_then(|m| started.duration_since(m).ok())
+                        .is_some_and(|age| age > std::time::Duration::from_millis(100));
+                    let hint = settled
+                        .then(|| ListingHint { mtime: mtime_of(&before), listing: std::sync::Arc::new(listing) });
+                    found.entry(name).or_default().push(Found { partition: pname.clone(), dir, hint });
                 }
             }
         }
@@ -148,10 +181,10 @@ pub fn select(store: &Store, sel: &Selection) -> Result<(Vec<Target>, Vec<Select
         let dirs = disk.get(&name).cloned().unwrap_or_default();
         let partition = match (&entry, dirs.first()) {
             (Some(e), _) => e.partition.clone(),
-            (None, Some((p, _))) => p.clone(),
+            (None, Some(f)) => f.partition.clone(),
             (None, None) => continue,
         };
-        for (p, dir) in &dirs {
+        for Found { partition: p, dir, .. } in &dirs {
             if *p != partition {
                 notes.push(SelectionNote {
                     message: format!(
@@ -162,8 +195,10 @@ pub fn select(store: &Store, sel: &Selection) -> Result<(Vec<Target>, Vec<Select
                 });
             }
         }
-        let on_disk = dirs.iter().any(|(p, _)| *p == partition);
-        targets.push(Target { name, partition, entry, on_disk });
+        let mine = dirs.iter().find(|f| f.partition == partition);
+        let on_disk = mine.is_some();
+        let hint = mine.and_then(|f| f.hint.clone());
+        targets.push(Target { name, partition, entry, on_disk, hint });
     }
     Ok((targets, notes))
 }
@@ -171,18 +206,4 @@ pub fn select(store: &Store, sel: &Selection) -> Result<(Vec<Target>, Vec<Select
 /// Directory of a target.
 pub fn target_dir(store: &Store, domain: &str, t: &Target) -> Result<PathBuf> {
     Ok(layout::mailbox_dir(store.partition_root(&t.partition)?, domain, &t.name))
-}
-
-/// Whether `dir` looks like a mailbox directory.
-pub fn looks_like_mailbox(dir: &Path) -> bool {
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok()).any(|e| {
-                matches!(
-                    layout::classify(e.file_name().as_encoded_bytes()),
-                    EntryKind::Message(_) | EntryKind::StoreFile
-                )
-            })
-        })
-        .unwrap_or(false)
 }

@@ -19,8 +19,6 @@
 //! 5. User flag bits whose name was lost get a placeholder name, reported; a set flag is
 //!    never silently dropped.
 
-use std::collections::{BTreeMap, BTreeSet};
-
 use serde::Serialize;
 
 use super::plan::OldState;
@@ -97,6 +95,17 @@ pub enum Source {
     Index,
     /// The change log.
     Log,
+}
+
+/// The newest candidate record for `uid` (what [`candidates`] would list first), without
+/// allocating: the worker's per-file check.
+pub fn best_candidate(old: &OldState, uid: u32) -> Option<&MessageRecord> {
+    let i = old.index_records.get(&uid);
+    let l = old.log.as_ref().and_then(|l| l.state.get(&uid));
+    match (i, l) {
+        (Some(a), Some(b)) => Some(if b.modseq > a.modseq { b } else { a }),
+        (a, b) => a.or(b),
+    }
 }
 
 /// The candidate whose state a file of `uid` would keep if it still describes the same
@@ -332,17 +341,15 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
     if let Some(c) = &old.current {
         seq = seq.max(c.4);
     }
-    for (_, r) in &old.index_records {
+    for r in old.index_records.values() {
         seq = seq.max(r.modseq);
     }
 
     let mut records: Vec<MessageRecord> = Vec::with_capacity(files.len());
     let mut fresh: Vec<(u32, MessageRecord, bool)> = Vec::new(); // (file uid, record, reappend)
     let mut set_aside = Vec::new();
-    let mut seen = BTreeSet::new();
     for f in files {
         let uid = f.uid();
-        seen.insert(uid);
         let cands = if validity_changed && !use_index && !use_log {
             Vec::new()
         } else {
@@ -531,34 +538,34 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
         }
     }
 
-    // 4. Records with no file.
-    let mut known: BTreeMap<u32, MessageRecord> = BTreeMap::new();
+    // 4. Records with no file (the newest candidate of each UID not on disk).
+    let on_disk = |u: &u32| files.binary_search_by_key(u, FileOutcome::uid).is_ok();
+    let mut gone: std::collections::HashMap<u32, MessageRecord> = std::collections::HashMap::new();
     if use_index {
-        for (u, r) in &old.index_records {
-            known.insert(*u, *r);
-        }
+        gone.extend(old.index_records.values().filter(|r| !on_disk(&r.uid)).map(|r| (r.uid, *r)));
     }
     if use_log {
         if let Some(l) = &old.log {
-            for (u, r) in &l.state {
-                if known.get(u).is_none_or(|k| k.modseq < r.modseq) {
-                    known.insert(*u, *r);
+            for r in l.state.values().filter(|r| !on_disk(&r.uid)) {
+                let g = gone.entry(r.uid).or_insert(*r);
+                if g.modseq < r.modseq {
+                    *g = *r;
                 }
             }
         }
     }
-    for (uid, r) in &known {
-        if seen.contains(uid) {
-            continue;
-        }
+    let mut gone: Vec<MessageRecord> = gone.into_values().collect();
+    gone.sort_by_key(|r| r.uid);
+    for r in &gone {
+        let uid = r.uid;
         let expunged_later =
-            use_log && old.log.as_ref().and_then(|l| l.expunged.get(uid)).is_some_and(|&e| e > r.modseq);
+            use_log && old.log.as_ref().and_then(|l| l.expunged.get(&uid)).is_some_and(|&e| e > r.modseq);
         if expunged_later {
             continue;
         }
         counts.dropped += 1;
         changes.push(Change {
-            uid: Some(*uid),
+            uid: Some(uid),
             what: "dropped-missing",
             old: Some(flag_json(&names, r)),
             new: None,

@@ -101,6 +101,8 @@ struct Job {
     outcomes: Mutex<Vec<FileOutcome>>,
     remaining: AtomicUsize,
     bytes_read: AtomicU64,
+    /// The locked mailbox directory, for `statx`/`openat` relative to it.
+    dirfd: Option<File>,
     _lock: Option<MailboxLock>,
 }
 
@@ -127,45 +129,78 @@ pub fn run(store: &Store, sel: &Selection, opts: &Options, progress: &dyn Progre
         registrations: Mutex::new(Vec::new()),
         progress,
     };
-    let (tx, rx) = crossbeam::channel::bounded::<(Arc<Job>, u32)>(threads * 512);
+    // Two queues: mailboxes to plan (fed in order by this thread, bounded) and runs of
+    // files (fed by whichever worker planned the mailbox). Workers take files first and
+    // plan only when no file is waiting, so planning never runs far ahead of the files
+    // and memory stays bounded; planning itself (lock, list, salvage) runs on every core.
+    let (plan_tx, plan_rx) = crossbeam::channel::bounded::<(usize, Target)>(threads * 2);
+    let (file_tx, file_rx) = crossbeam::channel::unbounded::<(Arc<Job>, usize, usize)>();
+    // Plan tasks sent plus file runs queued, not yet done.
+    let outstanding = AtomicUsize::new(0);
     crossbeam::scope(|s| {
         for _ in 0..threads {
-            let rx = rx.clone();
-            let shared = &shared;
+            let (plan_rx, file_rx, file_tx) = (plan_rx.clone(), file_rx.clone(), file_tx.clone());
+            let (shared, outstanding) = (&shared, &outstanding);
             s.spawn(move |_| {
-                for (job, uid) in rx.iter() {
-                    let outcome = process_file(&job, uid, shared.opts);
-                    job.outcomes.lock().push(outcome);
-                    if job.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+                let mut local = Vec::new();
+                let mut plans_open = true;
+                loop {
+                    let run = match file_rx.try_recv() {
+                        Ok(r) => Some(r),
+                        Err(_) if plans_open => match plan_rx.try_recv() {
+                            Ok((order, target)) => {
+                                plan_one(shared, order, target, &file_tx, outstanding);
+                                outstanding.fetch_sub(1, Ordering::AcqRel);
+                                continue;
+                            }
+                            Err(crossbeam::channel::TryRecvError::Disconnected) => {
+                                plans_open = false;
+                                continue;
+                            }
+                            Err(crossbeam::channel::TryRecvError::Empty) => {
+                                crossbeam::channel::select! {
+                                    recv(file_rx) -> r => r.ok(),
+                                    recv(plan_rx) -> p => {
+                                        match p {
+                                            Ok((order, target)) => {
+                                                plan_one(shared, order, target, &file_tx, outstanding);
+                                                outstanding.fetch_sub(1, Ordering::AcqRel);
+                                            }
+                                            Err(_) => plans_open = false,
+                                        }
+                                        None
+                                    }
+                                }
+                            }
+                        },
+                        Err(_) => {
+                            if outstanding.load(Ordering::Acquire) == 0 {
+                                break;
+                            }
+                            file_rx.recv_timeout(std::time::Duration::from_millis(2)).ok()
+                        }
+                    };
+                    let Some((job, start, end)) = run else { continue };
+                    local.extend(
+                        job.listing.messages[start..end].iter().map(|&uid| process_file(&job, uid, shared.opts)),
+                    );
+                    job.outcomes.lock().append(&mut local);
+                    if job.remaining.fetch_sub(end - start, Ordering::AcqRel) == end - start {
                         finalize(shared, &job);
                     }
+                    outstanding.fetch_sub(1, Ordering::AcqRel);
                 }
             });
         }
-        drop(rx);
+        drop((plan_rx, file_rx, file_tx));
         for (order, target) in targets.into_iter().enumerate() {
-            match prepare(&shared, order, target) {
-                Ok(Some(job)) => {
-                    let job = Arc::new(job);
-                    if job.listing.messages.is_empty() {
-                        finalize(&shared, &job);
-                    } else {
-                        for &uid in &job.listing.messages {
-                            if tx.send((job.clone(), uid)).is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
-                Ok(None) => {}
-                Err((t, e)) => {
-                    let r = MailboxReport::failed(&domain, &t, e.to_string());
-                    shared.reports.lock()[order] = Some(r);
-                    progress.mailbox_done(0);
-                }
+            outstanding.fetch_add(1, Ordering::AcqRel);
+            if plan_tx.send((order, target)).is_err() {
+                outstanding.fetch_sub(1, Ordering::AcqRel);
+                break;
             }
         }
-        drop(tx);
+        drop(plan_tx);
     })
     .map_err(|_| Error::Invalid("a reconstruct worker thread panicked".into()))?;
 
@@ -181,12 +216,55 @@ pub fn run(store: &Store, sel: &Selection, opts: &Options, progress: &dyn Progre
     Ok(RunReport { domain, dry_run: opts.dry_run, notes, mailboxes: reports })
 }
 
+/// Plan one mailbox and queue its files in runs: small enough to spread one huge mailbox
+/// over every worker, large enough to amortise the queue.
+fn plan_one(
+    shared: &Shared<'_>,
+    order: usize,
+    target: Target,
+    file_tx: &crossbeam::channel::Sender<(Arc<Job>, usize, usize)>,
+    outstanding: &AtomicUsize,
+) {
+    match prepare(shared, order, target) {
+        Ok(Some(job)) => {
+            let job = Arc::new(job);
+            let n = job.listing.messages.len();
+            if n == 0 {
+                finalize(shared, &job);
+                return;
+            }
+            let chunk = if job.read_all { 16 } else { 256 };
+            let mut start = 0;
+            while start < n {
+                let end = (start + chunk).min(n);
+                outstanding.fetch_add(1, Ordering::AcqRel);
+                if file_tx.send((job.clone(), start, end)).is_err() {
+                    outstanding.fetch_sub(1, Ordering::AcqRel);
+                    break;
+                }
+                start = end;
+            }
+        }
+        Ok(None) => {}
+        Err(b) => {
+            let (t, e) = *b;
+            let r = MailboxReport::failed(&shared.domain, &t, e.to_string());
+            shared.reports.lock()[order] = Some(r);
+            shared.progress.mailbox_done(0);
+        }
+    }
+}
+
 /// Lock, list and salvage one mailbox; `None` when it was handled entirely here.
-fn prepare(shared: &Shared<'_>, order: usize, target: Target) -> std::result::Result<Option<Job>, (Target, Error)> {
+fn prepare(
+    shared: &Shared<'_>,
+    order: usize,
+    target: Target,
+) -> std::result::Result<Option<Job>, Box<(Target, Error)>> {
     let store = shared.store;
     let dir = match discover::target_dir(store, &shared.domain, &target) {
         Ok(d) => d,
-        Err(e) => return Err((target, e)),
+        Err(e) => return Err(Box::new((target, e))),
     };
     let place = MailboxPlace {
         domain: shared.domain.clone(),
@@ -204,11 +282,22 @@ fn prepare(shared: &Shared<'_>, order: usize, target: Target) -> std::result::Re
     }
     let lock = match MailboxLock::acquire(&dir, LockMode::Wait) {
         Ok(l) => l,
-        Err(e) => return Err((target, Error::io("lock mailbox", &dir, e))),
+        Err(e) => return Err(Box::new((target, Error::io("lock mailbox", &dir, e)))),
     };
-    let listing = match plan::list(&dir) {
-        Ok(l) => l,
-        Err(e) => return Err((target, Error::io("list mailbox directory", &dir, e))),
+    // Reuse discovery's listing if the directory has not changed since (same mtime, now
+    // that we hold the lock); else list again.
+    let reuse = target.hint.as_ref().filter(|h| {
+        lock.dir().metadata().is_ok_and(|m| {
+            use std::os::unix::fs::MetadataExt;
+            (m.mtime(), m.mtime_nsec()) == h.mtime
+        })
+    });
+    let listing = match reuse {
+        Some(h) => (*h.listing).clone(),
+        None => match plan::list(&dir) {
+            Ok(l) => l,
+            Err(e) => return Err(Box::new((target, Error::io("list mailbox directory", &dir, e)))),
+        },
     };
     let old = plan::gather(&place, &listing);
     let read_all = shared.opts.verify_content || !old.cache.usable;
@@ -221,7 +310,7 @@ fn prepare(shared: &Shared<'_>, order: usize, target: Target) -> std::result::Re
     } else if old.cache.usable {
         match std::fs::OpenOptions::new().append(true).open(dir.join(CACHE_FILE)) {
             Ok(f) => CacheSink::Append { out: BufWriter::with_capacity(256 * 1024, f), pos: old.cache.len },
-            Err(e) => return Err((target, Error::io("open", dir.join(CACHE_FILE), e))),
+            Err(e) => return Err(Box::new((target, Error::io("open", dir.join(CACHE_FILE), e)))),
         }
     } else {
         let tmp = dir.join(crate::io::temp_name(CACHE_FILE));
@@ -235,7 +324,7 @@ fn prepare(shared: &Shared<'_>, order: usize, target: Target) -> std::result::Re
         });
         match made {
             Ok(out) => CacheSink::Rewrite { out, pos: header.len() as u64, tmp },
-            Err(e) => return Err((target, Error::io("create", &tmp, e))),
+            Err(e) => return Err(Box::new((target, Error::io("create", &tmp, e)))),
         }
     };
     let n = listing.messages.len();
@@ -252,6 +341,7 @@ fn prepare(shared: &Shared<'_>, order: usize, target: Target) -> std::result::Re
         outcomes: Mutex::new(Vec::with_capacity(n)),
         remaining: AtomicUsize::new(n),
         bytes_read: AtomicU64::new(0),
+        dirfd: lock.dir().try_clone().ok(),
         _lock: Some(lock),
     }))
 }
@@ -267,19 +357,38 @@ fn merge_unique_id(old: &OldState, target: &Target) -> [u8; 16] {
         .unwrap_or_else(random_id)
 }
 
-fn stat_at(path: &std::path::Path) -> std::io::Result<(u64, i64)> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::symlink_metadata(path)?;
-    Ok((m.len(), m.mtime()))
+/// Size and mtime of `name` in the open directory `dir`: one `statx`, asking only for
+/// what is compared, with no path walk.
+fn stat_at(dir: &File, name: &str) -> std::io::Result<(u64, i64)> {
+    use rustix::fs::{AtFlags, StatxFlags, statx};
+    let st =
+        statx(dir, name, AtFlags::SYMLINK_NOFOLLOW | AtFlags::STATX_DONT_SYNC, StatxFlags::SIZE | StatxFlags::MTIME)?;
+    Ok((st.stx_size, st.stx_mtime.tv_sec))
+}
+
+/// Open `name` in the open directory `dir` for reading.
+fn open_at(dir: &File, name: &str) -> std::io::Result<File> {
+    use rustix::fs::{Mode, OFlags, openat};
+    let fd = openat(dir, name, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::empty())?;
+    Ok(File::from(fd))
 }
 
 /// Look at one message file: stat only when its record can be trusted on metadata, else
 /// open, read, parse and hash it.
 fn process_file(job: &Job, uid: u32, opts: &Options) -> FileOutcome {
-    let path = job.place.dir.join(layout::message_file_name(uid));
-    let best = merge::candidates(&job.old, uid, true, true).into_iter().next().map(|c| c.1);
+    let name = layout::message_file_name(uid);
+    let path = || job.place.dir.join(&name);
+    let dirfd = job.dirfd.as_ref();
+    let best = merge::best_candidate(&job.old, uid).copied();
     if !job.read_all {
-        match stat_at(&path) {
+        let st = match dirfd {
+            Some(d) => stat_at(d, &name),
+            None => std::fs::symlink_metadata(path()).map(|m| {
+                use std::os::unix::fs::MetadataExt;
+                (m.len(), m.mtime())
+            }),
+        };
+        match st {
             Ok((size, mtime)) => {
                 if let Some(r) = best {
                     if r.size == size && r.internal_date == mtime && size > 0 {
@@ -288,13 +397,17 @@ fn process_file(job: &Job, uid: u32, opts: &Options) -> FileOutcome {
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return FileOutcome::Vanished { uid },
-            Err(e) => return FileOutcome::Unreadable { uid, error: crate::error::describe_io(&e, &path) },
+            Err(e) => return FileOutcome::Unreadable { uid, error: crate::error::describe_io(&e, &path()) },
         }
     }
-    let file = match File::open(&path) {
+    let opened = match dirfd {
+        Some(d) => open_at(d, &name),
+        None => File::open(path()),
+    };
+    let file = match opened {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return FileOutcome::Vanished { uid },
-        Err(e) => return FileOutcome::Unreadable { uid, error: crate::error::describe_io(&e, &path) },
+        Err(e) => return FileOutcome::Unreadable { uid, error: crate::error::describe_io(&e, &path()) },
     };
     let (size, mtime) = match file.metadata() {
         Ok(m) => {
@@ -309,11 +422,12 @@ fn process_file(job: &Job, uid: u32, opts: &Options) -> FileOutcome {
     }
     let bytes = match crate::io::read_file_at(&file, size, opts.mmap) {
         Ok(b) => b,
-        Err(e) => return FileOutcome::Unreadable { uid, error: crate::error::describe_io(&e, &path) },
+        Err(e) => return FileOutcome::Unreadable { uid, error: crate::error::describe_io(&e, &path()) },
     };
     drop(file);
     job.bytes_read.fetch_add(size, Ordering::Relaxed);
-    let d = crate::store::derive::derive(uid, &bytes);
+    let plausible = mtime > 0 && mtime <= now() + 86_400;
+    let d = crate::store::derive::derive(uid, &bytes, !plausible);
     // A record that already describes this content keeps its cache record when that
     // record is byte-for-byte what we would write.
     let keep_cache = !matches!(*job.sink.lock(), Some(CacheSink::Rewrite { .. }))

@@ -40,6 +40,8 @@ pub struct CacheView {
     pub problem: Option<String>,
     /// Current length.
     pub len: u64,
+    /// Unique id in its header.
+    pub unique_id: Option<[u8; 16]>,
 }
 
 /// Everything the old files of a mailbox still hold.
@@ -71,7 +73,7 @@ pub struct OldState {
 }
 
 /// What the directory holds.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Listing {
     /// Message files: (uid, file name).
     pub messages: Vec<u32>,
@@ -95,6 +97,11 @@ fn describe(file: &str, e: &FormatError) -> String {
 
 /// List a mailbox directory (file types come from the listing; nothing is stat'ed).
 pub fn list(dir: &Path) -> std::io::Result<Listing> {
+    list_with(dir, |_| {})
+}
+
+/// [`list`], also handing each sub-mailbox directory's name to `subdir`.
+pub fn list_with(dir: &Path, mut subdir: impl FnMut(&str)) -> std::io::Result<Listing> {
     let mut l = Listing::default();
     for e in std::fs::read_dir(dir)? {
         let e = e?;
@@ -117,7 +124,9 @@ pub fn list(dir: &Path) -> std::io::Result<Listing> {
             },
             EntryKind::Temp => l.temps.push(name.to_string_lossy().into_owned()),
             EntryKind::SubMailbox => {
-                if !e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    subdir(&name.to_string_lossy());
+                } else {
                     l.strays.push(name.to_string_lossy().into_owned());
                 }
             }
@@ -130,7 +139,7 @@ pub fn list(dir: &Path) -> std::io::Result<Listing> {
     Ok(l)
 }
 
-fn read_opt(path: &Path) -> Result<Option<Vec<u8>>, String> {
+fn read_opt(path: &Path) -> std::result::Result<Option<Vec<u8>>, String> {
     match std::fs::read(path) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -181,21 +190,71 @@ pub fn replay(scan: changelog::LogScan) -> LogView {
 }
 
 /// Read and salvage a mailbox's header, index, log and cache header.
+///
+/// Fast path: when header, index and log are all consistent (what [`Mailbox::open`]
+/// accepts), each is decoded once and the live state stands in for both the index and the
+/// log (they agree). The log is replayed record by record only when that fails, or when a
+/// message file has no live record (it may be the leftover of an interrupted expunge).
 pub fn gather(place: &MailboxPlace, listing: &Listing) -> OldState {
     let dir = &place.dir;
     let mut st = OldState::default();
+    let header_bytes = read_opt(&dir.join(HEADER_FILE));
+    let index_path = dir.join(INDEX_FILE);
+    let index_bytes = crate::io::read_file(&index_path);
+    let log_bytes = read_opt(&dir.join(LOG_FILE));
+    st.cache = cache_view(dir);
 
-    let header_bytes = match read_opt(&dir.join(HEADER_FILE)) {
-        Ok(b) => b,
-        Err(e) => {
-            st.header_problem = Some(e);
-            None
+    if let (Ok(Some(h)), Ok(i), Ok(Some(l))) = (&header_bytes, &index_bytes, &log_bytes) {
+        if let Ok(mb) = Mailbox::from_bytes(place.clone(), h, i, l, None) {
+            let all_live = listing.messages.iter().all(|u| mb.record(*u).is_some());
+            let header = mb.header().clone();
+            st.header_fixed = Some(HeaderFixedInfo {
+                unique_id: header.unique_id,
+                uid_validity: header.uid_validity,
+                last_uid: header.last_uid,
+                created: header.created,
+            });
+            st.index_header = Some(mb.index_header().clone());
+            st.index_records = mb.records().iter().map(|r| (r.uid, *r)).collect();
+            let log_header = changelog::decode_header(l).unwrap_or_default();
+            st.log = Some(if all_live {
+                LogView {
+                    header: log_header,
+                    flag_names: header.flags.clone(),
+                    last_uid: mb.last_uid(),
+                    seq: mb.highest_modseq(),
+                    name: Some((header.domain.clone(), header.name.clone())),
+                    ..LogView::default()
+                }
+            } else {
+                match changelog::scan(l) {
+                    Ok(scan) => {
+                        let mut v = replay(scan);
+                        // The live state already holds every record; keep the log for
+                        // what it alone knows (expunges, names).
+                        v.state.clear();
+                        v
+                    }
+                    Err(_) => LogView { header: log_header, ..LogView::default() },
+                }
+            });
+            st.cache_check(header.unique_id);
+            st.current = Some((
+                header.clone(),
+                mb.index_header().clone(),
+                mb.records().to_vec(),
+                mb.last_uid(),
+                mb.highest_modseq(),
+            ));
+            st.header = Some(header);
+            return st;
         }
-    };
-    match &header_bytes {
-        None if st.header_problem.is_none() => st.header_problem = Some(format!("{HEADER_FILE} is missing")),
-        None => {}
-        Some(b) => match MailboxHeader::decode(b) {
+    }
+
+    match header_bytes {
+        Err(e) => st.header_problem = Some(e),
+        Ok(None) => st.header_problem = Some(format!("{HEADER_FILE} is missing")),
+        Ok(Some(b)) => match MailboxHeader::decode(&b) {
             Ok(h) => {
                 st.header_fixed = Some(HeaderFixedInfo {
                     unique_id: h.unique_id,
@@ -207,49 +266,41 @@ pub fn gather(place: &MailboxPlace, listing: &Listing) -> OldState {
             }
             Err(e) => {
                 st.header_problem = Some(describe(HEADER_FILE, &e));
-                st.header_fixed = header::decode_fixed(b).ok();
+                st.header_fixed = header::decode_fixed(&b).ok();
             }
         },
     }
-
-    let index_path = dir.join(INDEX_FILE);
-    let index_bytes = match crate::io::read_file(&index_path) {
-        Ok(b) => Some(b),
+    match index_bytes {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            st.index_problem = Some(format!("{INDEX_FILE} is missing"));
-            None
+            st.index_problem = Some(format!("{INDEX_FILE} is missing"))
         }
         Err(e) => {
             st.index_problem =
-                Some(format!("cannot read {}: {}", index_path.display(), crate::error::describe_io(&e, &index_path)));
-            None
+                Some(format!("cannot read {}: {}", index_path.display(), crate::error::describe_io(&e, &index_path)))
         }
-    };
-    if let Some(b) = &index_bytes {
-        if let Err(e) = index::decode(b) {
-            st.index_problem = Some(describe(INDEX_FILE, &e));
-        }
-        let s = index::salvage(b);
-        st.index_header = s.header;
-        st.index_records.reserve(s.records.len());
-        for (_, r) in s.records {
-            st.index_records.insert(r.uid, r);
+        Ok(b) => {
+            match index::decode(&b) {
+                Ok((h, recs)) => {
+                    st.index_header = Some(h);
+                    st.index_records = recs.into_iter().map(|r| (r.uid, r)).collect();
+                }
+                Err(e) => {
+                    st.index_problem = Some(describe(INDEX_FILE, &e));
+                    let s = index::salvage(&b);
+                    st.index_header = s.header;
+                    st.index_records = s.records.into_iter().map(|(_, r)| (r.uid, r)).collect();
+                }
+            }
+            if st.index_problem.is_none() {
+                // Strictly valid on its own, yet not consistent with header and log.
+                st.index_problem = Some(format!("{INDEX_FILE} does not match {HEADER_FILE} or {LOG_FILE}"));
+            }
         }
     }
-
-    let log_bytes = match read_opt(&dir.join(LOG_FILE)) {
-        Ok(Some(b)) => Some(b),
-        Ok(None) => {
-            st.log_problem = Some(format!("{LOG_FILE} is missing"));
-            None
-        }
-        Err(e) => {
-            st.log_problem = Some(e);
-            None
-        }
-    };
-    if let Some(b) = &log_bytes {
-        match changelog::scan(b) {
+    match log_bytes {
+        Err(e) => st.log_problem = Some(e),
+        Ok(None) => st.log_problem = Some(format!("{LOG_FILE} is missing")),
+        Ok(Some(b)) => match changelog::scan(&b) {
             Ok(scan) => {
                 match &scan.end {
                     LogEnd::Clean => {}
@@ -261,55 +312,63 @@ pub fn gather(place: &MailboxPlace, listing: &Listing) -> OldState {
                 st.log = Some(replay(scan));
             }
             Err(e) => st.log_problem = Some(describe(LOG_FILE, &e)),
-        }
+        },
     }
+    let id = st.header_fixed.as_ref().map(|h| h.unique_id).or(st.index_header.as_ref().map(|h| h.unique_id));
+    if let Some(id) = id {
+        st.cache_check(id);
+    } else {
+        st.cache.usable = false;
+        st.cache.problem.get_or_insert_with(|| format!("{CACHE_FILE} cannot be checked without a header"));
+    }
+    st
+}
 
-    // The cache: header and length only (records are checked when they are used).
+/// The cache header and length (records are checked when used).
+fn cache_view(dir: &Path) -> CacheView {
     let cache_path = dir.join(CACHE_FILE);
+    let mut v = CacheView::default();
     match std::fs::File::open(&cache_path) {
         Ok(f) => {
-            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            v.len = f.metadata().map(|m| m.len()).unwrap_or(0);
             let mut head = [0u8; crate::format::cache::HEADER_LEN];
-            let ok = std::io::Read::read_exact(&mut &f, &mut head).is_ok();
-            st.cache.len = len;
-            let uid = st.header_fixed.as_ref().map(|h| h.unique_id);
-            match (ok, cache::decode_header(&head)) {
-                (true, Ok((id, _))) if Some(id) == uid => {
-                    let need = st.index_header.as_ref().map(|h| h.cache_len).unwrap_or(0);
-                    if len >= need {
-                        st.cache.usable = true;
-                    } else {
-                        st.cache.problem = Some(format!("{CACHE_FILE} is {len} bytes, the index refers to {need}"));
-                    }
+            if std::io::Read::read_exact(&mut &f, &mut head).is_err() {
+                v.problem = Some(format!("{CACHE_FILE} is shorter than its header"));
+                return v;
+            }
+            match cache::decode_header(&head) {
+                Ok((id, _)) => {
+                    v.usable = true;
+                    v.unique_id = Some(id);
                 }
-                (true, Ok(_)) => st.cache.problem = Some(format!("{CACHE_FILE} belongs to another mailbox")),
-                (true, Err(e)) => st.cache.problem = Some(describe(CACHE_FILE, &e)),
-                (false, _) => st.cache.problem = Some(format!("{CACHE_FILE} is shorter than its header")),
+                Err(e) => v.problem = Some(describe(CACHE_FILE, &e)),
             }
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            st.cache.problem = Some(format!("{CACHE_FILE} is missing"))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => v.problem = Some(format!("{CACHE_FILE} is missing")),
         Err(e) => {
-            st.cache.problem =
+            v.problem =
                 Some(format!("cannot read {}: {}", cache_path.display(), crate::error::describe_io(&e, &cache_path)))
         }
     }
+    v
+}
 
-    // The live state, when everything is consistent.
-    if let (Some(h), Some(i), Some(l)) = (&header_bytes, &index_bytes, &log_bytes) {
-        if st.header_problem.is_none() && st.index_problem.is_none() && st.log_problem.is_none() {
-            if let Ok(mb) = Mailbox::from_bytes(place.clone(), h, i, l, None) {
-                st.current = Some((
-                    mb.header().clone(),
-                    mb.index_header().clone(),
-                    mb.records().to_vec(),
-                    mb.last_uid(),
-                    mb.highest_modseq(),
-                ));
-            }
+impl OldState {
+    /// The cache is usable only if it belongs to this mailbox and is as long as the index
+    /// says.
+    fn cache_check(&mut self, unique_id: [u8; 16]) {
+        if !self.cache.usable {
+            return;
+        }
+        if self.cache.unique_id != Some(unique_id) {
+            self.cache.usable = false;
+            self.cache.problem = Some(format!("{CACHE_FILE} belongs to another mailbox"));
+            return;
+        }
+        let need = self.index_header.as_ref().map(|h| h.cache_len).unwrap_or(0);
+        if self.cache.len < need {
+            self.cache.usable = false;
+            self.cache.problem = Some(format!("{CACHE_FILE} is {} bytes, the index refers to {need}", self.cache.len));
         }
     }
-    let _ = listing;
-    st
 }

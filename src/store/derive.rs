@@ -37,15 +37,25 @@ fn env_slots<'a>(e: &'a message::Envelope<'_>) -> Envelope<'a> {
 
 /// Derive everything for message `uid` from its bytes. Never fails: a file that is not a
 /// parsable message gets an empty envelope and a single `text/plain` part covering it.
-pub fn derive(uid: u32, bytes: &[u8]) -> Derived {
+/// The `Received:` date costs another pass over the header; it is computed only when
+/// `want_received` (reconstruct needs it only for a file whose mtime is unusable).
+pub fn derive(uid: u32, bytes: &[u8], want_received: bool) -> Derived {
     let split = message::split(bytes);
     let header = bytes.get(..split.header_len).unwrap_or_default();
-    let envelope = message::Envelope::from_header(header);
-    let sent_date = envelope.date.as_deref().and_then(message::parse_date);
-    let received_date = message::received_date(header);
+    let received_date = if want_received { message::received_date(header) } else { None };
     let mut cache_record = Vec::with_capacity(512);
+    let sent_date;
     match message::parse_structure(bytes) {
         Ok(structure) => {
+            let fallback;
+            let envelope = match structure.parts.first().and_then(|p| p.envelope.as_ref()) {
+                Some(e) => e,
+                None => {
+                    fallback = message::Envelope::from_header(header);
+                    &fallback
+                }
+            };
+            sent_date = envelope.date.as_deref().and_then(message::parse_date);
             let parts: Vec<CachePart<'_>> = structure
                 .parts
                 .iter()
@@ -74,10 +84,12 @@ pub fn derive(uid: u32, bytes: &[u8]) -> Derived {
                     envelope: if i == 0 { None } else { p.envelope.as_ref().map(env_slots) },
                 })
                 .collect();
-            let entry = CacheEntry { uid, envelope: env_slots(&envelope), parts };
+            let entry = CacheEntry { uid, envelope: env_slots(envelope), parts };
             cache::encode(&entry, &mut cache_record);
         }
         Err(_) => {
+            let envelope = message::Envelope::from_header(header);
+            sent_date = envelope.date.as_deref().and_then(message::parse_date);
             let entry = CacheEntry {
                 uid,
                 envelope: env_slots(&envelope),

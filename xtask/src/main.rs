@@ -3,9 +3,10 @@
 //! - `corpus --messages N --out DIR [--seed S]`: a deterministic generated store.
 //! - `ci`: what CI runs (`bash .ci/run`).
 //! - `seeds`: write the fuzz seed inputs to `corpus/fuzz/`.
-//! - `bench ...`: the benchmark suites (see `benches/` and the README).
+//! - `bench reconstruct [--messages N]`: benchmark suites over generated corpora.
 //! - `fuzz [TARGET] [-- ARGS]`: run a cargo-fuzz target (needs `cargo install cargo-fuzz` and nightly).
 
+mod bench;
 mod corpus;
 
 use std::process::Command;
@@ -28,6 +29,11 @@ enum Cmd {
     Ci,
     /// Write the fuzz targets' seed inputs to corpus/fuzz/<target>/seed-*.
     Seeds,
+    /// Run a benchmark suite (reconstruct).
+    Bench(bench::BenchArgs),
+    /// Internal: the floor of the reconstruct bench, in its own process.
+    #[command(name = "__floor", hide = true)]
+    Floor { conf: String, threads: usize },
     /// Run a cargo-fuzz target for a while (requires cargo-fuzz and a nightly toolchain).
     Fuzz {
         /// Target name (see fuzz/fuzz_targets/); all targets when omitted.
@@ -51,6 +57,8 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::Fuzz { target, seconds } => fuzz(target, seconds),
+        Cmd::Bench(a) => bench::run(&a),
+        Cmd::Floor { conf, threads } => bench::floor_child(&conf, threads),
         Cmd::Seeds => {
             let root = project_root();
             for t in mstore::fuzzing::TARGETS {

@@ -1,0 +1,220 @@
+//! `cargo xtask bench SUITE`: benchmark suites that need a generated corpus, whole
+//! processes, peak RSS and ratios measured in one run (criterion benches in `benches/`
+//! cover the small kernels).
+//!
+//! `reconstruct`: for a corpus of N messages, the floor (open, read and BLAKE3 every
+//! message file with the same thread count and nothing else), a no-op run (index current),
+//! a metadata-only rebuild (index files removed: the change log still holds every record),
+//! and a full rebuild (index and cache files removed: every message read and parsed).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Suite: reconstruct.
+    pub suite: String,
+    /// Messages in the generated corpus.
+    #[arg(long, default_value_t = 100_000)]
+    pub messages: u64,
+    /// Corpus directory (default: gen/bench-N); generated if missing.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Put every message in one mailbox.
+    #[arg(long)]
+    pub one_mailbox: bool,
+}
+
+/// One measured row.
+struct Row {
+    name: &'static str,
+    messages: u64,
+    bytes: u64,
+    seconds: f64,
+    rss_kib: u64,
+}
+
+pub fn run(a: &BenchArgs) -> Result<()> {
+    match a.suite.as_str() {
+        "reconstruct" => reconstruct(a),
+        other => bail!("unknown bench suite {other:?} (known: reconstruct)"),
+    }
+}
+
+/// Run `cmd`, returning (seconds, peak RSS in KiB of the child).
+fn timed(cmd: &mut Command) -> Result<(f64, u64)> {
+    let start = Instant::now();
+    let child = cmd.spawn().context("spawn")?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to overwrite.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our own child, and the pointers are to live locals.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let secs = start.elapsed().as_secs_f64();
+    if r != pid {
+        bail!("wait4 failed: {}", std::io::Error::last_os_error());
+    }
+    std::mem::forget(child);
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) > 1 {
+        bail!("{cmd:?} exited with status {}", libc::WEXITSTATUS(status));
+    }
+    Ok((secs, usage.ru_maxrss as u64))
+}
+
+fn domains(conf: &Path) -> Result<Vec<String>> {
+    let cfg = mstore::config::Config::load(conf)?;
+    let st = mstore::store::Store::open(cfg)?;
+    let mut d: Vec<String> = st.list(None)?.into_iter().map(|e| e.domain).collect();
+    d.dedup();
+    Ok(d)
+}
+
+fn mailbox_dirs(conf: &Path) -> Result<Vec<PathBuf>> {
+    let cfg = mstore::config::Config::load(conf)?;
+    let st = mstore::store::Store::open(cfg)?;
+    let mut v = Vec::new();
+    for e in st.list(None)? {
+        v.push(st.place(&e)?.dir);
+    }
+    Ok(v)
+}
+
+fn reconstruct(a: &BenchArgs) -> Result<()> {
+    let root = crate::project_root();
+    let dir = a.dir.clone().unwrap_or_else(|| {
+        root.join("gen").join(format!("bench-{}{}", a.messages, if a.one_mailbox { "-one" } else { "" }))
+    });
+    let conf = dir.join("ms.conf");
+    if !conf.exists() {
+        crate::corpus::run(&crate::corpus::CorpusArgs {
+            messages: a.messages,
+            out: dir.clone(),
+            seed: 1,
+            users: None,
+            one_mailbox: a.one_mailbox,
+        })?;
+    }
+    let status = Command::new("cargo")
+        .args(["build", "--release", "--quiet", "--bin", "reconstruct", "--bin", "mstore"])
+        .current_dir(&root)
+        .status()?;
+    if !status.success() {
+        bail!("cargo build failed");
+    }
+    let bin = root.join("target/release/reconstruct");
+    let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let doms = domains(&conf)?;
+    let exe = std::env::current_exe()?;
+    let floor_cmd = || {
+        let mut c = Command::new(&exe);
+        c.args(["__floor", &conf.to_string_lossy(), &threads.to_string()]);
+        c.stdout(std::process::Stdio::piped());
+        c
+    };
+    // Warm the page cache, and learn the corpus size.
+    let out = floor_cmd().output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text.split_whitespace();
+    let files: u64 = it.next().and_then(|s| s.parse().ok()).context("floor output")?;
+    let bytes: u64 = it.next().and_then(|s| s.parse().ok()).context("floor output")?;
+
+    let mut rows = Vec::new();
+    let (s, rss) = timed(floor_cmd().stdout(std::process::Stdio::null()))?;
+    rows.push(Row { name: "floor: open+read+blake3", messages: files, bytes, seconds: s, rss_kib: rss });
+
+    let run_all = |extra: &[&str]| -> Result<(f64, u64)> {
+        let mut total = 0.0;
+        let mut peak = 0;
+        for d in &doms {
+            let mut c = Command::new(&bin);
+            c.args(["-f", &conf.to_string_lossy(), "-r", "-j", &threads.to_string(), "--no-progress"]);
+            c.args(extra).arg(d).stdout(std::process::Stdio::null());
+            let (s, r) = timed(&mut c)?;
+            total += s;
+            peak = peak.max(r);
+        }
+        Ok((total, peak))
+    };
+    let (s, rss) = run_all(&[])?;
+    rows.push(Row { name: "no-op (index current)", messages: files, bytes: 0, seconds: s, rss_kib: rss });
+
+    for d in mailbox_dirs(&conf)? {
+        let _ = std::fs::remove_file(d.join("ms.index"));
+    }
+    let (s, rss) = run_all(&[])?;
+    rows.push(Row { name: "rebuild, ms.index removed", messages: files, bytes: 0, seconds: s, rss_kib: rss });
+
+    for d in mailbox_dirs(&conf)? {
+        let _ = std::fs::remove_file(d.join("ms.index"));
+        let _ = std::fs::remove_file(d.join("ms.cache"));
+    }
+    let (s, rss) = run_all(&[])?;
+    rows.push(Row { name: "full rebuild, index+cache removed", messages: files, bytes, seconds: s, rss_kib: rss });
+
+    let (s, rss) = run_all(&["--verify-content"])?;
+    rows.push(Row { name: "--verify-content (index current)", messages: files, bytes, seconds: s, rss_kib: rss });
+
+    let floor = rows[0].seconds;
+    println!(
+        "reconstruct bench: {files} messages, {:.1} MiB, {threads} threads, corpus {}",
+        bytes as f64 / 1048576.0,
+        dir.display()
+    );
+    println!("| run | messages/s | MB/s | peak RSS MiB | time s | ratio to floor |");
+    println!("|---|---|---|---|---|---|");
+    for r in &rows {
+        let mbs = if r.bytes > 0 { format!("{:.0}", r.bytes as f64 / 1e6 / r.seconds) } else { "-".into() };
+        println!(
+            "| {} | {:.0} | {} | {:.1} | {:.2} | {:.2} |",
+            r.name,
+            r.messages as f64 / r.seconds,
+            mbs,
+            r.rss_kib as f64 / 1024.0,
+            r.seconds,
+            r.seconds / floor
+        );
+    }
+    Ok(())
+}
+
+/// The floor, in its own process: open, fstat, read (or map) and BLAKE3 every message
+/// file of the store with `threads` threads. Prints "files bytes".
+pub fn floor_child(conf: &str, threads: usize) -> Result<()> {
+    let mut files = Vec::new();
+    for d in mailbox_dirs(Path::new(conf))? {
+        for e in std::fs::read_dir(&d)? {
+            let e = e?;
+            if let mstore::layout::EntryKind::Message(_) = mstore::layout::classify(e.file_name().as_encoded_bytes()) {
+                files.push(e.path());
+            }
+        }
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let total = std::sync::atomic::AtomicU64::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(p) = files.get(i) else { break };
+                    let Ok(f) = std::fs::File::open(p) else { continue };
+                    let Ok(m) = f.metadata() else { continue };
+                    if let Ok(b) = mstore::io::read_file_at(&f, m.len(), true) {
+                        std::hint::black_box(blake3::hash(&b));
+                        total.fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    println!("{} {}", files.len(), total.into_inner());
+    Ok(())
+}
