@@ -17,6 +17,7 @@ pub mod layout;
 pub mod message;
 pub mod reconstruct;
 pub mod report;
+pub mod scan;
 pub mod store;
 pub mod synth;
 pub mod util;

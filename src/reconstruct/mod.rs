@@ -1,17 +1,16 @@
 //! `reconstruct`: rebuild the header, index, cache and change-log files of mailboxes from
 //! their message files, keeping every flag and date that survived.
 //!
-//! Pipeline (one planner, N workers, bounded memory):
+//! Pipeline ([`crate::scan`]: N workers, bounded memory):
 //!
 //! ```text
-//! discover (select targets) ──► plan (per mailbox, in order: lock, list the directory,
-//!   salvage header/index/log/cache)  ──bounded channel of file tasks──►  workers:
-//!   stat, or open + fstat + read + parse + hash, cache record out  ──► the worker that
-//!   finishes a mailbox's last file merges (merge.rs) and writes (write.rs)
+//! discover (select targets) ──► plan (per mailbox: lock, list the directory, salvage
+//!   header/index/log/cache) ──► runs of files: stat, or open + fstat + read + parse +
+//!   hash, cache record out ──► the worker that finishes a mailbox's last run merges
+//!   (merge.rs) and writes (write.rs)
 //! ```
 //!
-//! Many small mailboxes and one huge mailbox both keep every worker busy: tasks are single
-//! files, not mailboxes. Reports are put back in mailbox order before printing.
+//! Reports are put back in mailbox order before printing.
 
 pub mod discover;
 pub mod merge;
@@ -21,8 +20,7 @@ mod write;
 
 use std::fs::File;
 use std::io::{BufWriter, Write as _};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
@@ -99,7 +97,6 @@ struct Job {
     sink: Mutex<Option<CacheSink>>,
     sink_error: Mutex<Option<String>>,
     outcomes: Mutex<Vec<FileOutcome>>,
-    remaining: AtomicUsize,
     bytes_read: AtomicU64,
     /// The locked mailbox directory, for `statx`/`openat` relative to it.
     dirfd: Option<File>,
@@ -129,80 +126,7 @@ pub fn run(store: &Store, sel: &Selection, opts: &Options, progress: &dyn Progre
         registrations: Mutex::new(Vec::new()),
         progress,
     };
-    // Two queues: mailboxes to plan (fed in order by this thread, bounded) and runs of
-    // files (fed by whichever worker planned the mailbox). Workers take files first and
-    // plan only when no file is waiting, so planning never runs far ahead of the files
-    // and memory stays bounded; planning itself (lock, list, salvage) runs on every core.
-    let (plan_tx, plan_rx) = crossbeam::channel::bounded::<(usize, Target)>(threads * 2);
-    let (file_tx, file_rx) = crossbeam::channel::unbounded::<(Arc<Job>, usize, usize)>();
-    // Plan tasks sent plus file runs queued, not yet done.
-    let outstanding = AtomicUsize::new(0);
-    crossbeam::scope(|s| {
-        for _ in 0..threads {
-            let (plan_rx, file_rx, file_tx) = (plan_rx.clone(), file_rx.clone(), file_tx.clone());
-            let (shared, outstanding) = (&shared, &outstanding);
-            s.spawn(move |_| {
-                let mut local = Vec::new();
-                let mut plans_open = true;
-                loop {
-                    let run = match file_rx.try_recv() {
-                        Ok(r) => Some(r),
-                        Err(_) if plans_open => match plan_rx.try_recv() {
-                            Ok((order, target)) => {
-                                plan_one(shared, order, target, &file_tx, outstanding);
-                                outstanding.fetch_sub(1, Ordering::AcqRel);
-                                continue;
-                            }
-                            Err(crossbeam::channel::TryRecvError::Disconnected) => {
-                                plans_open = false;
-                                continue;
-                            }
-                            Err(crossbeam::channel::TryRecvError::Empty) => {
-                                crossbeam::channel::select! {
-                                    recv(file_rx) -> r => r.ok(),
-                                    recv(plan_rx) -> p => {
-                                        match p {
-                                            Ok((order, target)) => {
-                                                plan_one(shared, order, target, &file_tx, outstanding);
-                                                outstanding.fetch_sub(1, Ordering::AcqRel);
-                                            }
-                                            Err(_) => plans_open = false,
-                                        }
-                                        None
-                                    }
-                                }
-                            }
-                        },
-                        Err(_) => {
-                            if outstanding.load(Ordering::Acquire) == 0 {
-                                break;
-                            }
-                            file_rx.recv_timeout(std::time::Duration::from_millis(2)).ok()
-                        }
-                    };
-                    let Some((job, start, end)) = run else { continue };
-                    local.extend(
-                        job.listing.messages[start..end].iter().map(|&uid| process_file(&job, uid, shared.opts)),
-                    );
-                    job.outcomes.lock().append(&mut local);
-                    if job.remaining.fetch_sub(end - start, Ordering::AcqRel) == end - start {
-                        finalize(shared, &job);
-                    }
-                    outstanding.fetch_sub(1, Ordering::AcqRel);
-                }
-            });
-        }
-        drop((plan_rx, file_rx, file_tx));
-        for (order, target) in targets.into_iter().enumerate() {
-            outstanding.fetch_add(1, Ordering::AcqRel);
-            if plan_tx.send((order, target)).is_err() {
-                outstanding.fetch_sub(1, Ordering::AcqRel);
-                break;
-            }
-        }
-        drop(plan_tx);
-    })
-    .map_err(|_| Error::Invalid("a reconstruct worker thread panicked".into()))?;
+    crate::scan::run(&shared, targets, threads).map_err(|e| Error::Invalid(format!("reconstruct: {e}")))?;
 
     let regs = shared.registrations.into_inner();
     let mut reports: Vec<MailboxReport> = shared.reports.into_inner().into_iter().flatten().collect();
@@ -216,42 +140,34 @@ pub fn run(store: &Store, sel: &Selection, opts: &Options, progress: &dyn Progre
     Ok(RunReport { domain, dry_run: opts.dry_run, notes, mailboxes: reports })
 }
 
-/// Plan one mailbox and queue its files in runs: small enough to spread one huge mailbox
-/// over every worker, large enough to amortise the queue.
-fn plan_one(
-    shared: &Shared<'_>,
-    order: usize,
-    target: Target,
-    file_tx: &crossbeam::channel::Sender<(Arc<Job>, usize, usize)>,
-    outstanding: &AtomicUsize,
-) {
-    match prepare(shared, order, target) {
-        Ok(Some(job)) => {
-            let job = Arc::new(job);
-            let n = job.listing.messages.len();
-            if n == 0 {
-                finalize(shared, &job);
-                return;
-            }
-            let chunk = if job.read_all { 16 } else { 256 };
-            let mut start = 0;
-            while start < n {
-                let end = (start + chunk).min(n);
-                outstanding.fetch_add(1, Ordering::AcqRel);
-                if file_tx.send((job.clone(), start, end)).is_err() {
-                    outstanding.fetch_sub(1, Ordering::AcqRel);
-                    break;
-                }
-                start = end;
+impl crate::scan::Planner for Shared<'_> {
+    type Target = Target;
+    type Job = Job;
+
+    fn plan(&self, order: usize, target: Target) -> Option<Job> {
+        match prepare(self, order, target) {
+            Ok(job) => job,
+            Err(b) => {
+                let (t, e) = *b;
+                self.reports.lock()[order] = Some(MailboxReport::failed(&self.domain, &t, e.to_string()));
+                self.progress.mailbox_done(0);
+                None
             }
         }
-        Ok(None) => {}
-        Err(b) => {
-            let (t, e) = *b;
-            let r = MailboxReport::failed(&shared.domain, &t, e.to_string());
-            shared.reports.lock()[order] = Some(r);
-            shared.progress.mailbox_done(0);
-        }
+    }
+    fn files(&self, job: &Job) -> usize {
+        job.listing.messages.len()
+    }
+    fn run_len(&self, job: &Job) -> usize {
+        if job.read_all { 16 } else { 256 }
+    }
+    fn process(&self, job: &Job, start: usize, end: usize) {
+        let mut local: Vec<FileOutcome> =
+            job.listing.messages[start..end].iter().map(|&uid| process_file(job, uid, self.opts)).collect();
+        job.outcomes.lock().append(&mut local);
+    }
+    fn finish(&self, job: &Job) {
+        finalize(self, job);
     }
 }
 
@@ -339,7 +255,6 @@ fn prepare(
         sink: Mutex::new(Some(sink)),
         sink_error: Mutex::new(None),
         outcomes: Mutex::new(Vec::with_capacity(n)),
-        remaining: AtomicUsize::new(n),
         bytes_read: AtomicU64::new(0),
         dirfd: lock.dir().try_clone().ok(),
         _lock: Some(lock),

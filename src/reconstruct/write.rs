@@ -132,7 +132,17 @@ pub(super) fn finish(
         || cache_rewritten
         || job.old.header_problem.is_some()
         || job.old.index_problem.is_some()
-        || job.old.log_problem.is_some();
+        || job.old.log_problem.is_some()
+        || job.old.log_torn;
+    if job.old.log_torn {
+        report.changes.push(Change {
+            uid: None,
+            what: "log-torn-tail",
+            old: None,
+            new: None,
+            detail: "ms.log ends in a record cut short by a crash: rewritten without it".into(),
+        });
+    }
 
     if opts.dry_run {
         for (name, why) in &leftovers {
