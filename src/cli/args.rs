@@ -151,6 +151,47 @@ pub struct AppendArgs {
     pub date: Option<String>,
 }
 
+/// `mstore verify [-f config_file] [-r] [domain [mailbox ...]]`
+#[derive(Args, Clone, Debug)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// With mailbox arguments: also every mailbox below each.
+    #[arg(short = 'r')]
+    pub recursive: bool,
+    /// Metadata only: do not read message bodies (no content hashes checked).
+    #[arg(long)]
+    pub quick: bool,
+    /// Print every finding as JSON on standard output.
+    #[arg(long)]
+    pub json: bool,
+    /// Worker threads (default: the configuration's `threads`, else one per core).
+    #[arg(short = 'j', long = "threads", value_name = "N")]
+    pub threads: Option<usize>,
+    /// Never show a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// The domain (every domain when omitted).
+    #[arg(value_name = "domain")]
+    pub domain: Option<String>,
+    /// Mailboxes (every mailbox of the domain when omitted).
+    #[arg(value_name = "mailbox")]
+    pub mailboxes: Vec<String>,
+}
+
+/// `mstore doctor [-f config_file] [--fix]`
+#[derive(Args, Clone, Debug)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// As root: apply the printed chown/chmod, then check again.
+    #[arg(long)]
+    pub fix: bool,
+    /// Print the findings as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `mstore init [-f config_file]`
 #[derive(Args, Clone, Debug)]
 pub struct InitArgs {
@@ -187,6 +228,10 @@ pub enum Command {
     Create(CreateArgs),
     /// Append message files to a mailbox.
     Append(AppendArgs),
+    /// Read-only scan of the store: checksums, index against message files, bit rot, owners.
+    Verify(VerifyArgs),
+    /// Check owners, modes and the configuration; print (or, as root, apply) the fix.
+    Doctor(DoctorArgs),
     /// Rebuild header, index and cache files of mailboxes (same as the `reconstruct` command).
     Reconstruct(ReconstructArgs),
     /// Bring the databases to their last committed state (same as `msdb_recover`).

@@ -70,6 +70,7 @@ pub fn mstore_main() -> ExitCode {
                 return Ok(print_version(prog));
             }
             let cfg = load_config(&a.common)?;
+            init_as_runtime_user(&cfg)?;
             let st = Store::init(cfg)?;
             println!(
                 "store ready: ms-path {}, database {}",
@@ -82,6 +83,8 @@ pub fn mstore_main() -> ExitCode {
         Command::Show(a) => run(prog, || show(&a)),
         Command::Create(a) => run(prog, || create(&a)),
         Command::Append(a) => run(prog, || append(&a)),
+        Command::Verify(a) => run(prog, || verify(&a)),
+        Command::Doctor(a) => run(prog, || doctor(&a)),
         Command::Reconstruct(a) => run(prog, || reconstruct(&a)),
         Command::Recover(a) => run(prog, || recover(&a)),
         Command::Backup(a) => run(prog, || backup(&a)),
@@ -104,6 +107,139 @@ pub fn msdb_recover_main() -> ExitCode {
 pub fn msdb_backup_main() -> ExitCode {
     let cli = BackupCli::parse();
     run("msdb_backup", || backup(&cli.args))
+}
+
+/// Load the configuration of a command that writes to the store, and switch to the
+/// runtime user if started as root (or refuse, with the reason).
+pub fn load_config_for_writing(common: &Common) -> Result<Config> {
+    let cfg = load_config(common)?;
+    match crate::privs::become_runtime_user(&cfg)? {
+        crate::privs::Switch::OtherUser { uid, expected } => eprintln!(
+            "warning: running as uid {uid}, not the runtime user {expected}: files this creates will belong to uid {uid}"
+        ),
+        crate::privs::Switch::Switched(_) | crate::privs::Switch::AlreadyRuntimeUser => {}
+    }
+    Ok(cfg)
+}
+
+/// `mstore init` as root: create the store's directories, give them to the runtime user,
+/// then continue as that user.
+fn init_as_runtime_user(cfg: &Config) -> Result<()> {
+    if nix::unistd::Uid::effective().is_root() {
+        let ids = crate::privs::resolve(cfg)?;
+        for dir in crate::doctor::store_roots(cfg) {
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
+            std::os::unix::fs::lchown(&dir, Some(ids.uid), Some(ids.gid)).map_err(|e| Error::io("chown", &dir, e))?;
+        }
+        for dir in std::iter::once(&cfg.database_path).chain(cfg.partitions.values()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+            std::os::unix::fs::lchown(dir, Some(ids.uid), Some(ids.gid)).map_err(|e| Error::io("chown", dir, e))?;
+        }
+    }
+    crate::privs::become_runtime_user(cfg)?;
+    Ok(())
+}
+
+fn verify(a: &VerifyArgs) -> Result<Exit> {
+    if a.common.version {
+        return Ok(print_version("mstore"));
+    }
+    let cfg = load_config(&a.common)?;
+    let st = Store::open(cfg)?;
+    let scope =
+        crate::verify::Scope { domain: a.domain.clone(), recursive: a.recursive, mailboxes: a.mailboxes.clone() };
+    let opts = crate::verify::Options { quick: a.quick, threads: a.threads.unwrap_or(0) };
+    let bar = progress::Bar::new(!a.no_progress, "verify");
+    let report = crate::verify::run(&st, &scope, &opts, &bar)?;
+    bar.finish();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if a.json {
+        serde_json::to_writer_pretty(&mut out, &report).map_err(|e| Error::Invalid(e.to_string()))?;
+        let _ = writeln!(out);
+    } else {
+        for f in &report.findings {
+            let _ = writeln!(out, "{}", f.render());
+        }
+        for e in &report.errors {
+            let _ = writeln!(out, "error: could not scan: {e}");
+        }
+        let _ = writeln!(
+            out,
+            "verify: {} mailboxes, {} messages, {:.1} MiB read{}: {}",
+            report.mailboxes,
+            report.messages,
+            report.bytes_read as f64 / 1048576.0,
+            if report.quick { " (quick: metadata only)" } else { "" },
+            if report.findings.is_empty() && report.errors.is_empty() {
+                "no problems found".to_string()
+            } else {
+                format!("{} finding(s)", report.findings.len())
+            }
+        );
+    }
+    let _ = out.flush();
+    Ok(report.exit())
+}
+
+fn doctor(a: &DoctorArgs) -> Result<Exit> {
+    if a.common.version {
+        return Ok(print_version("mstore"));
+    }
+    let path = config::resolve_path(a.common.config.as_deref());
+    let cfg = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            // The doctor's first job is exactly this symptom: say why and what to do.
+            eprintln!("mstore doctor: {e}");
+            if path.exists() {
+                eprintln!(
+                    "    fix: make it readable: chown sms:sms {p} && chmod u+r {p}",
+                    p = crate::util::shell_quote(&path.to_string_lossy())
+                );
+            } else {
+                eprintln!("    fix: create it (see formats/config.md), pass -f FILE, or set MS_CONF");
+            }
+            return Ok(Exit::Error);
+        }
+    };
+    for w in &cfg.warnings {
+        eprintln!("{w}");
+    }
+    let mut report = crate::doctor::check(&cfg);
+    let mut fixed = false;
+    if a.fix && !report.findings.is_empty() {
+        let n = crate::doctor::fix(&cfg)?;
+        eprintln!("mstore doctor: changed {n} owner(s) or mode(s); checking again");
+        report = crate::doctor::check(&cfg);
+        fixed = true;
+    }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if a.json {
+        serde_json::to_writer_pretty(&mut out, &report).map_err(|e| Error::Invalid(e.to_string()))?;
+        let _ = writeln!(out);
+    } else {
+        for f in &report.findings {
+            let _ = writeln!(out, "{}", f.render());
+        }
+        if !report.fixes.is_empty() {
+            let _ = writeln!(out, "\nTo repair ownership and permissions, run as root:");
+            for f in &report.fixes {
+                let _ = writeln!(out, "  {f}");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "doctor: {} entries checked: {}",
+            report.checked,
+            if report.findings.is_empty() {
+                "no problems found".to_string()
+            } else {
+                format!("{} finding(s)", report.findings.len())
+            }
+        );
+    }
+    let _ = out.flush();
+    Ok(if report.findings.is_empty() { if fixed { Exit::Repaired } else { Exit::Ok } } else { Exit::Unrepaired })
 }
 
 fn ls(a: &LsArgs) -> Result<Exit> {
@@ -170,7 +306,7 @@ fn create(a: &CreateArgs) -> Result<Exit> {
     if a.common.version {
         return Ok(print_version("mstore"));
     }
-    let cfg = load_config(&a.common)?;
+    let cfg = load_config_for_writing(&a.common)?;
     let st = Store::open(cfg)?;
     let (d, n) = domain_and_name(a.domain.as_ref(), a.mailbox.as_ref())?;
     let mb = st.create_mailbox(&d, &n, CreateOptions { partition: a.partition.clone(), ..CreateOptions::default() })?;
@@ -182,7 +318,7 @@ fn append(a: &AppendArgs) -> Result<Exit> {
     if a.common.version {
         return Ok(print_version("mstore"));
     }
-    let cfg = load_config(&a.common)?;
+    let cfg = load_config_for_writing(&a.common)?;
     let st = Store::open(cfg)?;
     let (d, n) = domain_and_name(a.domain.as_ref(), a.mailbox.as_ref())?;
     let mut system = 0;
@@ -231,7 +367,7 @@ fn reconstruct(a: &ReconstructArgs) -> Result<Exit> {
     if a.common.version {
         return Ok(print_version("reconstruct"));
     }
-    let cfg = load_config(&a.common)?;
+    let cfg = load_config_for_writing(&a.common)?;
     let st = Store::open(cfg)?;
     let sel = crate::reconstruct::Selection {
         domain: a.domain.clone().unwrap_or_default(),

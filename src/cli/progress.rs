@@ -50,3 +50,12 @@ impl crate::reconstruct::Progress for Bar {
         }
     }
 }
+
+impl crate::verify::Progress for Bar {
+    fn start(&self, mailboxes: u64) {
+        crate::reconstruct::Progress::start(self, mailboxes);
+    }
+    fn mailbox_done(&self, messages: u64) {
+        crate::reconstruct::Progress::mailbox_done(self, messages);
+    }
+}

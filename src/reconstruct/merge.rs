@@ -494,9 +494,12 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
                             old: Some(flag_json(&names, r)),
                             new: None,
                             detail: format!(
-                                "{uid}. no longer matches its {src:?} record (size {} → {}); old flags {} not applied",
-                                r.size,
-                                info.size,
+                                "{uid}. no longer matches its {src:?} record ({}); old flags {} not applied",
+                                if r.size == info.size {
+                                    "same size, different content hash".to_string()
+                                } else {
+                                    format!("size {} → {}", r.size, info.size)
+                                },
                                 flag_json(&names, r)
                             ),
                         });

@@ -192,6 +192,21 @@ pub(super) fn finish(
             quarantine(dir, &layout::message_file_name(uid), d)?;
         }
         d.sync_dir(dir).ctx("sync directory", dir)?;
+        // A re-appended message's cache record was derived under its old UID: derive it
+        // again under the new one (re-appends are rare; the file is small or mapped).
+        let mut sink = sink;
+        if let Some(sk) = sink.as_mut() {
+            for &(_, to) in &merged.renames {
+                let path = dir.join(layout::message_file_name(to));
+                let bytes = io::read_file(&path).ctx("read", &path)?;
+                let dv = crate::store::derive::derive(to, &bytes, false);
+                let at = sk.put(&dv.cache_record).ctx("write", &dir.join(CACHE_FILE))?;
+                if let Ok(i) = merged.records.binary_search_by_key(&to, |r| r.uid) {
+                    merged.records[i].cache_offset = at;
+                    merged.records[i].cache_len = dv.cache_record.len() as u32;
+                }
+            }
+        }
         let (cache_len, cache_tmp) = match sink {
             Some(CacheSink::Append { out, pos }) => {
                 let f = out.into_inner().map_err(|e| Error::io("write", dir.join(CACHE_FILE), e.into_error()))?;
@@ -217,10 +232,9 @@ pub(super) fn finish(
                     _ => None,
                 })
                 .collect();
-            let renamed: std::collections::HashMap<u32, u32> = merged.renames.iter().map(|&(a, b)| (b, a)).collect();
+            let renamed: std::collections::HashSet<u32> = merged.renames.iter().map(|&(_, b)| b).collect();
             for r in merged.records.iter_mut() {
-                let file_uid = renamed.get(&r.uid).copied().unwrap_or(r.uid);
-                if !fresh.contains(&file_uid) {
+                if !fresh.contains(&r.uid) && !renamed.contains(&r.uid) {
                     r.cache_offset = 0;
                     r.cache_len = 0;
                 }

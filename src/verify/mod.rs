@@ -1,0 +1,687 @@
+//! `mstore verify`: a read-only forensic scan of a store.
+//!
+//! Read-only by construction: it opens files with `O_RDONLY` only, takes no lock, writes
+//! no temporary file. For every mailbox in scope it checks the header, index, change log
+//! and cache checksums record by record; the index against the message files (missing,
+//! extra, size, and — unless `--quick` — the BLAKE3 content hash, i.e. bit rot); the cache
+//! against the index; the mailbox list against what is on disk; owners against the runtime
+//! user. Every finding carries the path, the byte offset where known, and the exact
+//! command that repairs it. The scan runs on the same pipeline as reconstruct
+//! ([`crate::scan`]); findings are put back in mailbox order.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::PathBuf;
+
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use crate::codec::changelog::{self, LogEnd};
+use crate::codec::header::{self, MailboxHeader};
+use crate::codec::index::{self, MessageRecord};
+use crate::codec::{FormatError, cache};
+use crate::error::{Error, Result};
+use crate::finding::{Finding, Severity};
+use crate::layout::{self, CACHE_FILE, HEADER_FILE, INDEX_FILE, LOG_FILE};
+use crate::privs::RuntimeIds;
+use crate::reconstruct::discover::{self, Selection, Target};
+use crate::reconstruct::plan::{self, Listing, OldState};
+use crate::store::{MailboxPlace, Store};
+use crate::util::shell_quote;
+
+/// What to scan.
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    /// Domain; `None`: every domain of the store.
+    pub domain: Option<String>,
+    /// With mailboxes: include every mailbox below each.
+    pub recursive: bool,
+    /// Mailboxes (all of the domain when empty).
+    pub mailboxes: Vec<String>,
+}
+
+/// How to scan.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Metadata only: do not read message bodies.
+    pub quick: bool,
+    /// Worker threads (0: from the configuration).
+    pub threads: usize,
+}
+
+/// Progress callbacks.
+pub trait Progress: Sync {
+    /// This many mailboxes will be scanned.
+    fn start(&self, _mailboxes: u64) {}
+    /// A mailbox is done.
+    fn mailbox_done(&self, _messages: u64) {}
+}
+
+/// The result of a scan.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct VerifyReport {
+    /// Every finding, in mailbox order.
+    pub findings: Vec<Finding>,
+    /// Mailboxes scanned.
+    pub mailboxes: u64,
+    /// Message files looked at.
+    pub messages: u64,
+    /// Bytes of message files read and hashed.
+    pub bytes_read: u64,
+    /// Whether bodies were read.
+    pub quick: bool,
+    /// Parts of the store that could not be scanned at all.
+    pub errors: Vec<String>,
+}
+
+impl VerifyReport {
+    /// Exit status: 0 clean, 4 findings, 8 could not scan (some part).
+    pub fn exit(&self) -> crate::report::Exit {
+        if !self.errors.is_empty() {
+            crate::report::Exit::Error
+        } else if self.findings.is_empty() {
+            crate::report::Exit::Ok
+        } else {
+            crate::report::Exit::Unrepaired
+        }
+    }
+}
+
+struct Shared<'a> {
+    store: &'a Store,
+    opts: &'a Options,
+    ids: Option<RuntimeIds>,
+    findings: Mutex<Vec<Option<Vec<Finding>>>>,
+    messages: std::sync::atomic::AtomicU64,
+    bytes: std::sync::atomic::AtomicU64,
+    progress: &'a dyn Progress,
+}
+
+struct Job {
+    order: usize,
+    place: MailboxPlace,
+    listing: Listing,
+    expected: HashMap<u32, MessageRecord>,
+    dirfd: Option<File>,
+    findings: Mutex<Vec<Finding>>,
+    outcomes: Mutex<Vec<(u32, FileCheck)>>,
+}
+
+enum FileCheck {
+    Meta { size: u64, mtime: i64, uid: u32, gid: u32 },
+    Read { size: u64, hash: [u8; 32], uid: u32, gid: u32 },
+    Missing,
+    Unreadable(String),
+}
+
+/// Scan `scope` of `store`.
+pub fn run(store: &Store, scope: &Scope, opts: &Options, progress: &dyn Progress) -> Result<VerifyReport> {
+    let mut report = VerifyReport { quick: opts.quick, ..VerifyReport::default() };
+    let ids = crate::privs::resolve(store.config()).ok();
+    let domains: Vec<String> = match &scope.domain {
+        Some(d) => vec![layout::domain(d)?],
+        None => all_domains(store)?,
+    };
+    let mut targets: Vec<(String, Target)> = Vec::new();
+    for d in &domains {
+        let sel = Selection {
+            domain: d.clone(),
+            user: None,
+            recursive: scope.recursive || scope.mailboxes.is_empty(),
+            mailboxes: scope.mailboxes.clone(),
+        };
+        match discover::select(store, &sel) {
+            Ok((ts, notes)) => {
+                for n in notes.into_iter().filter(|n| n.error) {
+                    report.errors.push(n.message);
+                }
+                targets.extend(ts.into_iter().map(|t| (d.clone(), t)));
+            }
+            Err(e) => report.errors.push(format!("{d}: {e}")),
+        }
+    }
+    progress.start(targets.len() as u64);
+    let shared = Shared {
+        store,
+        opts,
+        ids,
+        findings: Mutex::new((0..targets.len()).map(|_| None).collect()),
+        messages: Default::default(),
+        bytes: Default::default(),
+        progress,
+    };
+    let threads = if opts.threads > 0 { opts.threads } else { store.config().worker_threads() };
+    report.mailboxes = targets.len() as u64;
+    crate::scan::run(&shared, targets, threads).map_err(|e| Error::Invalid(format!("verify: {e}")))?;
+    report.findings = shared.findings.into_inner().into_iter().flatten().flatten().collect();
+    report.messages = shared.messages.into_inner();
+    report.bytes_read = shared.bytes.into_inner();
+    Ok(report)
+}
+
+/// Every domain the mailbox list or any partition knows.
+pub fn all_domains(store: &Store) -> Result<Vec<String>> {
+    let mut d: Vec<String> = store.list(None)?.into_iter().map(|e| e.domain).collect();
+    for root in store.config().partitions.values() {
+        if let Ok(rd) = std::fs::read_dir(root) {
+            for e in rd.filter_map(|e| e.ok()) {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if e.file_type().is_ok_and(|t| t.is_dir()) && layout::domain(&name).is_ok_and(|x| x == name) {
+                    d.push(name);
+                }
+            }
+        }
+    }
+    d.sort();
+    d.dedup();
+    Ok(d)
+}
+
+impl Shared<'_> {
+    fn fix(&self, place: &MailboxPlace, extra: &str) -> String {
+        format!(
+            "reconstruct -f {}{extra} {} {}",
+            shell_quote(&self.store.config().path.to_string_lossy()),
+            place.domain,
+            shell_quote(place.name.as_str())
+        )
+    }
+}
+
+impl crate::scan::Planner for Shared<'_> {
+    type Target = (String, Target);
+    type Job = Job;
+
+    fn plan(&self, order: usize, (domain, target): (String, Target)) -> Option<Job> {
+        let mut findings = Vec::new();
+        let dir = match discover::target_dir(self.store, &domain, &target) {
+            Ok(d) => d,
+            Err(e) => {
+                findings.push(Finding::at(Severity::Error, "partition", target.partition.clone(), e.to_string()));
+                self.findings.lock()[order] = Some(findings);
+                self.progress.mailbox_done(0);
+                return None;
+            }
+        };
+        let place = MailboxPlace {
+            domain: domain.clone(),
+            name: target.name.clone(),
+            partition: target.partition.clone(),
+            dir: dir.clone(),
+            config_path: self.store.config().path.clone(),
+            durability: self.store.config().durability,
+        };
+        let mk = |sev, kind, path: PathBuf, msg: String| {
+            let mut f = Finding::at(sev, kind, path.display().to_string(), msg);
+            f.domain = Some(domain.clone());
+            f.mailbox = Some(target.name.to_string());
+            f
+        };
+        if target.entry.is_none() {
+            findings.push(
+                mk(
+                    Severity::Error,
+                    "not-registered",
+                    dir.clone(),
+                    "mailbox on disk but missing from the mailbox list".into(),
+                )
+                .fix(self.fix(&place, "")),
+            );
+        }
+        if !target.on_disk {
+            findings.push(
+                mk(
+                    Severity::Error,
+                    "directory-missing",
+                    dir.clone(),
+                    "registered in the mailbox list, but its directory is missing".into(),
+                )
+                .fix(self.fix(&place, "")),
+            );
+            self.findings.lock()[order] = Some(findings);
+            self.progress.mailbox_done(0);
+            return None;
+        }
+        let listing = match target.hint.as_ref() {
+            Some(h) => (*h.listing).clone(),
+            None => match plan::list(&dir) {
+                Ok(l) => l,
+                Err(e) => {
+                    findings.push(mk(
+                        Severity::Error,
+                        "directory-unreadable",
+                        dir.clone(),
+                        format!("cannot list: {}", crate::error::describe_io(&e, &dir)),
+                    ));
+                    self.findings.lock()[order] = Some(findings);
+                    self.progress.mailbox_done(0);
+                    return None;
+                }
+            },
+        };
+        let old = plan::gather(&place, &listing);
+        let fix = self.fix(&place, "");
+        for f in structural_findings(&place, &old, &target) {
+            findings.push(f.fix(fix.clone()));
+        }
+        let expected = expected_records(&old);
+        findings.extend(cache_findings(&place, &old, &expected).into_iter().map(|f| f.fix(fix.clone())));
+        for s in &listing.strays {
+            findings.push(
+                mk(
+                    Severity::Warning,
+                    "stray-file",
+                    dir.join(s),
+                    "not a message file, store file or sub-mailbox".into(),
+                )
+                .fix(self.fix(&place, " --quarantine")),
+            );
+        }
+        for t in &listing.temps {
+            findings.push(
+                mk(Severity::Warning, "temp-file", dir.join(t), "temporary file left by an interrupted write".into())
+                    .fix(self.fix(&place, " --quarantine")),
+            );
+        }
+        if let Some(ids) = &self.ids {
+            for name in [HEADER_FILE, INDEX_FILE, CACHE_FILE, LOG_FILE, ""] {
+                let p = if name.is_empty() { dir.clone() } else { dir.join(name) };
+                if let Ok(m) = std::fs::symlink_metadata(&p) {
+                    use std::os::unix::fs::MetadataExt;
+                    if let Some(f) = owner_finding(ids, &p, m.uid(), m.gid(), self.store) {
+                        findings.push(f);
+                    }
+                }
+            }
+        }
+        let dirfd = File::open(&dir).ok();
+        Some(Job {
+            order,
+            place,
+            listing,
+            expected,
+            dirfd,
+            findings: Mutex::new(findings),
+            outcomes: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn files(&self, job: &Job) -> usize {
+        job.listing.messages.len()
+    }
+
+    fn run_len(&self, _job: &Job) -> usize {
+        if self.opts.quick { 256 } else { 16 }
+    }
+
+    fn process(&self, job: &Job, start: usize, end: usize) {
+        let mut local = Vec::with_capacity(end - start);
+        for &uid in &job.listing.messages[start..end] {
+            local.push((uid, check_file(job, uid, self.opts.quick, &self.bytes)));
+        }
+        job.outcomes.lock().append(&mut local);
+    }
+
+    fn finish(&self, job: &Job) {
+        let mut findings = std::mem::take(&mut *job.findings.lock());
+        let mut outcomes = std::mem::take(&mut *job.outcomes.lock());
+        outcomes.sort_by_key(|o| o.0);
+        self.messages.fetch_add(outcomes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let fix = self.fix(&job.place, "");
+        let mk = |sev, kind, uid: u32, msg: String| {
+            let mut f =
+                Finding::at(sev, kind, job.place.dir.join(layout::message_file_name(uid)).display().to_string(), msg);
+            f.domain = Some(job.place.domain.clone());
+            f.mailbox = Some(job.place.name.to_string());
+            f.uid = Some(uid);
+            f.fix(fix.clone())
+        };
+        let mut seen = std::collections::HashSet::with_capacity(outcomes.len());
+        let last_uid = job.expected.keys().max().copied().unwrap_or(0);
+        for (uid, o) in &outcomes {
+            seen.insert(*uid);
+            let rec = job.expected.get(uid);
+            let owner = |u: u32, g: u32| {
+                self.ids.as_ref().and_then(|ids| {
+                    owner_finding(ids, &job.place.dir.join(layout::message_file_name(*uid)), u, g, self.store).map(
+                        |mut f| {
+                            f.uid = Some(*uid);
+                            f
+                        },
+                    )
+                })
+            };
+            match (o, rec) {
+                (FileCheck::Missing, Some(_)) => findings.push(mk(
+                    Severity::Error,
+                    "message-missing",
+                    *uid,
+                    "indexed message file vanished during the scan".into(),
+                )),
+                (FileCheck::Missing, None) => {}
+                (FileCheck::Unreadable(e), _) => {
+                    findings.push(mk(Severity::Error, "message-unreadable", *uid, format!("cannot read: {e}")))
+                }
+                (FileCheck::Meta { size, uid: u, gid: g, .. } | FileCheck::Read { size, uid: u, gid: g, .. }, None) => {
+                    findings.extend(owner(*u, *g));
+                    let what = if *size == 0 {
+                        "empty message file, not indexed"
+                    } else if *uid > last_uid {
+                        "message file not in the index (above the last UID)"
+                    } else {
+                        "message file not in the index"
+                    };
+                    findings.push(mk(
+                        Severity::Error,
+                        if *size == 0 { "message-empty" } else { "message-extra" },
+                        *uid,
+                        what.into(),
+                    ));
+                }
+                (FileCheck::Meta { size, mtime, uid: u, gid: g }, Some(r)) => {
+                    findings.extend(owner(*u, *g));
+                    if *size != r.size {
+                        findings.push(mk(
+                            Severity::Error,
+                            "message-size",
+                            *uid,
+                            format!("file is {size} bytes, the index says {}", r.size),
+                        ));
+                    } else if *mtime != r.internal_date {
+                        findings.push(mk(
+                            Severity::Warning,
+                            "message-mtime",
+                            *uid,
+                            format!(
+                                "file mtime {mtime} differs from the internal date {} (modified since it was indexed?)",
+                                r.internal_date
+                            ),
+                        ));
+                    }
+                }
+                (FileCheck::Read { size, hash, uid: u, gid: g }, Some(r)) => {
+                    findings.extend(owner(*u, *g));
+                    if *size != r.size {
+                        findings.push(mk(
+                            Severity::Error,
+                            "message-size",
+                            *uid,
+                            format!("file is {size} bytes, the index says {}", r.size),
+                        ));
+                    } else if r.content_hash != [0; 32] && *hash != r.content_hash {
+                        // Only a run that reads the bodies sees it: that run re-appends the
+                        // damaged file as a new message (its old flags are reported).
+                        let mut f = mk(
+                            Severity::Error,
+                            "message-content",
+                            *uid,
+                            format!(
+                                "content changed (bit rot?): BLAKE3 {} but the index says {}",
+                                crate::util::hex(&hash[..8]),
+                                crate::util::hex(&r.content_hash[..8])
+                            ),
+                        );
+                        f.fix = Some(self.fix(&job.place, " --verify-content"));
+                        findings.push(f);
+                    }
+                }
+            }
+        }
+        let mut missing: Vec<u32> = job.expected.keys().filter(|u| !seen.contains(u)).copied().collect();
+        missing.sort_unstable();
+        for uid in missing {
+            findings.push(mk(
+                Severity::Error,
+                "message-missing",
+                uid,
+                "the index lists this message but its file is gone".into(),
+            ));
+        }
+        self.findings.lock()[job.order] = Some(findings);
+        self.progress.mailbox_done(outcomes.len() as u64);
+    }
+}
+
+fn owner_finding(ids: &RuntimeIds, path: &std::path::Path, uid: u32, gid: u32, store: &Store) -> Option<Finding> {
+    if uid == ids.uid && gid == ids.gid {
+        return None;
+    }
+    let root = crate::doctor::store_roots(store.config())
+        .into_iter()
+        .find(|r| path.starts_with(r))
+        .unwrap_or_else(|| path.to_path_buf());
+    Some(
+        Finding::at(
+            Severity::Error,
+            "owner",
+            path.display().to_string(),
+            format!(
+                "{}owned by uid {uid} gid {gid}, not the runtime user {} ({}:{})",
+                if uid == 0 { "root-" } else { "" },
+                ids.owner(),
+                ids.uid,
+                ids.gid
+            ),
+        )
+        .fix(format!("chown -R {} {}", ids.owner(), shell_quote(&root.to_string_lossy()))),
+    )
+}
+
+/// The state the message files should match: the live state if the files are
+/// consistent, else the newest surviving record of each UID.
+fn expected_records(old: &OldState) -> HashMap<u32, MessageRecord> {
+    if let Some(c) = &old.current {
+        return c.2.iter().map(|r| (r.uid, *r)).collect();
+    }
+    let mut m: HashMap<u32, MessageRecord> = old.index_records.clone();
+    if let Some(l) = &old.log {
+        for (u, r) in &l.state {
+            let e = m.entry(*u).or_insert(*r);
+            if e.modseq < r.modseq {
+                *e = *r;
+            }
+        }
+        for (u, e) in &l.expunged {
+            if m.get(u).is_some_and(|r| r.modseq < *e) {
+                m.remove(u);
+            }
+        }
+    }
+    m
+}
+
+/// Findings about the header, index and log files, with byte offsets.
+fn structural_findings(place: &MailboxPlace, old: &OldState, target: &Target) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mk = |kind: &'static str, file: &str, offset: Option<u64>, msg: String| {
+        let mut f = Finding::at(Severity::Error, kind, place.dir.join(file).display().to_string(), msg);
+        f.domain = Some(place.domain.clone());
+        f.mailbox = Some(place.name.to_string());
+        f.offset = offset;
+        f
+    };
+    let fe = |kind: &'static str, file: &str, e: &FormatError| mk(kind, file, Some(e.offset()), e.to_string());
+    if old.current.is_none() {
+        // Detailed, offset-precise findings for each file.
+        match std::fs::read(place.dir.join(HEADER_FILE)) {
+            Ok(b) => {
+                if let Err(e) = MailboxHeader::decode(&b) {
+                    let kept = if header::decode_fixed(&b).is_ok() { " (its fixed part survives)" } else { "" };
+                    out.push(mk("header-corrupt", HEADER_FILE, Some(e.offset()), format!("{e}{kept}")));
+                }
+            }
+            Err(e) => out.push(mk(
+                "header-missing",
+                HEADER_FILE,
+                None,
+                crate::error::describe_io(&e, &place.dir.join(HEADER_FILE)),
+            )),
+        }
+        match std::fs::read(place.dir.join(INDEX_FILE)) {
+            Ok(b) => {
+                if let Err(e) = index::decode(&b) {
+                    let s = index::salvage(&b);
+                    if let Some(h) = &s.header_error {
+                        out.push(fe("index-header-corrupt", INDEX_FILE, h));
+                    }
+                    for d in &s.damaged {
+                        out.push(fe("index-record-corrupt", INDEX_FILE, d));
+                    }
+                    if let Some((off, len)) = s.partial_tail {
+                        out.push(mk(
+                            "index-truncated",
+                            INDEX_FILE,
+                            Some(off),
+                            format!("{len} bytes of a cut record at the end"),
+                        ));
+                    }
+                    if s.header_error.is_none() && s.damaged.is_empty() && s.partial_tail.is_none() {
+                        out.push(fe("index-corrupt", INDEX_FILE, &e));
+                    }
+                }
+            }
+            Err(e) => out.push(mk(
+                "index-missing",
+                INDEX_FILE,
+                None,
+                crate::error::describe_io(&e, &place.dir.join(INDEX_FILE)),
+            )),
+        }
+        match std::fs::read(place.dir.join(LOG_FILE)) {
+            Ok(b) => match changelog::scan(&b) {
+                Ok(s) => match s.end {
+                    LogEnd::Clean => {}
+                    LogEnd::TornTail { offset, error } => out.push(mk(
+                        "log-torn-tail",
+                        LOG_FILE,
+                        Some(offset),
+                        format!("last record cut short by a crash: {error}"),
+                    )),
+                    LogEnd::Corrupt { offset, error } => {
+                        out.push(mk("log-corrupt", LOG_FILE, Some(offset), error.to_string()))
+                    }
+                },
+                Err(e) => out.push(fe("log-corrupt", LOG_FILE, &e)),
+            },
+            Err(e) => {
+                out.push(mk("log-missing", LOG_FILE, None, crate::error::describe_io(&e, &place.dir.join(LOG_FILE))))
+            }
+        }
+        if out.is_empty() {
+            // Each file verifies on its own, but they do not fit together.
+            out.push(mk(
+                "mailbox-inconsistent",
+                INDEX_FILE,
+                None,
+                "header, index and change log verify one by one but do not agree (unique id, UID validity or sequence)"
+                    .into(),
+            ));
+        }
+    } else if old.log_torn {
+        out.push(mk("log-torn-tail", LOG_FILE, None, "last record cut short by a crash".into()));
+    }
+    // Against the mailbox list.
+    if let (Some(e), Some(h)) = (&target.entry, &old.header) {
+        if e.unique_id != h.unique_id || e.uid_validity != h.uid_validity {
+            out.push(mk(
+                "list-mismatch",
+                HEADER_FILE,
+                None,
+                format!("the mailbox list says UID validity {}, the header {}", e.uid_validity, h.uid_validity),
+            ));
+        }
+    }
+    if let Some(h) = &old.header {
+        if h.name != place.name.as_str() || h.domain != place.domain {
+            out.push(mk("header-name", HEADER_FILE, None, format!("the header names {}:{}", h.domain, h.name)));
+        }
+    }
+    out
+}
+
+/// Cache records of every expected message: present, checksummed, naming the right UID.
+fn cache_findings(place: &MailboxPlace, old: &OldState, expected: &HashMap<u32, MessageRecord>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let path = place.dir.join(CACHE_FILE);
+    let mk = |kind: &'static str, offset: Option<u64>, uid: Option<u32>, msg: String| {
+        let mut f = Finding::at(Severity::Error, kind, path.display().to_string(), msg);
+        f.domain = Some(place.domain.clone());
+        f.mailbox = Some(place.name.to_string());
+        f.offset = offset;
+        f.uid = uid;
+        f
+    };
+    if !old.cache.usable {
+        out.push(mk("cache-corrupt", Some(0), None, old.cache.problem.clone().unwrap_or_else(|| "unusable".into())));
+        return out;
+    }
+    let Ok(bytes) = crate::io::read_file(&path) else {
+        out.push(mk("cache-corrupt", None, None, "cannot read".into()));
+        return out;
+    };
+    let mut uids: Vec<&u32> = expected.keys().collect();
+    uids.sort_unstable();
+    for uid in uids {
+        let r = &expected[uid];
+        if r.cache_len == 0 {
+            continue;
+        }
+        match cache::decode(&bytes, r.cache_offset as usize, Some(r.cache_len)) {
+            Ok(e) if e.uid == *uid => {}
+            Ok(e) => out.push(mk(
+                "cache-record-corrupt",
+                Some(r.cache_offset),
+                Some(*uid),
+                format!("the cache record at this offset names UID {}", e.uid),
+            )),
+            Err(e) => out.push(mk("cache-record-corrupt", Some(e.offset()), Some(*uid), e.to_string())),
+        }
+    }
+    out
+}
+
+/// Stat (quick) or read and hash one message file.
+fn check_file(job: &Job, uid: u32, quick: bool, bytes: &std::sync::atomic::AtomicU64) -> FileCheck {
+    use rustix::fs::{AtFlags, Mode, OFlags, StatxFlags, openat, statx};
+    let name = layout::message_file_name(uid);
+    let Some(dir) = job.dirfd.as_ref() else {
+        return FileCheck::Unreadable("mailbox directory could not be opened".into());
+    };
+    let path = || job.place.dir.join(&name);
+    if quick {
+        return match statx(
+            dir,
+            &name,
+            AtFlags::SYMLINK_NOFOLLOW | AtFlags::STATX_DONT_SYNC,
+            StatxFlags::SIZE | StatxFlags::MTIME | StatxFlags::UID | StatxFlags::GID,
+        ) {
+            Ok(st) => {
+                FileCheck::Meta { size: st.stx_size, mtime: st.stx_mtime.tv_sec, uid: st.stx_uid, gid: st.stx_gid }
+            }
+            Err(rustix::io::Errno::NOENT) => FileCheck::Missing,
+            Err(e) => FileCheck::Unreadable(crate::error::describe_io(&e.into(), &path())),
+        };
+    }
+    let file = match openat(dir, &name, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::empty()) {
+        Ok(fd) => File::from(fd),
+        Err(rustix::io::Errno::NOENT) => return FileCheck::Missing,
+        Err(e) => return FileCheck::Unreadable(crate::error::describe_io(&e.into(), &path())),
+    };
+    let meta = match file.metadata() {
+        Ok(m) => m,
+        Err(e) => return FileCheck::Unreadable(e.to_string()),
+    };
+    use std::os::unix::fs::MetadataExt;
+    match crate::io::read_file_at(&file, meta.len(), true) {
+        Ok(b) => {
+            bytes.fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            FileCheck::Read {
+                size: b.len() as u64,
+                hash: *blake3::hash(&b).as_bytes(),
+                uid: meta.uid(),
+                gid: meta.gid(),
+            }
+        }
+        Err(e) => FileCheck::Unreadable(crate::error::describe_io(&e, &path())),
+    }
+}
