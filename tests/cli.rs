@@ -130,7 +130,8 @@ fn every_external_message_is_appended_and_read_back_byte_identical() {
     assert!(files.len() > 500, "only {} files in corpus-ext", files.len());
     let tmp = tempfile::tempdir().expect("tempdir");
     let conf = tmp.path().join("ms.conf");
-    std::fs::write(&conf, "ms-path: ms\nfsync: no\n").expect("conf");
+    let (u, g) = mstore::cli::current_user_and_group();
+    std::fs::write(&conf, format!("ms-path: ms\nruntime-user: {u}\nruntime-group: {g}\nfsync: no\n")).expect("conf");
     let c = conf.to_str().expect("utf-8");
     ok("mstore", &["-f", c, "init"]);
     ok("mstore", &["-f", c, "create", "example.com", "shared/imported"]);
@@ -178,8 +179,10 @@ fn configuration_errors_name_file_and_line() {
     assert_eq!(o.status.code(), Some(8));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("unable to read configuration file") && err.contains("missing"), "{err}");
-    std::fs::write(&conf, "ms-path: ms\nfrobnicate: 1\n").expect("write");
+    let (u, g) = mstore::cli::current_user_and_group();
+    std::fs::write(&conf, format!("ms-path: ms\nruntime-user: {u}\nruntime-group: {g}\nfrobnicate: 1\n"))
+        .expect("write");
     let o = run("mstore", &["-f", conf.to_str().expect("utf-8"), "init"]);
     assert!(o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains(":2: warning: unknown key `frobnicate` ignored"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains(":4: warning: unknown key `frobnicate` ignored"));
 }

@@ -196,6 +196,9 @@ pub struct Merged {
     pub counts: Counts,
     /// Whether the state differs from what the old files say (something to write).
     pub changed: bool,
+    /// Whether some record's cache record moved (the index must be rewritten even if no
+    /// client-visible field changed).
+    pub placement_changed: bool,
     /// Whether a problem remains that reconstruct could not repair.
     pub unrepaired: bool,
 }
@@ -646,10 +649,14 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
     let current: Option<&Vec<MessageRecord>> = old.current.as_ref().map(|c| &c.2);
     seq = seq.max(records.iter().map(|r| r.modseq).max().unwrap_or(0));
     let mut changed_any = false;
+    let mut placement_changed = false;
     for r in records.iter_mut() {
         let prev = current
             .and_then(|c| c.binary_search_by_key(&r.uid, |x| x.uid).ok().map(|i| &c[i]))
             .or(old.index_records.get(&r.uid));
+        if prev.is_some_and(|p| (p.cache_offset, p.cache_len) != (r.cache_offset, r.cache_len)) {
+            placement_changed = true;
+        }
         if prev.is_some_and(|p| same_state(p, r)) {
             continue;
         }
@@ -696,7 +703,19 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
             detail: "the header named another mailbox; rewritten with the registered name".into(),
         });
     }
-    Merged { header, records, last_uid, seq, renames, set_aside, changes, counts, changed, unrepaired }
+    Merged {
+        header,
+        records,
+        last_uid,
+        seq,
+        renames,
+        set_aside,
+        changes,
+        counts,
+        changed,
+        placement_changed,
+        unrepaired,
+    }
 }
 
 /// The internal date of a message with no surviving record.

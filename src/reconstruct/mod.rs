@@ -192,6 +192,9 @@ fn prepare(
     };
     if !target.on_disk && !dir.is_dir() {
         let r = write::recreate_missing(&place, &target, shared.opts.dry_run);
+        if let (true, Some(e)) = (r.registered, &r.entry) {
+            shared.registrations.lock().push(e.clone());
+        }
         shared.reports.lock()[order] = Some(r);
         shared.progress.mailbox_done(0);
         return Ok(None);

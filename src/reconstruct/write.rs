@@ -129,11 +129,21 @@ pub(super) fn finish(
         });
     }
     let must_write = merged.changed
+        || merged.placement_changed
         || cache_rewritten
         || job.old.header_problem.is_some()
         || job.old.index_problem.is_some()
         || job.old.log_problem.is_some()
         || job.old.log_torn;
+    if merged.placement_changed && !merged.changed {
+        report.changes.push(Change {
+            uid: None,
+            what: "cache-records-rebuilt",
+            old: None,
+            new: None,
+            detail: "cache records that did not match their messages were rebuilt".into(),
+        });
+    }
     if job.old.log_torn {
         report.changes.push(Change {
             uid: None,

@@ -265,7 +265,10 @@ impl crate::scan::Planner for Shared<'_> {
             findings.push(f.fix(fix.clone()));
         }
         let expected = expected_records(&old);
-        findings.extend(cache_findings(&place, &old, &expected).into_iter().map(|f| f.fix(fix.clone())));
+        // A damaged cache record is only seen by a run that compares records with the
+        // messages: --verify-content.
+        let cache_fix = self.fix(&place, " --verify-content");
+        findings.extend(cache_findings(&place, &old, &expected).into_iter().map(|f| f.fix(cache_fix.clone())));
         for s in &listing.strays {
             findings.push(
                 mk(
