@@ -2,6 +2,8 @@
 //! processes, peak RSS and ratios measured in one run (criterion benches in `benches/`
 //! cover the small kernels).
 //!
+//! `verify`: the floor, a full scan (read and hash every message) and `--quick`.
+//!
 //! `reconstruct`: for a corpus of N messages, the floor (open, read and BLAKE3 every
 //! message file with the same thread count and nothing else), a no-op run (index current),
 //! a metadata-only rebuild (index files removed: the change log still holds every record),
@@ -16,7 +18,7 @@ use clap::Args;
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Suite: reconstruct.
+    /// Suite: reconstruct, verify.
     pub suite: String,
     /// Messages in the generated corpus.
     #[arg(long, default_value_t = 100_000)]
@@ -44,7 +46,8 @@ struct Row {
 pub fn run(a: &BenchArgs) -> Result<()> {
     match a.suite.as_str() {
         "reconstruct" => reconstruct(a),
-        other => bail!("unknown bench suite {other:?} (known: reconstruct)"),
+        "verify" => verify(a),
+        other => bail!("unknown bench suite {other:?} (known: reconstruct, verify)"),
     }
 }
 
@@ -87,7 +90,9 @@ fn mailbox_dirs(conf: &Path) -> Result<Vec<PathBuf>> {
     Ok(v)
 }
 
-fn reconstruct(a: &BenchArgs) -> Result<()> {
+/// Generate (or reuse) the corpus, build the binaries, warm the page cache with one floor
+/// run, and measure the floor: (conf, corpus dir, threads, files, bytes, floor row).
+fn prepare(a: &BenchArgs) -> Result<(PathBuf, PathBuf, usize, u64, u64, Row)> {
     let root = crate::project_root();
     let dir = a.dir.clone().unwrap_or_else(|| {
         root.join("gen").join(format!("bench-{}{}", a.messages, if a.one_mailbox { "-one" } else { "" }))
@@ -109,9 +114,7 @@ fn reconstruct(a: &BenchArgs) -> Result<()> {
     if !status.success() {
         bail!("cargo build failed");
     }
-    let bin = root.join("target/release/reconstruct");
     let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    let doms = domains(&conf)?;
     let exe = std::env::current_exe()?;
     let floor_cmd = || {
         let mut c = Command::new(&exe);
@@ -126,9 +129,58 @@ fn reconstruct(a: &BenchArgs) -> Result<()> {
     let files: u64 = it.next().and_then(|s| s.parse().ok()).context("floor output")?;
     let bytes: u64 = it.next().and_then(|s| s.parse().ok()).context("floor output")?;
 
-    let mut rows = Vec::new();
     let (s, rss) = timed(floor_cmd().stdout(std::process::Stdio::null()))?;
-    rows.push(Row { name: "floor: open+read+blake3", messages: files, bytes, seconds: s, rss_kib: rss });
+    let floor = Row { name: "floor: open+read+blake3", messages: files, bytes, seconds: s, rss_kib: rss };
+    Ok((conf, dir, threads, files, bytes, floor))
+}
+
+fn print_rows(title: &str, rows: &[Row]) {
+    let floor = rows[0].seconds;
+    println!("{title}");
+    println!("| run | messages/s | MB/s | peak RSS MiB | time s | ratio to floor |");
+    println!("|---|---|---|---|---|---|");
+    for r in rows {
+        let mbs = if r.bytes > 0 { format!("{:.0}", r.bytes as f64 / 1e6 / r.seconds) } else { "-".into() };
+        println!(
+            "| {} | {:.0} | {} | {:.1} | {:.2} | {:.2} |",
+            r.name,
+            r.messages as f64 / r.seconds,
+            mbs,
+            r.rss_kib as f64 / 1024.0,
+            r.seconds,
+            r.seconds / floor
+        );
+    }
+}
+
+fn verify(a: &BenchArgs) -> Result<()> {
+    let root = crate::project_root();
+    let (conf, dir, threads, files, bytes, floor) = prepare(a)?;
+    let bin = root.join("target/release/mstore");
+    let mut rows = vec![floor];
+    for (name, quick) in [("verify (read + BLAKE3 every message)", false), ("verify --quick (metadata only)", true)] {
+        let mut c = Command::new(&bin);
+        c.args(["-f", &conf.to_string_lossy(), "verify", "-j", &threads.to_string(), "--no-progress"]);
+        if quick {
+            c.arg("--quick");
+        }
+        c.stdout(std::process::Stdio::null());
+        let (s, rss) = timed(&mut c)?;
+        rows.push(Row { name, messages: files, bytes: if quick { 0 } else { bytes }, seconds: s, rss_kib: rss });
+    }
+    print_rows(
+        &format!("verify bench: {files} messages, {:.1} MiB, {threads} threads, corpus {}", bytes as f64 / 1048576.0, dir.display()),
+        &rows,
+    );
+    Ok(())
+}
+
+fn reconstruct(a: &BenchArgs) -> Result<()> {
+    let root = crate::project_root();
+    let (conf, dir, threads, files, bytes, floor) = prepare(a)?;
+    let bin = root.join("target/release/reconstruct");
+    let doms = domains(&conf)?;
+    let mut rows = vec![floor];
 
     let run_all = |extra: &[&str]| -> Result<(f64, u64)> {
         let mut total = 0.0;
@@ -162,26 +214,10 @@ fn reconstruct(a: &BenchArgs) -> Result<()> {
     let (s, rss) = run_all(&["--verify-content"])?;
     rows.push(Row { name: "--verify-content (index current)", messages: files, bytes, seconds: s, rss_kib: rss });
 
-    let floor = rows[0].seconds;
-    println!(
-        "reconstruct bench: {files} messages, {:.1} MiB, {threads} threads, corpus {}",
-        bytes as f64 / 1048576.0,
-        dir.display()
+    print_rows(
+        &format!("reconstruct bench: {files} messages, {:.1} MiB, {threads} threads, corpus {}", bytes as f64 / 1048576.0, dir.display()),
+        &rows,
     );
-    println!("| run | messages/s | MB/s | peak RSS MiB | time s | ratio to floor |");
-    println!("|---|---|---|---|---|---|");
-    for r in &rows {
-        let mbs = if r.bytes > 0 { format!("{:.0}", r.bytes as f64 / 1e6 / r.seconds) } else { "-".into() };
-        println!(
-            "| {} | {:.0} | {} | {:.1} | {:.2} | {:.2} |",
-            r.name,
-            r.messages as f64 / r.seconds,
-            mbs,
-            r.rss_kib as f64 / 1024.0,
-            r.seconds,
-            r.seconds / floor
-        );
-    }
     Ok(())
 }
 
