@@ -381,6 +381,7 @@ fn reconstruct(a: &ReconstructArgs) -> Result<Exit> {
         quarantine: a.quarantine,
         threads: a.threads.unwrap_or(0),
         mmap: true,
+        all_changes: a.json,
     };
     let bar = progress::Bar::new(!a.no_progress, "reconstruct");
     let report = crate::reconstruct::run(&st, &sel, &opts, &bar)?;

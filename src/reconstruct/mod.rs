@@ -48,6 +48,9 @@ pub struct Options {
     pub threads: usize,
     /// Allow memory-mapping large files.
     pub mmap: bool,
+    /// Keep every change in the report (for `--json`); otherwise the first few of each
+    /// kind per mailbox, the rest counted.
+    pub all_changes: bool,
 }
 
 /// Progress callbacks (a progress bar in the CLI; nothing in tests).
@@ -394,7 +397,10 @@ fn finalize(shared: &Shared<'_>, job: &Job) {
     };
     let merged = merge::merge(&job.old, &input, &outcomes);
     let sink = job.sink.lock().take();
-    let report = write::finish(shared.opts, job, merged, sink, &outcomes);
+    let mut report = write::finish(shared.opts, job, merged, sink, &outcomes);
+    if !shared.opts.all_changes {
+        report.compact();
+    }
     if report.registered {
         if let Some(e) = &report.entry {
             shared.registrations.lock().push(e.clone());

@@ -22,6 +22,17 @@ pub enum Status {
     Failed(String),
 }
 
+/// Changes of one kind that were counted rather than kept.
+#[derive(Clone, Debug, Serialize)]
+pub struct Elided {
+    /// Kind.
+    pub what: &'static str,
+    /// How many.
+    pub count: u64,
+    /// Their UIDs.
+    pub uids: Vec<u32>,
+}
+
 /// Report of one mailbox.
 #[derive(Clone, Debug, Serialize)]
 pub struct MailboxReport {
@@ -40,8 +51,11 @@ pub struct MailboxReport {
     pub bytes_read: u64,
     /// Summary counts.
     pub counts: Counts,
-    /// Every change.
+    /// Every change (or, without `--json`, the first few of each kind: see `elided`).
     pub changes: Vec<Change>,
+    /// Changes summed up rather than kept one by one (to bound memory on huge runs).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub elided: Vec<Elided>,
     /// Problems left as they are (stray files, unreadable files, ...).
     pub problems: Vec<String>,
     /// Whether it was (or would be) registered in the mailbox list.
@@ -63,10 +77,34 @@ impl MailboxReport {
             bytes_read: 0,
             counts: Counts::default(),
             changes: Vec::new(),
+            elided: Vec::new(),
             problems: Vec::new(),
             registered: false,
             entry: None,
         }
+    }
+
+    /// Keep the first few changes of each kind and count the rest (memory stays bounded
+    /// by mailboxes, not messages, when the caller does not want every change).
+    pub fn compact(&mut self) {
+        let mut kept: Vec<Change> = Vec::new();
+        let mut per_kind: std::collections::HashMap<&'static str, usize> = std::collections::HashMap::new();
+        for c in std::mem::take(&mut self.changes) {
+            let n = per_kind.entry(c.what).or_default();
+            *n += 1;
+            if *n <= DETAIL_LINES {
+                kept.push(c);
+            } else {
+                match self.elided.iter_mut().find(|e| e.what == c.what) {
+                    Some(e) => {
+                        e.count += 1;
+                        e.uids.extend(c.uid);
+                    }
+                    None => self.elided.push(Elided { what: c.what, count: 1, uids: c.uid.into_iter().collect() }),
+                }
+            }
+        }
+        self.changes = kept;
     }
 
     /// Exit bits of this mailbox.
@@ -128,7 +166,7 @@ const DETAIL_LINES: usize = 5;
 
 /// Human lines for a mailbox's changes: each kind's first few in full, the rest counted
 /// with their UIDs as ranges.
-fn summarize(changes: &[Change]) -> Vec<String> {
+fn summarize(changes: &[Change], elided: &[Elided]) -> Vec<String> {
     let mut kinds: Vec<&'static str> = Vec::new();
     for c in changes {
         if !kinds.contains(&c.what) {
@@ -138,11 +176,17 @@ fn summarize(changes: &[Change]) -> Vec<String> {
     let mut out = Vec::new();
     for k in kinds {
         let of: Vec<&Change> = changes.iter().filter(|c| c.what == k).collect();
-        if of.len() <= DETAIL_LINES {
+        let more = elided.iter().find(|e| e.what == k);
+        if of.len() <= DETAIL_LINES && more.is_none() {
             out.extend(of.iter().map(|c| c.detail.clone()));
         } else {
-            let uids: Vec<u32> = of.iter().filter_map(|c| c.uid).collect();
-            out.push(format!("{} × {} [UIDs {}]", of.len(), of[0].detail, ranges(&uids, 8)));
+            let mut uids: Vec<u32> = of.iter().filter_map(|c| c.uid).collect();
+            let mut n = of.len() as u64;
+            if let Some(m) = more {
+                uids.extend(&m.uids);
+                n += m.count;
+            }
+            out.push(format!("{n} × {} [UIDs {}]", of[0].detail, ranges(&uids, 8)));
         }
     }
     out
@@ -200,7 +244,7 @@ impl RunReport {
                 Status::Failed(_) => failed += 1,
             }
             messages += m.messages;
-            for line in summarize(&m.changes) {
+            for line in summarize(&m.changes, &m.elided) {
                 let _ = writeln!(s, "    {line}");
             }
             for p in &m.problems {

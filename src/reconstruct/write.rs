@@ -72,6 +72,7 @@ pub(super) fn finish(
         bytes_read: job.bytes_read.load(std::sync::atomic::Ordering::Relaxed),
         counts: merged.counts,
         changes: std::mem::take(&mut merged.changes),
+        elided: Vec::new(),
         problems: Vec::new(),
         registered: false,
         entry: None,

@@ -169,7 +169,11 @@ fn verify(a: &BenchArgs) -> Result<()> {
         rows.push(Row { name, messages: files, bytes: if quick { 0 } else { bytes }, seconds: s, rss_kib: rss });
     }
     print_rows(
-        &format!("verify bench: {files} messages, {:.1} MiB, {threads} threads, corpus {}", bytes as f64 / 1048576.0, dir.display()),
+        &format!(
+            "verify bench: {files} messages, {:.1} MiB, {threads} threads, corpus {}",
+            bytes as f64 / 1048576.0,
+            dir.display()
+        ),
         &rows,
     );
     Ok(())
@@ -215,7 +219,11 @@ fn reconstruct(a: &BenchArgs) -> Result<()> {
     rows.push(Row { name: "--verify-content (index current)", messages: files, bytes, seconds: s, rss_kib: rss });
 
     print_rows(
-        &format!("reconstruct bench: {files} messages, {:.1} MiB, {threads} threads, corpus {}", bytes as f64 / 1048576.0, dir.display()),
+        &format!(
+            "reconstruct bench: {files} messages, {:.1} MiB, {threads} threads, corpus {}",
+            bytes as f64 / 1048576.0,
+            dir.display()
+        ),
         &rows,
     );
     Ok(())
