@@ -91,8 +91,9 @@ pub struct Listing {
     pub has_log: bool,
 }
 
-fn describe(file: &str, e: &FormatError) -> String {
-    format!("{file}: {e} (byte offset {})", e.offset())
+/// What is wrong with a damaged file: its full path, the error and the byte offset.
+fn describe(dir: &Path, file: &str, e: &FormatError) -> String {
+    format!("{}: {e} (byte offset {})", dir.join(file).display(), e.offset())
 }
 
 /// List a mailbox directory (file types come from the listing; nothing is stat'ed).
@@ -265,7 +266,7 @@ pub fn gather(place: &MailboxPlace, listing: &Listing) -> OldState {
                 st.header = Some(h);
             }
             Err(e) => {
-                st.header_problem = Some(describe(HEADER_FILE, &e));
+                st.header_problem = Some(describe(dir, HEADER_FILE, &e));
                 st.header_fixed = header::decode_fixed(&b).ok();
             }
         },
@@ -285,7 +286,7 @@ pub fn gather(place: &MailboxPlace, listing: &Listing) -> OldState {
                     st.index_records = recs.into_iter().map(|r| (r.uid, r)).collect();
                 }
                 Err(e) => {
-                    st.index_problem = Some(describe(INDEX_FILE, &e));
+                    st.index_problem = Some(describe(dir, INDEX_FILE, &e));
                     let s = index::salvage(&b);
                     st.index_header = s.header;
                     st.index_records = s.records.into_iter().map(|(_, r)| (r.uid, r)).collect();
@@ -306,12 +307,13 @@ pub fn gather(place: &MailboxPlace, listing: &Listing) -> OldState {
                     LogEnd::Clean => {}
                     LogEnd::TornTail { .. } => st.log_torn = true,
                     LogEnd::Corrupt { offset, error } => {
-                        st.log_problem = Some(format!("{LOG_FILE}: {error} (byte offset {offset})"))
+                        st.log_problem =
+                            Some(format!("{}: {error} (byte offset {offset})", dir.join(LOG_FILE).display()))
                     }
                 }
                 st.log = Some(replay(scan));
             }
-            Err(e) => st.log_problem = Some(describe(LOG_FILE, &e)),
+            Err(e) => st.log_problem = Some(describe(dir, LOG_FILE, &e)),
         },
     }
     let id = st.header_fixed.as_ref().map(|h| h.unique_id).or(st.index_header.as_ref().map(|h| h.unique_id));
@@ -341,7 +343,7 @@ fn cache_view(dir: &Path) -> CacheView {
                     v.usable = true;
                     v.unique_id = Some(id);
                 }
-                Err(e) => v.problem = Some(describe(CACHE_FILE, &e)),
+                Err(e) => v.problem = Some(describe(dir, CACHE_FILE, &e)),
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => v.problem = Some(format!("{CACHE_FILE} is missing")),
