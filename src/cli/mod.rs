@@ -52,9 +52,21 @@ fn run(prog: &str, f: impl FnOnce() -> Result<Exit>) -> ExitCode {
     }
 }
 
+/// Parse the command line. Bad usage exits with status 8 (an operational error, see the
+/// README's exit statuses) rather than clap's 2; `--help` exits 0.
+fn parse_args<P: Parser>() -> P {
+    match P::try_parse() {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = e.print();
+            std::process::exit(if e.use_stderr() { Exit::Error as i32 } else { 0 });
+        }
+    }
+}
+
 /// `mstore`.
 pub fn mstore_main() -> ExitCode {
-    let cli = MstoreCli::parse();
+    let cli = parse_args::<MstoreCli>();
     let Some(cmd) = cli.command else {
         if cli.common.version {
             return print_version("mstore").into();
@@ -93,19 +105,19 @@ pub fn mstore_main() -> ExitCode {
 
 /// `reconstruct`.
 pub fn reconstruct_main() -> ExitCode {
-    let cli = ReconstructCli::parse();
+    let cli = parse_args::<ReconstructCli>();
     run("reconstruct", || reconstruct(&cli.args))
 }
 
 /// `msdb_recover`.
 pub fn msdb_recover_main() -> ExitCode {
-    let cli = RecoverCli::parse();
+    let cli = parse_args::<RecoverCli>();
     run("msdb_recover", || recover(&cli.args))
 }
 
 /// `msdb_backup`.
 pub fn msdb_backup_main() -> ExitCode {
-    let cli = BackupCli::parse();
+    let cli = parse_args::<BackupCli>();
     run("msdb_backup", || backup(&cli.args))
 }
 
