@@ -128,6 +128,10 @@ fn every_external_message_is_appended_and_read_back_byte_identical() {
     let mut files = Vec::new();
     files_under(&ext, &mut files);
     assert!(files.len() > 500, "only {} files in corpus-ext", files.len());
+    // Empty files (Maildir markers and the like) are not messages: append refuses them.
+    let (empty, files): (Vec<PathBuf>, Vec<PathBuf>) =
+        files.into_iter().partition(|p| std::fs::metadata(p).map(|m| m.len() == 0).unwrap_or(false));
+    assert!(empty.len() < 10, "{empty:?}");
     let tmp = tempfile::tempdir().expect("tempdir");
     let conf = tmp.path().join("ms.conf");
     let (u, g) = mstore::cli::current_user_and_group();
@@ -135,6 +139,12 @@ fn every_external_message_is_appended_and_read_back_byte_identical() {
     let c = conf.to_str().expect("utf-8");
     ok("mstore", &["-f", c, "init"]);
     ok("mstore", &["-f", c, "create", "example.com", "shared/imported"]);
+    for p in &empty {
+        let o = run("mstore", &["-f", c, "append", "example.com", "shared/imported", p.to_str().expect("utf-8")]);
+        assert_eq!(o.status.code(), Some(8), "{} appended", p.display());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(&p.display().to_string()) && err.contains("empty"), "{err}");
+    }
     let mut args: Vec<String> =
         ["-f", c, "append", "example.com", "shared/imported", "--flags", "\\Seen,$Imported"].map(String::from).to_vec();
     args.extend(files.iter().map(|p| p.to_string_lossy().into_owned()));

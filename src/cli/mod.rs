@@ -353,6 +353,12 @@ fn append(a: &AppendArgs) -> Result<Exit> {
     let mut files = Vec::with_capacity(a.files.len());
     for p in &a.files {
         let bytes = crate::io::read_file(p).map_err(|e| Error::io("read", p, e))?;
+        if bytes.is_empty() {
+            return Err(Error::Invalid(format!(
+                "{}: the file is empty; an empty message cannot be appended",
+                p.display()
+            )));
+        }
         let date = match given_date {
             Some(d) => d,
             None => crate::message::DateTime { unix: mtime(p)?, offset_minutes: 0 },

@@ -445,6 +445,16 @@ impl Mailbox {
     /// Append messages; returns their UIDs. Durable when this returns.
     pub fn append(&mut self, messages: &[NewMessage<'_>]) -> Result<Vec<u32>> {
         self.writable()?;
+        // An empty file is not a message: reconstruct drops the record of an empty file,
+        // so the store must never make one.
+        if let Some(i) = messages.iter().position(|m| m.bytes.is_empty()) {
+            return Err(Error::Invalid(format!(
+                "mailbox {}: message {} of {} is empty; an empty message cannot be appended",
+                self.place.label(),
+                i + 1,
+                messages.len()
+            )));
+        }
         let dir = self.place.dir.clone();
         let d = self.place.durability;
         let mut log = Vec::new();

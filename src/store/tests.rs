@@ -207,3 +207,17 @@ fn damaged_files_name_the_repair() {
     assert!(text.contains("ms.index") && text.contains("byte offset 0") && text.contains("reconstruct -f"), "{text}");
     assert!(text.ends_with("example.com user/joe"), "{text}");
 }
+
+#[test]
+fn an_empty_message_is_refused_and_nothing_of_its_batch_is_written() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let st = store(tmp.path());
+    let n = name("user/joe");
+    let mut mb = st.create_mailbox("example.com", &n, CreateOptions::default()).expect("create");
+    let body = msg(1);
+    let err = mb.append(&[new(&body, 10, 0, &[]), new(b"", 11, 0, &[])]).expect_err("empty message");
+    assert!(err.to_string().contains("message 2 of 2 is empty"), "{err}");
+    assert!(mb.records().is_empty());
+    assert!(!mb.message_path(1).exists());
+    assert_eq!(mb.append(&[new(&body, 10, 0, &[])]).expect("append"), vec![1]);
+}
