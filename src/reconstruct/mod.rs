@@ -103,6 +103,9 @@ struct Job {
     bytes_read: AtomicU64,
     /// The locked mailbox directory, for `statx`/`openat` relative to it.
     dirfd: Option<File>,
+    /// The unique id the rebuilt mailbox will carry (drawn once: a new cache's header and
+    /// the new header must agree).
+    unique_id: [u8; 16],
     _lock: Option<MailboxLock>,
 }
 
@@ -223,6 +226,7 @@ fn prepare(
     };
     let old = plan::gather(&place, &listing);
     let read_all = shared.opts.verify_content || !old.cache.usable;
+    let unique_id = merge_unique_id(&old, &target);
     // Mapped (not read) when large: only the records of re-read messages are touched.
     let old_cache = if old.cache.usable { crate::io::read_file(&dir.join(CACHE_FILE)).ok() } else { None };
     let sink = if shared.opts.dry_run {
@@ -236,7 +240,6 @@ fn prepare(
         }
     } else {
         let tmp = dir.join(crate::io::temp_name(CACHE_FILE));
-        let unique_id = merge_unique_id(&old, &target);
         let generation = old.index_header.as_ref().map(|h| h.generation).unwrap_or(0) + 1;
         let header = crate::codec::cache::encode_header(&unique_id, generation);
         let made = File::create(&tmp).and_then(|f| {
@@ -263,6 +266,7 @@ fn prepare(
         outcomes: Mutex::new(Vec::with_capacity(n)),
         bytes_read: AtomicU64::new(0),
         dirfd: lock.dir().try_clone().ok(),
+        unique_id,
         _lock: Some(lock),
     }))
 }
@@ -393,7 +397,7 @@ fn finalize(shared: &Shared<'_>, job: &Job) {
         name: job.place.name.as_str(),
         listed,
         now: now(),
-        fresh_id: merge_unique_id(&job.old, &job.target),
+        fresh_id: job.unique_id,
     };
     let merged = merge::merge(&job.old, &input, &outcomes);
     let sink = job.sink.lock().take();
