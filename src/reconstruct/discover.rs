@@ -80,8 +80,14 @@ fn mtime_of(m: &std::fs::Metadata) -> (i64, i64) {
     (m.mtime(), m.mtime_nsec())
 }
 
-/// Mailbox directories of `domain` on every partition: name → where found.
-pub fn disk_mailboxes(store: &Store, domain: &str) -> Result<BTreeMap<MailboxName, Vec<Found>>> {
+/// Mailbox directories of `domain` on every partition: name → where found. A directory
+/// that cannot be looked at or listed is reported in `unreadable` and the walk goes on
+/// (mailboxes in it that the mailbox list knows get their own error when processed).
+pub fn disk_mailboxes(
+    store: &Store,
+    domain: &str,
+    unreadable: &mut Vec<Error>,
+) -> Result<BTreeMap<MailboxName, Vec<Found>>> {
     let mut found: BTreeMap<MailboxName, Vec<Found>> = BTreeMap::new();
     for (pname, root) in &store.config().partitions {
         let droot = root.join(domain);
@@ -90,11 +96,22 @@ pub fn disk_mailboxes(store: &Store, domain: &str) -> Result<BTreeMap<MailboxNam
         }
         let mut stack: Vec<(PathBuf, Vec<String>)> = vec![(droot, Vec::new())];
         while let Some((dir, comps)) = stack.pop() {
-            let before = std::fs::metadata(&dir).map_err(|e| Error::io("stat directory", &dir, e))?;
+            let before = match std::fs::metadata(&dir) {
+                Ok(m) => m,
+                Err(e) => {
+                    unreadable.push(Error::io("stat directory", &dir, e));
+                    continue;
+                }
+            };
             let started = std::time::SystemTime::now();
             let mut subdirs = Vec::new();
-            let listing = super::plan::list_with(&dir, |name| subdirs.push(name.to_string()))
-                .map_err(|e| Error::io("list directory", &dir, e))?;
+            let listing = match super::plan::list_with(&dir, |name| subdirs.push(name.to_string())) {
+                Ok(l) => l,
+                Err(e) => {
+                    unreadable.push(Error::io("list directory", &dir, e));
+                    continue;
+                }
+            };
             for sub in subdirs {
                 let mut c = comps.clone();
                 c.push(sub.clone());
@@ -127,8 +144,15 @@ pub fn select(store: &Store, sel: &Selection) -> Result<(Vec<Target>, Vec<Select
     let domain = layout::domain(&sel.domain)?;
     let listed: BTreeMap<MailboxName, MailboxEntry> =
         store.list(Some(&domain))?.into_iter().map(|e| (e.name.clone(), e)).collect();
-    let disk = disk_mailboxes(store, &domain)?;
-    let mut notes = Vec::new();
+    let mut unreadable = Vec::new();
+    let disk = disk_mailboxes(store, &domain, &mut unreadable)?;
+    let mut notes: Vec<SelectionNote> = unreadable
+        .into_iter()
+        .map(|e| SelectionNote {
+            message: format!("{domain}: {e}; mailboxes below it were not looked for on disk"),
+            error: true,
+        })
+        .collect();
 
     let bases: Vec<MailboxName> = match (&sel.user, sel.mailboxes.is_empty()) {
         (Some(u), true) => vec![layout::personal_name(u, None)?],

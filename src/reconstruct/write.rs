@@ -313,6 +313,15 @@ pub(super) fn finish(
 pub(super) fn recreate_missing(place: &MailboxPlace, target: &Target, dry_run: bool) -> MailboxReport {
     let mut report = MailboxReport::failed(&place.domain, target, String::new());
     report.path = place.dir.display().to_string();
+    // A directory that cannot be looked at (a parent without search permission) is not
+    // missing: recreating it would issue a new UID validity over live messages.
+    match std::fs::symlink_metadata(&place.dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            report.status = Status::Failed(Error::io("look at mailbox directory", &place.dir, e).to_string());
+            return report;
+        }
+        _ => {}
+    }
     let old_validity = target.entry.as_ref().map(|e| e.uid_validity).unwrap_or(0);
     let validity = (now().clamp(1, u32::MAX as i64) as u32).max(old_validity.saturating_add(1));
     report.changes.push(Change {
