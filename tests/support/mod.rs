@@ -139,8 +139,13 @@ impl Fx {
     pub fn new() -> Fx {
         let tmp = tempfile::tempdir().expect("tempdir");
         let conf = tmp.path().join("ms.conf");
-        std::fs::write(&conf, "ms-path: ms\npartition-default: ms/spool\npartition-d2: d2\nfsync: no\nthreads: 2\n")
-            .expect("write ms.conf");
+        // The runtime user is whoever runs the tests (root in CI): no privilege switch.
+        let (user, group) = mstore::cli::current_user_and_group();
+        let text = format!(
+            "ms-path: ms\npartition-default: ms/spool\npartition-d2: d2\nfsync: no\nthreads: 2\n\
+             runtime-user: {user}\nruntime-group: {group}\n"
+        );
+        std::fs::write(&conf, text).expect("write ms.conf");
         let store = Store::init(Config::load(&conf).expect("config")).expect("init store");
         Fx { tmp, conf, store }
     }
@@ -207,19 +212,7 @@ impl Fx {
 
     /// `reconstruct -f CONF ARGS...`, checked against the run invariants.
     pub fn reconstruct(&self, args: &[&str]) -> Run {
-        self.reconstruct_with(None, args)
-    }
-
-    /// [`Fx::reconstruct`] through a command prefix (`runuser -u USER --`).
-    pub fn reconstruct_with(&self, prefix: Option<&[&str]>, args: &[&str]) -> Run {
-        let mut cmd = match prefix {
-            Some(p) => {
-                let mut c = Command::new(p[0]);
-                c.args(&p[1..]).arg(RECONSTRUCT);
-                c
-            }
-            None => Command::new(RECONSTRUCT),
-        };
+        let mut cmd = Command::new(RECONSTRUCT);
         cmd.arg("-f").arg(&self.conf).args(args).env_remove("MS_CONF");
         checked_run(self.root(), cmd)
     }
