@@ -457,6 +457,11 @@ impl Fx {
             .expect("run mstore demo");
         Run::from(o).expect_code(0, "mstore demo");
         let conf = dir.join("ms.conf");
+        // The demo syncs every write; the tests need not (the guide's command lines are
+        // unaffected: only the configuration's durability changes).
+        let text = std::fs::read_to_string(&conf).expect("read demo ms.conf");
+        assert!(text.contains("fsync: yes\n"), "{text}");
+        std::fs::write(&conf, text.replace("fsync: yes\n", "fsync: no\n")).expect("write ms.conf");
         let store = Store::open(Config::load(&conf).expect("config")).expect("open demo store");
         Fx { tmp, conf, store }
     }
