@@ -430,15 +430,7 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
                 if let Some((src, r)) = trusted {
                     if expunged_at.is_some_and(|e| e > r.modseq) {
                         set_aside.push(uid);
-                        changes.push(Change {
-                            uid: Some(uid),
-                            what: "expunged-leftover",
-                            old: None,
-                            new: None,
-                            detail: format!(
-                                "{uid}. was expunged (change log) but its file remained: moved to ms.quarantine/"
-                            ),
-                        });
+                        changes.push(expunged_leftover(uid));
                         continue;
                     }
                     let mut rec = *r;
@@ -508,15 +500,7 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
                         });
                     } else if expunged_at.is_some() {
                         set_aside.push(uid);
-                        changes.push(Change {
-                            uid: Some(uid),
-                            what: "expunged-leftover",
-                            old: None,
-                            new: None,
-                            detail: format!(
-                                "{uid}. was expunged (change log) but its file remained: moved to ms.quarantine/"
-                            ),
-                        });
+                        changes.push(expunged_leftover(uid));
                         continue;
                     }
                     let (date, source) = pick_date(info, derived, input.now);
@@ -715,6 +699,17 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
         changed,
         placement_changed,
         unrepaired,
+    }
+}
+
+/// The change that sets aside the leftover of an interrupted expunge.
+fn expunged_leftover(uid: u32) -> Change {
+    Change {
+        uid: Some(uid),
+        what: "expunged-leftover",
+        old: None,
+        new: None,
+        detail: format!("{uid}. was expunged (change log) but its file remained: moved to ms.quarantine/"),
     }
 }
 
