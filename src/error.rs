@@ -111,6 +111,9 @@ pub enum Error {
     /// An argument or state that the caller must change.
     #[error("{0}")]
     Invalid(String),
+    /// The databases: a damaged log, a refused commit, a missing backup.
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
 }
 
 impl Error {

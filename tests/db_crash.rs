@@ -1,0 +1,39 @@
+//! Crash-state enumeration of the databases, bounded for CI (the long run is
+//! `cargo xtask crash`): every point of every workload's trace, several power cuts at
+//! each, recovery and `msdb_verify` checked on each (see `mstore::db::crash`).
+
+use mstore::db::crash::{self, CheckConfig, Stats, Workload};
+
+fn run(w: Workload, seed: u64, txns: usize, cfg: &CheckConfig) -> Stats {
+    let rec = crash::record(w, seed, txns).unwrap_or_else(|e| panic!("{} workload failed: {e}", w.name()));
+    let s = crash::check(&rec, cfg).unwrap_or_else(|f| panic!("{f}"));
+    eprintln!(
+        "{:>12}: {} ops, {} points, {} crash states, {} inside recovery, {} torn, {} backups checked",
+        w.name(),
+        rec.trace.len(),
+        s.points,
+        s.states,
+        s.nested_states,
+        s.torn,
+        s.backups_checked
+    );
+    s
+}
+
+#[test]
+fn every_crash_point_of_every_workload_recovers() {
+    let cfg = CheckConfig { random_variants: 12, nested_every: 20, seed: 7 };
+    let mut total = Stats::default();
+    for seed in 1..=8 {
+        for w in Workload::ALL {
+            total.add(&run(w, seed, 30, &cfg));
+        }
+    }
+    eprintln!(
+        "total: {} crash states checked ({} inside recovery)",
+        total.states + total.nested_states,
+        total.nested_states
+    );
+    assert!(total.states > 8000, "{total:?}");
+    assert!(total.torn > 1000 && total.nested_states > 2000 && total.backups_checked > 1000, "{total:?}");
+}
