@@ -164,6 +164,17 @@ fn current_ids() -> String {
     format!("uid {uid} gid {gid}")
 }
 
+/// The command that gives `paths` (and everything below them) back to the runtime user:
+/// `chown -R user:group path...` (the guide's fix for permission problems).
+pub fn chown_fix(user: &str, group: &str, paths: &[&Path]) -> String {
+    let mut s = format!("chown -R {user}:{group}");
+    for p in paths {
+        s.push(' ');
+        s.push_str(&crate::util::shell_quote(&p.to_string_lossy()));
+    }
+    s
+}
+
 /// "owned by uid U gid G, mode 0MMM" for `path` or its nearest existing ancestor.
 pub fn owner_and_mode(path: &Path) -> Option<(PathBuf, String)> {
     use std::os::unix::fs::MetadataExt;

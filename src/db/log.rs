@@ -348,6 +348,10 @@ pub struct ReadOutcome {
     pub stopped: bool,
     /// LSN of the first record of the first segment read.
     pub first_lsn: Option<u64>,
+    /// Damage skipped because every snapshot already includes the records it hit (the
+    /// reading resynchronised past it). Such a log must not be appended to: recovery
+    /// starts a new timeline after it.
+    pub tolerated: Vec<DamageAt>,
 }
 
 /// Why an incremental read could not continue from its position (the log was replaced:
@@ -365,8 +369,16 @@ pub enum Continue {
 pub type Visit<'v> = dyn FnMut(&Path, u64, &Record<'_>) -> std::result::Result<bool, String> + 'v;
 
 /// Read the active timeline, from the segment holding LSN `from` (the first segment if
-/// none does; pass 0 to read every segment of the timeline).
-pub fn read_log(fs: &dyn Fs, heads: &[SegHead], from: u64, visit: &mut Visit<'_>) -> Result<ReadOutcome> {
+/// none does; pass 0 to read every segment of the timeline). Damage to records at or
+/// below `tolerate_below` (which the snapshots include) is noted in
+/// [`ReadOutcome::tolerated`] and read past, where the log can be resynchronised.
+pub fn read_log(
+    fs: &dyn Fs,
+    heads: &[SegHead],
+    from: u64,
+    tolerate_below: u64,
+    visit: &mut Visit<'_>,
+) -> Result<ReadOutcome> {
     let timeline = timeline_start(heads);
     let start = heads
         .iter()
@@ -379,7 +391,7 @@ pub fn read_log(fs: &dyn Fs, heads: &[SegHead], from: u64, visit: &mut Visit<'_>
         superseded: heads[..timeline].iter().map(|h| h.path.clone()).collect(),
         ..ReadOutcome::default()
     };
-    read_segments(fs, heads, start, None, visit, &mut out)?;
+    read_segments(fs, heads, start, None, tolerate_below, visit, &mut out)?;
     Ok(out)
 }
 
@@ -394,28 +406,40 @@ pub fn read_log_from(fs: &dyn Fs, heads: &[SegHead], pos: &Position, visit: &mut
         _ => return Ok(Continue::Reload),
     }
     let mut out = ReadOutcome::default();
-    read_segments(fs, heads, i, Some(pos), visit, &mut out)?;
+    read_segments(fs, heads, i, Some(pos), 0, visit, &mut out)?;
     Ok(Continue::Read(Box::new(out)))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn read_segments(
     fs: &dyn Fs,
     heads: &[SegHead],
     start: usize,
     resume: Option<&Position>,
+    tolerate_below: u64,
     visit: &mut Visit<'_>,
     out: &mut ReadOutcome,
 ) -> Result<()> {
-    // (salt, valid_end, last_crc, next_lsn) of the previous segment read.
+    // (salt, valid_end, last_crc, next_lsn) of the previous segment read, if it can be
+    // checked against the next one.
     let mut prev: Option<(u32, u64, u32, u64)> = None;
+    let mut expect_lsn = resume.map(|r| r.next_lsn).unwrap_or(0);
     for i in start..heads.len() {
         let h = &heads[i];
         let is_last = i + 1 == heads.len();
-        let expect_lsn = prev.map(|p| p.3).or(resume.map(|r| r.next_lsn)).unwrap_or(0);
+        // The LSN the next segment starts at: every LSN of this one is below it.
+        let next_first = heads.get(i + 1).and_then(|n| n.header.as_ref().ok()).map(|(n, _)| n.first_lsn);
+        let all_checkpointed = next_first.is_some_and(|f| f.saturating_sub(1) <= tolerate_below);
         let (info, hcrc) = match &h.header {
             Ok(x) => *x,
             Err(e) => {
                 let what = format!("segment header: {e}");
+                if !is_last && all_checkpointed {
+                    // Every record of this segment is in the snapshots: note it, go on.
+                    out.tolerated.push(damage_at(&h.path, 0, expect_lsn, what, h.len));
+                    prev = None;
+                    continue;
+                }
                 out.damage = Some(Damage::Corrupt(damage_at(&h.path, 0, expect_lsn, what, h.len)));
                 later_segments(fs, heads, i + 1, out)?;
                 return Ok(());
@@ -429,6 +453,11 @@ fn read_segments(
                     "segment does not continue the previous one (it names LSN {}, end {}, salt {:08x}; the previous ends at LSN {}, offset {}, salt {:08x})",
                     info.first_lsn, info.prev_end, info.prev_salt, plsn, pend, psalt
                 );
+                if !is_last && all_checkpointed {
+                    out.tolerated.push(damage_at(&h.path, 0, plsn, what, h.len));
+                    prev = None;
+                    continue;
+                }
                 out.damage = Some(Damage::Corrupt(damage_at(&h.path, 0, plsn, what, h.len)));
                 later_segments(fs, heads, i + 1, out)?;
                 return Ok(());
@@ -449,8 +478,6 @@ fn read_segments(
         };
         let bytes = fs.read_at(&h.path, base, u64::MAX).ctx("read transaction log", &h.path)?;
         let file_len = base + bytes.len() as u64;
-        let max = limit.map(|l| l.saturating_sub(base) as usize).unwrap_or(usize::MAX);
-        let scan = scan_records(&bytes, base, info.salt, seed_crc, seed_lsn, max);
         if out.first_lsn.is_none() {
             out.first_lsn = Some(seed_lsn);
         }
@@ -461,69 +488,100 @@ fn read_segments(
             records: 0,
             valid_end: base,
             len: file_len,
-            abandoned: 0,
+            abandoned: limit.map(|l| file_len.saturating_sub(l)).unwrap_or(0),
         };
+        let expected_end = limit.unwrap_or(file_len);
         let mut end = (base, seed_crc, seed_lsn);
-        for (off, rec) in &scan.records {
-            match visit(&h.path, *off, rec) {
-                Ok(true) => {}
-                Ok(false) => {
-                    out.stopped = true;
-                    report.valid_end = end.0;
-                    out.segments.push(report);
-                    out.position = Some(position(h, &info, end));
-                    return Ok(());
+        // Read runs of chained records; past damage the snapshots already include,
+        // resynchronise on the next record that verifies on its own.
+        let (damage_off, damage_lsn, what) = loop {
+            let from = (end.0 - base) as usize;
+            let max = expected_end.saturating_sub(end.0) as usize;
+            let scan = scan_records(bytes.get(from..).unwrap_or_default(), end.0, info.salt, end.1, end.2, max);
+            for (off, rec) in &scan.records {
+                match visit(&h.path, *off, rec) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        out.stopped = true;
+                        report.valid_end = end.0;
+                        out.segments.push(report);
+                        out.position = Some(position(h, &info, end));
+                        return Ok(());
+                    }
+                    Err(what) => {
+                        let left = expected_end.saturating_sub(*off);
+                        out.damage = Some(Damage::Corrupt(damage_at(&h.path, *off, rec.lsn, what, left)));
+                        report.valid_end = *off;
+                        out.segments.push(report);
+                        out.position = Some(position(h, &info, end));
+                        return Ok(());
+                    }
                 }
-                Err(what) => {
-                    let bytes_left = limit.unwrap_or(file_len).saturating_sub(*off);
-                    out.damage = Some(Damage::Corrupt(damage_at(&h.path, *off, rec.lsn, what, bytes_left)));
-                    report.valid_end = *off;
-                    out.segments.push(report);
-                    out.position = Some(position(h, &info, end));
-                    return Ok(());
+                report.records += 1;
+                end = (off + u64::from(rec.len), rec.crc, rec.lsn + 1);
+            }
+            if end.0 == expected_end {
+                break (None, end.2, String::new());
+            }
+            let what = scan.stop.as_ref().map(ToString::to_string).unwrap_or_default();
+            if end.2 <= tolerate_below {
+                let (found, _) = find_records_after(&bytes, base, end.0, info.salt, end.2, 1);
+                match found.first() {
+                    Some((off, r)) if r.lsn.saturating_sub(1) <= tolerate_below && *off < expected_end => {
+                        out.tolerated.push(damage_at(&h.path, end.0, end.2, what, off - end.0));
+                        end = (*off, r.prev_crc, r.lsn);
+                        continue;
+                    }
+                    None if is_last || all_checkpointed => {
+                        out.tolerated.push(damage_at(&h.path, end.0, end.2, what, expected_end - end.0));
+                        break (Some(end.0), end.2, String::from("tolerated"));
+                    }
+                    _ => {}
                 }
             }
-            report.records += 1;
-            end = (off + u64::from(rec.len), rec.crc, rec.lsn + 1);
-        }
-        report.valid_end = scan.valid_end;
+            break (Some(end.0), end.2, what);
+        };
+        report.valid_end = end.0;
         out.position = Some(position(h, &info, end));
-        let what = scan.stop.as_ref().map(ToString::to_string).unwrap_or_default();
-        match limit {
-            Some(l) => {
-                report.abandoned = file_len.saturating_sub(l);
-                if scan.valid_end != l {
-                    let what = if l > file_len {
-                        format!("segment is {file_len} bytes but the next segment says its records end at {l}")
-                    } else if what.is_empty() {
-                        format!("records end at {} but the next segment says they end at {l}", scan.valid_end)
-                    } else {
-                        what
-                    };
-                    let mut d =
-                        damage_at(&h.path, scan.valid_end, scan.next_lsn, what, l.saturating_sub(scan.valid_end));
-                    later_in_segment(&bytes, base, &h.path, info.salt, scan.valid_end, scan.next_lsn, &mut d);
-                    out.damage = Some(Damage::Corrupt(d));
-                    out.segments.push(report);
-                    later_segments(fs, heads, i + 1, out)?;
-                    return Ok(());
-                }
+        expect_lsn = end.2;
+        match damage_off {
+            None => {
+                out.segments.push(report);
+                prev = Some((info.salt, end.0, end.1, end.2));
             }
-            None if !is_last => {
+            Some(_) if what == "tolerated" => {
+                out.segments.push(report);
+                prev = None;
+            }
+            Some(off) if limit.is_some() => {
+                let l = expected_end;
+                let what = if l > file_len {
+                    format!("segment is {file_len} bytes but the next segment says its records end at {l}")
+                } else if what.is_empty() {
+                    format!("records end at {off} but the next segment says they end at {l}")
+                } else {
+                    what
+                };
+                let mut d = damage_at(&h.path, off, damage_lsn, what, l.saturating_sub(off));
+                later_in_segment(&bytes, base, &h.path, info.salt, off, damage_lsn, &mut d);
+                out.damage = Some(Damage::Corrupt(d));
+                out.segments.push(report);
+                later_segments(fs, heads, i + 1, out)?;
+                return Ok(());
+            }
+            Some(_) if !is_last => {
                 // The next header is damaged or starts a new timeline: this segment ends
                 // where its valid records end; the next one is judged on its own.
+                out.segments.push(report);
+                prev = None;
             }
-            None => {
-                if scan.valid_end < file_len {
-                    let mut d = damage_at(&h.path, scan.valid_end, scan.next_lsn, what, file_len - scan.valid_end);
-                    let proof =
-                        later_in_segment(&bytes, base, &h.path, info.salt, scan.valid_end, scan.next_lsn, &mut d);
-                    out.damage = Some(if proof { Damage::Corrupt(d) } else { Damage::TornTail(d) });
-                }
+            Some(off) => {
+                let mut d = damage_at(&h.path, off, damage_lsn, what, file_len - off);
+                let proof = later_in_segment(&bytes, base, &h.path, info.salt, off, damage_lsn, &mut d);
+                out.damage = Some(if proof { Damage::Corrupt(d) } else { Damage::TornTail(d) });
+                out.segments.push(report);
             }
         }
-        out.segments.push(report);
-        prev = Some((info.salt, scan.valid_end, scan.last_crc, scan.next_lsn));
     }
     Ok(())
 }
@@ -689,7 +747,9 @@ impl Replayer {
     /// Drop the open transaction (at the end of a log, it can never commit).
     pub fn discard_open(&mut self) {
         if let Some(t) = self.open_txn() {
-            self.discarded.push(t);
+            if t.first_lsn > self.tables.min_applied() {
+                self.discarded.push(t);
+            }
         }
         self.pending.clear();
         self.pending_count = 0;
@@ -714,6 +774,16 @@ impl Replayer {
                         commit_lsn: Some(r.lsn),
                     });
                     return Ok(false);
+                }
+                if r.lsn <= self.tables.min_applied() {
+                    // In every snapshot already (and possibly read past damage that the
+                    // snapshots make harmless): nothing to apply or check.
+                    self.pending.clear();
+                    self.pending_count = 0;
+                    self.commits += 1;
+                    self.last_commit = Some((r.lsn, r.txn, time));
+                    self.last_lsn = r.lsn;
+                    return Ok(true);
                 }
                 if self.pending_count != op_count || (op_count > 0 && self.pending_txn != r.txn) {
                     return Err(format!(
@@ -764,7 +834,7 @@ impl Replayer {
             self.discard_open();
             self.pending_txn = r.txn;
             self.pending_first = r.lsn;
-            if r.txn != r.lsn {
+            if r.txn != r.lsn && r.lsn > self.tables.min_applied() {
                 return Err(format!("transaction {} starts at LSN {}", r.txn, r.lsn));
             }
         }
@@ -801,8 +871,9 @@ pub fn replay_onto(fs: &dyn Fs, dir: &Path, tables: Tables, limit: Limit) -> Res
     let segs = list_segments(fs, dir)?;
     let heads = read_heads(fs, &segs)?;
     let from = tables.min_applied() + 1;
+    let tolerate = tables.min_applied();
     let mut replayer = Replayer::new(tables, limit);
-    let outcome = read_log(fs, &heads, from, &mut |_, _, r| replayer.visit(r))?;
+    let outcome = read_log(fs, &heads, from, tolerate, &mut |_, _, r| replayer.visit(r))?;
     check_coverage(dir, &replayer.tables, &outcome)?;
     Ok(Replay { replayer, outcome, heads })
 }

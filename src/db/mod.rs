@@ -121,6 +121,22 @@ pub enum DbError {
         /// Transactions that cannot be replayed past it.
         affected: String,
     },
+    /// Log records that every snapshot already includes are damaged: nothing is lost, but
+    /// the log must be set aside before anything is appended.
+    #[error(
+        "unable to open database: transaction log {} is damaged at byte offset {offset} (LSN {lsn}): {what}; the snapshots already include those records, so no committed transaction is lost; run msdb_recover",
+        path.display()
+    )]
+    NeedsRecovery {
+        /// Segment file.
+        path: PathBuf,
+        /// Byte offset.
+        offset: u64,
+        /// LSN of the damaged record.
+        lsn: u64,
+        /// What is wrong.
+        what: String,
+    },
     /// The log does not reach back to the oldest snapshot's checkpoint.
     #[error(
         "unable to open database: the transaction log in {} starts at LSN {have} but the snapshots need it from LSN {need}; run msdb_repair",
@@ -255,6 +271,12 @@ struct LogState {
     synced_lsn: u64,
     /// Log bytes written by this process since its last checkpoint.
     since_checkpoint: u64,
+    /// The lowest checkpoint LSN of the snapshots on disk (as this process last knew).
+    snap_lsn: u64,
+    /// The highest segment whose name this process made durable (by creating it, or by
+    /// an fsync of the home): appending to a newer one, made by another process whose
+    /// directory fsync may have failed, fsyncs the home first.
+    dir_synced_segment: u64,
 }
 
 #[derive(Debug, Default)]
@@ -327,14 +349,19 @@ impl Env {
         let _l = fs.lock(dir, false).ctx("lock database home", dir)?;
         let mut log = env.log.lock();
         env.full_load(&mut log)?;
-        // What we read is the state we will serve: make sure it is on stable storage
-        // (a crashed writer may have left it in the page cache only).
-        if let Some(p) = &log.pos {
+        // What we read is the state we will serve: make sure it is on stable storage (a
+        // writer that crashed, or failed to fsync, may have left the last segment's
+        // bytes or its name in the page cache only).
+        if let Some(p) = log.pos.clone() {
             if env.opts.durability == Durability::Sync {
                 match fs.open_write(&p.path, false) {
-                    Ok(mut f) => f.sync().ctx("fsync transaction log", &p.path)?,
+                    Ok(mut f) => {
+                        f.sync().ctx("fsync transaction log", &p.path)?;
+                        fs.sync_dir(dir).ctx("fsync database home", dir)?;
+                        log.dir_synced_segment = p.number;
+                    }
                     Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {}
-                    Err(e) => return Err(Error::io("open transaction log", p.path.clone(), e)),
+                    Err(e) => return Err(Error::io("open transaction log", p.path, e)),
                 }
             }
             log.synced_lsn = p.next_lsn.saturating_sub(1);
@@ -530,6 +557,14 @@ impl Env {
     /// Append `buf` (records continuing `pos`) and fsync it; on success move the position.
     fn append(&self, log: &mut LogState, pos: &Position, buf: &[u8], last_crc: u32, next_lsn: u64) -> Result<()> {
         let fs = self.fs();
+        if pos.number > log.dir_synced_segment && self.opts.durability == Durability::Sync {
+            if let Err(e) = fs.sync_dir(&self.dir) {
+                let e = Error::io("fsync database home", self.dir.clone(), e);
+                self.poison(&e);
+                return Err(e);
+            }
+            log.dir_synced_segment = pos.number;
+        }
         let mut f = fs.open_write(&pos.path, false).ctx("open transaction log", &pos.path)?;
         let written = f.write_at(pos.end, buf).ctx("write transaction log", &pos.path).and_then(|()| {
             if self.opts.durability == Durability::Sync {
@@ -552,6 +587,12 @@ impl Env {
     /// The position to write at: a new segment if there is none, if the last one ends in a
     /// torn tail, or if it is full.
     fn writable_position(&self, log: &mut LogState) -> Result<Position> {
+        // A segment half created (its rename or directory fsync failed) is as unknown as
+        // a failed append: refuse further commits.
+        self.new_position(log).inspect_err(|e| self.poison(e))
+    }
+
+    fn new_position(&self, log: &mut LogState) -> Result<Position> {
         let d = self.opts.durability;
         let fs = self.fs();
         let created = match &log.pos {
@@ -571,6 +612,7 @@ impl Env {
         };
         log.pos = Some(created.clone());
         log.torn = false;
+        log.dir_synced_segment = created.number;
         Ok(created)
     }
 
@@ -589,7 +631,7 @@ impl Env {
             Some(p) => p.next_lsn - 1,
             None => self.tables.read().max_applied(),
         };
-        let needed = self.tables.read().applied.iter().any(|&a| a != lsn) || log.torn;
+        let needed = self.tables.read().max_applied() > log.snap_lsn || log.torn;
         if !needed && !force {
             return Ok(lsn);
         }
@@ -603,6 +645,7 @@ impl Env {
             return Err(e);
         }
         self.tables.write().applied = [lsn; 2];
+        log.snap_lsn = lsn;
         if log.pos.is_some() {
             let pos = self.writable_position(log)?;
             let mut buf = Vec::new();
@@ -616,11 +659,22 @@ impl Env {
 
     /// Load everything again: snapshots, then the log.
     fn full_load(&self, log: &mut LogState) -> Result<()> {
-        let r = log::replay_dir(self.fs(), &self.dir, Limit::End)?;
+        let tables = Tables::load(self.fs(), &self.dir)?;
+        log.snap_lsn = tables.min_applied();
+        let r = log::replay_onto(self.fs(), &self.dir, tables, Limit::End)?;
         if let Some(d) = &r.outcome.damage {
             if d.is_corrupt() {
                 return Err(corrupt_error(d, &r.replayer));
             }
+        }
+        if let Some(t) = r.outcome.tolerated.first() {
+            return Err(DbError::NeedsRecovery {
+                path: t.file.clone(),
+                offset: t.offset,
+                lsn: t.lsn,
+                what: t.what.clone(),
+            }
+            .into());
         }
         log.torn = matches!(r.outcome.damage, Some(log::Damage::TornTail(_)));
         log.pos = r.outcome.position;

@@ -114,7 +114,10 @@ impl RecoverReport {
             None => s += "log: clean\n",
             Some(d) => s += &format!("log: {}\n", d.describe()),
         }
-        s += &format!("replayed {} of {} committed transactions read from the log\n", self.replayed, self.commits);
+        s += &format!(
+            "replayed {} committed transactions ({} read; the others were already in the snapshots)\n",
+            self.replayed, self.commits
+        );
         for t in &self.discarded {
             s += &format!(
                 "discarded uncommitted transaction {} ({} records from LSN {})\n",
@@ -174,9 +177,10 @@ pub fn recover_locked(fs: &dyn Fs, dir: &Path, opts: &RecoverOptions) -> Result<
             }
             let segs = log::list_segments(fs, dir)?;
             let heads = log::read_heads(fs, &segs)?;
-            let from = if opts.mode == Mode::Rebuild { 0 } else { tables.min_applied() + 1 };
+            let (from, tolerate) =
+                if opts.mode == Mode::Rebuild { (0, 0) } else { (tables.min_applied() + 1, tables.min_applied()) };
             let mut rp = Replayer::new(tables, limit);
-            let outcome = log::read_log(fs, &heads, from, &mut |_, _, r| rp.visit(r))?;
+            let outcome = log::read_log(fs, &heads, from, tolerate, &mut |_, _, r| rp.visit(r))?;
             log::check_coverage(dir, &rp.tables, &outcome)?;
             (rp, outcome, heads, false)
         }
@@ -192,6 +196,17 @@ pub fn recover_locked(fs: &dyn Fs, dir: &Path, opts: &RecoverOptions) -> Result<
     report.commits = rp.commits;
     report.replayed = rp.applied;
     report.damage = outcome.damage.clone();
+    if opts.mode == Mode::Strict {
+        if let Some(t) = outcome.tolerated.first() {
+            return Err(Error::Invalid(format!(
+                "strict recovery refuses: {} is damaged at byte offset {} (LSN {}): {} (the snapshots include those records; msdb_recover without --strict sets the log aside)",
+                t.file.display(),
+                t.offset,
+                t.lsn,
+                t.what
+            )));
+        }
+    }
     let refuse = match (&opts.mode, &outcome.damage) {
         (_, None) => false,
         (Mode::Strict, Some(_)) => true,
@@ -214,10 +229,20 @@ pub fn recover_locked(fs: &dyn Fs, dir: &Path, opts: &RecoverOptions) -> Result<
         rp.discard_open();
     }
     report.discarded = rp.discarded.clone();
+    let in_snapshots = report.snapshot_lsn.iter().copied().min().unwrap_or(0);
     if let Some(d) = &outcome.damage {
-        let at = d.at();
-        report.dropped.extend(at.later_commits.iter().cloned());
-        report.dropped_count += at.later_commits.len();
+        let lost: Vec<RecInfo> = d.at().later_commits.iter().filter(|c| c.lsn > in_snapshots).cloned().collect();
+        report.dropped_count += lost.len();
+        report.dropped.extend(lost);
+    }
+    for t in &outcome.tolerated {
+        report.actions.push(format!(
+            "{} is damaged at byte offset {} (LSN {}): {}; the snapshots already include those records",
+            t.file.display(),
+            t.offset,
+            t.lsn,
+            t.what
+        ));
     }
     if stopped_early {
         let (list, count) = commits_after(fs, &heads, rp.stopped_at.as_ref().map(|s| s.first_lsn).unwrap_or(0))?;
@@ -231,16 +256,21 @@ pub fn recover_locked(fs: &dyn Fs, dir: &Path, opts: &RecoverOptions) -> Result<
     let lsn = match (&rp.stopped_at, &pos) {
         (Some(s), _) => s.first_lsn.saturating_sub(1),
         (None, Some(p)) => p.next_lsn - 1,
-        (None, None) => rp.tables.max_applied(),
-    };
+        (None, None) => 0,
+    }
+    .max(rp.tables.max_applied());
     report.lsn = lsn;
     report.last_commit = rp.last_commit;
     report.entries = rp.tables.entries();
     report.digest = rp.tables.digest();
-    report.repaired |= outcome.damage.is_some() || !report.discarded.is_empty() || report.dropped_count > 0;
+    report.repaired |= outcome.damage.is_some()
+        || !outcome.tolerated.is_empty()
+        || !report.discarded.is_empty()
+        || report.dropped_count > 0;
     let needs_install = from_backup
         || opts.mode == Mode::Rebuild
         || stopped_early
+        || !outcome.tolerated.is_empty()
         || matches!(&outcome.damage, Some(Damage::Corrupt(_)));
     if opts.dry_run {
         report.actions.push(if needs_install {
@@ -269,7 +299,11 @@ pub fn recover_locked(fs: &dyn Fs, dir: &Path, opts: &RecoverOptions) -> Result<
         report.quarantine = Some(q);
         return Ok(report);
     }
-    finish_normal(fs, dir, &mut tables, pos, matches!(outcome.damage, Some(Damage::TornTail(_))), lsn, d, &mut report)?;
+    let torn = matches!(outcome.damage, Some(Damage::TornTail(_)));
+    // The snapshots need rewriting if a commit is missing from one of them.
+    let last_commit = rp.last_commit.map(|c| c.0).unwrap_or(0);
+    let stale = report.snapshot_lsn.iter().any(|&s| s < last_commit);
+    finish_normal(fs, dir, &mut tables, pos, torn, stale, lsn, d, &mut report)?;
     Ok(report)
 }
 
@@ -282,12 +316,13 @@ fn finish_normal(
     tables: &mut Tables,
     pos: Option<Position>,
     torn: bool,
+    stale: bool,
     lsn: u64,
     d: Durability,
     report: &mut RecoverReport,
 ) -> Result<()> {
     let Some(mut pos) = pos else {
-        if tables.applied.iter().any(|&a| a != lsn) {
+        if stale {
             log::write_snapshots(fs, dir, tables, lsn, d)?;
             report.actions.push(format!("wrote the snapshots at LSN {lsn}"));
         }
@@ -296,6 +331,7 @@ fn finish_normal(
     if d == Durability::Sync {
         let mut f = fs.open_write(&pos.path, false).ctx("open transaction log", &pos.path)?;
         f.sync().ctx("fsync transaction log", &pos.path)?;
+        fs.sync_dir(dir).ctx("fsync database home", dir)?;
     }
     if torn {
         let number = pos.number + 1;
@@ -309,7 +345,7 @@ fn finish_normal(
         ));
         pos = Position { number, path, salt, end: SEGMENT_HEADER_LEN as u64, last_crc: crc, next_lsn: pos.next_lsn };
     }
-    if tables.applied.iter().any(|&a| a != lsn) || torn {
+    if stale || torn {
         log::write_snapshots(fs, dir, tables, lsn, d)?;
         tables.applied = [lsn; 2];
         let mut buf = Vec::new();
@@ -330,7 +366,7 @@ fn finish_normal(
 fn commits_after(fs: &dyn Fs, heads: &[SegHead], from: u64) -> Result<(Vec<RecInfo>, usize)> {
     let mut list = Vec::new();
     let mut count = 0;
-    log::read_log(fs, heads, from, &mut |file, off, r| {
+    log::read_log(fs, heads, from, 0, &mut |file, off, r| {
         if r.lsn >= from && matches!(r.body, wal::Body::Commit { .. }) {
             count += 1;
             if list.len() < 1000 {

@@ -86,12 +86,12 @@ impl RepairReport {
     pub fn render(&self, dry_run: bool) -> String {
         let mut s = String::new();
         for r in &self.rungs {
-            s += &format!("rung {} ({}):\n", r.number, r.name);
+            s += &format!("rung {} ({}){}:\n", r.number, r.name, if dry_run { ", dry run" } else { "" });
             for f in &r.found {
                 s += &format!("  found: {f}\n");
             }
             for d in &r.did {
-                s += &format!("  {}: {d}\n", if dry_run { "would" } else { "did" });
+                s += &format!("  {}: {d}\n", if dry_run { "plan" } else { "did" });
             }
             s += &format!("  {}\n", if r.ok { "=> databases consistent" } else { "=> not repaired here" });
         }
@@ -120,7 +120,7 @@ pub fn repair(fs: &dyn Fs, dir: &Path, opts: &RepairOptions) -> Result<RepairRep
     // Rung 1.
     let mut r1 = Rung { number: 1, name: "msdb_recover", ..Rung::default() };
     let before = verify::verify(fs, dir)?;
-    r1.found.push(format!("msdb_verify: {:?}", before.status).to_lowercase());
+    r1.found.push(format!("msdb_verify: {}", before.status));
     if let Some(dmg) = &before.damage {
         r1.found.push(dmg.describe());
     }
@@ -193,7 +193,7 @@ fn clean_after(fs: &dyn Fs, dir: &Path, rung: &mut Rung) -> Result<bool> {
     if v.status == verify::Status::Clean {
         return Ok(true);
     }
-    rung.found.push(format!("msdb_verify after it: {:?}", v.status).to_lowercase());
+    rung.found.push(format!("msdb_verify after it: {}", v.status));
     rung.found.extend(v.problems);
     if let Some(dmg) = v.damage {
         rung.found.push(dmg.describe());
@@ -252,7 +252,7 @@ fn rung2(fs: &dyn Fs, dir: &Path, opts: &RepairOptions, rung: &mut Rung, report:
                 rung.did.push(format!("recovered to LSN {} ({} entries)", rep.lsn, rep.entries));
                 let v = verify::verify_locked(fs, dir)?;
                 if v.status != verify::Status::Clean {
-                    rung.found.push(format!("msdb_verify after it: {:?}", v.status).to_lowercase());
+                    rung.found.push(format!("msdb_verify after it: {}", v.status));
                     return Ok(false);
                 }
                 return Ok(true);

@@ -136,7 +136,7 @@ fn live_commits_after(fs: &dyn Fs, home: &Path, lsn: u64) -> usize {
     let Ok(segs) = log::list_segments(fs, home) else { return 0 };
     let Ok(heads) = log::read_heads(fs, &segs) else { return 0 };
     let mut n = 0;
-    let _ = log::read_log(fs, &heads, 0, &mut |_, _, r| {
+    let _ = log::read_log(fs, &heads, 0, 0, &mut |_, _, r| {
         if r.lsn > lsn && matches!(r.body, Body::Commit { .. }) {
             n += 1;
         }
