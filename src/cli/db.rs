@@ -73,7 +73,12 @@ fn is_damage(e: &Error) -> bool {
     matches!(
         e,
         Error::Corrupt { .. }
-            | Error::Db(DbError::LogCorrupt { .. } | DbError::LogGap { .. } | DbError::NeedsRecovery { .. })
+            | Error::Db(
+                DbError::LogCorrupt { .. }
+                    | DbError::LogGap { .. }
+                    | DbError::NeedsRecovery { .. }
+                    | DbError::Refused(_)
+            )
     )
 }
 

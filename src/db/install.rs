@@ -47,7 +47,8 @@ pub struct Plan {
 }
 
 impl Plan {
-    fn encode(&self) -> String {
+    /// The text of the plan, with its CRC line.
+    pub fn encode(&self) -> String {
         let mut s =
             format!("msdb-install 1\nlsn {}\nsegment {}\nquarantine {}\n", self.lsn, self.segment, self.quarantine);
         for (db, f) in &self.staged {
@@ -60,7 +61,8 @@ impl Plan {
         s + &format!("crc {crc:08x}\n")
     }
 
-    fn decode(text: &str) -> Option<Plan> {
+    /// Parse a plan; `None` if it does not verify.
+    pub fn decode(text: &str) -> Option<Plan> {
         let body_end = text.rfind("crc ")?;
         let (body, tail) = text.split_at(body_end);
         let crc = u32::from_str_radix(tail.strip_prefix("crc ")?.trim_end(), 16).ok()?;

@@ -187,6 +187,9 @@ pub enum DbError {
     /// No usable backup.
     #[error("{0}")]
     Backup(String),
+    /// A recovery mode refused what it found (strict recovery and a torn tail).
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// One change of a transaction: database, key, new value (`None`: delete).

@@ -198,13 +198,13 @@ pub fn recover_locked(fs: &dyn Fs, dir: &Path, opts: &RecoverOptions) -> Result<
     report.damage = outcome.damage.clone();
     if opts.mode == Mode::Strict {
         if let Some(t) = outcome.tolerated.first() {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Db(DbError::Refused(format!(
                 "strict recovery refuses: {} is damaged at byte offset {} (LSN {}): {} (the snapshots include those records; msdb_recover without --strict sets the log aside)",
                 t.file.display(),
                 t.offset,
                 t.lsn,
                 t.what
-            )));
+            ))));
         }
     }
     let refuse = match (&opts.mode, &outcome.damage) {
@@ -216,10 +216,10 @@ pub fn recover_locked(fs: &dyn Fs, dir: &Path, opts: &RecoverOptions) -> Result<
     if refuse {
         let d = outcome.damage.as_ref().expect("refuse implies damage");
         return Err(match (&opts.mode, d) {
-            (Mode::Strict, Damage::TornTail(_)) => Error::Invalid(format!(
+            (Mode::Strict, Damage::TornTail(_)) => Error::Db(DbError::Refused(format!(
                 "strict recovery refuses: {}; run msdb_recover without --strict to drop the torn record",
                 d.describe()
-            )),
+            ))),
             _ => super::corrupt_error(d, &rp),
         });
     }
@@ -263,7 +263,8 @@ pub fn recover_locked(fs: &dyn Fs, dir: &Path, opts: &RecoverOptions) -> Result<
     report.last_commit = rp.last_commit;
     report.entries = rp.tables.entries();
     report.digest = rp.tables.digest();
-    report.repaired |= outcome.damage.is_some()
+    report.repaired |= from_backup
+        || outcome.damage.is_some()
         || !outcome.tolerated.is_empty()
         || !report.discarded.is_empty()
         || report.dropped_count > 0;
