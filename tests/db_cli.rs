@@ -292,3 +292,40 @@ fn permission_problems_name_owner_mode_and_the_fix() {
         assert!(o.contains("permission denied") && o.contains("mode 0000") && o.contains("chown -R"), "{o}");
     }
 }
+
+#[test]
+fn concurrent_processes_commit_through_the_lock_and_lose_nothing() {
+    let s = Store::new("");
+    let children: Vec<_> = (0..4)
+        .map(|p| {
+            let conf = s.c().to_string();
+            std::thread::spawn(move || {
+                for i in 0..8 {
+                    let name = format!("user/p{p}/m{i}");
+                    let o = run("mstore", &["-f", &conf, "create", "example.com", &name]);
+                    assert!(o.status.success(), "{name}: {}", text(&o));
+                }
+            })
+        })
+        .collect();
+    let backups = {
+        let conf = s.c().to_string();
+        std::thread::spawn(move || {
+            for _ in 0..3 {
+                let o = run("msdb_backup", &["-f", &conf]);
+                assert!(o.status.success(), "{}", text(&o));
+            }
+        })
+    };
+    for c in children {
+        c.join().expect("writer");
+    }
+    backups.join().expect("backup");
+    let ls = s.ls();
+    for p in 0..4 {
+        for i in 0..8 {
+            assert!(ls.contains(&format!("\tuser/p{p}/m{i}\t")), "user/p{p}/m{i} missing:\n{ls}");
+        }
+    }
+    code("msdb_verify", &["-f", s.c()], 0);
+}

@@ -37,3 +37,25 @@ fn every_crash_point_of_every_workload_recovers() {
     assert!(total.states > 8000, "{total:?}");
     assert!(total.torn > 1000 && total.nested_states > 2000 && total.backups_checked > 1000, "{total:?}");
 }
+
+/// The crash tests see every file operation only if the database code makes none but
+/// through `db::fs::Fs` (ARCHITECTURE.md, "The database code sees no file system but").
+#[test]
+fn database_code_does_file_io_only_through_the_fs_trait() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/db");
+    let mut checked = 0;
+    for e in std::fs::read_dir(&dir).expect("src/db") {
+        let p = e.expect("entry").path();
+        let name = p.file_name().expect("name").to_string_lossy().into_owned();
+        if name == "fs.rs" || name == "tests.rs" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).expect("read");
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for bad in ["std::fs::", "File::open", "OpenOptions", "crate::io::atomic_write", "fsync_dir("] {
+            assert!(!code.contains(bad), "{name} uses {bad} outside db::fs");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 10, "{checked} files");
+}

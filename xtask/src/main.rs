@@ -3,10 +3,13 @@
 //! - `corpus --messages N --out DIR [--seed S]`: a deterministic generated store.
 //! - `ci`: what CI runs (`bash .ci/run`).
 //! - `seeds`: write the fuzz seed inputs to `corpus/fuzz/`.
-//! - `bench ...`: the benchmark suites (see `benches/` and the README).
+//! - `bench SUITE`: the benchmark suites (`bench db`; see the README).
+//! - `crash`: the long crash-state enumeration of the databases.
 //! - `fuzz [TARGET] [-- ARGS]`: run a cargo-fuzz target (needs `cargo install cargo-fuzz` and nightly).
 
+mod bench;
 mod corpus;
+mod crash;
 
 use std::process::Command;
 
@@ -28,6 +31,13 @@ enum Cmd {
     Ci,
     /// Write the fuzz targets' seed inputs to corpus/fuzz/<target>/seed-*.
     Seeds,
+    /// Run a benchmark suite.
+    Bench {
+        #[command(subcommand)]
+        suite: bench::Suite,
+    },
+    /// Enumerate crash states of the databases at length (the tests run a bounded version).
+    Crash(crash::CrashArgs),
     /// Run a cargo-fuzz target for a while (requires cargo-fuzz and a nightly toolchain).
     Fuzz {
         /// Target name (see fuzz/fuzz_targets/); all targets when omitted.
@@ -51,6 +61,8 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::Fuzz { target, seconds } => fuzz(target, seconds),
+        Cmd::Bench { suite } => bench::run(&suite),
+        Cmd::Crash(a) => crash::run(&a),
         Cmd::Seeds => {
             let root = project_root();
             for t in mstore::fuzzing::TARGETS {
