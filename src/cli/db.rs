@@ -217,3 +217,27 @@ pub fn repair(prog: &str, a: &RepairArgs) -> Result<Exit> {
         _ => Exit::Unrepaired,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permission_errors_get_the_chown_fix_with_the_runtime_user() {
+        let cfg = Config::parse(
+            Path::new("/etc/md/store/ms.conf"),
+            b"ms-path: /var/md/store\nruntime-user: sms\nruntime-group: mail\nbackup-path: /backup/ms\n",
+        )
+        .expect("config");
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let e = explain(Error::io("open database", "/var/md/store/database/mailboxes.db", denied), &cfg);
+        let text = e.to_string();
+        assert!(text.contains("permission denied"), "{text}");
+        assert!(text.ends_with("repair it with: chown -R sms:mail /var/md/store /backup/ms"), "{text}");
+        let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let e = explain(Error::io("open database", "/x", missing), &cfg);
+        assert!(!e.to_string().contains("chown"), "{e}");
+        assert!(is_damage(&Error::corrupt("/x", 0, "bad")));
+        assert!(!is_damage(&Error::Invalid("usage".into())));
+    }
+}

@@ -21,7 +21,9 @@ use crate::error::{Error, IoContext, Result};
 pub enum Status {
     /// Everything verifies.
     Clean,
-    /// Only a torn final record (or an unfinished install): normal recovery repairs it.
+    /// Only a torn final record, damage in records every snapshot already includes, or an
+    /// unfinished install: normal recovery repairs it without losing an acknowledged
+    /// transaction.
     TornTail,
     /// Something that had been committed is damaged or missing.
     Corrupt,
