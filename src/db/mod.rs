@@ -27,6 +27,9 @@
 //! checkpoint record. Log segments are removed only by `msdb_backup`, once a verified
 //! backup holds them.
 //!
+//! The databases are small (the mailbox list, the subscriptions) and each environment
+//! holds them in memory whole, as ordered maps.
+//!
 //! Every file operation goes through [`fs::Fs`], so the crash tests can record and
 //! replay them ([`sim`], [`crash`]).
 
@@ -363,7 +366,13 @@ impl Env {
                         fs.sync_dir(dir).ctx("fsync database home", dir)?;
                         log.dir_synced_segment = p.number;
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {}
+                    // A reader without write access (or on a read-only mount) cannot fsync;
+                    // it serves what it read, as any reader of the page cache would.
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+                        ) => {}
                     Err(e) => return Err(Error::io("open transaction log", p.path, e)),
                 }
             }
