@@ -111,6 +111,9 @@ pub enum Error {
     /// An argument or state that the caller must change.
     #[error("{0}")]
     Invalid(String),
+    /// The databases: a damaged log, a refused commit, a missing backup.
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
 }
 
 impl Error {
@@ -159,6 +162,17 @@ fn current_ids() -> String {
     let uid = rustix::process::getuid().as_raw();
     let gid = rustix::process::getgid().as_raw();
     format!("uid {uid} gid {gid}")
+}
+
+/// The command that gives `paths` (and everything below them) back to the runtime user:
+/// `chown -R user:group path...` (the guide's fix for permission problems).
+pub fn chown_fix(user: &str, group: &str, paths: &[&Path]) -> String {
+    let mut s = format!("chown -R {user}:{group}");
+    for p in paths {
+        s.push(' ');
+        s.push_str(&crate::util::shell_quote(&p.to_string_lossy()));
+    }
+    s
 }
 
 /// "owned by uid U gid G, mode 0MMM" for `path` or its nearest existing ancestor.

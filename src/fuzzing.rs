@@ -8,10 +8,10 @@
 
 use std::path::Path;
 
-use crate::codec::{cache, changelog, dbsnap, header, index};
+use crate::codec::{cache, changelog, dbsnap, header, index, wal};
 
 /// Fuzz targets, by name (the file names under `fuzz/fuzz_targets/`).
-pub const TARGETS: &[&str] = &["header", "index", "cache", "changelog", "dbsnap", "config", "message"];
+pub const TARGETS: &[&str] = &["header", "index", "cache", "changelog", "dbsnap", "wal", "config", "message"];
 
 /// Run one target on `data`. Panics (what the fuzzer catches) only on a broken invariant.
 pub fn run(target: &str, data: &[u8]) {
@@ -21,6 +21,7 @@ pub fn run(target: &str, data: &[u8]) {
         "cache" => fuzz_cache(data),
         "changelog" => fuzz_changelog(data),
         "dbsnap" => fuzz_dbsnap(data),
+        "wal" => fuzz_wal(data),
         "config" => fuzz_config(data),
         "message" => fuzz_message(data),
         other => panic!("unknown fuzz target {other}"),
@@ -79,6 +80,45 @@ pub fn fuzz_changelog(data: &[u8]) {
 pub fn fuzz_dbsnap(data: &[u8]) {
     if let Ok(s) = dbsnap::decode(data) {
         assert_eq!(dbsnap::encode(&s), data, "accepted snapshot must re-encode to the same bytes");
+    }
+}
+
+/// Transaction log segments (`log.<n>`), and the small text files of the database home
+/// (`INSTALL`, a backup's `MANIFEST`).
+pub fn fuzz_wal(data: &[u8]) {
+    if let Ok((h, hcrc)) = wal::decode_segment_header(data) {
+        assert_eq!(wal::encode_segment_header(&h), data[..64], "accepted header must re-encode to the same bytes");
+        let scan = wal::scan_records(&data[64..], 64, h.salt, hcrc, h.first_lsn, usize::MAX);
+        assert!(scan.valid_end as usize <= data.len());
+        let mut prev = hcrc;
+        for (off, r) in &scan.records {
+            assert_eq!(r.prev_crc, prev, "chain");
+            prev = r.crc;
+            let mut again = Vec::new();
+            wal::encode_record(&mut again, r.salt, r.prev_crc, r.lsn, r.txn, r.synced_lsn, &r.body);
+            let off = *off as usize;
+            assert_eq!(&again[..], &data[off..off + again.len()], "accepted record must re-encode to the same bytes");
+        }
+        let (found, count) = wal::find_records_after(data, 0, scan.valid_end, h.salt, 0, 64);
+        assert!(found.len() <= count);
+        for (off, r) in found {
+            assert!(off >= scan.valid_end && off as usize + r.len as usize <= data.len());
+        }
+    }
+    // A record at any of the first offsets, under the salt the bytes themselves suggest.
+    let salt = data.get(8..12).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).unwrap_or(1);
+    for off in 0..data.len().min(16) {
+        if let Ok(r) = wal::decode_record(data, off, salt) {
+            assert!(off + r.len as usize <= data.len());
+        }
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Some(p) = crate::db::install::Plan::decode(text) {
+            assert_eq!(crate::db::install::Plan::decode(&p.encode()), Some(p));
+        }
+        if let Some(m) = crate::db::backup::Manifest::decode(text) {
+            assert_eq!(crate::db::backup::Manifest::decode(&m.encode()), Some(m));
+        }
     }
 }
 
@@ -200,6 +240,68 @@ pub fn seed_inputs(target: &str) -> Vec<(String, Vec<u8>)> {
                 entries: vec![(b"example.com\0user/joe".to_vec(), vec![1; 40]), (b"foo.com\0admin".to_vec(), vec![])],
             };
             out.push(("valid".into(), dbsnap::encode(&s)));
+        }
+        "wal" => {
+            let h = wal::SegmentHeaderInfo {
+                salt: 0x1234_5678,
+                segment: 2,
+                first_lsn: 10,
+                prev_end: 4096,
+                prev_crc: 7,
+                prev_salt: 9,
+                created: 1_700_000_000,
+                flags: 0,
+            };
+            let mut seg = wal::encode_segment_header(&h);
+            out.push(("empty-segment".into(), seg.clone()));
+            let (_, mut prev) = wal::decode_segment_header(&seg).expect("encoded header decodes");
+            let bodies = [
+                wal::Body::Put { db: 1, key: b"example.com\0user/joe", value: &[1; 40] },
+                wal::Body::Delete { db: 2, key: b"example.com\0joe\0admin" },
+                wal::Body::Commit { op_count: 2, time: 1_700_000_001 },
+                wal::Body::Checkpoint { checkpoint_lsn: 12, time: 1_700_000_002 },
+                wal::Body::Put { db: 1, key: b"k", value: b"" },
+            ];
+            for (i, b) in bodies.iter().enumerate() {
+                let txn = if i < 3 {
+                    10
+                } else if i == 3 {
+                    0
+                } else {
+                    14
+                };
+                prev = wal::encode_record(&mut seg, h.salt, prev, 10 + i as u64, txn, 9 + i as u64, b);
+            }
+            out.push(("segment".into(), seg.clone()));
+            let mut torn = seg.clone();
+            torn.truncate(seg.len() - 7);
+            out.push(("torn".into(), torn));
+            let mut timeline = wal::encode_segment_header(&wal::SegmentHeaderInfo {
+                flags: crate::format::wal::FLAG_NEW_TIMELINE,
+                prev_end: 0,
+                prev_crc: 0,
+                prev_salt: 0,
+                ..h
+            });
+            timeline.extend_from_slice(&[0; 64]);
+            out.push(("new-timeline-zero-tail".into(), timeline));
+            let plan = crate::db::install::Plan {
+                lsn: 12,
+                segment: 3,
+                quarantine: "quarantine/20240101T000000Z-point-in-time".into(),
+                staged: vec![(crate::db::Db::Mailboxes, "install.mailboxes.db".into())],
+                old_segments: vec!["log.0000000000000002".into()],
+            };
+            out.push(("install-plan".into(), plan.encode().into_bytes()));
+            let m = crate::db::backup::Manifest {
+                created: 1,
+                checkpoint_lsn: 12,
+                end_lsn: 14,
+                entries: 1,
+                state_digest: "00".repeat(32),
+                files: vec![("log.0000000000000002".into(), 64, "11".repeat(32))],
+            };
+            out.push(("manifest".into(), m.encode().into_bytes()));
         }
         "config" => {
             out.push(("seed".into(), b"ms-path: /var/md/store\npartition-d2: /d/d2/mailstore\n".to_vec()));

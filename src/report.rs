@@ -15,6 +15,11 @@ pub enum Exit {
     Ok = 0,
     /// Problems were found and repaired.
     Repaired = 1,
+    /// A lesser finding or repair: `msdb_verify` found only a torn final record (normal
+    /// recovery repairs it); `msdb_repair` repaired at rung 2 (salvage).
+    Notice = 2,
+    /// `msdb_repair` repaired only at rung 3 (restored a backup).
+    Restored = 3,
     /// Problems were found and left unrepaired.
     Unrepaired = 4,
     /// Operational error: bad usage, cannot open or read what was asked.

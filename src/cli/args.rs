@@ -56,11 +56,36 @@ pub struct ReconstructArgs {
     pub mailboxes: Vec<String>,
 }
 
-/// `msdb_recover [-f config_file]`
+/// `msdb_recover [-f config_file] [--strict | --point-in-time | --to-lsn N | --to-time T | --catastrophic]`
 #[derive(Args, Clone, Debug, Default)]
 pub struct RecoverArgs {
     #[command(flatten)]
     pub common: Common,
+    /// Refuse on any damage of the log, a torn final record included.
+    #[arg(long, conflicts_with_all = ["point_in_time", "to_lsn", "to_time", "catastrophic"])]
+    pub strict: bool,
+    /// Stop at the first bad record, wherever it is, and open the databases there; report the
+    /// committed transactions dropped. The rest of the log is moved into quarantine.
+    #[arg(long, conflicts_with_all = ["to_lsn", "to_time", "catastrophic"])]
+    pub point_in_time: bool,
+    /// Keep only the transactions committed at or before log sequence number N.
+    #[arg(long, value_name = "N", conflicts_with_all = ["to_time", "catastrophic"])]
+    pub to_lsn: Option<u64>,
+    /// Keep only the transactions committed at or before this time (RFC 3339).
+    #[arg(long, value_name = "RFC3339", conflicts_with = "catastrophic")]
+    pub to_time: Option<String>,
+    /// Start from the last good backup (or --backup) and replay the logs after it.
+    #[arg(long)]
+    pub catastrophic: bool,
+    /// The backup --catastrophic starts from (a name in backup-path, or a directory).
+    #[arg(long, value_name = "BACKUP", requires = "catastrophic")]
+    pub backup: Option<String>,
+    /// Say what would be done; change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `msdb_backup [-f config_file]`
@@ -68,6 +93,45 @@ pub struct RecoverArgs {
 pub struct BackupArgs {
     #[command(flatten)]
     pub common: Common,
+    /// Print what was backed up (by default a successful backup prints nothing, for cron).
+    #[arg(long)]
+    pub verbose: bool,
+}
+
+/// `msdb_verify [-f config_file] [--json]`
+#[derive(Args, Clone, Debug, Default)]
+pub struct DbVerifyArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `msdb_restore [-f config_file] [BACKUP]`
+#[derive(Args, Clone, Debug, Default)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The backup to restore: a name in backup-path, or a directory (default: the last good one).
+    #[arg(value_name = "BACKUP")]
+    pub backup: Option<String>,
+    /// Say what would be restored; change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+}
+
+/// `msdb_repair [-f config_file] [--dry-run]`
+#[derive(Args, Clone, Debug, Default)]
+pub struct RepairArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Say what each rung finds and would do; change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `mstore demo [DIR]`
@@ -238,6 +302,12 @@ pub enum Command {
     Recover(RecoverArgs),
     /// Back up the databases (same as `msdb_backup`).
     Backup(BackupArgs),
+    /// Verify every database and log record, read-only (same as `msdb_verify`).
+    DbVerify(DbVerifyArgs),
+    /// Restore the last good (or a named) backup (same as `msdb_restore`).
+    Restore(RestoreArgs),
+    /// Walk the repair ladder: recover, salvage, restore (same as `msdb_repair`).
+    Repair(RepairArgs),
 }
 
 /// `reconstruct` as its own binary.
@@ -270,4 +340,40 @@ pub struct RecoverCli {
 pub struct BackupCli {
     #[command(flatten)]
     pub args: BackupArgs,
+}
+
+/// `msdb_verify` as its own binary.
+#[derive(Parser, Debug)]
+#[command(
+    name = "msdb_verify",
+    disable_version_flag = true,
+    about = "Verify every record of the databases and their transaction logs (read-only)"
+)]
+pub struct DbVerifyCli {
+    #[command(flatten)]
+    pub args: DbVerifyArgs,
+}
+
+/// `msdb_restore` as its own binary.
+#[derive(Parser, Debug)]
+#[command(
+    name = "msdb_restore",
+    disable_version_flag = true,
+    about = "Restore the databases from the last good (or a named) verified backup"
+)]
+pub struct RestoreCli {
+    #[command(flatten)]
+    pub args: RestoreArgs,
+}
+
+/// `msdb_repair` as its own binary.
+#[derive(Parser, Debug)]
+#[command(
+    name = "msdb_repair",
+    disable_version_flag = true,
+    about = "Repair the databases: recover; else back up, quarantine the logs, salvage; else restore"
+)]
+pub struct RepairCli {
+    #[command(flatten)]
+    pub args: RepairArgs,
 }

@@ -3,6 +3,7 @@
 //! `src/bin/` are one-line shells over the `*_main` functions here.
 
 pub mod args;
+mod db;
 mod demo;
 mod progress;
 
@@ -100,6 +101,9 @@ pub fn mstore_main() -> ExitCode {
         Command::Reconstruct(a) => run(prog, || reconstruct(&a)),
         Command::Recover(a) => run(prog, || recover(&a)),
         Command::Backup(a) => run(prog, || backup(&a)),
+        Command::DbVerify(a) => run(prog, || db_verify(&a)),
+        Command::Restore(a) => run(prog, || restore(&a)),
+        Command::Repair(a) => run(prog, || repair(&a)),
     }
 }
 
@@ -119,6 +123,24 @@ pub fn msdb_recover_main() -> ExitCode {
 pub fn msdb_backup_main() -> ExitCode {
     let cli = parse_args::<BackupCli>();
     run("msdb_backup", || backup(&cli.args))
+}
+
+/// `msdb_verify`.
+pub fn msdb_verify_main() -> ExitCode {
+    let cli = parse_args::<DbVerifyCli>();
+    run("msdb_verify", || db_verify(&cli.args))
+}
+
+/// `msdb_restore`.
+pub fn msdb_restore_main() -> ExitCode {
+    let cli = parse_args::<RestoreCli>();
+    run("msdb_restore", || restore(&cli.args))
+}
+
+/// `msdb_repair`.
+pub fn msdb_repair_main() -> ExitCode {
+    let cli = parse_args::<RepairCli>();
+    run("msdb_repair", || repair(&cli.args))
 }
 
 /// Load the configuration of a command that writes to the store, and switch to the
@@ -432,12 +454,33 @@ fn recover(a: &RecoverArgs) -> Result<Exit> {
     if a.common.version {
         return Ok(print_version("msdb_recover"));
     }
-    Err(Error::Invalid("msdb_recover is not built yet (issue 4)".into()))
+    db::recover("msdb_recover", a)
 }
 
 fn backup(a: &BackupArgs) -> Result<Exit> {
     if a.common.version {
         return Ok(print_version("msdb_backup"));
     }
-    Err(Error::Invalid("msdb_backup is not built yet (issue 4)".into()))
+    db::backup("msdb_backup", a)
+}
+
+fn db_verify(a: &DbVerifyArgs) -> Result<Exit> {
+    if a.common.version {
+        return Ok(print_version("msdb_verify"));
+    }
+    db::db_verify("msdb_verify", a)
+}
+
+fn restore(a: &RestoreArgs) -> Result<Exit> {
+    if a.common.version {
+        return Ok(print_version("msdb_restore"));
+    }
+    db::restore("msdb_restore", a)
+}
+
+fn repair(a: &RepairArgs) -> Result<Exit> {
+    if a.common.version {
+        return Ok(print_version("msdb_repair"));
+    }
+    db::repair("msdb_repair", a)
 }

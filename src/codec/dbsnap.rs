@@ -64,15 +64,41 @@ pub fn encode(s: &Snapshot) -> Vec<u8> {
     out
 }
 
-/// Decode a snapshot strictly.
-pub fn decode(bytes: &[u8]) -> Result<Snapshot, FormatError> {
+/// What the 64-byte header of a snapshot says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapHeaderInfo {
+    /// Database name.
+    pub name: String,
+    /// Log sequence number of the checkpoint.
+    pub checkpoint_lsn: u64,
+    /// Entries that follow.
+    pub entry_count: u64,
+    /// When written.
+    pub written: i64,
+}
+
+/// Decode and check (magic, version, CRC) the header alone: enough to learn a snapshot's
+/// checkpoint LSN without reading its entries.
+pub fn decode_header(bytes: &[u8]) -> Result<SnapHeaderInfo, FormatError> {
     check_magic_version(bytes, &MAGIC, VERSION)?;
     let h: &SnapHeader = read_at(bytes, 0, "snapshot header")?;
     check_crc(&h.as_bytes()[..HEADER_LEN - 4], h.crc.get(), 0, "snapshot header")?;
     let name_end = h.name.iter().position(|&b| b == 0).unwrap_or(16);
     let name =
         std::str::from_utf8(&h.name[..name_end]).map_err(|_| FormatError::invalid(16, "database name is not UTF-8"))?;
-    let count = h.entry_count.get();
+    Ok(SnapHeaderInfo {
+        name: name.to_string(),
+        checkpoint_lsn: h.checkpoint_lsn.get(),
+        entry_count: h.entry_count.get(),
+        written: h.written.get(),
+    })
+}
+
+/// Decode a snapshot strictly.
+pub fn decode(bytes: &[u8]) -> Result<Snapshot, FormatError> {
+    let head = decode_header(bytes)?;
+    let name = head.name.as_str();
+    let count = head.entry_count;
     let mut entries = Vec::with_capacity((count as usize).min(bytes.len() / 12));
     let mut pos = HEADER_LEN;
     let mut prev: Option<&[u8]> = None;
@@ -104,7 +130,7 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, FormatError> {
     if pos + std::mem::size_of::<SnapTrailer>() != bytes.len() {
         return Err(FormatError::invalid((pos + 24) as u64, "bytes after the snapshot trailer"));
     }
-    Ok(Snapshot { name: name.to_string(), checkpoint_lsn: h.checkpoint_lsn.get(), written: h.written.get(), entries })
+    Ok(Snapshot { name: name.to_string(), checkpoint_lsn: head.checkpoint_lsn, written: head.written, entries })
 }
 
 #[cfg(test)]

@@ -43,7 +43,7 @@ impl Store {
     /// Open an existing store.
     pub fn open(config: Config) -> Result<Store> {
         let dir = config.database_path.clone();
-        let env = match Env::open(&dir, config.durability) {
+        let env = match Env::open_config(&config) {
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::Invalid(format!(
                     "unable to open database: database home {} is missing (ms-path {} from {}); create a store with `mstore init -f {}`",
@@ -65,7 +65,7 @@ impl Store {
         for dir in config.partitions.values() {
             std::fs::create_dir_all(dir).ctx("create partition", dir)?;
         }
-        Env::create(&config.database_path, config.durability)?;
+        Env::create_with(&config.database_path, crate::db::EnvOptions::from_config(&config))?;
         Store::open(config)
     }
 

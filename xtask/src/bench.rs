@@ -1,4 +1,4 @@
-//! `cargo xtask bench SUITE`: benchmark suites that need a generated corpus, whole
+//! `cargo xtask bench SUITE`: benchmark suites (`db` lives in `bench_db.rs`). These need a generated corpus, whole
 //! processes, peak RSS and ratios measured in one run (criterion benches in `benches/`
 //! cover the small kernels).
 //!
@@ -16,10 +16,20 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-#[derive(Args)]
+/// The suites.
+#[derive(clap::Subcommand, Debug)]
+pub enum Suite {
+    /// reconstruct against the read-and-hash floor: no-op, rebuilds, --verify-content.
+    Reconstruct(BenchArgs),
+    /// verify (full and --quick) against the floor.
+    Verify(BenchArgs),
+    /// The databases: commit rates, recovery and backup speed.
+    Db(crate::bench_db::DbArgs),
+}
+
+/// Options of the corpus suites.
+#[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Suite: reconstruct, verify.
-    pub suite: String,
     /// Messages in the generated corpus.
     #[arg(long, default_value_t = 100_000)]
     pub messages: u64,
@@ -43,11 +53,11 @@ struct Row {
     rss_kib: u64,
 }
 
-pub fn run(a: &BenchArgs) -> Result<()> {
-    match a.suite.as_str() {
-        "reconstruct" => reconstruct(a),
-        "verify" => verify(a),
-        other => bail!("unknown bench suite {other:?} (known: reconstruct, verify)"),
+pub fn run(suite: &Suite) -> Result<()> {
+    match suite {
+        Suite::Reconstruct(a) => reconstruct(a),
+        Suite::Verify(a) => verify(a),
+        Suite::Db(a) => crate::bench_db::db(a),
     }
 }
 

@@ -3,11 +3,14 @@
 //! - `corpus --messages N --out DIR [--seed S]`: a deterministic generated store.
 //! - `ci`: what CI runs (`bash .ci/run`).
 //! - `seeds`: write the fuzz seed inputs to `corpus/fuzz/`.
-//! - `bench reconstruct [--messages N]`: benchmark suites over generated corpora.
+//! - `bench reconstruct|verify|db`: benchmark suites (see the README).
+//! - `crash`: the long crash-state enumeration of the databases.
 //! - `fuzz [TARGET] [-- ARGS]`: run a cargo-fuzz target (needs `cargo install cargo-fuzz` and nightly).
 
 mod bench;
+mod bench_db;
 mod corpus;
+mod crash;
 
 use std::process::Command;
 
@@ -29,9 +32,14 @@ enum Cmd {
     Ci,
     /// Write the fuzz targets' seed inputs to corpus/fuzz/<target>/seed-*.
     Seeds,
-    /// Run a benchmark suite (reconstruct).
-    Bench(bench::BenchArgs),
-    /// Internal: the floor of the reconstruct bench, in its own process.
+    /// Run a benchmark suite.
+    Bench {
+        #[command(subcommand)]
+        suite: bench::Suite,
+    },
+    /// Enumerate crash states of the databases at length (the tests run a bounded version).
+    Crash(crash::CrashArgs),
+    /// Internal: the floor of the corpus benches, in its own process.
     #[command(name = "__floor", hide = true)]
     Floor { conf: String, threads: usize },
     /// Run a cargo-fuzz target for a while (requires cargo-fuzz and a nightly toolchain).
@@ -57,7 +65,8 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::Fuzz { target, seconds } => fuzz(target, seconds),
-        Cmd::Bench(a) => bench::run(&a),
+        Cmd::Bench { suite } => bench::run(&suite),
+        Cmd::Crash(a) => crash::run(&a),
         Cmd::Floor { conf, threads } => bench::floor_child(&conf, threads),
         Cmd::Seeds => {
             let root = project_root();
