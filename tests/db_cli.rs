@@ -47,8 +47,12 @@ impl Store {
     fn new(extra: &str) -> Store {
         let tmp = tempfile::tempdir().expect("tempdir");
         let conf = tmp.path().join("ms.conf");
-        std::fs::write(&conf, format!("ms-path: ms\nfsync: yes\nlog-segment-size: 64K\nbackup-keep: 2\n{extra}"))
-            .expect("conf");
+        let (u, g) = mstore::cli::current_user_and_group();
+        std::fs::write(
+            &conf,
+            format!("ms-path: ms\nruntime-user: {u}\nruntime-group: {g}\nfsync: yes\nlog-segment-size: 64K\nbackup-keep: 2\n{extra}"),
+        )
+        .expect("conf");
         let s = Store {
             home: tmp.path().join("ms/database"),
             backups: tmp.path().join("ms/backup"),

@@ -397,3 +397,38 @@ fn imported_real_world_mail_verifies_clean() {
     assert!(f.is_empty(), "{f:#?}");
     assert_eq!(code, 0);
 }
+
+#[test]
+fn corrupt_transaction_log_record_then_the_mailboxes_it_lost() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let conf = store(tmp.path(), 100, None);
+    let home = tmp.path().join("store/database");
+    let mut segs: Vec<PathBuf> = std::fs::read_dir(&home)
+        .expect("ls")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("log.")))
+        .collect();
+    segs.sort();
+    let seg = segs.last().expect("a log segment").clone();
+    let len = std::fs::metadata(&seg).expect("stat").len() as usize;
+    flip(&seg, len / 2);
+    let (f, code) = verify(&conf, &[]);
+    assert_eq!(code, 8, "the mailboxes cannot be checked against a list that cannot be opened");
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0].kind, "db-corrupt");
+    let fix = f[0].fix.clone().expect("fix");
+    assert_eq!(fix, format!("msdb_repair -f {}", conf.display()));
+    let o = run_fix(&fix);
+    assert!(o.status.code().is_some_and(|c| c <= 3), "{}", String::from_utf8_lossy(&o.stdout));
+    // The repair lost the transactions after the damage: the mailboxes they registered
+    // are now on disk only. Each finding's fix registers its mailbox again.
+    let (f, _) = verify(&conf, &[]);
+    assert!(!f.is_empty() && f.iter().all(|x| x.kind == "not-registered"), "{f:#?}");
+    for x in &f {
+        let o = run_fix(x.fix.as_deref().expect("fix"));
+        assert!(o.status.code().is_some_and(|c| c <= 1), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let (f, code) = verify(&conf, &[]);
+    assert!(f.is_empty(), "{f:#?}");
+    assert_eq!(code, 0);
+}

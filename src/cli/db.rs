@@ -20,8 +20,9 @@ use crate::db::{DbError, EnvOptions, restore, verify};
 use crate::error::{Error, Result};
 use crate::report::Exit;
 
-/// Refuse to run as root on a store owned by someone else: every file written would be
-/// left owned by root (the guide's first cause of permission problems).
+/// Still root after [`super::load_config_for_writing`] (the runtime user is root): refuse
+/// on a store owned by someone else, as every file written would be left owned by root
+/// (the guide's first cause of permission problems).
 fn refuse_root(cfg: &Config, prog: &str) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     if !rustix::process::geteuid().is_root() {
@@ -99,7 +100,7 @@ fn backup_path(cfg: &Config, name: &str) -> PathBuf {
 
 /// `msdb_recover`.
 pub fn recover(prog: &str, a: &RecoverArgs) -> Result<Exit> {
-    let cfg = load_config(&a.common)?;
+    let cfg = super::load_config_for_writing(&a.common)?;
     refuse_root(&cfg, prog)?;
     let fs = RealFs;
     let mode = if a.strict {
@@ -138,7 +139,7 @@ pub fn recover(prog: &str, a: &RecoverArgs) -> Result<Exit> {
 /// `msdb_backup`: silent on success (unless `--verbose`), one line and a non-zero status
 /// on failure.
 pub fn backup(prog: &str, a: &BackupArgs) -> Result<Exit> {
-    let cfg = load_config(&a.common)?;
+    let cfg = super::load_config_for_writing(&a.common)?;
     refuse_root(&cfg, prog)?;
     let opts = BackupOptions { backup_dir: cfg.backup_path.clone(), keep: cfg.backup_keep };
     match backup::backup(&EnvOptions::from_config(&cfg), &cfg.database_path, &opts, &mut |_| {}) {
@@ -183,7 +184,7 @@ pub fn db_verify(prog: &str, a: &DbVerifyArgs) -> Result<Exit> {
 
 /// `msdb_restore`.
 pub fn restore(prog: &str, a: &RestoreArgs) -> Result<Exit> {
-    let cfg = load_config(&a.common)?;
+    let cfg = super::load_config_for_writing(&a.common)?;
     refuse_root(&cfg, prog)?;
     let name = a.backup.as_deref();
     match restore::restore(&RealFs, &cfg.database_path, &cfg.backup_path, name, cfg.durability, a.dry_run) {
@@ -197,7 +198,7 @@ pub fn restore(prog: &str, a: &RestoreArgs) -> Result<Exit> {
 
 /// `msdb_repair`.
 pub fn repair(prog: &str, a: &RepairArgs) -> Result<Exit> {
-    let cfg = load_config(&a.common)?;
+    let cfg = super::load_config_for_writing(&a.common)?;
     refuse_root(&cfg, prog)?;
     let opts = RepairOptions { backup_dir: cfg.backup_path.clone(), durability: cfg.durability, dry_run: a.dry_run };
     let rep = match crate::db::repair::repair(&RealFs, &cfg.database_path, &opts) {

@@ -161,11 +161,8 @@ pub fn load_config_for_writing(common: &Common) -> Result<Config> {
 fn init_as_runtime_user(cfg: &Config) -> Result<()> {
     if nix::unistd::Uid::effective().is_root() {
         let ids = crate::privs::resolve(cfg)?;
-        for dir in crate::doctor::store_roots(cfg) {
-            std::fs::create_dir_all(&dir).map_err(|e| Error::io("create", &dir, e))?;
-            std::os::unix::fs::lchown(&dir, Some(ids.uid), Some(ids.gid)).map_err(|e| Error::io("chown", &dir, e))?;
-        }
-        for dir in std::iter::once(&cfg.database_path).chain(cfg.partitions.values()) {
+        // What `Store::init` creates (backups are made by msdb_backup when first needed).
+        for dir in [&cfg.ms_path, &cfg.database_path].into_iter().chain(cfg.partitions.values()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
             std::os::unix::fs::lchown(dir, Some(ids.uid), Some(ids.gid)).map_err(|e| Error::io("chown", dir, e))?;
         }
@@ -179,12 +176,11 @@ fn verify(a: &VerifyArgs) -> Result<Exit> {
         return Ok(print_version("mstore"));
     }
     let cfg = load_config(&a.common)?;
-    let st = Store::open(cfg)?;
     let scope =
         crate::verify::Scope { domain: a.domain.clone(), recursive: a.recursive, mailboxes: a.mailboxes.clone() };
     let opts = crate::verify::Options { quick: a.quick, threads: a.threads.unwrap_or(0) };
     let bar = progress::Bar::new(!a.no_progress, "verify");
-    let report = crate::verify::run(&st, &scope, &opts, &bar)?;
+    let report = crate::verify::run_config(cfg, &scope, &opts, &bar)?;
     bar.finish();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if a.json {

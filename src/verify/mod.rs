@@ -114,6 +114,33 @@ enum FileCheck {
     Unreadable(String),
 }
 
+/// Open the store of `config` and scan `scope`. A database that cannot be opened (the
+/// seed's "unable to open database") is itself a finding, with its repair; the mailboxes
+/// then cannot be checked against the list, which makes the scan incomplete (exit 8).
+pub fn run_config(
+    config: crate::config::Config,
+    scope: &Scope,
+    opts: &Options,
+    progress: &dyn Progress,
+) -> Result<VerifyReport> {
+    let conf = shell_quote(&config.path.to_string_lossy());
+    let home = config.database_path.display().to_string();
+    match Store::open(config) {
+        Ok(st) => run(&st, scope, opts, progress),
+        Err(e @ Error::Db(_)) => {
+            let mut r = VerifyReport { quick: opts.quick, ..VerifyReport::default() };
+            r.findings.push(
+                Finding::at(Severity::Error, "db-corrupt", home, e.to_string()).fix(format!("msdb_repair -f {conf}")),
+            );
+            r.errors.push(
+                "mailboxes not scanned: the mailbox list cannot be opened until the databases are repaired".into(),
+            );
+            Ok(r)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Scan `scope` of `store`.
 pub fn run(store: &Store, scope: &Scope, opts: &Options, progress: &dyn Progress) -> Result<VerifyReport> {
     let mut report = VerifyReport { quick: opts.quick, ..VerifyReport::default() };
@@ -154,9 +181,59 @@ pub fn run(store: &Store, scope: &Scope, opts: &Options, progress: &dyn Progress
     report.mailboxes = targets.len() as u64;
     crate::scan::run(&shared, targets, threads).map_err(|e| Error::Invalid(format!("verify: {e}")))?;
     report.findings = shared.findings.into_inner().into_iter().flatten().flatten().collect();
+    if scope.domain.is_none() {
+        report.findings.extend(database_findings(store));
+    }
     report.messages = shared.messages.into_inner();
     report.bytes_read = shared.bytes.into_inner();
     Ok(report)
+}
+
+/// The databases and their transaction log (what `msdb_verify` checks), as findings.
+fn database_findings(store: &Store) -> Vec<Finding> {
+    use crate::db::verify::Status;
+    let cfg = store.config();
+    let conf = shell_quote(&cfg.path.to_string_lossy());
+    let home = cfg.database_path.display().to_string();
+    let r = match crate::db::verify::verify(&crate::db::fs::RealFs, &cfg.database_path) {
+        Ok(r) => r,
+        Err(e) => {
+            return vec![
+                Finding::at(Severity::Error, "db-unreadable", home, e.to_string())
+                    .fix(format!("msdb_verify -f {conf}")),
+            ];
+        }
+    };
+    let mut out = Vec::new();
+    let fix = match r.status {
+        Status::Clean => return out,
+        Status::TornTail => format!("msdb_recover -f {conf}"),
+        Status::Corrupt => format!("msdb_repair -f {conf}"),
+    };
+    let sev = if r.status == Status::Corrupt { Severity::Error } else { Severity::Warning };
+    for sn in &r.snapshots {
+        if let Some(e) = &sn.error {
+            out.push(Finding::at(sev, "db-snapshot", sn.file.display().to_string(), e.clone()).fix(fix.clone()));
+        }
+    }
+    if let Some(d) = &r.damage {
+        let at = d.at();
+        let mut f = Finding::at(
+            if d.is_corrupt() { Severity::Error } else { Severity::Warning },
+            if d.is_corrupt() { "db-log-corrupt" } else { "db-log-torn-tail" },
+            at.file.display().to_string(),
+            d.describe(),
+        )
+        .fix(fix.clone());
+        f.offset = Some(at.offset);
+        out.push(f);
+    }
+    if out.is_empty() {
+        let what =
+            if r.problems.is_empty() { "damage that recovery repairs".to_string() } else { r.problems.join("; ") };
+        out.push(Finding::at(sev, "db-damage", home, what).fix(fix));
+    }
+    out
 }
 
 /// Every domain the mailbox list or any partition knows.
