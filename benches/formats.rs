@@ -14,9 +14,15 @@ fn messages() -> Vec<Vec<u8>> {
     let (user, group) = mstore::cli::current_user_and_group();
     let cfg = mstore::synth::write_config(tmp.path(), &user, &group, mstore::io::Durability::NoSync).expect("config");
     let st = mstore::store::Store::init(cfg).expect("store");
-    let cast = vec![mstore::synth::MailboxPlan { domain: "example.com", name: "user/bench".into(), partition: "default", weight: 1 }];
+    let cast = vec![mstore::synth::MailboxPlan {
+        domain: "example.com",
+        name: "user/bench".into(),
+        partition: "default",
+        weight: 1,
+    }];
     mstore::synth::populate(&st, &cast, 500, 7, 1).expect("populate");
-    let mb = st.open_mailbox("example.com", &mstore::layout::MailboxName::parse("user/bench").expect("name")).expect("open");
+    let mb =
+        st.open_mailbox("example.com", &mstore::layout::MailboxName::parse("user/bench").expect("name")).expect("open");
     mb.records().iter().map(|r| mb.read_message(r.uid).expect("read").to_vec()).collect()
 }
 
@@ -77,15 +83,20 @@ fn bench_index(c: &mut Criterion) {
     let mut g = c.benchmark_group("index");
     g.throughput(Throughput::Elements(u64::from(n)));
     g.bench_function("encode 100k records", |b| b.iter(|| black_box(index::encode(&h, &recs).len())));
-    g.bench_function("decode 100k records (strict)", |b| b.iter(|| black_box(index::decode(&bytes).map(|x| x.1.len()).unwrap_or(0))));
+    g.bench_function("decode 100k records (strict)", |b| {
+        b.iter(|| black_box(index::decode(&bytes).map(|x| x.1.len()).unwrap_or(0)))
+    });
     g.bench_function("salvage 100k records", |b| b.iter(|| black_box(index::salvage(&bytes).records.len())));
     g.finish();
 }
 
 fn bench_cache(c: &mut Criterion) {
     let msgs = messages();
-    let entries: Vec<Vec<u8>> =
-        msgs.iter().enumerate().map(|(i, m)| mstore::store::derive::derive(i as u32 + 1, m, false).cache_record).collect();
+    let entries: Vec<Vec<u8>> = msgs
+        .iter()
+        .enumerate()
+        .map(|(i, m)| mstore::store::derive::derive(i as u32 + 1, m, false).cache_record)
+        .collect();
     let mut g = c.benchmark_group("cache");
     g.throughput(Throughput::Elements(entries.len() as u64));
     g.bench_function("decode records", |b| {

@@ -12,6 +12,7 @@ pub mod error;
 pub mod flags;
 pub mod format;
 pub mod fuzzing;
+pub mod import;
 pub mod io;
 pub mod layout;
 pub mod message;

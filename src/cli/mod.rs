@@ -4,6 +4,7 @@
 
 pub mod args;
 mod demo;
+mod import;
 mod progress;
 
 pub use demo::current_user_and_group;
@@ -85,6 +86,8 @@ pub fn mstore_main() -> ExitCode {
         Command::Reconstruct(a) => run(prog, || reconstruct(&a)),
         Command::Recover(a) => run(prog, || recover(&a)),
         Command::Backup(a) => run(prog, || backup(&a)),
+        Command::Import(a) => run(prog, || import::import(&a)),
+        Command::Export(a) => run(prog, || import::export(&a)),
     }
 }
 

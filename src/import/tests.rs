@@ -1,0 +1,1 @@
+//! Library-level tests of import and export.
