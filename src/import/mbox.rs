@@ -471,11 +471,7 @@ fn finish(raw: Vec<u8>, offset: u64, from: FromLine, by_cl: bool, quoting: Quoti
         has_meta = true;
         let value = message::unfold(f.raw_value);
         match name {
-            "status" => {
-                if value.contains(&b'R') {
-                    system_flags |= SystemFlags::SEEN;
-                }
-            }
+            "status" if value.contains(&b'R') => system_flags |= SystemFlags::SEEN,
             "x-status" => {
                 for &b in value.iter() {
                     system_flags |= match b {

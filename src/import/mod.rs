@@ -571,10 +571,8 @@ fn read_entry(
         return Err(ImportError::Malformed { path: e.path.clone(), offset: 0, what: "empty file: skipped".into() });
     }
     let bytes = crate::io::read_file_at(&file, meta.len(), true).map_err(read_err)?;
-    if kind == maildir::FolderKind::Loose {
-        if !maildir::looks_like_message(&bytes[..bytes.len().min(4096)]) {
-            return Ok(Err("not a message (no header field first)"));
-        }
+    if kind == maildir::FolderKind::Loose && !maildir::looks_like_message(&bytes[..bytes.len().min(4096)]) {
+        return Ok(Err("not a message (no header field first)"));
     }
     Ok(Ok(Pending {
         bytes: Payload::File(bytes),
