@@ -178,12 +178,28 @@ fn a_rerun_resumes_and_keeps_true_duplicates() {
     std::fs::write(&part, mbox_of(4)).expect("write");
     import_mbox_file(&st, &part, "box");
     // The re-run imports the rest, keeps the duplicate, and appends nothing twice.
-    let s = import_mbox(&st, "example.com", &name("box"), std::slice::from_ref(&file), &Options::default(), &NoProgress, None)
-        .expect("import");
+    let s = import_mbox(
+        &st,
+        "example.com",
+        &name("box"),
+        std::slice::from_ref(&file),
+        &Options::default(),
+        &NoProgress,
+        None,
+    )
+    .expect("import");
     assert_eq!((s.imported(), s.already_present()), (7, 4));
     assert_eq!(contents(&st, "box").len(), 11);
-    let s = import_mbox(&st, "example.com", &name("box"), std::slice::from_ref(&file), &Options::default(), &NoProgress, None)
-        .expect("import");
+    let s = import_mbox(
+        &st,
+        "example.com",
+        &name("box"),
+        std::slice::from_ref(&file),
+        &Options::default(),
+        &NoProgress,
+        None,
+    )
+    .expect("import");
     assert_eq!((s.imported(), s.already_present()), (0, 11));
     // --duplicates appends anyway.
     let opts = Options { duplicates: true, ..Options::default() };
@@ -199,7 +215,8 @@ fn batches_commit_separately_and_cancel_stops_after_a_batch() {
     std::fs::write(&file, mbox_of(25)).expect("write");
     let opts = Options { batch_messages: 10, ..Options::default() };
     // Count the commits through the change log's modseq: one per batch.
-    let s = import_mbox(&st, "example.com", &name("b"), std::slice::from_ref(&file), &opts, &NoProgress, None).expect("import");
+    let s = import_mbox(&st, "example.com", &name("b"), std::slice::from_ref(&file), &opts, &NoProgress, None)
+        .expect("import");
     assert_eq!(s.imported(), 25);
     let mb = st.open_mailbox("example.com", &name("b")).expect("open");
     assert_eq!(mb.records().len(), 25);
@@ -235,7 +252,15 @@ fn after_a_crash_orphans_are_refused_then_reconstructed_and_get_their_flags_back
         .expect("orphan");
         assert!(written);
     }
-    let refused = import_mbox(&st, "example.com", &name("r"), std::slice::from_ref(&file), &Options::default(), &NoProgress, None);
+    let refused = import_mbox(
+        &st,
+        "example.com",
+        &name("r"),
+        std::slice::from_ref(&file),
+        &Options::default(),
+        &NoProgress,
+        None,
+    );
     match refused {
         Err(Error::NeedsRepair { reason, fix }) => {
             assert!(reason.contains("2 message files above its last UID"), "{reason}");

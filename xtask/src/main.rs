@@ -3,7 +3,7 @@
 //! - `corpus --messages N --out DIR [--seed S]`: a deterministic generated store.
 //! - `ci`: what CI runs (`bash .ci/run`).
 //! - `seeds`: write the fuzz seed inputs to `corpus/fuzz/`.
-//! - `bench reconstruct [--messages N]`: benchmark suites over generated corpora.
+//! - `bench reconstruct|import [--messages N]`: benchmark suites over generated corpora.
 //! - `fuzz [TARGET] [-- ARGS]`: run a cargo-fuzz target (needs `cargo install cargo-fuzz` and nightly).
 
 mod bench;
@@ -29,7 +29,7 @@ enum Cmd {
     Ci,
     /// Write the fuzz targets' seed inputs to corpus/fuzz/<target>/seed-*.
     Seeds,
-    /// Run a benchmark suite (reconstruct).
+    /// Run a benchmark suite (reconstruct, import).
     Bench(bench::BenchArgs),
     /// Internal: the floor of the reconstruct bench, in its own process.
     #[command(name = "__floor", hide = true)]
