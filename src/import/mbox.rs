@@ -314,7 +314,11 @@ impl<R: BufRead> MboxReader<R> {
                 if bytes.is_empty() {
                     return Some(Err(self.malformed(offset, "empty message (a From_ line with nothing after it)")));
                 }
-                Some(Ok(finish(bytes, offset, from, by_cl, self.quoting)))
+                let m = finish(bytes, offset, from, by_cl, self.quoting);
+                if m.bytes.is_empty() {
+                    return Some(Err(self.malformed(offset, "empty message (nothing but mbox bookkeeping fields)")));
+                }
+                Some(Ok(m))
             }
             Err(e) => {
                 self.done = true;
@@ -953,6 +957,45 @@ mod tests {
         assert!(matches!(r.next(), Some(Err(ImportError::Malformed { offset: 0, .. }))));
         assert_eq!(r.next().expect("second").expect("ok").bytes, b"A: b\n");
         assert!(r.next().is_none());
+    }
+
+    proptest::proptest! {
+        /// Any bytes: no panic, messages are non-empty, offsets increase, and the reader
+        /// ends; the same holds with a tiny size limit and for the From_ line parser.
+        #[test]
+        fn any_input_reads_without_panic(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just(b"From a Wed Jul  1 13:17:17 1998\n".to_vec()),
+                    proptest::strategy::Just(b"Content-Length: 3\n".to_vec()),
+                    proptest::strategy::Just(b"Status: RO\nX-Keywords: a, b\n".to_vec()),
+                    proptest::strategy::Just(b"\n".to_vec()),
+                    proptest::strategy::Just(b"\r\n".to_vec()),
+                    proptest::strategy::Just(b">From x\n".to_vec()),
+                    proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+                ],
+                0..30,
+            ),
+            limit in 1usize..200,
+        ) {
+            let data: Vec<u8> = parts.concat();
+            for max in [MAX_MESSAGE, limit] {
+                let mut r = MboxReader::new(&data[..], Path::new("f"), Quoting::Mboxrd).with_max_message(max);
+                let mut last = None;
+                let mut n = 0;
+                while let Some(item) = r.next() {
+                    n += 1;
+                    proptest::prop_assert!(n <= data.len() + 1);
+                    if let Ok(m) = item {
+                        proptest::prop_assert!(!m.bytes.is_empty());
+                        proptest::prop_assert!(last.is_none_or(|l| m.offset > l));
+                        last = Some(m.offset);
+                    }
+                }
+                proptest::prop_assert!(r.offset() <= data.len() as u64);
+            }
+            let _ = parse_from_line(&data);
+        }
     }
 
     fn round_trip(msg: &[u8], flags: u32, kw: &[&str]) {
