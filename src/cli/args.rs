@@ -171,6 +171,7 @@ pub enum ImportSource {
     /// Import a Maildir tree (Maildir++ `.a.b` and nested folders become sub-mailboxes).
     Maildir(ImportMaildirArgs),
     /// Import mbox files (plain, gzip, bzip2, xz or lzip).
+    #[command(override_usage = "mstore import mbox [-f config_file] [OPTIONS] FILE... DOMAIN MAILBOX")]
     Mbox(ImportMboxArgs),
 }
 
@@ -222,7 +223,7 @@ pub struct ImportMboxArgs {
     #[arg(long, default_value = "mboxrd", value_parser = ["mboxrd", "mboxo", "none"])]
     pub quoting: String,
     /// FILE... DOMAIN MAILBOX: the mbox files, then the domain and the mailbox (created if missing).
-    #[arg(value_name = "FILE... DOMAIN MAILBOX", num_args = 0..)]
+    #[arg(value_name = "ARGS", num_args = 0..)]
     pub args: Vec<String>,
 }
 
