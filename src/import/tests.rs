@@ -214,12 +214,16 @@ fn batches_commit_separately_and_cancel_stops_after_a_batch() {
     let file = tmp.path().join("in.mbox");
     std::fs::write(&file, mbox_of(25)).expect("write");
     let opts = Options { batch_messages: 10, ..Options::default() };
-    // Count the commits through the change log's modseq: one per batch.
+    // Three batches (10, 10, 5): every message lands, in source order.
     let s = import_mbox(&st, "example.com", &name("b"), std::slice::from_ref(&file), &opts, &NoProgress, None)
         .expect("import");
     assert_eq!(s.imported(), 25);
     let mb = st.open_mailbox("example.com", &name("b")).expect("open");
     assert_eq!(mb.records().len(), 25);
+    let subjects: Vec<Vec<u8>> =
+        mb.records().iter().map(|r| mb.read_message(r.uid).expect("read")[..11].to_vec()).collect();
+    assert_eq!(subjects[0], b"Subject: 0\n");
+    assert_eq!(subjects[24], b"Subject: 24");
     // A cancel flag already set: nothing is read, the mailbox exists, the run says so.
     let cancel = AtomicBool::new(true);
     let s = import_mbox(&st, "example.com", &name("c"), &[file], &opts, &NoProgress, Some(&cancel)).expect("import");
