@@ -14,6 +14,7 @@ pub mod finding;
 pub mod flags;
 pub mod format;
 pub mod fuzzing;
+pub mod import;
 pub mod io;
 pub mod layout;
 pub mod message;

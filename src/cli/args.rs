@@ -263,6 +263,132 @@ pub struct InitArgs {
     pub common: Common,
 }
 
+/// `mstore import maildir|mbox ...`
+#[derive(Args, Clone, Debug)]
+pub struct ImportArgs {
+    #[command(subcommand)]
+    pub source: ImportSource,
+}
+
+/// What `mstore import` reads.
+#[derive(Subcommand, Clone, Debug)]
+pub enum ImportSource {
+    /// Import a Maildir tree (Maildir++ `.a.b` and nested folders become sub-mailboxes).
+    Maildir(ImportMaildirArgs),
+    /// Import mbox files (plain, gzip, bzip2, xz or lzip).
+    #[command(override_usage = "mstore import mbox [-f config_file] [OPTIONS] FILE... DOMAIN MAILBOX")]
+    Mbox(ImportMboxArgs),
+}
+
+/// Options of both import commands.
+#[derive(Args, Clone, Debug, Default)]
+pub struct ImportCommon {
+    /// Partition of the mailboxes the import creates (default: the configuration's default-partition).
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// Append messages even when the same bytes with the same internal date are already in the
+    /// mailbox (by default a re-run skips them, so an interrupted import resumes).
+    #[arg(long)]
+    pub duplicates: bool,
+    /// Messages per append batch (each batch is one commit).
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub batch: usize,
+    /// Never show a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// `mstore import maildir [-f config_file] PATH DOMAIN MAILBOX`
+#[derive(Args, Clone, Debug)]
+pub struct ImportMaildirArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub import: ImportCommon,
+    /// The Maildir (or directory of folders) to import.
+    #[arg(required_unless_present = "version")]
+    pub path: Option<PathBuf>,
+    /// The domain.
+    #[arg(required_unless_present = "version")]
+    pub domain: Option<String>,
+    /// The mailbox to import into (created if missing); sub-folders go below it.
+    #[arg(required_unless_present = "version")]
+    pub mailbox: Option<String>,
+}
+
+/// `mstore import mbox [-f config_file] FILE... DOMAIN MAILBOX`
+#[derive(Args, Clone, Debug)]
+pub struct ImportMboxArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub import: ImportCommon,
+    /// How `>From ` quoting is undone: mboxrd (one `>` off every `>+From ` line), mboxo (only
+    /// `>From `), none (mboxcl2 files that rely on Content-Length).
+    #[arg(long, default_value = "mboxrd", value_parser = ["mboxrd", "mboxo", "none"])]
+    pub quoting: String,
+    /// FILE... DOMAIN MAILBOX: the mbox files, then the domain and the mailbox (created if missing).
+    #[arg(value_name = "ARGS", num_args = 0..)]
+    pub args: Vec<String>,
+}
+
+/// `mstore export maildir|mbox ...`
+#[derive(Args, Clone, Debug)]
+pub struct ExportArgs {
+    #[command(subcommand)]
+    pub dest: ExportDest,
+}
+
+/// What `mstore export` writes.
+#[derive(Subcommand, Clone, Debug)]
+pub enum ExportDest {
+    /// Export to a new Maildir (with dovecot-uidlist and dovecot-keywords).
+    Maildir(ExportMaildirArgs),
+    /// Export to a new mbox file (mboxrd, with Status/X-Status/X-Keywords).
+    Mbox(ExportMboxArgs),
+}
+
+/// `mstore export maildir [-f config_file] [-r] DOMAIN MAILBOX DEST`
+#[derive(Args, Clone, Debug)]
+pub struct ExportMaildirArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Also export every mailbox below MAILBOX, as Maildir++ folders `.a.b`.
+    #[arg(short = 'r')]
+    pub recursive: bool,
+    /// Never show a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// The domain.
+    #[arg(required_unless_present = "version")]
+    pub domain: Option<String>,
+    /// The mailbox.
+    #[arg(required_unless_present = "version")]
+    pub mailbox: Option<String>,
+    /// The Maildir to create (it must not exist, or be an empty directory).
+    #[arg(required_unless_present = "version")]
+    pub dest: Option<PathBuf>,
+}
+
+/// `mstore export mbox [-f config_file] DOMAIN MAILBOX DEST`
+#[derive(Args, Clone, Debug)]
+pub struct ExportMboxArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Never show a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// The domain.
+    #[arg(required_unless_present = "version")]
+    pub domain: Option<String>,
+    /// The mailbox.
+    #[arg(required_unless_present = "version")]
+    pub mailbox: Option<String>,
+    /// The mbox file to create (it must not exist).
+    #[arg(required_unless_present = "version")]
+    pub dest: Option<PathBuf>,
+}
+
 /// The umbrella command.
 #[derive(Parser, Debug)]
 #[command(
@@ -308,6 +434,10 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Walk the repair ladder: recover, salvage, restore (same as `msdb_repair`).
     Repair(RepairArgs),
+    /// Import mail from a Maildir tree or mbox files, flags, keywords and dates kept.
+    Import(ImportArgs),
+    /// Export a mailbox to a Maildir or an mbox file, flags, keywords and dates kept.
+    Export(ExportArgs),
 }
 
 /// `reconstruct` as its own binary.

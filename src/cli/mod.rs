@@ -5,6 +5,7 @@
 pub mod args;
 mod db;
 mod demo;
+mod import;
 mod progress;
 
 pub use demo::current_user_and_group;
@@ -104,6 +105,8 @@ pub fn mstore_main() -> ExitCode {
         Command::DbVerify(a) => run(prog, || db_verify(&a)),
         Command::Restore(a) => run(prog, || restore(&a)),
         Command::Repair(a) => run(prog, || repair(&a)),
+        Command::Import(a) => run(prog, || import::import(&a)),
+        Command::Export(a) => run(prog, || import::export(&a)),
     }
 }
 

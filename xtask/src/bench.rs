@@ -8,6 +8,13 @@
 //! message file with the same thread count and nothing else), a no-op run (index current),
 //! a metadata-only rebuild (index files removed: the change log still holds every record),
 //! and a full rebuild (index and cache files removed: every message read and parsed).
+//!
+//! `import`: a generated store with every message in one mailbox is exported once with
+//! `mstore export` to a Maildir and an mbox file (kept under the corpus directory); then
+//! each is imported into a fresh store (`fsync: no`, as for every generated corpus), and
+//! timed against the floor (open, read and BLAKE3 of the same message files, one thread:
+//! import appends one message at a time; the all-cores floor is shown for scale). The
+//! exports are timed too.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,6 +30,8 @@ pub enum Suite {
     Reconstruct(BenchArgs),
     /// verify (full and --quick) against the floor.
     Verify(BenchArgs),
+    /// import and export of Maildir and mbox against the floor.
+    Import(BenchArgs),
     /// The databases: commit rates, recovery and backup speed.
     Db(crate::bench_db::DbArgs),
 }
@@ -57,6 +66,7 @@ pub fn run(suite: &Suite) -> Result<()> {
     match suite {
         Suite::Reconstruct(a) => reconstruct(a),
         Suite::Verify(a) => verify(a),
+        Suite::Import(a) => import(a),
         Suite::Db(a) => crate::bench_db::db(a),
     }
 }
@@ -236,6 +246,106 @@ fn reconstruct(a: &BenchArgs) -> Result<()> {
         ),
         &rows,
     );
+    Ok(())
+}
+
+fn import(a: &BenchArgs) -> Result<()> {
+    let root = crate::project_root();
+    let base = a.dir.clone().unwrap_or_else(|| root.join("gen").join(format!("bench-import-{}", a.messages)));
+    let src = base.join("src");
+    let conf = src.join("ms.conf");
+    if !conf.exists() {
+        crate::corpus::run(&crate::corpus::CorpusArgs {
+            messages: a.messages,
+            out: src.clone(),
+            seed: 1,
+            users: None,
+            one_mailbox: true,
+        })?;
+    }
+    let status =
+        Command::new("cargo").args(["build", "--release", "--quiet", "--bin", "mstore"]).current_dir(&root).status()?;
+    if !status.success() {
+        bail!("cargo build failed");
+    }
+    let bin = root.join("target/release/mstore");
+    let c = conf.to_string_lossy().into_owned();
+    let md = base.join("export.maildir");
+    let mbox = base.join("export.mbox");
+    let mut rows = Vec::new();
+    let exe = std::env::current_exe()?;
+    let floor = |threads: usize| -> Result<(u64, u64, f64, u64)> {
+        let mut cmd = Command::new(&exe);
+        cmd.args(["__floor", &c, &threads.to_string()]).stdout(std::process::Stdio::piped());
+        let out = cmd.output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut it = text.split_whitespace();
+        let files: u64 = it.next().and_then(|s| s.parse().ok()).context("floor output")?;
+        let bytes: u64 = it.next().and_then(|s| s.parse().ok()).context("floor output")?;
+        let mut cmd = Command::new(&exe);
+        cmd.args(["__floor", &c, &threads.to_string()]).stdout(std::process::Stdio::null());
+        let (s, rss) = timed(&mut cmd)?;
+        Ok((files, bytes, s, rss))
+    };
+    // Warm the page cache, learn the size.
+    let (files, bytes, _, _) = floor(1)?;
+    let (_, _, s1, rss1) = floor(1)?;
+    rows.push(Row { name: "floor: open+read+blake3, 1 thread", messages: files, bytes, seconds: s1, rss_kib: rss1 });
+    let cores = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let (_, _, sn, rssn) = floor(cores)?;
+    rows.push(Row { name: "floor, all cores", messages: files, bytes, seconds: sn, rss_kib: rssn });
+    for (what, dest) in [("maildir", &md), ("mbox", &mbox)] {
+        if dest.exists() {
+            continue;
+        }
+        let mut cmd = Command::new(&bin);
+        cmd.args(["export", what, "-f", &c, "--no-progress", "example.com", "user/huge"]).arg(dest);
+        cmd.stdout(std::process::Stdio::null());
+        let (s, rss) = timed(&mut cmd)?;
+        let name = if what == "maildir" { "export maildir" } else { "export mbox" };
+        rows.push(Row { name, messages: files, bytes, seconds: s, rss_kib: rss });
+    }
+    for (what, from) in [("maildir", &md), ("mbox", &mbox)] {
+        let target = base.join(format!("target-{what}"));
+        if target.exists() {
+            std::fs::remove_dir_all(&target)?;
+        }
+        std::fs::create_dir_all(&target)?;
+        let tconf = target.join("ms.conf");
+        std::fs::write(&tconf, format!("ms-path: {}\nfsync: no\n", target.join("ms").display()))?;
+        let tc = tconf.to_string_lossy().into_owned();
+        let st = Command::new(&bin).args(["init", "-f", &tc]).stdout(std::process::Stdio::null()).status()?;
+        if !st.success() {
+            bail!("mstore init failed");
+        }
+        let mut cmd = Command::new(&bin);
+        cmd.args(["import", what, "-f", &tc, "--no-progress"]).arg(from).args(["example.com", "user/imported"]);
+        cmd.stdout(std::process::Stdio::null());
+        let (s, rss) = timed(&mut cmd)?;
+        let name = if what == "maildir" { "import maildir" } else { "import mbox" };
+        rows.push(Row { name, messages: files, bytes, seconds: s, rss_kib: rss });
+        // A re-run finds everything present (hash + date per message) and appends nothing.
+        let mut cmd = Command::new(&bin);
+        cmd.args(["import", what, "-f", &tc, "--no-progress"]).arg(from).args(["example.com", "user/imported"]);
+        cmd.stdout(std::process::Stdio::null());
+        let (s, rss) = timed(&mut cmd)?;
+        let name = if what == "maildir" { "re-run maildir (all present)" } else { "re-run mbox (all present)" };
+        rows.push(Row { name, messages: files, bytes, seconds: s, rss_kib: rss });
+    }
+    println!("import bench: {files} messages, {:.1} MiB, corpus {}", bytes as f64 / 1048576.0, base.display());
+    println!("| run | messages/s | MB/s | peak RSS MiB | time s | ratio to 1-thread floor |");
+    println!("|---|---|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {} | {:.0} | {:.0} | {:.1} | {:.2} | {:.2} |",
+            r.name,
+            r.messages as f64 / r.seconds,
+            r.bytes as f64 / 1e6 / r.seconds,
+            r.rss_kib as f64 / 1024.0,
+            r.seconds,
+            r.seconds / s1
+        );
+    }
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 //! - `corpus --messages N --out DIR [--seed S]`: a deterministic generated store.
 //! - `ci`: what CI runs (`bash .ci/run`).
 //! - `seeds`: write the fuzz seed inputs to `corpus/fuzz/`.
-//! - `bench reconstruct|verify|db`: benchmark suites (see the README).
+//! - `bench reconstruct|verify|import|db`: benchmark suites (see the README).
 //! - `crash`: the long crash-state enumeration of the databases.
 //! - `fuzz [TARGET] [-- ARGS]`: run a cargo-fuzz target (needs `cargo install cargo-fuzz` and nightly).
 

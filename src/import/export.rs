@@ -1,0 +1,310 @@
+//! Export: a mailbox (and, for Maildir, its sub-mailboxes) handed out as a Maildir tree
+//! or an mbox file, with flags, keywords and internal dates, in UID order.
+//!
+//! **Maildir**: each message is written to `tmp/`, given the internal date as its mtime,
+//! then renamed into `cur/` as `DATE.MUIDVUIDVALIDITY.mstore,S=SIZE:2,FLAGS` (flag letters
+//! in ASCII order: `D` draft, `F` flagged, `P` for the `$Forwarded` keyword, `R`
+//! answered, `S` seen, `T` deleted, then keyword letters). `dovecot-keywords` names the
+//! keyword letters (26 at most: further keywords are reported and not written), and
+//! `dovecot-uidlist` (version 3) gives every file its UID and the mailbox its UID
+//! validity, so Dovecot, and our own import, keep UIDs order and keywords. Sub-mailboxes
+//! (with `recursive`) become Maildir++ folders `.a.b` with a `maildirfolder` file.
+//!
+//! **mbox**: see [`super::mbox::write_message`]. The file is written under a temporary
+//! name in the destination directory, synced and renamed into place, so a crash never
+//! leaves a half-written mbox under the requested name.
+//!
+//! Export reads without the mailbox lock (the store's files are replaced by rename, and
+//! message files are write-once); a message expunged meanwhile is reported and skipped.
+//! The destination must not exist (an empty directory is accepted for Maildir): nothing
+//! is ever overwritten.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, IoContext, Result};
+use crate::flags::SystemFlags;
+use crate::io::{self, Durability};
+use crate::layout::MailboxName;
+use crate::message::DateTime;
+use crate::store::{Mailbox, Store};
+use crate::util::hex;
+
+use super::Progress;
+use super::maildir::PASSED_KEYWORD;
+
+/// What an export did.
+#[derive(Debug, Default)]
+pub struct ExportSummary {
+    /// (mailbox, messages, bytes) per mailbox written.
+    pub mailboxes: Vec<(String, u64, u64)>,
+    /// Messages written changed (mbox: own bookkeeping fields or a missing final line end).
+    pub changed: u64,
+    /// Problems (a message that could not be read, keywords beyond 26 letters...).
+    pub problems: Vec<String>,
+}
+
+impl ExportSummary {
+    /// Messages written.
+    pub fn messages(&self) -> u64 {
+        self.mailboxes.iter().map(|m| m.1).sum()
+    }
+
+    /// The human summary.
+    pub fn render_text(&self, dest: &Path) -> String {
+        let mut s = String::new();
+        for (name, n, b) in &self.mailboxes {
+            s.push_str(&format!("{name}: {n} exported ({b} bytes)\n"));
+        }
+        s.push_str(&format!(
+            "export: {} messages from {} mailboxes to {}, {} problems",
+            self.messages(),
+            self.mailboxes.len(),
+            dest.display(),
+            self.problems.len()
+        ));
+        if self.changed > 0 {
+            s.push_str(&format!(", {} messages could not be written unchanged (see above)", self.changed));
+        }
+        s.push('\n');
+        s
+    }
+}
+
+fn refuse_existing(dest: &Path, allow_empty_dir: bool) -> Result<()> {
+    match std::fs::symlink_metadata(dest) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("stat", dest, e)),
+        Ok(m) if allow_empty_dir && m.is_dir() => {
+            if std::fs::read_dir(dest).ctx("list", dest)?.next().is_some() {
+                Err(Error::Invalid(format!("{} exists and is not empty; export never overwrites", dest.display())))
+            } else {
+                Ok(())
+            }
+        }
+        Ok(_) => Err(Error::Invalid(format!("{} exists; export never overwrites", dest.display()))),
+    }
+}
+
+/// The mailbox and, with `recursive`, every mailbox below it, sorted.
+fn mailboxes(store: &Store, domain: &str, name: &MailboxName, recursive: bool) -> Result<Vec<MailboxName>> {
+    store.entry(domain, name)?;
+    if !recursive {
+        return Ok(vec![name.clone()]);
+    }
+    Ok(store.list(Some(domain))?.into_iter().map(|e| e.name).filter(|n| n.is_within(name)).collect())
+}
+
+/// Maildir flag letters of a record (without keyword letters).
+fn system_letters(system: u32, forwarded: bool) -> String {
+    let mut s = String::new();
+    for (bit, c) in [
+        (SystemFlags::DRAFT, 'D'),
+        (SystemFlags::FLAGGED, 'F'),
+        (u32::MAX, 'P'),
+        (SystemFlags::ANSWERED, 'R'),
+        (SystemFlags::SEEN, 'S'),
+        (SystemFlags::DELETED, 'T'),
+    ] {
+        let on = if c == 'P' { forwarded } else { system & bit != 0 };
+        if on {
+            s.push(c);
+        }
+    }
+    s
+}
+
+/// Export `domain`'s mailbox `name` to the Maildir `dest` (created; it must not exist or
+/// be an empty directory).
+pub fn export_maildir(
+    store: &Store,
+    domain: &str,
+    name: &MailboxName,
+    dest: &Path,
+    recursive: bool,
+    progress: &dyn Progress,
+) -> Result<ExportSummary> {
+    let domain = crate::layout::domain(domain)?;
+    let names = mailboxes(store, &domain, name, recursive)?;
+    refuse_existing(dest, true)?;
+    let d = store.config().durability;
+    let mut summary = ExportSummary::default();
+    let mut opened = Vec::new();
+    for n in &names {
+        opened.push((n.clone(), store.open_mailbox(&domain, n)?));
+    }
+    progress.start(opened.iter().map(|(_, mb)| mb.records().len() as u64).sum(), false);
+    std::fs::create_dir_all(dest).ctx("create", dest)?;
+    for (n, mb) in &opened {
+        let dir = if n == name {
+            dest.to_path_buf()
+        } else {
+            let rest = &n.as_str()[name.as_str().len() + 1..];
+            if rest.split('/').any(|c| c.contains('.') || c.starts_with('.')) {
+                summary.problems.push(format!(
+                    "{n}: a name component holds '.', which Maildir++ uses as its separator: not exported"
+                ));
+                continue;
+            }
+            dest.join(format!(".{}", rest.replace('/', ".")))
+        };
+        let (count, bytes) = write_maildir_folder(mb, &dir, n != name, d, progress, &mut summary.problems)?;
+        summary.mailboxes.push((n.to_string(), count, bytes));
+    }
+    if let Some(parent) = dest.parent() {
+        d.sync_dir(parent).ctx("sync directory", parent)?;
+    }
+    Ok(summary)
+}
+
+fn write_maildir_folder(
+    mb: &Mailbox,
+    dir: &Path,
+    sub: bool,
+    d: Durability,
+    progress: &dyn Progress,
+    problems: &mut Vec<String>,
+) -> Result<(u64, u64)> {
+    for s in ["cur", "new", "tmp"] {
+        let p = dir.join(s);
+        std::fs::create_dir_all(&p).ctx("create", &p)?;
+    }
+    if sub {
+        io::atomic_write(dir, "maildirfolder", b"", d).ctx("write", &dir.join("maildirfolder"))?;
+    }
+    let label = mb.place().label();
+    // Keyword letters: in slot order, for the keywords some message carries.
+    let mut used = crate::flags::UserFlags::default();
+    for r in mb.records() {
+        used.0 |= r.user_flags.0;
+    }
+    let mut letters: Vec<(usize, u8)> = Vec::new(); // slot → letter
+    let mut keywords_file = String::new();
+    let mut lost = Vec::new();
+    for slot in used.slots() {
+        let Some(kw) = mb.header().flag_name(slot) else { continue };
+        if kw == PASSED_KEYWORD {
+            continue;
+        }
+        if letters.len() < 26 {
+            let letter = b'a' + letters.len() as u8;
+            keywords_file.push_str(&format!("{} {kw}\n", letters.len()));
+            letters.push((slot, letter));
+        } else {
+            lost.push(kw.to_string());
+        }
+    }
+    if !lost.is_empty() {
+        problems.push(format!("{label}: Maildir has 26 keyword letters; keywords {lost:?} were not exported"));
+    }
+    let forwarded_slot = mb.header().flag_slot(PASSED_KEYWORD);
+    let mut uidlist =
+        format!("3 V{} N{} G{}\n", mb.uid_validity(), mb.last_uid().saturating_add(1), hex(&mb.header().unique_id));
+    let (mut count, mut bytes) = (0u64, 0u64);
+    let pid = std::process::id();
+    for r in mb.records() {
+        progress.advance(1);
+        let data = match mb.read_message(r.uid) {
+            Ok(b) => b,
+            Err(e) => {
+                problems.push(format!("{label}: UID {}: {e}: not exported", r.uid));
+                continue;
+            }
+        };
+        let base = format!("{}.M{}V{}.mstore,S={}", r.internal_date, r.uid, mb.uid_validity(), data.len());
+        let mut info = system_letters(r.system_flags.0, forwarded_slot.is_some_and(|s| r.user_flags.has(s)));
+        for &(slot, letter) in &letters {
+            if r.user_flags.has(slot) {
+                info.push(letter as char);
+            }
+        }
+        let tmp_name = format!("{base}.{pid}");
+        let tmp = dir.join("tmp").join(&tmp_name);
+        if !io::create_new_file(&dir.join("tmp"), &tmp_name, &data, Some(r.internal_date), d).ctx("create", &tmp)? {
+            return Err(Error::Invalid(format!("{} exists; export never overwrites", tmp.display())));
+        }
+        let target = dir.join("cur").join(format!("{base}:2,{info}"));
+        io::rename_noreplace(&tmp, &target).ctx("rename", &tmp)?;
+        uidlist.push_str(&format!("{} :{base}\n", r.uid));
+        count += 1;
+        bytes += data.len() as u64;
+    }
+    for s in ["cur", "tmp"] {
+        let p = dir.join(s);
+        d.sync_dir(&p).ctx("sync directory", &p)?;
+    }
+    io::atomic_write(dir, "dovecot-keywords", keywords_file.as_bytes(), d)
+        .ctx("write", &dir.join("dovecot-keywords"))?;
+    io::atomic_write(dir, "dovecot-uidlist", uidlist.as_bytes(), d).ctx("write", &dir.join("dovecot-uidlist"))?;
+    Ok((count, bytes))
+}
+
+/// Export `domain`'s mailbox `name` to the mbox file `dest` (which must not exist).
+pub fn export_mbox(
+    store: &Store,
+    domain: &str,
+    name: &MailboxName,
+    dest: &Path,
+    progress: &dyn Progress,
+) -> Result<ExportSummary> {
+    let domain = crate::layout::domain(domain)?;
+    let mb = store.open_mailbox(&domain, name)?;
+    refuse_existing(dest, false)?;
+    let d = store.config().durability;
+    let parent: PathBuf = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = dest
+        .file_name()
+        .ok_or_else(|| Error::Invalid(format!("{} names no file", dest.display())))?
+        .to_string_lossy()
+        .into_owned();
+    let tmp = parent.join(io::temp_name(&file_name));
+    let mut summary = ExportSummary::default();
+    progress.start(mb.records().len() as u64, false);
+    let result = (|| -> Result<(u64, u64)> {
+        let f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp).ctx("create", &tmp)?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+        let (mut count, mut bytes) = (0u64, 0u64);
+        let label = mb.place().label();
+        for r in mb.records() {
+            progress.advance(1);
+            let data = match mb.read_message(r.uid) {
+                Ok(b) => b,
+                Err(e) => {
+                    summary.problems.push(format!("{label}: UID {}: {e}: not exported", r.uid));
+                    continue;
+                }
+            };
+            let kw = mb.user_flag_names(r.user_flags);
+            let date = DateTime { unix: r.internal_date, offset_minutes: r.internal_offset };
+            let o = super::mbox::write_message(&mut w, &data, date, r.system_flags.0, &kw).ctx("write", &tmp)?;
+            if o.changed {
+                summary.changed += 1;
+                summary.problems.push(format!(
+                    "{label}: UID {}: written changed (its own Status/X-Status/X-Keywords/Content-Length fields were replaced, or a line end was added to a header-only message)",
+                    r.uid
+                ));
+            }
+            count += 1;
+            bytes += data.len() as u64;
+        }
+        let f = w.into_inner().map_err(|e| Error::io("write", &tmp, e.into_error()))?;
+        d.sync_file(&f).ctx("sync", &tmp)?;
+        drop(f);
+        io::rename_noreplace(&tmp, dest).ctx("rename into place", dest)?;
+        d.sync_dir(&parent).ctx("sync directory", &parent)?;
+        Ok((count, bytes))
+    })();
+    match result {
+        Ok((count, bytes)) => {
+            summary.mailboxes.push((name.to_string(), count, bytes));
+            Ok(summary)
+        }
+        Err(e) => {
+            // Our own temporary file, never renamed into place.
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
