@@ -22,7 +22,12 @@ fn corpus() -> PathBuf {
 
 fn store(dir: &Path) -> (Store, PathBuf) {
     let conf = dir.join("ms.conf");
-    std::fs::write(&conf, format!("ms-path: {}\nfsync: no\n", dir.join("ms").display())).expect("conf");
+    let (u, g) = mstore::cli::current_user_and_group();
+    std::fs::write(
+        &conf,
+        format!("ms-path: {}\nruntime-user: {u}\nruntime-group: {g}\nfsync: no\n", dir.join("ms").display()),
+    )
+    .expect("conf");
     let st = Store::init(Config::load(&conf).expect("config")).expect("store");
     (st, conf)
 }
