@@ -124,6 +124,12 @@ pub fn encode(header: &IndexHeaderInfo, records: &[MessageRecord]) -> Vec<u8> {
     out
 }
 
+/// The 128 header bytes of an index of `count` records (for writers that stream the
+/// records after it).
+pub fn encode_header_bytes(h: &IndexHeaderInfo, count: u32) -> Vec<u8> {
+    encode_header(h, count).as_bytes().to_vec()
+}
+
 fn encode_header(h: &IndexHeaderInfo, count: u32) -> IndexHeader {
     let mut raw = IndexHeader {
         magic: MAGIC,

@@ -21,7 +21,7 @@
 
 use serde::Serialize;
 
-use super::plan::OldState;
+use super::plan::{OldState, UidMap};
 use crate::codec::header::MailboxHeader;
 use crate::codec::index::MessageRecord;
 use crate::flags::{DateSource, SystemFlags, UserFlags};
@@ -110,21 +110,32 @@ pub fn best_candidate(old: &OldState, uid: u32) -> Option<&MessageRecord> {
 
 /// The candidate whose state a file of `uid` would keep if it still describes the same
 /// message, and the expunge that may supersede it.
-pub fn candidates(old: &OldState, uid: u32, use_index: bool, use_log: bool) -> Vec<(Source, MessageRecord)> {
-    let mut c = Vec::with_capacity(2);
-    if use_index {
-        if let Some(r) = old.index_records.get(&uid) {
-            c.push((Source::Index, *r));
-        }
-    }
-    if use_log {
-        if let Some(r) = old.log.as_ref().and_then(|l| l.state.get(&uid)) {
-            c.push((Source::Log, *r));
-        }
-    }
+pub fn candidates(old: &OldState, uid: u32, use_index: bool, use_log: bool) -> Candidates<'_> {
+    let i = if use_index { old.index_records.get(&uid).map(|r| (Source::Index, r)) } else { None };
+    let l = if use_log { old.log.as_ref().and_then(|l| l.state.get(&uid)).map(|r| (Source::Log, r)) } else { None };
     // Newest first; on a tie the index (the checkpoint both agree on) first.
-    c.sort_by(|a, b| b.1.modseq.cmp(&a.1.modseq).then((a.0 as u8).cmp(&(b.0 as u8))));
-    c
+    let c = match (i, l) {
+        (Some(a), Some(b)) if b.1.modseq > a.1.modseq => [Some(b), Some(a)],
+        (Some(a), b) => [Some(a), b],
+        (None, b) => [b, None],
+    };
+    Candidates(c)
+}
+
+/// At most two candidate records of a UID, newest first (no allocation: this runs once
+/// per message).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Candidates<'a>([Option<(Source, &'a MessageRecord)>; 2]);
+
+impl<'a> Candidates<'a> {
+    /// The newest.
+    pub fn first(&self) -> Option<&(Source, &'a MessageRecord)> {
+        self.0[0].as_ref()
+    }
+    /// All, newest first.
+    pub fn iter(&self) -> impl Iterator<Item = &(Source, &'a MessageRecord)> {
+        self.0.iter().flatten()
+    }
 }
 
 /// One change, for the report (`--json` prints them all).
@@ -143,6 +154,59 @@ pub struct Change {
     pub new: Option<serde_json::Value>,
     /// In words.
     pub detail: String,
+}
+
+/// Changes of one kind that were counted rather than kept.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Elided {
+    /// Kind.
+    pub what: &'static str,
+    /// How many.
+    pub count: u64,
+    /// Their UIDs.
+    pub uids: Vec<u32>,
+}
+
+/// The changes of a merge: every one, or (to bound memory on huge mailboxes) the first
+/// `keep` of each kind with the rest counted; a change that is not kept is never built.
+#[derive(Clone, Debug, Default)]
+pub struct ChangeList {
+    keep: usize,
+    /// The changes kept.
+    pub list: Vec<Change>,
+    /// The changes counted.
+    pub elided: Vec<Elided>,
+    per_kind: std::collections::HashMap<&'static str, usize>,
+}
+
+impl ChangeList {
+    /// Keep the first `keep` changes of each kind (`usize::MAX`: all).
+    pub fn new(keep: usize) -> ChangeList {
+        ChangeList { keep, ..ChangeList::default() }
+    }
+
+    /// Record a change; `build` gives (old, new, detail) and runs only if it is kept.
+    pub fn add(
+        &mut self,
+        uid: Option<u32>,
+        what: &'static str,
+        build: impl FnOnce() -> (Option<serde_json::Value>, Option<serde_json::Value>, String),
+    ) {
+        let n = self.per_kind.entry(what).or_default();
+        *n += 1;
+        if *n <= self.keep {
+            let (old, new, detail) = build();
+            self.list.push(Change { uid, what, old, new, detail });
+            return;
+        }
+        match self.elided.iter_mut().find(|e| e.what == what) {
+            Some(e) => {
+                e.count += 1;
+                e.uids.extend(uid);
+            }
+            None => self.elided.push(Elided { what, count: 1, uids: uid.into_iter().collect() }),
+        }
+    }
 }
 
 /// Counts for the one-line summary of a mailbox.
@@ -173,6 +237,8 @@ pub struct MergeInput<'a> {
     pub now: i64,
     /// A fresh unique id to use if no source has one.
     pub fresh_id: [u8; 16],
+    /// Changes kept per kind (`usize::MAX`: all).
+    pub keep_changes: usize,
 }
 
 /// The rebuilt state of a mailbox.
@@ -190,8 +256,8 @@ pub struct Merged {
     pub renames: Vec<(u32, u32)>,
     /// Files to move aside (leftovers of expunges): UIDs.
     pub set_aside: Vec<u32>,
-    /// Every change.
-    pub changes: Vec<Change>,
+    /// The changes.
+    pub changes: ChangeList,
     /// Summary counts.
     pub counts: Counts,
     /// Whether the state differs from what the old files say (something to write).
@@ -232,7 +298,7 @@ fn same_state(a: &MessageRecord, b: &MessageRecord) -> bool {
 
 /// Merge. `files` must be sorted by UID.
 pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> Merged {
-    let mut changes: Vec<Change> = Vec::new();
+    let mut changes = ChangeList::new(input.keep_changes);
     let mut counts = Counts::default();
     let mut unrepaired = false;
 
@@ -258,24 +324,16 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
     };
     if let Some(h) = &old.index_header {
         if !use_index {
-            changes.push(Change {
-                uid: None,
-                what: "index-ignored",
-                old: None,
-                new: None,
-                detail: "ms.index belongs to another mailbox or UID validity; its records were not used".into(),
+            changes.add(None, "index-ignored", || {
+                (None, None, "ms.index belongs to another mailbox or UID validity; its records were not used".into())
             });
             let _ = h;
         }
     }
     let use_log = old.log.as_ref().is_some_and(|l| validity_ok(l.header.uid_validity, l.header.unique_id));
     if old.log.is_some() && !use_log {
-        changes.push(Change {
-            uid: None,
-            what: "log-ignored",
-            old: None,
-            new: None,
-            detail: "ms.log belongs to another mailbox or UID validity; its records were not used".into(),
+        changes.add(None, "log-ignored", || {
+            (None, None, "ms.log belongs to another mailbox or UID validity; its records were not used".into())
         });
     }
     let mut last_known: Option<u32> = None;
@@ -328,13 +386,7 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
         }
     };
     if validity_changed {
-        changes.push(Change {
-            uid: None,
-            what: "uidvalidity-changed",
-            old: old_validity.map(|v| serde_json::json!(v)),
-            new: Some(serde_json::json!(uid_validity)),
-            detail: "the last UID could not be recovered from the header, index or log: new UID validity issued, files keep their UIDs".into(),
-        });
+        changes.add(None, "uidvalidity-changed", || (old_validity.map(|v| serde_json::json!(v)), Some(serde_json::json!(uid_validity)), "the last UID could not be recovered from the header, index or log: new UID validity issued, files keep their UIDs".into()));
     }
     let mut last_uid = if validity_changed { max_file_uid } else { last_known.unwrap_or(0).max(trusted_uids_max) };
     let mut seq = old.log.as_ref().map(|l| l.seq).unwrap_or(0);
@@ -342,7 +394,7 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
         seq = seq.max(h.log_seq).max(h.highest_modseq);
     }
     if let Some(c) = &old.current {
-        seq = seq.max(c.4);
+        seq = seq.max(c.seq);
     }
     for r in old.index_records.values() {
         seq = seq.max(r.modseq);
@@ -354,7 +406,7 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
     for f in files {
         let uid = f.uid();
         let cands = if validity_changed && !use_index && !use_log {
-            Vec::new()
+            Candidates::default()
         } else {
             candidates(old, uid, use_index, use_log)
         };
@@ -363,12 +415,12 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
             FileOutcome::Vanished { .. } => {
                 if let Some((_, r)) = cands.first() {
                     counts.dropped += 1;
-                    changes.push(Change {
-                        uid: Some(uid),
-                        what: "dropped-missing",
-                        old: Some(flag_json(&names, r)),
-                        new: None,
-                        detail: "message file vanished during the run; record dropped".into(),
+                    changes.add(Some(uid), "dropped-missing", || {
+                        (
+                            Some(flag_json(&names, r)),
+                            None,
+                            "message file vanished during the run; record dropped".into(),
+                        )
                     });
                 }
             }
@@ -376,44 +428,32 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
                 unrepaired = true;
                 if let Some((_, r)) = cands.first() {
                     counts.dropped += 1;
-                    changes.push(Change {
-                        uid: Some(uid),
-                        what: "dropped-empty",
-                        old: Some(flag_json(&names, r)),
-                        new: None,
-                        detail: format!(
-                            "{uid}. is empty: record dropped (flags were {}), file left in place",
-                            flag_json(&names, r)
-                        ),
+                    changes.add(Some(uid), "dropped-empty", || {
+                        (
+                            Some(flag_json(&names, r)),
+                            None,
+                            format!(
+                                "{uid}. is empty: record dropped (flags were {}), file left in place",
+                                flag_json(&names, r)
+                            ),
+                        )
                     });
                 } else {
-                    changes.push(Change {
-                        uid: Some(uid),
-                        what: "empty-file",
-                        old: None,
-                        new: None,
-                        detail: format!("{uid}. is empty: not indexed, left in place"),
+                    changes.add(Some(uid), "empty-file", || {
+                        (None, None, format!("{uid}. is empty: not indexed, left in place"))
                     });
                 }
             }
             FileOutcome::Unreadable { error, .. } => {
                 unrepaired = true;
                 if let Some((src, r)) = cands.first() {
-                    records.push(*r);
-                    changes.push(Change {
-                        uid: Some(uid),
-                        what: "unreadable",
-                        old: None,
-                        new: None,
-                        detail: format!("{uid}. cannot be read ({error}); its {src:?} record is kept unverified"),
+                    records.push(**r);
+                    changes.add(Some(uid), "unreadable", || {
+                        (None, None, format!("{uid}. cannot be read ({error}); its {src:?} record is kept unverified"))
                     });
                 } else {
-                    changes.push(Change {
-                        uid: Some(uid),
-                        what: "unreadable",
-                        old: None,
-                        new: None,
-                        detail: format!("{uid}. cannot be read ({error}); not indexed"),
+                    changes.add(Some(uid), "unreadable", || {
+                        (None, None, format!("{uid}. cannot be read ({error}); not indexed"))
                     });
                 }
             }
@@ -430,10 +470,10 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
                 if let Some((src, r)) = trusted {
                     if expunged_at.is_some_and(|e| e > r.modseq) {
                         set_aside.push(uid);
-                        changes.push(expunged_leftover(uid));
+                        changes.add(Some(uid), "expunged-leftover", || expunged_leftover(uid));
                         continue;
                     }
-                    let mut rec = *r;
+                    let mut rec = **r;
                     if let Some(d) = derived {
                         rec.content_hash = d.content_hash;
                         rec.header_size = d.header_size;
@@ -445,25 +485,14 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
                         }
                     }
                     if cands.first().map(|c| c.1.modseq) != Some(r.modseq) {
-                        changes.push(Change {
-                            uid: Some(uid),
-                            what: "newest-record-mismatch",
-                            old: None,
-                            new: None,
-                            detail: format!("the newest record of {uid}. describes other content; an older {src:?} record that matches was used"),
-                        });
+                        changes.add(Some(uid), "newest-record-mismatch", || (None, None, format!("the newest record of {uid}. describes other content; an older {src:?} record that matches was used")));
                     }
                     let from_index = old.index_records.get(&uid);
                     if from_index.is_some_and(|i| same_state(i, &rec)) {
                         counts.kept += 1;
                     } else {
                         counts.rebuilt += 1;
-                        changes.push(Change {
-                            uid: Some(uid),
-                            what: if *src == Source::Log { "record-from-log" } else { "record-rebuilt" },
-                            old: from_index.map(|i| flag_json(&names, i)),
-                            new: Some(flag_json(&names, &rec)),
-                            detail: match (src, from_index) {
+                        changes.add(Some(uid), if *src == Source::Log { "record-from-log" } else { "record-rebuilt" }, || (from_index.map(|i| flag_json(&names, i)), Some(flag_json(&names, &rec)), match (src, from_index) {
                                 (Source::Log, None) => {
                                     "index record missing or damaged: flags and date recovered from the change log"
                                         .into()
@@ -472,8 +501,7 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
                                     "index record out of date: flags and date taken from the change log".into()
                                 }
                                 _ => "index record rewritten with re-derived fields".into(),
-                            },
-                        });
+                            }));
                     }
                     records.push(rec);
                 } else {
@@ -483,24 +511,24 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
                         if had_flags {
                             counts.flags_lost += 1;
                         }
-                        changes.push(Change {
-                            uid: Some(uid),
-                            what: "content-changed",
-                            old: Some(flag_json(&names, r)),
-                            new: None,
-                            detail: format!(
-                                "{uid}. no longer matches its {src:?} record ({}); old flags {} not applied",
-                                if r.size == info.size {
-                                    "same size, different content hash".to_string()
-                                } else {
-                                    format!("size {} → {}", r.size, info.size)
-                                },
-                                flag_json(&names, r)
-                            ),
+                        changes.add(Some(uid), "content-changed", || {
+                            (
+                                Some(flag_json(&names, r)),
+                                None,
+                                format!(
+                                    "{uid}. no longer matches its {src:?} record ({}); old flags {} not applied",
+                                    if r.size == info.size {
+                                        "same size, different content hash".to_string()
+                                    } else {
+                                        format!("size {} → {}", r.size, info.size)
+                                    },
+                                    flag_json(&names, r)
+                                ),
+                            )
                         });
                     } else if expunged_at.is_some() {
                         set_aside.push(uid);
-                        changes.push(expunged_leftover(uid));
+                        changes.add(Some(uid), "expunged-leftover", || expunged_leftover(uid));
                         continue;
                     }
                     let (date, source) = pick_date(info, derived, input.now);
@@ -529,13 +557,16 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
     }
 
     // 4. Records with no file (the newest candidate of each UID not on disk).
+    // Skipped for a source whose every record has a file (the common case: counted
+    // cheaply instead of a search per record).
     let on_disk = |u: &u32| files.binary_search_by_key(u, FileOutcome::uid).is_ok();
-    let mut gone: std::collections::HashMap<u32, MessageRecord> = std::collections::HashMap::new();
-    if use_index {
+    let with_file = |m: &UidMap<MessageRecord>| files.iter().filter(|f| m.contains_key(&f.uid())).count();
+    let mut gone: UidMap<MessageRecord> = UidMap::default();
+    if use_index && with_file(&old.index_records) < old.index_records.len() {
         gone.extend(old.index_records.values().filter(|r| !on_disk(&r.uid)).map(|r| (r.uid, *r)));
     }
     if use_log {
-        if let Some(l) = &old.log {
+        if let Some(l) = old.log.as_ref().filter(|l| with_file(&l.state) < l.state.len()) {
             for r in l.state.values().filter(|r| !on_disk(&r.uid)) {
                 let g = gone.entry(r.uid).or_insert(*r);
                 if g.modseq < r.modseq {
@@ -554,12 +585,12 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
             continue;
         }
         counts.dropped += 1;
-        changes.push(Change {
-            uid: Some(uid),
-            what: "dropped-missing",
-            old: Some(flag_json(&names, r)),
-            new: None,
-            detail: format!("{uid}. is gone: record dropped (flags were {})", flag_json(&names, r)),
+        changes.add(Some(uid), "dropped-missing", || {
+            (
+                Some(flag_json(&names, r)),
+                None,
+                format!("{uid}. is gone: record dropped (flags were {})", flag_json(&names, r)),
+            )
         });
     }
 
@@ -568,12 +599,12 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
     let before_new = last_uid;
     last_uid = last_uid.max(max_file_uid).max(records.iter().map(|r| r.uid).max().unwrap_or(0));
     if !validity_changed && last_uid > before_new {
-        changes.push(Change {
-            uid: None,
-            what: "last-uid-raised",
-            old: Some(serde_json::json!(before_new)),
-            new: Some(serde_json::json!(last_uid)),
-            detail: format!("last UID raised from {before_new} to {last_uid} for message files above it"),
+        changes.add(None, "last-uid-raised", || {
+            (
+                Some(serde_json::json!(before_new)),
+                Some(serde_json::json!(last_uid)),
+                format!("last UID raised from {before_new} to {last_uid} for message files above it"),
+            )
         });
     }
     let mut renames = Vec::new();
@@ -582,24 +613,18 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
         if reappend {
             last_uid += 1;
             renames.push((uid, last_uid));
-            changes.push(Change {
-                uid: Some(last_uid),
-                what: "re-appended",
-                old: Some(serde_json::json!(uid)),
-                new: Some(serde_json::json!(last_uid)),
-                detail: format!(
+            changes.add(Some(last_uid), "re-appended", || (Some(serde_json::json!(uid)), Some(serde_json::json!(last_uid)), format!(
                     "{uid}. has no record and its UID is not above the last UID: renamed to {last_uid}. (bytes untouched), internal date from {}",
                     rec.date_source.as_str()
-                ),
-            });
+                )));
             rec.uid = last_uid;
         } else {
-            changes.push(Change {
-                uid: Some(uid),
-                what: "added",
-                old: None,
-                new: Some(date_json(rec.internal_date, rec.internal_offset)),
-                detail: format!("{uid}. had no record: indexed, internal date from {}", rec.date_source.as_str()),
+            changes.add(Some(uid), "added", || {
+                (
+                    None,
+                    Some(date_json(rec.internal_date, rec.internal_offset)),
+                    format!("{uid}. had no record: indexed, internal date from {}", rec.date_source.as_str()),
+                )
             });
         }
         records.push(rec);
@@ -615,29 +640,21 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
             }
             let placeholder = format!("$RecoveredFlag{slot}");
             let carriers = records.iter().filter(|r| r.user_flags.has(slot)).count();
-            changes.push(Change {
-                uid: None,
-                what: "flag-name-unknown",
-                old: None,
-                new: Some(serde_json::json!(placeholder)),
-                detail: format!(
+            changes.add(None, "flag-name-unknown", || (None, Some(serde_json::json!(placeholder)), format!(
                     "the name of user flag slot {slot} is lost (header and log); {carriers} message(s) keep it as {placeholder}"
-                ),
-            });
+                )));
             names[slot] = Some(placeholder);
         }
     }
 
     // Modseqs: new and renamed records get fresh ones; a record recovered from the log
     // keeps the modseq of the change it records.
-    let current: Option<&Vec<MessageRecord>> = old.current.as_ref().map(|c| &c.2);
     seq = seq.max(records.iter().map(|r| r.modseq).max().unwrap_or(0));
     let mut changed_any = false;
     let mut placement_changed = false;
     for r in records.iter_mut() {
-        let prev = current
-            .and_then(|c| c.binary_search_by_key(&r.uid, |x| x.uid).ok().map(|i| &c[i]))
-            .or(old.index_records.get(&r.uid));
+        // With a consistent mailbox, `index_records` is its live state.
+        let prev = old.index_records.get(&r.uid);
         if prev.is_some_and(|p| (p.cache_offset, p.cache_len) != (r.cache_offset, r.cache_len)) {
             placement_changed = true;
         }
@@ -662,29 +679,31 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
     };
     let header_same = match (&old.current, &old.header) {
         (Some(c), _) => {
-            c.0.unique_id == header.unique_id
-                && c.0.uid_validity == header.uid_validity
-                && c.0.flags == header.flags
-                && c.0.domain == header.domain
-                && c.0.name == header.name
+            c.header.unique_id == header.unique_id
+                && c.header.uid_validity == header.uid_validity
+                && c.header.flags == header.flags
+                && c.header.domain == header.domain
+                && c.header.name == header.name
         }
         (None, Some(h)) => *h == header,
         (None, None) => false,
     };
     let state_same = match &old.current {
         Some(c) => {
-            c.2.len() == records.len() && c.2.iter().zip(&records).all(|(a, b)| same_state(a, b)) && c.3 == last_uid
+            old.index_records.len() == records.len()
+                && records.iter().all(|b| old.index_records.get(&b.uid).is_some_and(|a| same_state(a, b)))
+                && c.last_uid == last_uid
         }
         None => false,
     };
     let changed = changed_any || !state_same || !header_same || !renames.is_empty() || !set_aside.is_empty();
     if !header_same && old.header.as_ref().is_some_and(|h| h.name != header.name || h.domain != header.domain) {
-        changes.push(Change {
-            uid: None,
-            what: "header-name",
-            old: old.header.as_ref().map(|h| serde_json::json!(format!("{}:{}", h.domain, h.name))),
-            new: Some(serde_json::json!(format!("{}:{}", header.domain, header.name))),
-            detail: "the header named another mailbox; rewritten with the registered name".into(),
+        changes.add(None, "header-name", || {
+            (
+                old.header.as_ref().map(|h| serde_json::json!(format!("{}:{}", h.domain, h.name))),
+                Some(serde_json::json!(format!("{}:{}", header.domain, header.name))),
+                "the header named another mailbox; rewritten with the registered name".into(),
+            )
         });
     }
     Merged {
@@ -703,14 +722,8 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
 }
 
 /// The change that sets aside the leftover of an interrupted expunge.
-fn expunged_leftover(uid: u32) -> Change {
-    Change {
-        uid: Some(uid),
-        what: "expunged-leftover",
-        old: None,
-        new: None,
-        detail: format!("{uid}. was expunged (change log) but its file remained: moved to ms.quarantine/"),
-    }
+fn expunged_leftover(uid: u32) -> (Option<serde_json::Value>, Option<serde_json::Value>, String) {
+    (None, None, format!("{uid}. was expunged (change log) but its file remained: moved to ms.quarantine/"))
 }
 
 /// The internal date of a message with no surviving record.

@@ -398,6 +398,7 @@ fn finalize(shared: &Shared<'_>, job: &Job) {
         listed,
         now: now(),
         fresh_id: job.unique_id,
+        keep_changes: if shared.opts.all_changes { usize::MAX } else { report::DETAIL_LINES },
     };
     let merged = merge::merge(&job.old, &input, &outcomes);
     let sink = job.sink.lock().take();

@@ -1,7 +1,6 @@
 //! Gather what a mailbox's old files still hold — every part that verifies, record by
 //! record — and list its directory. Nothing here reads a message file.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use crate::codec::changelog::{self, LogEnd, LogHeaderInfo, LogRecord};
@@ -11,15 +10,19 @@ use crate::codec::{FormatError, cache};
 use crate::layout::{self, CACHE_FILE, EntryKind, HEADER_FILE, INDEX_FILE, LOG_FILE};
 use crate::store::{Mailbox, MailboxPlace};
 
+/// A map keyed by UID (FxHash: UIDs are small integers from our own files, and these
+/// maps are probed once or twice per message).
+pub type UidMap<V> = std::collections::HashMap<u32, V, rustc_hash::FxBuildHasher>;
+
 /// What the change log says, replayed from every record that verifies.
 #[derive(Clone, Debug, Default)]
 pub struct LogView {
     /// Its header.
     pub header: LogHeaderInfo,
     /// State of each message the log knows as live.
-    pub state: HashMap<u32, MessageRecord>,
+    pub state: UidMap<MessageRecord>,
     /// Messages the log saw expunged, with the modseq of the expunge.
-    pub expunged: HashMap<u32, u64>,
+    pub expunged: UidMap<u64>,
     /// User flag names by slot.
     pub flag_names: Vec<Option<String>>,
     /// Highest UID the log knows of.
@@ -56,7 +59,7 @@ pub struct OldState {
     /// The index header, if it verifies.
     pub index_header: Option<IndexHeaderInfo>,
     /// Index records whose checksum holds, by UID.
-    pub index_records: HashMap<u32, MessageRecord>,
+    pub index_records: UidMap<MessageRecord>,
     /// What is wrong with the index, if anything (`None`: strictly valid).
     pub index_problem: Option<String>,
     /// The change log's view, if its header verifies.
@@ -67,9 +70,22 @@ pub struct OldState {
     pub log_torn: bool,
     /// The cache.
     pub cache: CacheView,
-    /// The exact live state when header, index and log are all consistent (what
-    /// [`Mailbox::open`] would give), with the header's flag names replayed.
-    pub current: Option<(MailboxHeader, IndexHeaderInfo, Vec<MessageRecord>, u32, u64)>,
+    /// Set when header, index and log are all consistent (what [`Mailbox::open`]
+    /// accepts): `index_records` is then the exact live state (index + log tail).
+    pub current: Option<Current>,
+}
+
+/// A consistent mailbox's live state, besides its records (which are `index_records`).
+#[derive(Clone, Debug)]
+pub struct Current {
+    /// The header, flag names replayed from the log.
+    pub header: MailboxHeader,
+    /// The index header.
+    pub index: IndexHeaderInfo,
+    /// Last UID.
+    pub last_uid: u32,
+    /// Highest sequence number applied.
+    pub seq: u64,
 }
 
 /// What the directory holds.
@@ -240,13 +256,12 @@ pub fn gather(place: &MailboxPlace, listing: &Listing) -> OldState {
                 }
             });
             st.cache_check(header.unique_id);
-            st.current = Some((
-                header.clone(),
-                mb.index_header().clone(),
-                mb.records().to_vec(),
-                mb.last_uid(),
-                mb.highest_modseq(),
-            ));
+            st.current = Some(Current {
+                header: header.clone(),
+                index: mb.index_header().clone(),
+                last_uid: mb.last_uid(),
+                seq: mb.highest_modseq(),
+            });
             st.header = Some(header);
             return st;
         }

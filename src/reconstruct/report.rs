@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::discover::{SelectionNote, Target};
-use super::merge::{Change, Counts};
+use super::merge::{Change, Counts, Elided};
 use crate::report::Exit;
 use crate::store::MailboxEntry;
 
@@ -20,17 +20,6 @@ pub enum Status {
     WouldRepair,
     /// Could not be processed.
     Failed(String),
-}
-
-/// Changes of one kind that were counted rather than kept.
-#[derive(Clone, Debug, Serialize)]
-pub struct Elided {
-    /// Kind.
-    pub what: &'static str,
-    /// How many.
-    pub count: u64,
-    /// Their UIDs.
-    pub uids: Vec<u32>,
 }
 
 /// Report of one mailbox.
@@ -162,7 +151,7 @@ fn notes_json<S: serde::Serializer>(n: &[SelectionNote], s: S) -> Result<S::Ok, 
 }
 
 /// Changes printed one by one per kind before they are summed up (see `--json`).
-const DETAIL_LINES: usize = 5;
+pub const DETAIL_LINES: usize = 5;
 
 /// Human lines for a mailbox's changes: each kind's first few in full, the rest counted
 /// with their UIDs as ranges.

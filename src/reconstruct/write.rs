@@ -9,7 +9,8 @@ use std::path::Path;
 use super::merge::{Change, FileOutcome, Merged};
 use super::report::{MailboxReport, Status};
 use super::{CacheSink, Job, Options, Target};
-use crate::codec::index::{self, IndexHeaderInfo};
+use crate::codec::changelog::{self, LogRecord};
+use crate::codec::index::{self, IndexHeaderInfo, MessageRecord};
 use crate::error::{Error, IoContext, Result};
 use crate::io::{self, Durability};
 use crate::layout::{self, CACHE_FILE, HEADER_FILE, INDEX_FILE, LOG_FILE, QUARANTINE_DIR};
@@ -71,8 +72,8 @@ pub(super) fn finish(
         messages: merged.records.len() as u64,
         bytes_read: job.bytes_read.load(std::sync::atomic::Ordering::Relaxed),
         counts: merged.counts,
-        changes: std::mem::take(&mut merged.changes),
-        elided: Vec::new(),
+        changes: std::mem::take(&mut merged.changes.list),
+        elided: std::mem::take(&mut merged.changes.elided),
         problems: Vec::new(),
         registered: false,
         entry: None,
@@ -258,7 +259,7 @@ pub(super) fn finish(
             .index_header
             .as_ref()
             .map(|h| h.generation)
-            .max(job.old.current.as_ref().map(|c| c.1.generation))
+            .max(job.old.current.as_ref().map(|c| c.index.generation))
             .unwrap_or(0)
             + 1;
         let ih = IndexHeaderInfo {
@@ -273,20 +274,44 @@ pub(super) fn finish(
             cache_len,
             written: now(),
         };
-        let index_bytes = index::encode(&ih, &merged.records);
-        let log_bytes = compacted_log(&merged.header, merged.last_uid, merged.seq, &merged.records);
-        let header_bytes = merged.header.encode();
+        // Index and log are streamed in runs of records, never built whole in memory.
+        let stream = |name: &'static str,
+                      prefix: Vec<u8>,
+                      records: &[MessageRecord],
+                      each: &dyn Fn(&mut Vec<u8>, &MessageRecord)| {
+            let tmp = dir.join(io::temp_name(name));
+            let f = std::fs::File::create(&tmp).ctx("create", &tmp)?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+            w.write_all(&prefix).ctx("write", &tmp)?;
+            let mut buf = Vec::with_capacity(64 << 10);
+            for run in records.chunks(256) {
+                buf.clear();
+                for r in run {
+                    each(&mut buf, r);
+                }
+                w.write_all(&buf).ctx("write", &tmp)?;
+            }
+            let f = w.into_inner().map_err(|e| Error::io("write", &tmp, e.into_error()))?;
+            d.sync_file(&f).ctx("sync", &tmp)?;
+            Ok::<_, Error>((tmp, name))
+        };
         let mut temps = Vec::new();
         if let Some(t) = cache_tmp {
             temps.push((t, CACHE_FILE));
         }
-        for (name, bytes) in [(INDEX_FILE, &index_bytes), (LOG_FILE, &log_bytes), (HEADER_FILE, &header_bytes)] {
-            let tmp = dir.join(io::temp_name(name));
-            let mut f = std::fs::File::create(&tmp).ctx("create", &tmp)?;
-            f.write_all(bytes).ctx("write", &tmp)?;
-            d.sync_file(&f).ctx("sync", &tmp)?;
-            temps.push((tmp, name));
-        }
+        let count = merged.records.len() as u32;
+        temps.push(stream(INDEX_FILE, index::encode_header_bytes(&ih, count), &merged.records, &|b, r| {
+            b.extend_from_slice(zerocopy::IntoBytes::as_bytes(&r.to_raw()))
+        })?);
+        let uid = merged.header.unique_id;
+        let seq = merged.seq;
+        temps.push(stream(
+            LOG_FILE,
+            compacted_log(&merged.header, merged.last_uid, seq, &[]),
+            &merged.records,
+            &|b, r| changelog::encode_record(b, &uid, seq, &LogRecord::Message(*r)),
+        )?);
+        temps.push(stream(HEADER_FILE, merged.header.encode(), &[], &|_, _| {})?);
         for (tmp, name) in &temps {
             std::fs::rename(tmp, dir.join(name)).ctx("rename", tmp)?;
         }

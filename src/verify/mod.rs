@@ -9,7 +9,6 @@
 //! command that repairs it. The scan runs on the same pipeline as reconstruct
 //! ([`crate::scan`]); findings are put back in mailbox order.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::path::PathBuf;
 
@@ -25,7 +24,7 @@ use crate::finding::{Finding, Severity};
 use crate::layout::{self, CACHE_FILE, HEADER_FILE, INDEX_FILE, LOG_FILE};
 use crate::privs::RuntimeIds;
 use crate::reconstruct::discover::{self, Selection, Target};
-use crate::reconstruct::plan::{self, Listing, OldState};
+use crate::reconstruct::plan::{self, Listing, OldState, UidMap};
 use crate::store::{MailboxPlace, Store};
 use crate::util::shell_quote;
 
@@ -101,7 +100,7 @@ struct Job {
     order: usize,
     place: MailboxPlace,
     listing: Listing,
-    expected: HashMap<u32, MessageRecord>,
+    expected: UidMap<MessageRecord>,
     dirfd: Option<File>,
     findings: Mutex<Vec<Finding>>,
     outcomes: Mutex<Vec<(u32, FileCheck)>>,
@@ -549,11 +548,11 @@ fn owner_finding(ids: &RuntimeIds, path: &std::path::Path, uid: u32, gid: u32, s
 
 /// The state the message files should match: the live state if the files are
 /// consistent, else the newest surviving record of each UID.
-fn expected_records(old: &OldState) -> HashMap<u32, MessageRecord> {
-    if let Some(c) = &old.current {
-        return c.2.iter().map(|r| (r.uid, *r)).collect();
+fn expected_records(old: &OldState) -> UidMap<MessageRecord> {
+    if old.current.is_some() {
+        return old.index_records.clone();
     }
-    let mut m: HashMap<u32, MessageRecord> = old.index_records.clone();
+    let mut m: UidMap<MessageRecord> = old.index_records.clone();
     if let Some(l) = &old.log {
         for (u, r) in &l.state {
             let e = m.entry(*u).or_insert(*r);
@@ -680,7 +679,7 @@ fn structural_findings(place: &MailboxPlace, old: &OldState, target: &Target) ->
 }
 
 /// Cache records of every expected message: present, checksummed, naming the right UID.
-fn cache_findings(place: &MailboxPlace, old: &OldState, expected: &HashMap<u32, MessageRecord>) -> Vec<Finding> {
+fn cache_findings(place: &MailboxPlace, old: &OldState, expected: &UidMap<MessageRecord>) -> Vec<Finding> {
     let mut out = Vec::new();
     let path = place.dir.join(CACHE_FILE);
     let mk = |kind: &'static str, offset: Option<u64>, uid: Option<u32>, msg: String| {
