@@ -96,7 +96,8 @@ struct Job {
     old: OldState,
     listing: Listing,
     read_all: bool,
-    old_cache: Option<Bytes>,
+    /// The old cache file, read (or mapped) the first time a re-read message needs it.
+    old_cache: std::sync::OnceLock<Option<Bytes>>,
     sink: Mutex<Option<CacheSink>>,
     sink_error: Mutex<Option<String>>,
     outcomes: Mutex<Vec<FileOutcome>>,
@@ -107,6 +108,18 @@ struct Job {
     /// the new header must agree).
     unique_id: [u8; 16],
     _lock: Option<MailboxLock>,
+}
+
+impl Job {
+    /// The old cache's bytes, if it is usable: read on first use (a run that re-reads no
+    /// message never reads the cache).
+    fn old_cache(&self) -> Option<&[u8]> {
+        self.old_cache
+            .get_or_init(|| {
+                if self.old.cache.usable { crate::io::read_file(&self.place.dir.join(CACHE_FILE)).ok() } else { None }
+            })
+            .as_deref()
+    }
 }
 
 struct Shared<'a> {
@@ -227,8 +240,7 @@ fn prepare(
     let old = plan::gather(&place, &listing);
     let read_all = shared.opts.verify_content || !old.cache.usable;
     let unique_id = merge_unique_id(&old, &target);
-    // Mapped (not read) when large: only the records of re-read messages are touched.
-    let old_cache = if old.cache.usable { crate::io::read_file(&dir.join(CACHE_FILE)).ok() } else { None };
+
     let sink = if shared.opts.dry_run {
         CacheSink::Discard {
             pos: if old.cache.usable { old.cache.len } else { crate::format::cache::HEADER_LEN as u64 },
@@ -260,7 +272,7 @@ fn prepare(
         old,
         listing,
         read_all,
-        old_cache,
+        old_cache: std::sync::OnceLock::new(),
         sink: Mutex::new(Some(sink)),
         sink_error: Mutex::new(None),
         outcomes: Mutex::new(Vec::with_capacity(n)),
@@ -358,7 +370,7 @@ fn process_file(job: &Job, uid: u32, opts: &Options) -> FileOutcome {
     let keep_cache = !matches!(*job.sink.lock(), Some(CacheSink::Rewrite { .. }))
         && best.is_some_and(|r| {
             r.content_hash == d.content_hash
-                && job.old_cache.as_deref().is_some_and(|c| {
+                && job.old_cache().is_some_and(|c| {
                     let (o, l) = (r.cache_offset as usize, r.cache_len as usize);
                     o.checked_add(l).and_then(|e| c.get(o..e)) == Some(&d.cache_record[..])
                 })
