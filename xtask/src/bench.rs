@@ -71,8 +71,12 @@ pub fn run(suite: &Suite) -> Result<()> {
     }
 }
 
-/// Run `cmd`, returning (seconds, peak RSS in KiB of the child).
+/// Run `cmd`, returning (seconds, peak RSS in KiB of the child). Dirty pages of the
+/// previous row are written back first, so one row's writeback is not timed in the next.
 fn timed(cmd: &mut Command) -> Result<(f64, u64)> {
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+    std::thread::sleep(std::time::Duration::from_millis(500));
     let start = Instant::now();
     let child = cmd.spawn().context("spawn")?;
     let pid = child.id() as libc::pid_t;
