@@ -3,70 +3,17 @@
 //! and the exit status (0 all imported, 4 something was skipped or interrupted, 8 the
 //! store or the arguments failed).
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-
 use super::args::*;
+use super::progress::Bar;
 use super::{domain_and_name, load_config, load_config_for_writing, print_version};
 use crate::error::{Error, Result};
-use crate::import::{self, Options, Progress, Quoting};
+use crate::import::{self, Options, Quoting};
 use crate::report::Exit;
 use crate::store::Store;
-
-/// A bar over bytes (mbox) or files (Maildir, export); draws only on a terminal.
-struct Bar {
-    bar: Option<ProgressBar>,
-    what: &'static str,
-}
-
-impl Bar {
-    fn new(wanted: bool, what: &'static str) -> Bar {
-        let bar = (wanted && std::io::stderr().is_terminal()).then(|| {
-            let b = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
-            b.enable_steady_tick(std::time::Duration::from_millis(250));
-            b
-        });
-        Bar { bar, what }
-    }
-
-    fn finish(&self) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
-        }
-    }
-}
-
-impl Progress for Bar {
-    fn start(&self, total: u64, bytes: bool) {
-        if let Some(b) = &self.bar {
-            let what = self.what;
-            let t = if bytes {
-                format!(
-                    "{what} {{bar:30}} {{bytes}}/{{total_bytes}} {{binary_bytes_per_sec}}, {{msg}} [{{elapsed_precise}}, eta {{eta}}]"
-                )
-            } else {
-                format!("{what} {{bar:30}} {{pos}}/{{len}} files, {{msg}} [{{elapsed_precise}}, eta {{eta}}]")
-            };
-            b.set_style(ProgressStyle::with_template(&t).unwrap_or_else(|_| ProgressStyle::default_bar()));
-            b.set_length(total);
-        }
-    }
-    fn advance(&self, done: u64) {
-        if let Some(b) = &self.bar {
-            b.inc(done);
-        }
-    }
-    fn messages(&self, count: u64) {
-        if let Some(b) = &self.bar {
-            let n = b.message().split(' ').next().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0) + count;
-            b.set_message(format!("{n} messages"));
-        }
-    }
-}
 
 /// SIGINT and SIGTERM set the flag (the run stops after committing its batch); a second
 /// one ends the process at once.

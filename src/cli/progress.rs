@@ -1,31 +1,52 @@
-//! A progress bar on standard error for long runs, when standard error is a terminal.
+//! The progress bar of long runs (reconstruct, verify, import, export): drawn on standard
+//! error only when it is a terminal, and only once the run has lasted a second (a short
+//! run prints no bar at all).
 
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// Progress of a run over mailboxes; draws nothing unless stderr is a terminal.
+/// How long a run must last before its bar appears.
+const SHOW_AFTER: Duration = Duration::from_secs(1);
+
+/// A progress bar; draws nothing unless wanted and standard error is a terminal.
 pub struct Bar {
     bar: Option<ProgressBar>,
+    what: &'static str,
+    started: Instant,
+    shown: AtomicBool,
     messages: AtomicU64,
 }
 
 impl Bar {
-    /// A bar if `wanted` and standard error is a terminal.
-    pub fn new(wanted: bool, what: &str) -> Bar {
-        let bar = (wanted && std::io::stderr().is_terminal()).then(|| {
-            let b = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
-            let style = ProgressStyle::with_template(&format!(
-                "{what} {{bar:30}} {{pos}}/{{len}} mailboxes, {{msg}} [{{elapsed_precise}}, eta {{eta}}]"
-            ))
-            .unwrap_or_else(|_| ProgressStyle::default_bar());
-            b.set_style(style);
-            // Draw only once the run proves long.
-            b.enable_steady_tick(std::time::Duration::from_millis(250));
-            b
-        });
-        Bar { bar, messages: AtomicU64::new(0) }
+    /// A bar for `what` ("reconstruct", "import", ...).
+    pub fn new(wanted: bool, what: &'static str) -> Bar {
+        let bar = (wanted && std::io::stderr().is_terminal())
+            .then(|| ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::hidden()));
+        Bar { bar, what, started: Instant::now(), shown: AtomicBool::new(false), messages: AtomicU64::new(0) }
+    }
+
+    fn style(&self, unit: &str) {
+        if let Some(b) = &self.bar {
+            let what = self.what;
+            let t = format!("{what} {{bar:30}} {unit}, {{msg}} [{{elapsed_precise}}, eta {{eta}}]");
+            b.set_style(ProgressStyle::with_template(&t).unwrap_or_else(|_| ProgressStyle::default_bar()));
+        }
+    }
+
+    /// Show the bar once the run proves long.
+    fn update(&self, f: impl FnOnce(&ProgressBar)) {
+        let Some(b) = &self.bar else { return };
+        f(b);
+        if !self.shown.load(Ordering::Relaxed)
+            && self.started.elapsed() >= SHOW_AFTER
+            && !self.shown.swap(true, Ordering::Relaxed)
+        {
+            b.set_draw_target(ProgressDrawTarget::stderr());
+            b.enable_steady_tick(Duration::from_millis(250));
+        }
     }
 
     /// Remove the bar.
@@ -34,20 +55,23 @@ impl Bar {
             b.finish_and_clear();
         }
     }
+
+    fn add_messages(&self, n: u64) -> u64 {
+        self.messages.fetch_add(n, Ordering::Relaxed) + n
+    }
 }
 
 impl crate::reconstruct::Progress for Bar {
     fn start(&self, mailboxes: u64) {
-        if let Some(b) = &self.bar {
-            b.set_length(mailboxes);
-        }
+        self.style("{pos}/{len} mailboxes");
+        self.update(|b| b.set_length(mailboxes));
     }
     fn mailbox_done(&self, messages: u64) {
-        let m = self.messages.fetch_add(messages, Ordering::Relaxed) + messages;
-        if let Some(b) = &self.bar {
+        let m = self.add_messages(messages);
+        self.update(|b| {
             b.inc(1);
             b.set_message(format!("{m} messages"));
-        }
+        });
     }
 }
 
@@ -57,5 +81,19 @@ impl crate::verify::Progress for Bar {
     }
     fn mailbox_done(&self, messages: u64) {
         crate::reconstruct::Progress::mailbox_done(self, messages);
+    }
+}
+
+impl crate::import::Progress for Bar {
+    fn start(&self, total: u64, unit_is_bytes: bool) {
+        self.style(if unit_is_bytes { "{bytes}/{total_bytes} {binary_bytes_per_sec}" } else { "{pos}/{len} files" });
+        self.update(|b| b.set_length(total));
+    }
+    fn advance(&self, done: u64) {
+        self.update(|b| b.inc(done));
+    }
+    fn messages(&self, count: u64) {
+        let m = self.add_messages(count);
+        self.update(|b| b.set_message(format!("{m} messages")));
     }
 }
