@@ -457,17 +457,19 @@ impl crate::scan::Planner for Shared<'_> {
                         what.into(),
                     ));
                 }
-                (FileCheck::Meta { size, mtime, uid: u, gid: g }, Some(r)) => {
+                (
+                    FileCheck::Meta { size, uid: u, gid: g, .. } | FileCheck::Read { size, uid: u, gid: g, .. },
+                    Some(r),
+                ) => {
                     findings.extend(owner(*u, *g));
-                    if *size != r.size {
-                        findings.push(mk(
+                    match o {
+                        _ if *size != r.size => findings.push(mk(
                             Severity::Error,
                             "message-size",
                             *uid,
                             format!("file is {size} bytes, the index says {}", r.size),
-                        ));
-                    } else if *mtime != r.internal_date {
-                        findings.push(mk(
+                        )),
+                        FileCheck::Meta { mtime, .. } if *mtime != r.internal_date => findings.push(mk(
                             Severity::Warning,
                             "message-mtime",
                             *uid,
@@ -475,33 +477,24 @@ impl crate::scan::Planner for Shared<'_> {
                                 "file mtime {mtime} differs from the internal date {} (modified since it was indexed?)",
                                 r.internal_date
                             ),
-                        ));
-                    }
-                }
-                (FileCheck::Read { size, hash, uid: u, gid: g }, Some(r)) => {
-                    findings.extend(owner(*u, *g));
-                    if *size != r.size {
-                        findings.push(mk(
-                            Severity::Error,
-                            "message-size",
-                            *uid,
-                            format!("file is {size} bytes, the index says {}", r.size),
-                        ));
-                    } else if r.content_hash != [0; 32] && *hash != r.content_hash {
-                        // Only a run that reads the bodies sees it: that run re-appends the
-                        // damaged file as a new message (its old flags are reported).
-                        let mut f = mk(
-                            Severity::Error,
-                            "message-content",
-                            *uid,
-                            format!(
-                                "content changed (bit rot?): BLAKE3 {} but the index says {}",
-                                crate::util::hex(&hash[..8]),
-                                crate::util::hex(&r.content_hash[..8])
-                            ),
-                        );
-                        f.fix = Some(self.fix(&job.place, " --verify-content"));
-                        findings.push(f);
+                        )),
+                        FileCheck::Read { hash, .. } if r.content_hash != [0; 32] && *hash != r.content_hash => {
+                            // Only a run that reads the bodies sees it: that run re-appends the
+                            // damaged file as a new message (its old flags are reported).
+                            let mut f = mk(
+                                Severity::Error,
+                                "message-content",
+                                *uid,
+                                format!(
+                                    "content changed (bit rot?): BLAKE3 {} but the index says {}",
+                                    crate::util::hex(&hash[..8]),
+                                    crate::util::hex(&r.content_hash[..8])
+                                ),
+                            );
+                            f.fix = Some(self.fix(&job.place, " --verify-content"));
+                            findings.push(f);
+                        }
+                        _ => {}
                     }
                 }
             }
