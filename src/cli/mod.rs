@@ -110,40 +110,25 @@ pub fn mstore_main() -> ExitCode {
     }
 }
 
-/// `reconstruct`.
-pub fn reconstruct_main() -> ExitCode {
-    let cli = parse_args::<ReconstructCli>();
-    run("reconstruct", || reconstruct(&cli.args))
+/// The seed-named binaries: one `main` each, parsing its own clap definition and running
+/// the same function as the `mstore` subcommand.
+macro_rules! binary_main {
+    ($($fn_name:ident: $cli:ty => $prog:literal, $run:ident;)*) => {$(
+        #[doc = concat!("`", $prog, "`.")]
+        pub fn $fn_name() -> ExitCode {
+            let cli = parse_args::<$cli>();
+            run($prog, || $run(&cli.args))
+        }
+    )*};
 }
 
-/// `msdb_recover`.
-pub fn msdb_recover_main() -> ExitCode {
-    let cli = parse_args::<RecoverCli>();
-    run("msdb_recover", || recover(&cli.args))
-}
-
-/// `msdb_backup`.
-pub fn msdb_backup_main() -> ExitCode {
-    let cli = parse_args::<BackupCli>();
-    run("msdb_backup", || backup(&cli.args))
-}
-
-/// `msdb_verify`.
-pub fn msdb_verify_main() -> ExitCode {
-    let cli = parse_args::<DbVerifyCli>();
-    run("msdb_verify", || db_verify(&cli.args))
-}
-
-/// `msdb_restore`.
-pub fn msdb_restore_main() -> ExitCode {
-    let cli = parse_args::<RestoreCli>();
-    run("msdb_restore", || restore(&cli.args))
-}
-
-/// `msdb_repair`.
-pub fn msdb_repair_main() -> ExitCode {
-    let cli = parse_args::<RepairCli>();
-    run("msdb_repair", || repair(&cli.args))
+binary_main! {
+    reconstruct_main: ReconstructCli => "reconstruct", reconstruct;
+    msdb_recover_main: RecoverCli => "msdb_recover", recover;
+    msdb_backup_main: BackupCli => "msdb_backup", backup;
+    msdb_verify_main: DbVerifyCli => "msdb_verify", db_verify;
+    msdb_restore_main: RestoreCli => "msdb_restore", restore;
+    msdb_repair_main: RepairCli => "msdb_repair", repair;
 }
 
 /// Load the configuration of a command that writes to the store, and switch to the
