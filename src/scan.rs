@@ -133,6 +133,67 @@ pub fn run<P: Planner>(planner: &P, targets: Vec<P::Target>, threads: usize) -> 
     .map_err(|_| "a worker thread panicked".to_string())
 }
 
+/// Walk a tree with `threads` workers: `visit` handles one node and pushes its children
+/// onto the vector it is given. Returns when every node was visited. Used for discovery,
+/// where listing directories one after another would leave every other core idle.
+pub fn walk<T: Send>(roots: Vec<T>, threads: usize, visit: impl Fn(T, &mut Vec<T>) + Sync) {
+    struct State<T> {
+        todo: Vec<T>,
+        busy: usize,
+        /// A visit panicked: everyone stops (the panic reaches the caller through the scope).
+        failed: bool,
+    }
+    /// Marks one visit done, even when it panics, so no worker waits forever.
+    struct Done<'a, T> {
+        state: &'a parking_lot::Mutex<State<T>>,
+        changed: &'a parking_lot::Condvar,
+        children: Vec<T>,
+    }
+    impl<T> Drop for Done<'_, T> {
+        fn drop(&mut self) {
+            let mut s = self.state.lock();
+            s.busy -= 1;
+            s.failed |= std::thread::panicking();
+            s.todo.append(&mut self.children);
+            drop(s);
+            self.changed.notify_all();
+        }
+    }
+    let state = parking_lot::Mutex::new(State { todo: roots, busy: 0, failed: false });
+    let changed = parking_lot::Condvar::new();
+    let work = || {
+        loop {
+            let node = {
+                let mut s = state.lock();
+                loop {
+                    if s.failed {
+                        return;
+                    }
+                    if let Some(n) = s.todo.pop() {
+                        s.busy += 1;
+                        break n;
+                    }
+                    if s.busy == 0 {
+                        return;
+                    }
+                    changed.wait(&mut s);
+                }
+            };
+            let mut done = Done { state: &state, changed: &changed, children: Vec::new() };
+            visit(node, &mut done.children);
+        }
+    };
+    if threads <= 1 {
+        return work();
+    }
+    std::thread::scope(|s| {
+        for _ in 1..threads {
+            s.spawn(work);
+        }
+        work();
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,5 +239,21 @@ mod tests {
                 sizes.iter().enumerate().filter(|(i, _)| i % 5 != 4).map(|(i, &n)| (i, n)).collect();
             assert_eq!(done, expect, "threads {threads}");
         }
+    }
+
+    #[test]
+    fn walk_visits_every_node_once() {
+        for threads in [1, 2, 4] {
+            // Node n has children 2n+1 and 2n+2 below 1000.
+            let seen = Mutex::new(Vec::new());
+            walk(vec![0u32], threads, |n, out| {
+                seen.lock().push(n);
+                out.extend([2 * n + 1, 2 * n + 2].into_iter().filter(|&c| c < 1000));
+            });
+            let mut v = seen.into_inner();
+            v.sort_unstable();
+            assert_eq!(v, (0..1000).collect::<Vec<_>>(), "threads {threads}");
+        }
+        walk(Vec::<u32>::new(), 2, |_, _| panic!("no node"));
     }
 }

@@ -202,6 +202,34 @@ pub fn message_file_name(uid: u32) -> String {
     format!("{uid}.")
 }
 
+/// A message file name built on the stack (no allocation): for the per-message system
+/// calls of a scan, which must not allocate a `String` per file.
+pub struct MessageName {
+    /// `<uid>.` followed by a NUL (10 digits at most).
+    buf: [u8; 12],
+    len: usize,
+}
+
+impl MessageName {
+    /// The name of `uid`'s file.
+    pub fn new(uid: u32) -> MessageName {
+        let mut digits = itoa::Buffer::new();
+        let d = digits.format(uid).as_bytes();
+        let mut buf = [0u8; 12];
+        buf[..d.len()].copy_from_slice(d);
+        buf[d.len()] = b'.';
+        MessageName { buf, len: d.len() + 1 }
+    }
+    /// The name, as text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+    /// The name, NUL-terminated, for system calls.
+    pub fn as_c_str(&self) -> &std::ffi::CStr {
+        std::ffi::CStr::from_bytes_with_nul(&self.buf[..=self.len]).unwrap_or_default()
+    }
+}
+
 /// Classify a directory entry name.
 pub fn classify(name: &[u8]) -> EntryKind {
     if let Some(digits) = name.strip_suffix(b".") {
@@ -241,6 +269,16 @@ pub const DELETED_DIR: &str = ".deleted";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_name_on_the_stack_matches_the_string() {
+        for uid in [1, 9, 10, 4_294_967_295, 123_456] {
+            let n = MessageName::new(uid);
+            assert_eq!(n.as_str(), message_file_name(uid));
+            assert_eq!(n.as_c_str().to_bytes(), message_file_name(uid).as_bytes());
+            assert_eq!(classify(n.as_str().as_bytes()), EntryKind::Message(uid));
+        }
+    }
 
     #[test]
     fn names_round_trip_through_directories() {

@@ -10,6 +10,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use parking_lot::Mutex;
+
 use crate::error::{Error, Result};
 use crate::layout::{self, MailboxName};
 use crate::store::{MailboxEntry, Store};
@@ -80,80 +82,123 @@ fn mtime_of(m: &std::fs::Metadata) -> (i64, i64) {
     (m.mtime(), m.mtime_nsec())
 }
 
-/// Mailbox directories of `domain` on every partition: name → where found. A directory
-/// that cannot be looked at or listed is reported in `unreadable` and the walk goes on
+/// Where discovery looks: the whole domain, or only the given mailboxes (and, with
+/// `descend`, everything below them).
+pub enum Scope<'a> {
+    /// Every mailbox directory of the domain.
+    Domain,
+    /// These mailboxes' directories only; `descend` adds their sub-mailboxes.
+    Mailboxes { bases: &'a [MailboxName], descend: bool },
+}
+
+/// One directory to look at during discovery.
+struct Visit {
+    /// Position of the partition in the configuration (keeps results in partition order).
+    part: usize,
+    dir: PathBuf,
+    /// Encoded mailbox-name components of `dir` below the domain directory.
+    comps: Vec<String>,
+    descend: bool,
+}
+
+/// Mailbox directories of `domain` on every partition within `scope`: name → where found
+/// (in partition order). Directories are listed by `threads` workers. A directory that
+/// cannot be looked at or listed is reported in `unreadable` and the walk goes on
 /// (mailboxes in it that the mailbox list knows get their own error when processed).
 pub fn disk_mailboxes(
     store: &Store,
     domain: &str,
+    scope: &Scope<'_>,
+    threads: usize,
     unreadable: &mut Vec<Error>,
 ) -> Result<BTreeMap<MailboxName, Vec<Found>>> {
-    let mut found: BTreeMap<MailboxName, Vec<Found>> = BTreeMap::new();
-    for (pname, root) in &store.config().partitions {
+    let parts: Vec<(&String, &PathBuf)> = store.config().partitions.iter().collect();
+    let mut roots = Vec::new();
+    for (part, (_, root)) in parts.iter().enumerate() {
         let droot = root.join(domain);
-        if !droot.is_dir() {
-            continue;
-        }
-        let mut stack: Vec<(PathBuf, Vec<String>)> = vec![(droot, Vec::new())];
-        while let Some((dir, comps)) = stack.pop() {
-            let before = match std::fs::metadata(&dir) {
-                Ok(m) => m,
-                Err(e) => {
-                    unreadable.push(Error::io("stat directory", &dir, e));
-                    continue;
+        match scope {
+            Scope::Domain => {
+                if droot.is_dir() {
+                    roots.push(Visit { part, dir: droot, comps: Vec::new(), descend: true });
                 }
-            };
-            let started = std::time::SystemTime::now();
-            let mut subdirs = Vec::new();
-            let listing = match super::plan::list_with(&dir, |name| subdirs.push(name.to_string())) {
-                Ok(l) => l,
-                Err(e) => {
-                    unreadable.push(Error::io("list directory", &dir, e));
-                    continue;
-                }
-            };
-            for sub in subdirs {
-                let mut c = comps.clone();
-                c.push(sub.clone());
-                stack.push((dir.join(sub), c));
             }
-            let is_mailbox = !listing.messages.is_empty()
-                || listing.has_header
-                || listing.has_index
-                || listing.has_cache
-                || listing.has_log;
-            if is_mailbox && !comps.is_empty() {
-                if let Some(name) = MailboxName::from_dir_components(comps.iter().map(String::as_str)) {
-                    let settled = before
-                        .modified()
-                        .ok()
-                        .and_then(|m| started.duration_since(m).ok())
-                        .is_some_and(|age| age > std::time::Duration::from_millis(100));
-                    let hint = settled
-                        .then(|| ListingHint { mtime: mtime_of(&before), listing: std::sync::Arc::new(listing) });
-                    found.entry(name).or_default().push(Found { partition: pname.clone(), dir, hint });
+            Scope::Mailboxes { bases, descend } => {
+                for b in *bases {
+                    let comps: Vec<String> = b.components().map(layout::encode_component).collect();
+                    let dir = layout::mailbox_dir(root, domain, b);
+                    roots.push(Visit { part, dir, comps, descend: *descend });
                 }
             }
         }
     }
-    Ok(found)
+    let found: Mutex<Vec<(MailboxName, usize, Found)>> = Mutex::new(Vec::new());
+    let errors: Mutex<Vec<Error>> = Mutex::new(Vec::new());
+    crate::scan::walk(roots, threads, |v: Visit, children| {
+        let before = match std::fs::metadata(&v.dir) {
+            Ok(m) => m,
+            // A named mailbox with no directory on this partition: nothing to find here.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !matches!(scope, Scope::Domain) => return,
+            Err(e) => {
+                errors.lock().push(Error::io("stat directory", &v.dir, e));
+                return;
+            }
+        };
+        let started = std::time::SystemTime::now();
+        let mut subdirs = Vec::new();
+        let listing = match super::plan::list_with(&v.dir, |name| {
+            if v.descend {
+                subdirs.push(name.to_string())
+            }
+        }) {
+            Ok(l) => l,
+            Err(e) => {
+                errors.lock().push(Error::io("list directory", &v.dir, e));
+                return;
+            }
+        };
+        for sub in subdirs {
+            let mut comps = v.comps.clone();
+            comps.push(sub.clone());
+            children.push(Visit { part: v.part, dir: v.dir.join(sub), comps, descend: true });
+        }
+        let is_mailbox = !listing.messages.is_empty()
+            || listing.has_header
+            || listing.has_index
+            || listing.has_cache
+            || listing.has_log;
+        if !is_mailbox || v.comps.is_empty() {
+            return;
+        }
+        if let Some(name) = MailboxName::from_dir_components(v.comps.iter().map(String::as_str)) {
+            let settled = before
+                .modified()
+                .ok()
+                .and_then(|m| started.duration_since(m).ok())
+                .is_some_and(|age| age > std::time::Duration::from_millis(100));
+            let hint = settled.then(|| ListingHint { mtime: mtime_of(&before), listing: std::sync::Arc::new(listing) });
+            let (pname, _) = parts[v.part];
+            found.lock().push((name, v.part, Found { partition: pname.clone(), dir: v.dir, hint }));
+        }
+    });
+    let mut found = found.into_inner();
+    // Overlapping bases (`user/a` and `user/a/b` with -r) find a directory twice.
+    found.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    found.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+    let mut out: BTreeMap<MailboxName, Vec<Found>> = BTreeMap::new();
+    for (name, _, f) in found {
+        out.entry(name).or_default().push(f);
+    }
+    let mut errors = errors.into_inner();
+    errors.sort_by_cached_key(|e| e.to_string());
+    unreadable.extend(errors);
+    Ok(out)
 }
 
 /// Resolve a selection to targets, in name order.
-pub fn select(store: &Store, sel: &Selection) -> Result<(Vec<Target>, Vec<SelectionNote>)> {
+pub fn select(store: &Store, sel: &Selection, threads: usize) -> Result<(Vec<Target>, Vec<SelectionNote>)> {
     let domain = layout::domain(&sel.domain)?;
     let listed: BTreeMap<MailboxName, MailboxEntry> =
         store.list(Some(&domain))?.into_iter().map(|e| (e.name.clone(), e)).collect();
-    let mut unreadable = Vec::new();
-    let disk = disk_mailboxes(store, &domain, &mut unreadable)?;
-    let mut notes: Vec<SelectionNote> = unreadable
-        .into_iter()
-        .map(|e| SelectionNote {
-            message: format!("{domain}: {e}; mailboxes below it were not looked for on disk"),
-            error: true,
-        })
-        .collect();
-
     let bases: Vec<MailboxName> = match (&sel.user, sel.mailboxes.is_empty()) {
         (Some(u), true) => vec![layout::personal_name(u, None)?],
         (Some(u), false) => {
@@ -168,6 +213,18 @@ pub fn select(store: &Store, sel: &Selection) -> Result<(Vec<Target>, Vec<Select
         }
     };
     let whole_domain = sel.user.is_none() && sel.mailboxes.is_empty();
+    // Only the named mailboxes' directories are listed (a run over one mailbox must not
+    // walk a whole domain); the whole domain only when it is what was asked for.
+    let scope = if whole_domain { Scope::Domain } else { Scope::Mailboxes { bases: &bases, descend: sel.recursive } };
+    let mut unreadable = Vec::new();
+    let disk = disk_mailboxes(store, &domain, &scope, threads, &mut unreadable)?;
+    let mut notes: Vec<SelectionNote> = unreadable
+        .into_iter()
+        .map(|e| SelectionNote {
+            message: format!("{domain}: {e}; mailboxes below it were not looked for on disk"),
+            error: true,
+        })
+        .collect();
     let all_names: Vec<&MailboxName> = {
         let mut v: Vec<&MailboxName> = listed.keys().chain(disk.keys()).collect();
         v.sort();
@@ -230,4 +287,56 @@ pub fn select(store: &Store, sel: &Selection) -> Result<(Vec<Target>, Vec<Select
 /// Directory of a target.
 pub fn target_dir(store: &Store, domain: &str, t: &Target) -> Result<PathBuf> {
     Ok(layout::mailbox_dir(store.partition_root(&t.partition)?, domain, &t.name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn names(found: &BTreeMap<MailboxName, Vec<Found>>) -> Vec<String> {
+        found.keys().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn scope_limits_which_directories_are_listed() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let text = format!("ms-path: {}\nfsync: no\n", tmp.path().join("ms").display());
+        let store =
+            Store::init(Config::parse(&tmp.path().join("ms.conf"), text.as_bytes()).expect("config")).expect("init");
+        let root = store.partition_root("default").expect("partition").join("example.com");
+        for m in ["user/joe", "user/joe/Sent", "user/joe/Sent/2025", "user/ann", "shared"] {
+            let dir = root.join(MailboxName::parse(m).expect("name").relative_dir());
+            std::fs::create_dir_all(&dir).expect("mkdir");
+            std::fs::write(dir.join("1."), b"Subject: x\r\n\r\nx\r\n").expect("write");
+        }
+
+        for threads in [1, 3] {
+            let mut errs = Vec::new();
+            let all = disk_mailboxes(&store, "example.com", &Scope::Domain, threads, &mut errs).expect("walk");
+            assert_eq!(names(&all), ["shared", "user/ann", "user/joe", "user/joe/Sent", "user/joe/Sent/2025"]);
+            assert!(errs.is_empty());
+
+            let joe = [MailboxName::parse("user/joe").expect("name")];
+            let one = Scope::Mailboxes { bases: &joe, descend: false };
+            let found = disk_mailboxes(&store, "example.com", &one, threads, &mut errs).expect("walk");
+            assert_eq!(names(&found), ["user/joe"]);
+            let below = Scope::Mailboxes { bases: &joe, descend: true };
+            let found = disk_mailboxes(&store, "example.com", &below, threads, &mut errs).expect("walk");
+            assert_eq!(names(&found), ["user/joe", "user/joe/Sent", "user/joe/Sent/2025"]);
+
+            // Overlapping bases find each directory once; a base with no directory is
+            // not an error (the selection reports it).
+            let overlap = [
+                MailboxName::parse("user/joe").expect("name"),
+                MailboxName::parse("user/joe/Sent").expect("name"),
+                MailboxName::parse("user/nobody").expect("name"),
+            ];
+            let scope = Scope::Mailboxes { bases: &overlap, descend: true };
+            let found = disk_mailboxes(&store, "example.com", &scope, threads, &mut errs).expect("walk");
+            assert_eq!(names(&found), ["user/joe", "user/joe/Sent", "user/joe/Sent/2025"]);
+            assert!(found.values().all(|f| f.len() == 1));
+            assert!(errs.is_empty(), "{errs:?}");
+        }
+    }
 }

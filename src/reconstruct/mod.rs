@@ -133,9 +133,9 @@ struct Shared<'a> {
 
 /// Run reconstruct over a selection.
 pub fn run(store: &Store, sel: &Selection, opts: &Options, progress: &dyn Progress) -> Result<RunReport> {
-    let (targets, notes) = discover::select(store, sel)?;
-    let domain = layout::domain(&sel.domain)?;
     let threads = if opts.threads > 0 { opts.threads } else { store.config().worker_threads() };
+    let (targets, notes) = discover::select(store, sel, threads)?;
+    let domain = layout::domain(&sel.domain)?;
     progress.start(targets.len() as u64);
     let shared = Shared {
         store,
@@ -296,7 +296,7 @@ fn merge_unique_id(old: &OldState, target: &Target) -> [u8; 16] {
 
 /// Size and mtime of `name` in the open directory `dir`: one `statx`, asking only for
 /// what is compared, with no path walk.
-fn stat_at(dir: &File, name: &str) -> std::io::Result<(u64, i64)> {
+fn stat_at(dir: &File, name: &std::ffi::CStr) -> std::io::Result<(u64, i64)> {
     use rustix::fs::{AtFlags, StatxFlags, statx};
     let st =
         statx(dir, name, AtFlags::SYMLINK_NOFOLLOW | AtFlags::STATX_DONT_SYNC, StatxFlags::SIZE | StatxFlags::MTIME)?;
@@ -304,7 +304,7 @@ fn stat_at(dir: &File, name: &str) -> std::io::Result<(u64, i64)> {
 }
 
 /// Open `name` in the open directory `dir` for reading.
-fn open_at(dir: &File, name: &str) -> std::io::Result<File> {
+fn open_at(dir: &File, name: &std::ffi::CStr) -> std::io::Result<File> {
     use rustix::fs::{Mode, OFlags, openat};
     let fd = openat(dir, name, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::empty())?;
     Ok(File::from(fd))
@@ -313,13 +313,13 @@ fn open_at(dir: &File, name: &str) -> std::io::Result<File> {
 /// Look at one message file: stat only when its record can be trusted on metadata, else
 /// open, read, parse and hash it.
 fn process_file(job: &Job, uid: u32, opts: &Options) -> FileOutcome {
-    let name = layout::message_file_name(uid);
-    let path = || job.place.dir.join(&name);
+    let name = layout::MessageName::new(uid);
+    let path = || job.place.dir.join(name.as_str());
     let dirfd = job.dirfd.as_ref();
     let best = merge::best_candidate(&job.old, uid).copied();
     if !job.read_all {
         let st = match dirfd {
-            Some(d) => stat_at(d, &name),
+            Some(d) => stat_at(d, name.as_c_str()),
             None => std::fs::symlink_metadata(path()).map(|m| {
                 use std::os::unix::fs::MetadataExt;
                 (m.len(), m.mtime())
@@ -338,7 +338,7 @@ fn process_file(job: &Job, uid: u32, opts: &Options) -> FileOutcome {
         }
     }
     let opened = match dirfd {
-        Some(d) => open_at(d, &name),
+        Some(d) => open_at(d, name.as_c_str()),
         None => File::open(path()),
     };
     let file = match opened {

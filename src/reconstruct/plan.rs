@@ -117,19 +117,35 @@ pub fn list(dir: &Path) -> std::io::Result<Listing> {
     list_with(dir, |_| {})
 }
 
-/// [`list`], also handing each sub-mailbox directory's name to `subdir`.
+/// [`list`], also handing each sub-mailbox directory's name to `subdir`. Entries are read
+/// with `getdents64` into one buffer (no allocation per entry); types come from the
+/// entries, and only a file system that does not report them costs a `statx` per entry.
 pub fn list_with(dir: &Path, mut subdir: impl FnMut(&str)) -> std::io::Result<Listing> {
+    use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir, StatxFlags};
+    let fd = rustix::fs::open(dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+    let mut buf = [const { std::mem::MaybeUninit::<u8>::uninit() }; 32 * 1024];
+    let mut entries = RawDir::new(&fd, &mut buf);
     let mut l = Listing::default();
-    for e in std::fs::read_dir(dir)? {
+    while let Some(e) = entries.next() {
         let e = e?;
-        let name = e.file_name();
-        let bytes = name.as_encoded_bytes();
+        let cname = e.file_name();
+        let bytes = cname.to_bytes();
+        if bytes == b"." || bytes == b".." {
+            continue;
+        }
+        let kind = || match e.file_type() {
+            FileType::Unknown => rustix::fs::statx(&fd, cname, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::TYPE)
+                .map(|st| FileType::from_raw_mode(st.stx_mode.into()))
+                .unwrap_or(FileType::Unknown),
+            t => t,
+        };
+        let text = || String::from_utf8_lossy(bytes).into_owned();
         match layout::classify(bytes) {
             EntryKind::Message(uid) => {
-                if e.file_type().map(|t| t.is_file()).unwrap_or(false) {
+                if kind() == FileType::RegularFile {
                     l.messages.push(uid);
                 } else {
-                    l.strays.push(name.to_string_lossy().into_owned());
+                    l.strays.push(text());
                 }
             }
             EntryKind::StoreFile => match bytes {
@@ -139,15 +155,15 @@ pub fn list_with(dir: &Path, mut subdir: impl FnMut(&str)) -> std::io::Result<Li
                 b"ms.log" => l.has_log = true,
                 _ => {}
             },
-            EntryKind::Temp => l.temps.push(name.to_string_lossy().into_owned()),
+            EntryKind::Temp => l.temps.push(text()),
             EntryKind::SubMailbox => {
-                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                    subdir(&name.to_string_lossy());
+                if kind() == FileType::Directory {
+                    subdir(&text());
                 } else {
-                    l.strays.push(name.to_string_lossy().into_owned());
+                    l.strays.push(text());
                 }
             }
-            EntryKind::Stray => l.strays.push(name.to_string_lossy().into_owned()),
+            EntryKind::Stray => l.strays.push(text()),
         }
     }
     l.messages.sort_unstable();

@@ -148,6 +148,7 @@ pub fn run(store: &Store, scope: &Scope, opts: &Options, progress: &dyn Progress
         Some(d) => vec![layout::domain(d)?],
         None => all_domains(store)?,
     };
+    let threads = if opts.threads > 0 { opts.threads } else { store.config().worker_threads() };
     let mut targets: Vec<(String, Target)> = Vec::new();
     for d in &domains {
         let sel = Selection {
@@ -156,7 +157,7 @@ pub fn run(store: &Store, scope: &Scope, opts: &Options, progress: &dyn Progress
             recursive: scope.recursive || scope.mailboxes.is_empty(),
             mailboxes: scope.mailboxes.clone(),
         };
-        match discover::select(store, &sel) {
+        match discover::select(store, &sel, threads) {
             Ok((ts, notes)) => {
                 for n in notes.into_iter().filter(|n| n.error) {
                     report.errors.push(n.message);
@@ -176,7 +177,6 @@ pub fn run(store: &Store, scope: &Scope, opts: &Options, progress: &dyn Progress
         bytes: Default::default(),
         progress,
     };
-    let threads = if opts.threads > 0 { opts.threads } else { store.config().worker_threads() };
     report.mailboxes = targets.len() as u64;
     crate::scan::run(&shared, targets, threads).map_err(|e| Error::Invalid(format!("verify: {e}")))?;
     report.findings = shared.findings.into_inner().into_iter().flatten().flatten().collect();
@@ -715,15 +715,15 @@ fn cache_findings(place: &MailboxPlace, old: &OldState, expected: &UidMap<Messag
 /// Stat (quick) or read and hash one message file.
 fn check_file(job: &Job, uid: u32, quick: bool, bytes: &std::sync::atomic::AtomicU64) -> FileCheck {
     use rustix::fs::{AtFlags, Mode, OFlags, StatxFlags, openat, statx};
-    let name = layout::message_file_name(uid);
+    let name = layout::MessageName::new(uid);
     let Some(dir) = job.dirfd.as_ref() else {
         return FileCheck::Unreadable("mailbox directory could not be opened".into());
     };
-    let path = || job.place.dir.join(&name);
+    let path = || job.place.dir.join(name.as_str());
     if quick {
         return match statx(
             dir,
-            &name,
+            name.as_c_str(),
             AtFlags::SYMLINK_NOFOLLOW | AtFlags::STATX_DONT_SYNC,
             StatxFlags::SIZE | StatxFlags::MTIME | StatxFlags::UID | StatxFlags::GID,
         ) {
@@ -734,7 +734,7 @@ fn check_file(job: &Job, uid: u32, quick: bool, bytes: &std::sync::atomic::Atomi
             Err(e) => FileCheck::Unreadable(crate::error::describe_io(&e.into(), &path())),
         };
     }
-    let file = match openat(dir, &name, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::empty()) {
+    let file = match openat(dir, name.as_c_str(), OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::empty()) {
         Ok(fd) => File::from(fd),
         Err(rustix::io::Errno::NOENT) => return FileCheck::Missing,
         Err(e) => return FileCheck::Unreadable(crate::error::describe_io(&e.into(), &path())),
