@@ -93,6 +93,17 @@ fn deleted_index_loses_no_flag_and_no_date() {
     assert!(line_of(&r, D, "user/joe").contains("0 flags lost"), "{}", r.stdout);
     assert_survived(&before, &fx.show(D, "user/joe"));
     assert_no_op(&fx, &[D, "user/joe"]);
+
+    // The log is now compacted to exactly this state: losing the index again rewrites the
+    // index alone (log and header keep their inode: same bytes are not written again).
+    use std::os::unix::fs::MetadataExt;
+    let ino = |f: &str| std::fs::metadata(dir.join(f)).expect("stat").ino();
+    let (log, header) = (ino("ms.log"), ino("ms.header"));
+    rm(&dir, "ms.index");
+    fx.reconstruct(&[D, "user/joe"]).expect_code(1, "deleted index again");
+    assert_eq!((ino("ms.log"), ino("ms.header")), (log, header), "log or header rewritten");
+    assert_survived(&before, &fx.show(D, "user/joe"));
+    assert_no_op(&fx, &[D, "user/joe"]);
 }
 
 #[test]

@@ -14,7 +14,7 @@ use crate::codec::index::{self, IndexHeaderInfo, MessageRecord};
 use crate::error::{Error, IoContext, Result};
 use crate::io::{self, Durability};
 use crate::layout::{self, CACHE_FILE, HEADER_FILE, INDEX_FILE, LOG_FILE, QUARANTINE_DIR};
-use crate::store::mailbox::compacted_log;
+use crate::store::mailbox::{compacted_log, compacted_log_at};
 use crate::store::{CreateParams, Mailbox, MailboxEntry, MailboxPlace};
 use crate::util::now;
 
@@ -275,6 +275,34 @@ pub(super) fn finish(
             written: now(),
         };
         // Index and log are streamed in runs of records, never built whole in memory.
+        let encode = |out: &mut dyn std::io::Write,
+                      prefix: &[u8],
+                      records: &[MessageRecord],
+                      each: &dyn Fn(&mut Vec<u8>, &MessageRecord)|
+         -> std::io::Result<()> {
+            out.write_all(prefix)?;
+            let mut buf = Vec::with_capacity(64 << 10);
+            for run in records.chunks(256) {
+                buf.clear();
+                for r in run {
+                    each(&mut buf, r);
+                }
+                out.write_all(&buf)?;
+            }
+            Ok(())
+        };
+        // A file whose new bytes equal the old ones (a log already compacted to this
+        // state, an unchanged header) is left as it is: rewriting it would cost a file
+        // creation and a rename for nothing.
+        let unchanged = |old: Option<[u8; 32]>,
+                         prefix: &[u8],
+                         records: &[MessageRecord],
+                         each: &dyn Fn(&mut Vec<u8>, &MessageRecord)| {
+            old.is_some_and(|old| {
+                let mut h = blake3::Hasher::new();
+                encode(&mut h, prefix, records, each).is_ok() && *h.finalize().as_bytes() == old
+            })
+        };
         let stream = |name: &'static str,
                       prefix: Vec<u8>,
                       records: &[MessageRecord],
@@ -282,15 +310,7 @@ pub(super) fn finish(
             let tmp = dir.join(io::temp_name(name));
             let f = std::fs::File::create(&tmp).ctx("create", &tmp)?;
             let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
-            w.write_all(&prefix).ctx("write", &tmp)?;
-            let mut buf = Vec::with_capacity(64 << 10);
-            for run in records.chunks(256) {
-                buf.clear();
-                for r in run {
-                    each(&mut buf, r);
-                }
-                w.write_all(&buf).ctx("write", &tmp)?;
-            }
+            encode(&mut w, &prefix, records, each).ctx("write", &tmp)?;
             let f = w.into_inner().map_err(|e| Error::io("write", &tmp, e.into_error()))?;
             d.sync_file(&f).ctx("sync", &tmp)?;
             Ok::<_, Error>((tmp, name))
@@ -305,13 +325,24 @@ pub(super) fn finish(
         })?);
         let uid = merged.header.unique_id;
         let seq = merged.seq;
-        temps.push(stream(
-            LOG_FILE,
-            compacted_log(&merged.header, merged.last_uid, seq, &[]),
-            &merged.records,
-            &|b, r| changelog::encode_record(b, &uid, seq, &LogRecord::Message(*r)),
-        )?);
-        temps.push(stream(HEADER_FILE, merged.header.encode(), &[], &|_, _| {})?);
+        let log_record =
+            |b: &mut Vec<u8>, r: &MessageRecord| changelog::encode_record(b, &uid, seq, &LogRecord::Message(*r));
+        // The old log, compared as if written at its own time: only its `created` field
+        // would differ.
+        let log_same = job.old.log_problem.is_none()
+            && !job.old.log_torn
+            && job.old.log.as_ref().is_some_and(|l| {
+                let prefix = compacted_log_at(&merged.header, merged.last_uid, seq, &[], l.header.created);
+                unchanged(job.old.log_digest, &prefix, &merged.records, &log_record)
+            });
+        if !log_same {
+            let prefix = compacted_log(&merged.header, merged.last_uid, seq, &[]);
+            temps.push(stream(LOG_FILE, prefix, &merged.records, &log_record)?);
+        }
+        let header_bytes = merged.header.encode();
+        if !(job.old.header_problem.is_none() && unchanged(job.old.header_digest, &header_bytes, &[], &|_, _| {})) {
+            temps.push(stream(HEADER_FILE, header_bytes, &[], &|_, _| {})?);
+        }
         for (tmp, name) in &temps {
             std::fs::rename(tmp, dir.join(name)).ctx("rename", tmp)?;
         }

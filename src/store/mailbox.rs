@@ -700,12 +700,24 @@ impl Mailbox {
 /// The compacted log of a state: header, name, flag names, last UID, one MESSAGE record
 /// per live message, all with sequence number `seq`.
 pub fn compacted_log(header: &MailboxHeader, last_uid: u32, seq: u64, records: &[MessageRecord]) -> Vec<u8> {
+    compacted_log_at(header, last_uid, seq, records, now())
+}
+
+/// [`compacted_log`] with the header's `created` time given (to compare with a log
+/// already on disk).
+pub fn compacted_log_at(
+    header: &MailboxHeader,
+    last_uid: u32,
+    seq: u64,
+    records: &[MessageRecord],
+    created: i64,
+) -> Vec<u8> {
     let uid = header.unique_id;
     let mut out = changelog::encode_header(&LogHeaderInfo {
         unique_id: uid,
         uid_validity: header.uid_validity,
         base_seq: seq,
-        created: now(),
+        created,
     });
     out.reserve(records.len() * 144 + 256);
     changelog::encode_record(
