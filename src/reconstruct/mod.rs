@@ -89,6 +89,20 @@ impl CacheSink {
     }
 }
 
+/// A run's outcomes, each with the cache record it still has to place (if any).
+type RunOutcomes = Vec<(FileOutcome, Option<Vec<u8>>)>;
+
+/// Cache records are placed run by run in file order, so the cache a rebuild writes is the
+/// same whatever the thread count (records in UID order, like appends made them): runs that
+/// finish early wait here, a few at most, until the runs before them are placed.
+struct Placing {
+    sink: Option<CacheSink>,
+    /// Start of the next run to place.
+    next: usize,
+    /// Finished runs waiting for earlier ones: start → (end, outcomes).
+    waiting: std::collections::BTreeMap<usize, (usize, RunOutcomes)>,
+}
+
 struct Job {
     order: usize,
     place: MailboxPlace,
@@ -98,7 +112,10 @@ struct Job {
     read_all: bool,
     /// The old cache file, read (or mapped) the first time a re-read message needs it.
     old_cache: std::sync::OnceLock<Option<Bytes>>,
-    sink: Mutex<Option<CacheSink>>,
+    /// Where new cache records go, in UID order whatever order the runs finish in.
+    placing: Mutex<Placing>,
+    /// Whether the cache is being written anew (every read message gets a new record).
+    cache_rewrite: bool,
     sink_error: Mutex<Option<String>>,
     outcomes: Mutex<Vec<FileOutcome>>,
     bytes_read: AtomicU64,
@@ -181,9 +198,14 @@ impl crate::scan::Planner for Shared<'_> {
         if job.read_all { 16 } else { 256 }
     }
     fn process(&self, job: &Job, start: usize, end: usize) {
-        let mut local: Vec<FileOutcome> =
-            job.listing.messages[start..end].iter().map(|&uid| process_file(job, uid, self.opts)).collect();
-        job.outcomes.lock().append(&mut local);
+        let run: RunOutcomes = job.listing.messages[start..end]
+            .iter()
+            .map(|&uid| {
+                let mut record = None;
+                (process_file(job, uid, self.opts, &mut record), record)
+            })
+            .collect();
+        place_run(job, start, end, run);
     }
     fn finish(&self, job: &Job) {
         finalize(self, job);
@@ -273,7 +295,8 @@ fn prepare(
         listing,
         read_all,
         old_cache: std::sync::OnceLock::new(),
-        sink: Mutex::new(Some(sink)),
+        cache_rewrite: matches!(sink, CacheSink::Rewrite { .. }),
+        placing: Mutex::new(Placing { sink: Some(sink), next: 0, waiting: Default::default() }),
         sink_error: Mutex::new(None),
         outcomes: Mutex::new(Vec::with_capacity(n)),
         bytes_read: AtomicU64::new(0),
@@ -311,8 +334,9 @@ fn open_at(dir: &File, name: &std::ffi::CStr) -> std::io::Result<File> {
 }
 
 /// Look at one message file: stat only when its record can be trusted on metadata, else
-/// open, read, parse and hash it.
-fn process_file(job: &Job, uid: u32, opts: &Options) -> FileOutcome {
+/// open, read, parse and hash it. A new cache record for it is left in `record`, to be
+/// placed in order by [`place_run`].
+fn process_file(job: &Job, uid: u32, opts: &Options, record: &mut Option<Vec<u8>>) -> FileOutcome {
     let name = layout::MessageName::new(uid);
     let path = || job.place.dir.join(name.as_str());
     let dirfd = job.dirfd.as_ref();
@@ -367,7 +391,7 @@ fn process_file(job: &Job, uid: u32, opts: &Options) -> FileOutcome {
     let d = crate::store::derive::derive(uid, &bytes, !plausible);
     // A record that already describes this content keeps its cache record when that
     // record is byte-for-byte what we would write.
-    let keep_cache = !matches!(*job.sink.lock(), Some(CacheSink::Rewrite { .. }))
+    let keep_cache = !job.cache_rewrite
         && best.is_some_and(|r| {
             r.content_hash == d.content_hash
                 && job.old_cache().is_some_and(|c| {
@@ -375,19 +399,9 @@ fn process_file(job: &Job, uid: u32, opts: &Options) -> FileOutcome {
                     o.checked_add(l).and_then(|e| c.get(o..e)) == Some(&d.cache_record[..])
                 })
         });
-    let cache = if keep_cache {
-        None
-    } else {
-        let mut sink = job.sink.lock();
-        match sink.as_mut().map(|s| s.put(&d.cache_record)) {
-            Some(Ok(at)) => Some((at, d.cache_record.len() as u32)),
-            Some(Err(e)) => {
-                *job.sink_error.lock() = Some(e.to_string());
-                None
-            }
-            None => None,
-        }
-    };
+    if !keep_cache {
+        *record = Some(d.cache_record);
+    }
     FileOutcome::Read(
         info,
         Derived {
@@ -395,9 +409,37 @@ fn process_file(job: &Job, uid: u32, opts: &Options) -> FileOutcome {
             header_size: d.header_size,
             sent_date: d.sent_date,
             received_date: d.received_date,
-            cache,
+            cache: None,
         },
     )
+}
+
+/// Hand a finished run to the cache: place its records, and those of any runs waiting
+/// for it, in file order; then release their outcomes (with where each record went).
+fn place_run(job: &Job, start: usize, end: usize, run: RunOutcomes) {
+    let mut placed = Vec::with_capacity(run.len());
+    {
+        let mut p = job.placing.lock();
+        p.waiting.insert(start, (end, run));
+        loop {
+            let next = p.next;
+            let Some((end, run)) = p.waiting.remove(&next) else { break };
+            p.next = end;
+            for (mut outcome, record) in run {
+                if let (FileOutcome::Read(_, d), Some(rec)) = (&mut outcome, record) {
+                    match p.sink.as_mut().map(|s| s.put(&rec)) {
+                        Some(Ok(at)) => d.cache = Some((at, rec.len() as u32)),
+                        Some(Err(e)) => *job.sink_error.lock() = Some(e.to_string()),
+                        None => {}
+                    }
+                }
+                placed.push(outcome);
+            }
+        }
+    }
+    if !placed.is_empty() {
+        job.outcomes.lock().append(&mut placed);
+    }
 }
 
 fn finalize(shared: &Shared<'_>, job: &Job) {
@@ -413,7 +455,7 @@ fn finalize(shared: &Shared<'_>, job: &Job) {
         keep_changes: if shared.opts.all_changes { usize::MAX } else { report::DETAIL_LINES },
     };
     let merged = merge::merge(&job.old, &input, &outcomes);
-    let sink = job.sink.lock().take();
+    let sink = job.placing.lock().sink.take();
     let mut report = write::finish(shared.opts, job, merged, sink, &outcomes);
     if !shared.opts.all_changes {
         report.compact();
