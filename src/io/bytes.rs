@@ -24,6 +24,10 @@ use std::path::Path;
 /// copy would cost memory.
 pub const MAP_THRESHOLD: u64 = 256 * 1024;
 
+/// Most bytes reserved up front for a file read without mapping (its size comes from
+/// `fstat`, but a file may shrink before it is read).
+const READ_CAP: u64 = 64 * 1024 * 1024;
+
 /// The contents of a file: mapped or owned.
 pub enum Bytes {
     /// A read-only private mapping of the whole file.
@@ -87,13 +91,97 @@ pub fn read_file_at(file: &File, len: u64, allow_map: bool) -> std::io::Result<B
 /// files are written once, so neither happens to a healthy store). The allocation is
 /// capped, so a lying size cannot reserve memory the file does not fill.
 fn read_small(file: &File, len: u64) -> std::io::Result<Bytes> {
-    const CAP: u64 = 64 * 1024 * 1024;
-    let mut buf = Vec::with_capacity(len.min(CAP) as usize);
+    let mut buf = Vec::with_capacity(len.min(READ_CAP) as usize);
     let got = file.take(len).read_to_end(&mut buf)?;
     if (got as u64) < len {
         return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file shrank while being read"));
     }
     Ok(Bytes::Owned(buf))
+}
+
+/// The contents of a file read by [`read_file_into`]: mapped, or in the caller's buffer.
+pub enum Contents<'b> {
+    /// A read-only private mapping of the whole file.
+    Mapped(memmap2::Mmap),
+    /// The file's bytes, in the caller's buffer.
+    Read(&'b [u8]),
+    /// A file too large for the reusable buffer, read into its own.
+    Owned(Vec<u8>),
+}
+
+impl Deref for Contents<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Contents::Mapped(m) => m,
+            Contents::Read(b) => b,
+            Contents::Owned(v) => v,
+        }
+    }
+}
+
+/// One page of a [`ReadBuf`].
+#[derive(Clone, Copy, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable, zerocopy::KnownLayout)]
+#[repr(C, align(4096))]
+struct Page([u8; 4096]);
+
+/// A read buffer kept from file to file by a scanning thread: one allocation per thread
+/// instead of one per file. It is page-aligned on purpose. Measured (reconstruct full
+/// rebuild, perf): reading into one reused heap buffer made the kernel's copy to user
+/// space (`_copy_to_iter`) 3.4 times as expensive as reading into fresh allocations
+/// (22 % of CPU against 6.5 %); a page-aligned buffer brings it back to 6.5 %. The likely
+/// cause is 4 KiB aliasing between the page-aligned page cache and a destination a few
+/// bytes past a page boundary.
+#[derive(Default)]
+pub struct ReadBuf {
+    pages: Vec<Page>,
+}
+
+impl ReadBuf {
+    /// Bytes held (to drop a buffer a huge unmapped file grew).
+    pub fn capacity(&self) -> usize {
+        self.pages.len() * 4096
+    }
+}
+
+/// [`read_file_at`] into a buffer the caller keeps from file to file. Same mapping
+/// policy, same checks (a file that shrank is `UnexpectedEof`); at most 64 MiB is read
+/// without mapping.
+pub fn read_file_into<'b>(
+    file: &File,
+    len: u64,
+    allow_map: bool,
+    buf: &'b mut ReadBuf,
+) -> std::io::Result<Contents<'b>> {
+    if allow_map && len >= MAP_THRESHOLD {
+        if let Ok(map) = map(file) {
+            if map.len() as u64 == len {
+                return Ok(Contents::Mapped(map));
+            }
+        }
+    }
+    if len > READ_CAP {
+        // Not kept in the reusable buffer (and read as it arrives, not reserved whole).
+        return match read_small(file, len)? {
+            Bytes::Owned(v) => Ok(Contents::Owned(v)),
+            Bytes::Mapped(m) => Ok(Contents::Mapped(m)),
+        };
+    }
+    let n = len as usize;
+    let pages = n.div_ceil(4096);
+    if buf.pages.len() < pages {
+        buf.pages.resize(pages, Page([0; 4096]));
+    }
+    let bytes = &mut zerocopy::IntoBytes::as_mut_bytes(&mut buf.pages[..])[..n];
+    let mut reader = file;
+    reader.read_exact(bytes).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file shrank while being read")
+        } else {
+            e
+        }
+    })?;
+    Ok(Contents::Read(bytes))
 }
 
 #[expect(unsafe_code, reason = "memory-mapping a file is inherently unsafe")]
@@ -108,6 +196,27 @@ fn map(file: &File) -> std::io::Result<memmap2::Mmap> {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn read_file_into_reuses_one_buffer_and_checks_the_length() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut buf = ReadBuf::default();
+        for (i, n) in [5000usize, 1, 0, 4095, 4096, 4097, 300_000, 17].into_iter().enumerate() {
+            let p = dir.path().join(format!("f{i}"));
+            let data: Vec<u8> = (0..n).map(|k| (k * 7 + i) as u8).collect();
+            std::fs::write(&p, &data).expect("write");
+            let f = File::open(&p).expect("open");
+            let got = read_file_into(&f, n as u64, true, &mut buf).expect("read");
+            assert_eq!(&got[..], &data[..], "size {n}");
+            assert_eq!(matches!(got, Contents::Mapped(_)), n as u64 >= MAP_THRESHOLD);
+        }
+        // A file shorter than its fstat said (it shrank in between) is an error.
+        let p = dir.path().join("short");
+        std::fs::write(&p, b"abc").expect("write");
+        let f = File::open(&p).expect("open");
+        let e = read_file_into(&f, 10, false, &mut buf).err().expect("shrank");
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
+    }
 
     #[test]
     fn small_files_are_read_large_ones_mapped() {

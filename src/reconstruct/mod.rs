@@ -326,6 +326,13 @@ fn stat_at(dir: &File, name: &std::ffi::CStr) -> std::io::Result<(u64, i64)> {
     Ok((st.stx_size, st.stx_mtime.tv_sec))
 }
 
+/// Size and mtime of an open file: one `statx` asking for those two only.
+fn fstat_size_mtime(file: &File) -> std::io::Result<(u64, i64)> {
+    use rustix::fs::{AtFlags, StatxFlags, statx};
+    let st = statx(file, c"", AtFlags::EMPTY_PATH, StatxFlags::SIZE | StatxFlags::MTIME)?;
+    Ok((st.stx_size, st.stx_mtime.tv_sec))
+}
+
 /// Open `name` in the open directory `dir` for reading.
 fn open_at(dir: &File, name: &std::ffi::CStr) -> std::io::Result<File> {
     use rustix::fs::{Mode, OFlags, openat};
@@ -370,25 +377,34 @@ fn process_file(job: &Job, uid: u32, opts: &Options, record: &mut Option<Vec<u8>
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return FileOutcome::Vanished { uid },
         Err(e) => return FileOutcome::Unreadable { uid, error: crate::error::describe_io(&e, &path()) },
     };
-    let (size, mtime) = match file.metadata() {
-        Ok(m) => {
-            use std::os::unix::fs::MetadataExt;
-            (m.len(), m.mtime())
-        }
-        Err(e) => return FileOutcome::Unreadable { uid, error: e.to_string() },
+    let (size, mtime) = match fstat_size_mtime(&file) {
+        Ok(m) => m,
+        Err(e) => return FileOutcome::Unreadable { uid, error: crate::error::describe_io(&e, &path()) },
     };
     let info = FileInfo { uid, size, mtime };
     if size == 0 {
         return FileOutcome::Empty(info);
     }
-    let bytes = match crate::io::read_file_at(&file, size, opts.mmap) {
-        Ok(b) => b,
+    let plausible = mtime > 0 && mtime <= now() + 86_400;
+    thread_local! {
+        /// This worker's read buffer, kept from file to file.
+        static READ_BUF: std::cell::RefCell<crate::io::ReadBuf> = std::cell::RefCell::default();
+    }
+    let derived = READ_BUF.with_borrow_mut(|buf| {
+        let d = crate::io::read_file_into(&file, size, opts.mmap, buf)
+            .map(|bytes| crate::store::derive::derive(uid, &bytes, !plausible));
+        // A huge file read without mapping must not pin its size for the rest of the run.
+        if buf.capacity() > 4 << 20 {
+            *buf = crate::io::ReadBuf::default();
+        }
+        d
+    });
+    let d = match derived {
+        Ok(d) => d,
         Err(e) => return FileOutcome::Unreadable { uid, error: crate::error::describe_io(&e, &path()) },
     };
     drop(file);
     job.bytes_read.fetch_add(size, Ordering::Relaxed);
-    let plausible = mtime > 0 && mtime <= now() + 86_400;
-    let d = crate::store::derive::derive(uid, &bytes, !plausible);
     // A record that already describes this content keeps its cache record when that
     // record is byte-for-byte what we would write.
     let keep_cache = !job.cache_rewrite
