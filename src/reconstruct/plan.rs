@@ -73,11 +73,6 @@ pub struct OldState {
     /// Set when header, index and log are all consistent (what [`Mailbox::open`]
     /// accepts): `index_records` is then the exact live state (index + log tail).
     pub current: Option<Current>,
-    /// BLAKE3 of the header file's bytes as read, if it was read: a rewrite that would
-    /// produce the same bytes is skipped.
-    pub header_digest: Option<[u8; 32]>,
-    /// BLAKE3 of the change log's bytes as read, if it was read (same use).
-    pub log_digest: Option<[u8; 32]>,
 }
 
 /// A consistent mailbox's live state, besides its records (which are `index_records`).
@@ -241,12 +236,6 @@ pub fn gather(place: &MailboxPlace, listing: &Listing) -> OldState {
     let index_bytes = crate::io::read_file(&index_path);
     let log_bytes = read_opt(&dir.join(LOG_FILE));
     st.cache = cache_view(dir);
-    let digest = |b: &std::result::Result<Option<Vec<u8>>, String>| match b {
-        Ok(Some(b)) => Some(*blake3::hash(b).as_bytes()),
-        _ => None,
-    };
-    st.header_digest = digest(&header_bytes);
-    st.log_digest = digest(&log_bytes);
 
     if let (Ok(Some(h)), Ok(i), Ok(Some(l))) = (&header_bytes, &index_bytes, &log_bytes) {
         if let Ok(mb) = Mailbox::from_bytes(place.clone(), h, i, l, None) {

@@ -293,16 +293,14 @@ pub(super) fn finish(
         };
         // A file whose new bytes equal the old ones (a log already compacted to this
         // state, an unchanged header) is left as it is: rewriting it would cost a file
-        // creation and a rename for nothing.
-        let unchanged = |old: Option<[u8; 32]>,
-                         prefix: &[u8],
-                         records: &[MessageRecord],
-                         each: &dyn Fn(&mut Vec<u8>, &MessageRecord)| {
-            old.is_some_and(|old| {
-                let mut h = blake3::Hasher::new();
-                encode(&mut h, prefix, records, each).is_ok() && *h.finalize().as_bytes() == old
-            })
-        };
+        // creation and a rename for nothing. The old file is compared as the new bytes
+        // are encoded (the lock is held: nobody changes it meanwhile).
+        let unchanged =
+            |name: &str, prefix: &[u8], records: &[MessageRecord], each: &dyn Fn(&mut Vec<u8>, &MessageRecord)| {
+                let Ok(f) = std::fs::File::open(dir.join(name)) else { return false };
+                let mut cmp = SameBytes { old: std::io::BufReader::with_capacity(64 << 10, f), scratch: Vec::new() };
+                encode(&mut cmp, prefix, records, each).is_ok() && cmp.at_end()
+            };
         let stream = |name: &'static str,
                       prefix: Vec<u8>,
                       records: &[MessageRecord],
@@ -333,14 +331,14 @@ pub(super) fn finish(
             && !job.old.log_torn
             && job.old.log.as_ref().is_some_and(|l| {
                 let prefix = compacted_log_at(&merged.header, merged.last_uid, seq, &[], l.header.created);
-                unchanged(job.old.log_digest, &prefix, &merged.records, &log_record)
+                unchanged(LOG_FILE, &prefix, &merged.records, &log_record)
             });
         if !log_same {
             let prefix = compacted_log(&merged.header, merged.last_uid, seq, &[]);
             temps.push(stream(LOG_FILE, prefix, &merged.records, &log_record)?);
         }
         let header_bytes = merged.header.encode();
-        if !(job.old.header_problem.is_none() && unchanged(job.old.header_digest, &header_bytes, &[], &|_, _| {})) {
+        if !(job.old.header_problem.is_none() && unchanged(HEADER_FILE, &header_bytes, &[], &|_, _| {})) {
             temps.push(stream(HEADER_FILE, header_bytes, &[], &|_, _| {})?);
         }
         for (tmp, name) in &temps {
@@ -362,6 +360,35 @@ pub(super) fn finish(
         }
     }
     report
+}
+
+/// A writer that compares what is written with a file's bytes instead of writing: an
+/// error at the first difference (so encoding stops there).
+struct SameBytes<R> {
+    old: R,
+    scratch: Vec<u8>,
+}
+
+impl<R: std::io::Read> SameBytes<R> {
+    /// Whether the old file ends exactly where the new bytes ended.
+    fn at_end(&mut self) -> bool {
+        let mut one = [0u8; 1];
+        matches!(self.old.read(&mut one), Ok(0))
+    }
+}
+
+impl<R: std::io::Read> std::io::Write for SameBytes<R> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.scratch.resize(buf.len(), 0);
+        self.old.read_exact(&mut self.scratch)?;
+        if self.scratch != buf {
+            return Err(std::io::Error::other("differs"));
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A registered mailbox whose directory is gone: recreate it empty, with a new UID
