@@ -744,15 +744,22 @@ fn check_file(job: &Job, uid: u32, quick: bool, bytes: &std::sync::atomic::Atomi
         Err(e) => return FileCheck::Unreadable(e.to_string()),
     };
     use std::os::unix::fs::MetadataExt;
-    match crate::io::read_file_at(&file, meta.len(), true) {
-        Ok(b) => {
-            bytes.fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            FileCheck::Read {
-                size: b.len() as u64,
-                hash: *blake3::hash(&b).as_bytes(),
-                uid: meta.uid(),
-                gid: meta.gid(),
-            }
+    thread_local! {
+        /// This worker's read buffer, kept from file to file.
+        static READ_BUF: std::cell::RefCell<crate::io::ReadBuf> = std::cell::RefCell::default();
+    }
+    let read = READ_BUF.with_borrow_mut(|buf| {
+        let r = crate::io::read_file_into(&file, meta.len(), true, buf)
+            .map(|b| (b.len() as u64, *blake3::hash(&b).as_bytes()));
+        if buf.capacity() > 4 << 20 {
+            *buf = crate::io::ReadBuf::default();
+        }
+        r
+    });
+    match read {
+        Ok((size, hash)) => {
+            bytes.fetch_add(size, std::sync::atomic::Ordering::Relaxed);
+            FileCheck::Read { size, hash, uid: meta.uid(), gid: meta.gid() }
         }
         Err(e) => FileCheck::Unreadable(crate::error::describe_io(&e, &path())),
     }
