@@ -139,12 +139,7 @@ impl<'a> Envelope<'a> {
         let mut env = Envelope::default();
         let mut missing = EnvelopeField::ALL.len();
         for f in fields(header) {
-            let Some(which) = EnvelopeField::from_name(f.name) else {
-                continue;
-            };
-            let slot = env.slot_mut(which);
-            if slot.is_none() {
-                *slot = Some(unfold(f.raw_value));
+            if env.take(&f) {
                 missing -= 1;
                 if missing == 0 {
                     break;
@@ -152,6 +147,21 @@ impl<'a> Envelope<'a> {
             }
         }
         env
+    }
+
+    /// Take `f` if it is an envelope field not seen yet; whether it was taken. Lets a
+    /// caller that walks a header's fields anyway (the MIME parser) collect the envelope
+    /// in the same pass.
+    pub(crate) fn take(&mut self, f: &crate::message::Field<'a>) -> bool {
+        let Some(which) = EnvelopeField::from_name(f.name) else {
+            return false;
+        };
+        let slot = self.slot_mut(which);
+        if slot.is_some() {
+            return false;
+        }
+        *slot = Some(unfold(f.raw_value));
+        true
     }
 
     /// The value of one field.

@@ -207,7 +207,7 @@ pub fn parse_structure(msg: &[u8]) -> Result<Structure<'_>, MessageError> {
 
     while let Some(p) = stack.pop() {
         let index = u32::try_from(parts.len()).expect("parts.len() < MAX_PARTS <= u32::MAX");
-        let (mut part, body_start) = read_part(msg, &p);
+        let (mut part, body_start) = read_part(msg, top, &p);
         // Parts still allowed after this one and those already queued.
         let room = MAX_PARTS.saturating_sub(parts.len() + 1 + stack.len());
         let body = msg.get(body_start..p.end).unwrap_or_default();
@@ -289,13 +289,17 @@ struct MimeFields<'a> {
 }
 
 impl<'a> MimeFields<'a> {
-    /// One pass over the header block.
-    fn read(header: &'a [u8]) -> Self {
+    /// One pass over the header block; the envelope fields too when `env` is given (an
+    /// encapsulated message: its header is walked once, not twice).
+    fn read(header: &'a [u8], mut env: Option<&mut Envelope<'a>>) -> Self {
         let mut m = MimeFields::default();
         for f in fields(header) {
             let Some(suffix) =
                 f.name.get(8..).filter(|_| f.name.get(..8).is_some_and(|p| p.eq_ignore_ascii_case(b"content-")))
             else {
+                if let Some(e) = env.as_deref_mut() {
+                    e.take(&f);
+                }
                 continue;
             };
             let is = |s: &str| suffix.eq_ignore_ascii_case(s.as_bytes());
@@ -320,12 +324,14 @@ impl<'a> MimeFields<'a> {
 
 /// Read one part's header; returns the part (as a leaf) and the absolute
 /// offset of its body.
-fn read_part<'a>(msg: &'a [u8], p: &Pending) -> (Part<'a>, usize) {
+fn read_part<'a>(msg: &'a [u8], top: crate::message::Split, p: &Pending) -> (Part<'a>, usize) {
     let region = msg.get(p.start..p.end).unwrap_or_default();
-    let sp = split(region);
+    // Part 0's split is the one `parse_structure` already made.
+    let sp = if p.start == 0 && p.end == msg.len() { top } else { split(region) };
     let header = region.get(..sp.header_len).unwrap_or_default();
     let body = region.get(sp.body_offset..).unwrap_or_default();
-    let m = MimeFields::read(header);
+    let mut envelope = p.encapsulated.then(Envelope::default);
+    let m = MimeFields::read(header, envelope.as_mut());
 
     let ct = m.content_type.map(parse_content_type).unwrap_or_default();
     let (media_type, media_subtype) = match (ct.kind, ct.subtype) {
@@ -365,7 +371,7 @@ fn read_part<'a>(msg: &'a [u8], p: &Pending) -> (Part<'a>, usize) {
         body_offset: body_start as u64,
         body_len: body.len() as u64,
         body_lines,
-        envelope: p.encapsulated.then(|| Envelope::from_header(header)),
+        envelope,
     };
     (part, body_start)
 }

@@ -40,13 +40,17 @@ fn env_slots<'a>(e: &'a message::Envelope<'_>) -> Envelope<'a> {
 /// The `Received:` date costs another pass over the header; it is computed only when
 /// `want_received` (reconstruct needs it only for a file whose mtime is unusable).
 pub fn derive(uid: u32, bytes: &[u8], want_received: bool) -> Derived {
-    let split = message::split(bytes);
-    let header = bytes.get(..split.header_len).unwrap_or_default();
-    let received_date = if want_received { message::received_date(header) } else { None };
     let mut cache_record = Vec::with_capacity(512);
     let sent_date;
+    let split;
     match message::parse_structure(bytes) {
         Ok(structure) => {
+            // Part 0 is the whole message: its header is the message's.
+            split = match structure.parts.first() {
+                Some(p) => message::Split { header_len: p.header_len as usize, body_offset: p.body_offset as usize },
+                None => message::split(bytes),
+            };
+            let header = bytes.get(..split.header_len).unwrap_or_default();
             let fallback;
             let envelope = match structure.parts.first().and_then(|p| p.envelope.as_ref()) {
                 Some(e) => e,
@@ -88,6 +92,8 @@ pub fn derive(uid: u32, bytes: &[u8], want_received: bool) -> Derived {
             cache::encode(&entry, &mut cache_record);
         }
         Err(_) => {
+            split = message::split(bytes);
+            let header = bytes.get(..split.header_len).unwrap_or_default();
             let envelope = message::Envelope::from_header(header);
             sent_date = envelope.date.as_deref().and_then(message::parse_date);
             let entry = CacheEntry {
@@ -107,6 +113,8 @@ pub fn derive(uid: u32, bytes: &[u8], want_received: bool) -> Derived {
             cache::encode(&entry, &mut cache_record);
         }
     }
+    let header = bytes.get(..split.header_len).unwrap_or_default();
+    let received_date = if want_received { message::received_date(header) } else { None };
     Derived {
         header_size: u32::try_from(split.body_offset).unwrap_or(u32::MAX),
         sent_date,
