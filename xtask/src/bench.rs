@@ -51,6 +51,24 @@ pub struct BenchArgs {
     /// Put every message in one mailbox.
     #[arg(long)]
     pub one_mailbox: bool,
+    /// Runs of each row of `reconstruct` and `verify` (the floor included); the median time
+    /// is reported, and the largest peak RSS. These shared machines drift by 10-20 % from
+    /// one run to the next: one run per row makes ratios jump.
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+}
+
+/// Run `once` `n` times: (median seconds, largest peak RSS).
+fn median_of(n: usize, mut once: impl FnMut() -> Result<(f64, u64)>) -> Result<(f64, u64)> {
+    let mut times = Vec::new();
+    let mut rss = 0;
+    for _ in 0..n.max(1) {
+        let (s, r) = once()?;
+        times.push(s);
+        rss = rss.max(r);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok((times[times.len() / 2], rss))
 }
 
 /// One measured row.
@@ -153,7 +171,7 @@ fn prepare(a: &BenchArgs) -> Result<(PathBuf, PathBuf, usize, u64, u64, Row)> {
     let files: u64 = it.next().and_then(|s| s.parse().ok()).context("floor output")?;
     let bytes: u64 = it.next().and_then(|s| s.parse().ok()).context("floor output")?;
 
-    let (s, rss) = timed(floor_cmd().stdout(std::process::Stdio::null()))?;
+    let (s, rss) = median_of(a.repeat, || timed(floor_cmd().stdout(std::process::Stdio::null())))?;
     let floor = Row { name: "floor: open+read+blake3", messages: files, bytes, seconds: s, rss_kib: rss };
     Ok((conf, dir, threads, files, bytes, floor))
 }
@@ -189,13 +207,14 @@ fn verify(a: &BenchArgs) -> Result<()> {
             c.arg("--quick");
         }
         c.stdout(std::process::Stdio::null());
-        let (s, rss) = timed(&mut c)?;
+        let (s, rss) = median_of(a.repeat, || timed(&mut c))?;
         rows.push(Row { name, messages: files, bytes: if quick { 0 } else { bytes }, seconds: s, rss_kib: rss });
     }
     print_rows(
         &format!(
-            "verify bench: {files} messages, {:.1} MiB, {threads} threads, corpus {}",
+            "verify bench: {files} messages, {:.1} MiB, {threads} threads, median of {} runs per row, corpus {}",
             bytes as f64 / 1048576.0,
+            a.repeat.max(1),
             dir.display()
         ),
         &rows,
@@ -223,29 +242,37 @@ fn reconstruct(a: &BenchArgs) -> Result<()> {
         }
         Ok((total, peak))
     };
-    let (s, rss) = run_all(&[])?;
+    let dirs = mailbox_dirs(&conf)?;
+    let remove = |files: &[&str]| {
+        for d in &dirs {
+            for f in files {
+                let _ = std::fs::remove_file(d.join(f));
+            }
+        }
+    };
+    let (s, rss) = median_of(a.repeat, || run_all(&[]))?;
     rows.push(Row { name: "no-op (index current)", messages: files, bytes: 0, seconds: s, rss_kib: rss });
 
-    for d in mailbox_dirs(&conf)? {
-        let _ = std::fs::remove_file(d.join("ms.index"));
-    }
-    let (s, rss) = run_all(&[])?;
+    let (s, rss) = median_of(a.repeat, || {
+        remove(&["ms.index"]);
+        run_all(&[])
+    })?;
     rows.push(Row { name: "rebuild, ms.index removed", messages: files, bytes: 0, seconds: s, rss_kib: rss });
 
-    for d in mailbox_dirs(&conf)? {
-        let _ = std::fs::remove_file(d.join("ms.index"));
-        let _ = std::fs::remove_file(d.join("ms.cache"));
-    }
-    let (s, rss) = run_all(&[])?;
+    let (s, rss) = median_of(a.repeat, || {
+        remove(&["ms.index", "ms.cache"]);
+        run_all(&[])
+    })?;
     rows.push(Row { name: "full rebuild, index+cache removed", messages: files, bytes, seconds: s, rss_kib: rss });
 
-    let (s, rss) = run_all(&["--verify-content"])?;
+    let (s, rss) = median_of(a.repeat, || run_all(&["--verify-content"]))?;
     rows.push(Row { name: "--verify-content (index current)", messages: files, bytes, seconds: s, rss_kib: rss });
 
     print_rows(
         &format!(
-            "reconstruct bench: {files} messages, {:.1} MiB, {threads} threads, corpus {}",
+            "reconstruct bench: {files} messages, {:.1} MiB, {threads} threads, median of {} runs per row, corpus {}",
             bytes as f64 / 1048576.0,
+            a.repeat.max(1),
             dir.display()
         ),
         &rows,
