@@ -138,10 +138,26 @@ pub struct ReadBuf {
 }
 
 impl ReadBuf {
-    /// Bytes held (to drop a buffer a huge unmapped file grew).
+    /// Bytes held.
     pub fn capacity(&self) -> usize {
         self.pages.len() * 4096
     }
+}
+
+/// Run `f` with this thread's [`ReadBuf`] (each scanning worker keeps one). A buffer grown
+/// past 4 MiB (a huge file read without mapping) is dropped afterwards, so it does not pin
+/// that memory for the rest of the run.
+pub fn with_read_buf<R>(f: impl FnOnce(&mut ReadBuf) -> R) -> R {
+    thread_local! {
+        static BUF: std::cell::RefCell<ReadBuf> = std::cell::RefCell::default();
+    }
+    BUF.with_borrow_mut(|buf| {
+        let r = f(buf);
+        if buf.capacity() > 4 << 20 {
+            *buf = ReadBuf::default();
+        }
+        r
+    })
 }
 
 /// [`read_file_at`] into a buffer the caller keeps from file to file. Same mapping

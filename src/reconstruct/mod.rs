@@ -386,18 +386,9 @@ fn process_file(job: &Job, uid: u32, opts: &Options, record: &mut Option<Vec<u8>
         return FileOutcome::Empty(info);
     }
     let plausible = mtime > 0 && mtime <= now() + 86_400;
-    thread_local! {
-        /// This worker's read buffer, kept from file to file.
-        static READ_BUF: std::cell::RefCell<crate::io::ReadBuf> = std::cell::RefCell::default();
-    }
-    let derived = READ_BUF.with_borrow_mut(|buf| {
-        let d = crate::io::read_file_into(&file, size, opts.mmap, buf)
-            .map(|bytes| crate::store::derive::derive(uid, &bytes, !plausible));
-        // A huge file read without mapping must not pin its size for the rest of the run.
-        if buf.capacity() > 4 << 20 {
-            *buf = crate::io::ReadBuf::default();
-        }
-        d
+    let derived = crate::io::with_read_buf(|buf| {
+        crate::io::read_file_into(&file, size, opts.mmap, buf)
+            .map(|bytes| crate::store::derive::derive(uid, &bytes, !plausible))
     });
     let d = match derived {
         Ok(d) => d,

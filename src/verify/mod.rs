@@ -744,17 +744,8 @@ fn check_file(job: &Job, uid: u32, quick: bool, bytes: &std::sync::atomic::Atomi
         Err(e) => return FileCheck::Unreadable(e.to_string()),
     };
     use std::os::unix::fs::MetadataExt;
-    thread_local! {
-        /// This worker's read buffer, kept from file to file.
-        static READ_BUF: std::cell::RefCell<crate::io::ReadBuf> = std::cell::RefCell::default();
-    }
-    let read = READ_BUF.with_borrow_mut(|buf| {
-        let r = crate::io::read_file_into(&file, meta.len(), true, buf)
-            .map(|b| (b.len() as u64, *blake3::hash(&b).as_bytes()));
-        if buf.capacity() > 4 << 20 {
-            *buf = crate::io::ReadBuf::default();
-        }
-        r
+    let read = crate::io::with_read_buf(|buf| {
+        crate::io::read_file_into(&file, meta.len(), true, buf).map(|b| (b.len() as u64, *blake3::hash(&b).as_bytes()))
     });
     match read {
         Ok((size, hash)) => {
