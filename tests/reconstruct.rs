@@ -1097,6 +1097,41 @@ fn test_user() -> Result<Option<String>, String> {
     Ok(Some(name.to_string()))
 }
 
+/// Make `u` the store's runtime user and owner of all of it.
+fn hand_store_to(fx: &Fx, u: &str) {
+    let conf = std::fs::read_to_string(&fx.conf).expect("read ms.conf");
+    let conf: String = conf
+        .lines()
+        .filter(|l| !l.starts_with("runtime-"))
+        .map(|l| format!("{l}\n"))
+        .chain([format!("runtime-user: {u}\nruntime-group: {u}\n")])
+        .collect();
+    std::fs::write(&fx.conf, conf).expect("write ms.conf");
+    let st = Command::new("chown").args(["-R", &format!("{u}:{u}")]).arg(fx.root()).status().expect("chown");
+    assert!(st.success(), "chown -R {u}:{u}");
+}
+
+#[test]
+fn a_healthy_mailbox_is_only_read_even_where_nothing_could_be_written() {
+    use std::os::unix::fs::PermissionsExt;
+    let fx = Fx::new();
+    let dir = fx.mailbox(D, "user/joe", 20);
+    let Ok(user) = test_user() else {
+        eprintln!("SKIPPED: no unprivileged user");
+        return;
+    };
+    if let Some(u) = &user {
+        hand_store_to(&fx, u);
+    }
+    // Every store file read-only: a no-op must not even open one for writing.
+    for f in ["ms.header", "ms.index", "ms.cache", "ms.log"] {
+        std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o444)).expect("chmod");
+    }
+    let r = fx.reconstruct(&[D, "user/joe"]);
+    r.expect_code(0, "healthy mailbox with read-only files");
+    assert!(line_of(&r, D, "user/joe").contains("unchanged"), "{}", r.stdout);
+}
+
 #[test]
 fn bad_input_is_named_by_path_and_offset_and_other_mailboxes_are_still_processed() {
     use std::os::unix::fs::PermissionsExt;
@@ -1139,16 +1174,7 @@ fn bad_input_is_named_by_path_and_offset_and_other_mailboxes_are_still_processed
         }
     };
     if let Some(u) = &user {
-        let conf = std::fs::read_to_string(&fx.conf).expect("read ms.conf");
-        let conf: String = conf
-            .lines()
-            .filter(|l| !l.starts_with("runtime-"))
-            .map(|l| format!("{l}\n"))
-            .chain([format!("runtime-user: {u}\nruntime-group: {u}\n")])
-            .collect();
-        std::fs::write(&fx.conf, conf).expect("write ms.conf");
-        let st = Command::new("chown").args(["-R", &format!("{u}:{u}")]).arg(fx.root()).status().expect("chown");
-        assert!(st.success(), "chown -R {u}:{u}");
+        hand_store_to(&fx, u);
     }
     for n in ["admin", "user/joe", "user/mary"] {
         rm(&fx.dir(D, n), "ms.index");

@@ -68,8 +68,9 @@ impl Progress for NoProgress {}
 enum CacheSink {
     /// Dry run: count bytes only.
     Discard { pos: u64 },
-    /// Append to the existing `ms.cache` (it verified).
-    Append { out: BufWriter<File>, pos: u64 },
+    /// Append to the existing `ms.cache` (it verified), opened for writing only when the
+    /// first record comes (a run that changes nothing opens nothing for writing).
+    Append { out: Option<BufWriter<File>>, path: std::path::PathBuf, pos: u64 },
     /// Write a new cache file, renamed into place when the mailbox is written.
     Rewrite { out: BufWriter<File>, pos: u64, tmp: std::path::PathBuf },
 }
@@ -78,7 +79,19 @@ impl CacheSink {
     fn put(&mut self, rec: &[u8]) -> std::io::Result<u64> {
         let (pos, out) = match self {
             CacheSink::Discard { pos } => (pos, None),
-            CacheSink::Append { out, pos } | CacheSink::Rewrite { out, pos, .. } => (pos, Some(out)),
+            CacheSink::Append { out, path, pos } => {
+                if out.is_none() {
+                    let f = std::fs::OpenOptions::new().append(true).open(&*path).map_err(|e| {
+                        std::io::Error::new(
+                            e.kind(),
+                            format!("{}: {}", path.display(), crate::error::describe_io(&e, path)),
+                        )
+                    })?;
+                    *out = Some(BufWriter::with_capacity(256 * 1024, f));
+                }
+                (pos, out.as_mut())
+            }
+            CacheSink::Rewrite { out, pos, .. } => (pos, Some(out)),
         };
         let at = *pos;
         if let Some(o) = out {
@@ -268,10 +281,7 @@ fn prepare(
             pos: if old.cache.usable { old.cache.len } else { crate::format::cache::HEADER_LEN as u64 },
         }
     } else if old.cache.usable {
-        match std::fs::OpenOptions::new().append(true).open(dir.join(CACHE_FILE)) {
-            Ok(f) => CacheSink::Append { out: BufWriter::with_capacity(256 * 1024, f), pos: old.cache.len },
-            Err(e) => return Err(Box::new((target, Error::io("open", dir.join(CACHE_FILE), e)))),
-        }
+        CacheSink::Append { out: None, path: dir.join(CACHE_FILE), pos: old.cache.len }
     } else {
         let tmp = dir.join(crate::io::temp_name(CACHE_FILE));
         let generation = old.index_header.as_ref().map(|h| h.generation).unwrap_or(0) + 1;

@@ -190,7 +190,7 @@ pub(super) fn finish(
             }
         }
         if !must_write && merged.set_aside.is_empty() {
-            if let Some(CacheSink::Append { mut out, .. }) = sink {
+            if let Some(CacheSink::Append { out: Some(mut out), .. }) = sink {
                 out.flush().ctx("write", &dir.join(CACHE_FILE))?;
             }
             return Ok(());
@@ -220,10 +220,12 @@ pub(super) fn finish(
             }
         }
         let (cache_len, cache_tmp) = match sink {
-            Some(CacheSink::Append { out, pos }) => {
-                let f = out.into_inner().map_err(|e| Error::io("write", dir.join(CACHE_FILE), e.into_error()))?;
-                if d == Durability::Sync {
-                    f.sync_data().ctx("sync", &dir.join(CACHE_FILE))?;
+            Some(CacheSink::Append { out, pos, .. }) => {
+                if let Some(out) = out {
+                    let f = out.into_inner().map_err(|e| Error::io("write", dir.join(CACHE_FILE), e.into_error()))?;
+                    if d == Durability::Sync {
+                        f.sync_data().ctx("sync", &dir.join(CACHE_FILE))?;
+                    }
                 }
                 (pos, None)
             }
