@@ -82,7 +82,7 @@ pub fn read_file_at(file: &File, len: u64, allow_map: bool) -> std::io::Result<B
             }
         }
     }
-    read_small(file, len)
+    read_small(file, len).map(Bytes::Owned)
 }
 
 /// Read the file's `len` bytes (its size from the caller's `fstat`): one `read` for a file
@@ -90,13 +90,13 @@ pub fn read_file_at(file: &File, len: u64, allow_map: bool) -> std::io::Result<B
 /// meanwhile is an `UnexpectedEof` error; bytes appended meanwhile are not read (message
 /// files are written once, so neither happens to a healthy store). The allocation is
 /// capped, so a lying size cannot reserve memory the file does not fill.
-fn read_small(file: &File, len: u64) -> std::io::Result<Bytes> {
+fn read_small(file: &File, len: u64) -> std::io::Result<Vec<u8>> {
     let mut buf = Vec::with_capacity(len.min(READ_CAP) as usize);
     let got = file.take(len).read_to_end(&mut buf)?;
     if (got as u64) < len {
         return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file shrank while being read"));
     }
-    Ok(Bytes::Owned(buf))
+    Ok(buf)
 }
 
 /// The contents of a file read by [`read_file_into`]: mapped, or in the caller's buffer.
@@ -139,7 +139,7 @@ pub struct ReadBuf {
 
 impl ReadBuf {
     /// Bytes held.
-    pub fn capacity(&self) -> usize {
+    fn capacity(&self) -> usize {
         self.pages.len() * 4096
     }
 }
@@ -178,10 +178,7 @@ pub fn read_file_into<'b>(
     }
     if len > READ_CAP {
         // Not kept in the reusable buffer (and read as it arrives, not reserved whole).
-        return match read_small(file, len)? {
-            Bytes::Owned(v) => Ok(Contents::Owned(v)),
-            Bytes::Mapped(m) => Ok(Contents::Mapped(m)),
-        };
+        return read_small(file, len).map(Contents::Owned);
     }
     let n = len as usize;
     let pages = n.div_ceil(4096);

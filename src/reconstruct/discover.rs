@@ -123,7 +123,12 @@ pub fn disk_mailboxes(
                 }
             }
             Scope::Mailboxes { bases, descend } => {
-                for b in *bases {
+                // A base inside another one that is walked with its descendants (or named
+                // twice) would be listed twice.
+                let covered = |i: usize, b: &MailboxName| {
+                    bases.iter().enumerate().any(|(j, o)| (j < i && o == b) || (*descend && o != b && b.is_within(o)))
+                };
+                for (_, b) in bases.iter().enumerate().filter(|&(i, b)| !covered(i, b)) {
                     let comps: Vec<String> = b.components().map(layout::encode_component).collect();
                     let dir = layout::mailbox_dir(root, domain, b);
                     roots.push(Visit { part, dir, comps, descend: *descend });
@@ -181,9 +186,8 @@ pub fn disk_mailboxes(
         }
     });
     let mut found = found.into_inner();
-    // Overlapping bases (`user/a` and `user/a/b` with -r) find a directory twice.
+    // Workers finish in any order: by name, then in partition order.
     found.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-    found.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
     let mut out: BTreeMap<MailboxName, Vec<Found>> = BTreeMap::new();
     for (name, _, f) in found {
         out.entry(name).or_default().push(f);
