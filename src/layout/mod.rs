@@ -199,7 +199,7 @@ pub enum EntryKind {
 
 /// Message file name for `uid`.
 pub fn message_file_name(uid: u32) -> String {
-    format!("{uid}.")
+    MessageName::new(uid).as_str().to_string()
 }
 
 /// A message file name built on the stack (no allocation): for the per-message system
@@ -274,8 +274,8 @@ mod tests {
     fn message_name_on_the_stack_matches_the_string() {
         for uid in [1, 9, 10, 4_294_967_295, 123_456] {
             let n = MessageName::new(uid);
-            assert_eq!(n.as_str(), message_file_name(uid));
-            assert_eq!(n.as_c_str().to_bytes(), message_file_name(uid).as_bytes());
+            assert_eq!(n.as_str(), format!("{uid}."));
+            assert_eq!(n.as_c_str().to_bytes(), format!("{uid}.").as_bytes());
             assert_eq!(classify(n.as_str().as_bytes()), EntryKind::Message(uid));
         }
     }
