@@ -283,16 +283,29 @@ pub struct LogScan {
 /// checksum), so that is an error; damaged records are skipped and resynchronised over,
 /// never trusted.
 pub fn scan(bytes: &[u8]) -> Result<LogScan, FormatError> {
+    let mut records = Vec::new();
+    let mut s = scan_each(bytes, |off, seq, rec| records.push((off, seq, rec)))?;
+    s.records = records;
+    Ok(s)
+}
+
+/// [`scan`], handing each valid record to `each` (offset, seq, record) instead of
+/// collecting them: a reader that keeps only the records after its checkpoint holds no
+/// copy of the rest. The returned scan's `records` is empty.
+pub fn scan_each(bytes: &[u8], mut each: impl FnMut(u64, u64, LogRecord)) -> Result<LogScan, FormatError> {
     let header = decode_header(bytes)?;
     let mut s =
         LogScan { header, records: Vec::new(), valid_end: HEADER_LEN as u64, end: LogEnd::Clean, skipped: Vec::new() };
     let uid = s.header.unique_id;
     let mut off = HEADER_LEN;
     let mut first_error: Option<FormatError> = None;
+    // Offset of the last valid record (a damaged record before it is mid-log corruption).
+    let mut last_valid: Option<u64> = None;
     while off < bytes.len() {
         match decode_record(bytes, off, &uid) {
             Ok((seq, rec, len)) => {
-                s.records.push((off as u64, seq, rec));
+                each(off as u64, seq, rec);
+                last_valid = Some(off as u64);
                 off += len;
                 if first_error.is_none() {
                     s.valid_end = off as u64;
@@ -313,7 +326,7 @@ pub fn scan(bytes: &[u8]) -> Result<LogScan, FormatError> {
     }
     if let Some(error) = first_error {
         let offset = s.valid_end;
-        s.end = if s.records.iter().any(|(o, _, _)| *o > offset) {
+        s.end = if last_valid.is_some_and(|o| o > offset) {
             LogEnd::Corrupt { offset, error }
         } else {
             LogEnd::TornTail { offset, error }

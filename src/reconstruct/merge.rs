@@ -560,13 +560,13 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
     // Skipped for a source whose every record has a file (the common case: counted
     // cheaply instead of a search per record).
     let on_disk = |u: &u32| files.binary_search_by_key(u, FileOutcome::uid).is_ok();
-    let with_file = |m: &UidMap<MessageRecord>| files.iter().filter(|f| m.contains_key(&f.uid())).count();
+    let with_file = |has: &dyn Fn(&u32) -> bool| files.iter().filter(|f| has(&f.uid())).count();
     let mut gone: UidMap<MessageRecord> = UidMap::default();
-    if use_index && with_file(&old.index_records) < old.index_records.len() {
+    if use_index && with_file(&|u| old.index_records.contains_key(u)) < old.index_records.len() {
         gone.extend(old.index_records.values().filter(|r| !on_disk(&r.uid)).map(|r| (r.uid, *r)));
     }
     if use_log {
-        if let Some(l) = old.log.as_ref().filter(|l| with_file(&l.state) < l.state.len()) {
+        if let Some(l) = old.log.as_ref().filter(|l| with_file(&|u| l.state.contains_key(u)) < l.state.len()) {
             for r in l.state.values().filter(|r| !on_disk(&r.uid)) {
                 let g = gone.entry(r.uid).or_insert(*r);
                 if g.modseq < r.modseq {

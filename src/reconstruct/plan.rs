@@ -14,6 +14,50 @@ use crate::store::{Mailbox, MailboxPlace};
 /// maps are probed once or twice per message).
 pub type UidMap<V> = std::collections::HashMap<u32, V, rustc_hash::FxBuildHasher>;
 
+/// Index records by UID: sorted, one per UID, looked up by binary search. An index is
+/// already in UID order, so a consistent mailbox's records are taken as they are, with no
+/// copy and no hashing.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RecordSet(Vec<MessageRecord>);
+
+impl RecordSet {
+    /// From records in any order; of two records with the same UID the later one wins.
+    pub fn from_unsorted(mut v: Vec<MessageRecord>) -> RecordSet {
+        if !v.is_sorted_by(|a, b| a.uid < b.uid) {
+            // Reverse, then a stable sort and a dedup that keeps the first of equals:
+            // the last record of each UID in the original order survives.
+            v.reverse();
+            v.sort_by_key(|r| r.uid);
+            v.dedup_by_key(|r| r.uid);
+        }
+        RecordSet(v)
+    }
+    /// The record of `uid`.
+    pub fn get(&self, uid: &u32) -> Option<&MessageRecord> {
+        self.0.binary_search_by_key(uid, |r| r.uid).ok().map(|i| &self.0[i])
+    }
+    /// Whether `uid` has a record.
+    pub fn contains_key(&self, uid: &u32) -> bool {
+        self.get(uid).is_some()
+    }
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    /// No record.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// The records, in UID order.
+    pub fn values(&self) -> std::slice::Iter<'_, MessageRecord> {
+        self.0.iter()
+    }
+    /// The records, in UID order.
+    pub fn as_slice(&self) -> &[MessageRecord] {
+        &self.0
+    }
+}
+
 /// What the change log says, replayed from every record that verifies.
 #[derive(Clone, Debug, Default)]
 pub struct LogView {
@@ -59,7 +103,7 @@ pub struct OldState {
     /// The index header, if it verifies.
     pub index_header: Option<IndexHeaderInfo>,
     /// Index records whose checksum holds, by UID.
-    pub index_records: UidMap<MessageRecord>,
+    pub index_records: RecordSet,
     /// What is wrong with the index, if anything (`None`: strictly valid).
     pub index_problem: Option<String>,
     /// The change log's view, if its header verifies.
@@ -238,7 +282,7 @@ pub fn gather(place: &MailboxPlace, listing: &Listing) -> OldState {
     st.cache = cache_view(dir);
 
     if let (Ok(Some(h)), Ok(i), Ok(Some(l))) = (&header_bytes, &index_bytes, &log_bytes) {
-        if let Ok(mb) = Mailbox::from_bytes(place.clone(), h, i, l, None) {
+        if let Ok(mut mb) = Mailbox::from_bytes(place.clone(), h, i, l, None) {
             let all_live = listing.messages.iter().all(|u| mb.record(*u).is_some());
             let header = mb.header().clone();
             st.header_fixed = Some(HeaderFixedInfo {
@@ -248,7 +292,7 @@ pub fn gather(place: &MailboxPlace, listing: &Listing) -> OldState {
                 created: header.created,
             });
             st.index_header = Some(mb.index_header().clone());
-            st.index_records = mb.records().iter().map(|r| (r.uid, *r)).collect();
+            st.index_records = RecordSet::from_unsorted(mb.take_records());
             let log_header = changelog::decode_header(l).unwrap_or_default();
             st.log = Some(if all_live {
                 LogView {
@@ -314,13 +358,13 @@ pub fn gather(place: &MailboxPlace, listing: &Listing) -> OldState {
             match index::decode(&b) {
                 Ok((h, recs)) => {
                     st.index_header = Some(h);
-                    st.index_records = recs.into_iter().map(|r| (r.uid, r)).collect();
+                    st.index_records = RecordSet::from_unsorted(recs);
                 }
                 Err(e) => {
                     st.index_problem = Some(describe(dir, INDEX_FILE, &e));
                     let s = index::salvage(&b);
                     st.index_header = s.header;
-                    st.index_records = s.records.into_iter().map(|(_, r)| (r.uid, r)).collect();
+                    st.index_records = RecordSet::from_unsorted(s.records.into_iter().map(|(_, r)| r).collect());
                 }
             }
             if st.index_problem.is_none() {
@@ -403,5 +447,25 @@ impl OldState {
             self.cache.usable = false;
             self.cache.problem = Some(format!("{CACHE_FILE} is {} bytes, the index refers to {need}", self.cache.len));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(uid: u32, size: u64) -> MessageRecord {
+        MessageRecord { uid, size, ..MessageRecord::default() }
+    }
+
+    #[test]
+    fn record_set_sorts_and_keeps_the_last_record_of_a_uid() {
+        let s = RecordSet::from_unsorted(vec![rec(5, 1), rec(2, 1), rec(5, 2), rec(9, 1), rec(2, 3)]);
+        assert_eq!(s.values().map(|r| (r.uid, r.size)).collect::<Vec<_>>(), [(2, 3), (5, 2), (9, 1)]);
+        assert_eq!(s.get(&5).map(|r| r.size), Some(2));
+        assert!(s.get(&3).is_none() && !s.contains_key(&10) && s.contains_key(&9));
+        let sorted = RecordSet::from_unsorted(vec![rec(1, 1), rec(4, 1)]);
+        assert_eq!(sorted.len(), 2);
+        assert!(RecordSet::default().is_empty());
     }
 }

@@ -238,7 +238,16 @@ impl Mailbox {
             )));
         }
         let log_path = place.dir.join(LOG_FILE);
-        let scan = changelog::scan(log_bytes).map_err(|e| place.damaged(LOG_FILE, e))?;
+        // Only the records after the index's checkpoint are kept (a compacted log's
+        // records are all at or before it); every record is still verified.
+        let after = index.log_seq;
+        let mut tail: Vec<(u64, LogRecord)> = Vec::new();
+        let scan = changelog::scan_each(log_bytes, |_, seq, rec| {
+            if seq > after {
+                tail.push((seq, rec));
+            }
+        })
+        .map_err(|e| place.damaged(LOG_FILE, e))?;
         if scan.header.unique_id != header.unique_id {
             return Err(place.needs_repair(format!(
                 "mailbox {}: {} belongs to another mailbox (unique id differs from {})",
@@ -276,8 +285,6 @@ impl Mailbox {
             header_dirty: false,
             lock,
         };
-        let tail: Vec<(u64, LogRecord)> =
-            scan.records.into_iter().filter(|(_, seq, _)| *seq > mb.index.log_seq).map(|(_, s, r)| (s, r)).collect();
         mb.log_tail = tail.len();
         mb.apply(tail);
         Ok(mb)
@@ -345,6 +352,12 @@ impl Mailbox {
     /// Current records, sorted by UID.
     pub fn records(&self) -> &[MessageRecord] {
         &self.records
+    }
+
+    /// Take the records out, leaving none: for a reader that keeps the state and drops
+    /// the mailbox (no copy).
+    pub fn take_records(&mut self) -> Vec<MessageRecord> {
+        std::mem::take(&mut self.records)
     }
 
     /// The record of `uid`.

@@ -542,10 +542,10 @@ fn owner_finding(ids: &RuntimeIds, path: &std::path::Path, uid: u32, gid: u32, s
 /// The state the message files should match: the live state if the files are
 /// consistent, else the newest surviving record of each UID.
 fn expected_records(old: &OldState) -> UidMap<MessageRecord> {
+    let mut m: UidMap<MessageRecord> = old.index_records.values().map(|r| (r.uid, *r)).collect();
     if old.current.is_some() {
-        return old.index_records.clone();
+        return m;
     }
-    let mut m: UidMap<MessageRecord> = old.index_records.clone();
     if let Some(l) = &old.log {
         for (u, r) in &l.state {
             let e = m.entry(*u).or_insert(*r);
