@@ -48,6 +48,17 @@ pub fn run<P: Planner>(planner: &P, targets: Vec<P::Target>, threads: usize) -> 
     let (file_tx, file_rx) = crossbeam::channel::unbounded::<Run<P::Job>>();
     // Plans sent plus runs queued, not yet done.
     let outstanding = AtomicUsize::new(0);
+    // A worker panicked: the others stop instead of waiting for its work forever (the
+    // panic reaches the caller through the scope).
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    struct OnPanic<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for OnPanic<'_> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                self.0.store(true, Ordering::Release);
+            }
+        }
+    }
 
     let plan_one = |order: usize, target: P::Target, file_tx: &Sender<Run<P::Job>>| {
         if let Some(job) = planner.plan(order, target) {
@@ -74,10 +85,14 @@ pub fn run<P: Planner>(planner: &P, targets: Vec<P::Target>, threads: usize) -> 
     crossbeam::scope(|s| {
         for _ in 0..threads {
             let (plan_rx, file_rx, file_tx) = (plan_rx.clone(), file_rx.clone(), file_tx.clone());
-            let (plan_one, outstanding) = (&plan_one, &outstanding);
+            let (plan_one, outstanding, failed) = (&plan_one, &outstanding, &failed);
             s.spawn(move |_| {
+                let _guard = OnPanic(failed);
                 let mut plans_open = true;
                 loop {
+                    if failed.load(Ordering::Acquire) {
+                        break;
+                    }
                     let run = match file_rx.try_recv() {
                         Ok(r) => Some(r),
                         Err(_) if plans_open => match plan_rx.try_recv() {
@@ -238,6 +253,32 @@ mod tests {
             let expect: Vec<(usize, usize)> =
                 sizes.iter().enumerate().filter(|(i, _)| i % 5 != 4).map(|(i, &n)| (i, n)).collect();
             assert_eq!(done, expect, "threads {threads}");
+        }
+    }
+
+    #[test]
+    fn a_panicking_worker_fails_the_run_instead_of_hanging_it() {
+        struct Boom;
+        impl Planner for Boom {
+            type Target = usize;
+            type Job = usize;
+            fn plan(&self, _: usize, n: usize) -> Option<usize> {
+                Some(n)
+            }
+            fn files(&self, j: &usize) -> usize {
+                *j
+            }
+            fn run_len(&self, _: &usize) -> usize {
+                3
+            }
+            fn process(&self, j: &usize, s: usize, _: usize) {
+                assert!(!(*j == 40 && s == 9), "boom");
+            }
+            fn finish(&self, _: &usize) {}
+        }
+        for threads in [1, 2, 4] {
+            let r = run(&Boom, (0..100).collect(), threads);
+            assert!(r.is_err(), "threads {threads}");
         }
     }
 

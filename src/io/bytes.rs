@@ -139,9 +139,15 @@ pub struct ReadBuf {
 
 impl ReadBuf {
     /// Bytes held.
-    fn capacity(&self) -> usize {
+    pub fn capacity(&self) -> usize {
         self.pages.len() * 4096
     }
+}
+
+/// Size of an open file: one `statx` asking for the size only.
+pub fn file_size(file: &File) -> std::io::Result<u64> {
+    use rustix::fs::{AtFlags, StatxFlags, statx};
+    Ok(statx(file, c"", AtFlags::EMPTY_PATH, StatxFlags::SIZE)?.stx_size)
 }
 
 /// Run `f` with this thread's [`ReadBuf`] (each scanning worker keeps one). A buffer grown

@@ -9,6 +9,8 @@ mod bytes;
 mod lock;
 mod write;
 
-pub use bytes::{Bytes, Contents, MAP_THRESHOLD, ReadBuf, read_file, read_file_at, read_file_into, with_read_buf};
+pub use bytes::{
+    Bytes, Contents, MAP_THRESHOLD, ReadBuf, file_size, read_file, read_file_at, read_file_into, with_read_buf,
+};
 pub use lock::{LockMode, MailboxLock};
 pub use write::{Durability, atomic_write, create_new_file, fsync_dir, rename_noreplace, set_mtime, temp_name};

@@ -296,13 +296,24 @@ fn same_state(a: &MessageRecord, b: &MessageRecord) -> bool {
         && a.modseq == b.modseq
 }
 
-/// Merge. `files` must be sorted by UID.
-pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> Merged {
-    let mut changes = ChangeList::new(input.keep_changes);
-    let mut counts = Counts::default();
-    let mut unrepaired = false;
+/// Rule 1 and the flag names: who the mailbox is, which sources speak for it, the last
+/// UID they know. Shared by [`merge`] and [`unchanged`], so both read the same identity.
+struct Identity {
+    unique_id: [u8; 16],
+    /// UID validity from the first source that has one.
+    old_validity: Option<u32>,
+    created: i64,
+    /// The index (its header agrees with that identity, or is lost).
+    use_index: bool,
+    /// The change log (its header agrees).
+    use_log: bool,
+    /// Highest last UID of the sources used.
+    last_known: Option<u32>,
+    /// Flag names: header, then the log for slots the header lacks.
+    names: Vec<Option<String>>,
+}
 
-    // 1. Identity.
+fn identity(old: &OldState, input: &MergeInput<'_>) -> Identity {
     let fixed = old.header_fixed.as_ref();
     let unique_id = fixed
         .map(|h| h.unique_id)
@@ -322,20 +333,7 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
         // Records of an index whose header is lost are self-describing (UID, size, hash).
         None => true,
     };
-    if let Some(h) = &old.index_header {
-        if !use_index {
-            changes.add(None, "index-ignored", || {
-                (None, None, "ms.index belongs to another mailbox or UID validity; its records were not used".into())
-            });
-            let _ = h;
-        }
-    }
     let use_log = old.log.as_ref().is_some_and(|l| validity_ok(l.header.uid_validity, l.header.unique_id));
-    if old.log.is_some() && !use_log {
-        changes.add(None, "log-ignored", || {
-            (None, None, "ms.log belongs to another mailbox or UID validity; its records were not used".into())
-        });
-    }
     let mut last_known: Option<u32> = None;
     let mut raise = |v: u32| last_known = Some(last_known.map_or(v, |k: u32| k.max(v)));
     if let Some(h) = fixed {
@@ -353,8 +351,6 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
             raise(l.last_uid);
         }
     }
-
-    // Flag names: header, then the log for slots the header lacks.
     let mut names: Vec<Option<String>> = old.header.as_ref().map(|h| h.flags.clone()).unwrap_or_default();
     if use_log {
         if let Some(l) = &old.log {
@@ -369,6 +365,90 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
                 }
             }
         }
+    }
+    Identity { unique_id, old_validity, created, use_index, use_log, last_known, names }
+}
+
+/// What [`merge`] returns for a consistent mailbox (`old.current`) whose message files are
+/// exactly its records, each matching on size and mtime — when that merge changes
+/// nothing. Computed from the records alone, without a pass over the files: the no-op
+/// run's finish. `None` when the merge would change something; run [`merge`] then.
+///
+/// The records are not copied: `records` is empty and `counts.kept` is their number.
+/// Debug builds check every use against [`merge`] (see `reconstruct::finalize`).
+pub fn unchanged(old: &OldState, input: &MergeInput<'_>) -> Option<Merged> {
+    let c = old.current.as_ref()?;
+    let log = old.log.as_ref()?;
+    let id = identity(old, input);
+    // Both sources used (else a change says one was ignored), the UID validity kept.
+    let (true, true, Some(validity), Some(known)) = (id.use_index, id.use_log, id.old_validity, id.last_known) else {
+        return None;
+    };
+    // Nothing only the log knows: an expunge could make a file a leftover to set aside.
+    if !log.expunged.is_empty() || !log.state.is_empty() {
+        return None;
+    }
+    let records = old.index_records.as_slice();
+    let last_uid = known.max(records.last().map_or(0, |r| r.uid));
+    if last_uid != c.last_uid {
+        return None;
+    }
+    let used = records.iter().fold(0u128, |acc, r| acc | r.user_flags.0);
+    if (0..MAX_USER_FLAGS).any(|slot| used & (1u128 << slot) != 0 && id.names.get(slot).is_none_or(Option::is_none)) {
+        return None;
+    }
+    let header = MailboxHeader {
+        unique_id: id.unique_id,
+        uid_validity: validity,
+        last_uid,
+        created: id.created,
+        domain: input.domain.to_string(),
+        name: input.name.to_string(),
+        flags: id.names,
+    };
+    let h = &c.header;
+    if (h.unique_id, h.uid_validity, &h.flags, &h.domain, &h.name)
+        != (header.unique_id, header.uid_validity, &header.flags, &header.domain, &header.name)
+    {
+        return None;
+    }
+    let mut seq = log.seq.max(c.seq);
+    if let Some(ih) = &old.index_header {
+        seq = seq.max(ih.log_seq).max(ih.highest_modseq);
+    }
+    seq = seq.max(records.iter().map(|r| r.modseq).max().unwrap_or(0));
+    Some(Merged {
+        header,
+        records: Vec::new(),
+        last_uid,
+        seq,
+        renames: Vec::new(),
+        set_aside: Vec::new(),
+        changes: ChangeList::new(input.keep_changes),
+        counts: Counts { kept: records.len() as u64, ..Counts::default() },
+        changed: false,
+        placement_changed: false,
+        unrepaired: false,
+    })
+}
+
+/// Merge. `files` must be sorted by UID.
+pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> Merged {
+    let mut changes = ChangeList::new(input.keep_changes);
+    let mut counts = Counts::default();
+    let mut unrepaired = false;
+
+    // 1. Identity.
+    let Identity { unique_id, old_validity, created, use_index, use_log, last_known, mut names } = identity(old, input);
+    if old.index_header.is_some() && !use_index {
+        changes.add(None, "index-ignored", || {
+            (None, None, "ms.index belongs to another mailbox or UID validity; its records were not used".into())
+        });
+    }
+    if old.log.is_some() && !use_log {
+        changes.add(None, "log-ignored", || {
+            (None, None, "ms.log belongs to another mailbox or UID validity; its records were not used".into())
+        });
     }
 
     // 2-3. Files.
@@ -740,4 +820,109 @@ fn pick_date(info: &FileInfo, derived: Option<&Derived>, now: i64) -> (DateTime,
         return (d, DateSource::DateHeader);
     }
     (DateTime { unix: now, offset_minutes: 0 }, DateSource::RebuildTime)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::changelog::LogHeaderInfo;
+    use crate::codec::header::HeaderFixedInfo;
+    use crate::codec::index::IndexHeaderInfo;
+    use crate::reconstruct::plan::{Current, LogView, RecordSet};
+
+    const ID: [u8; 16] = [7; 16];
+
+    /// A consistent mailbox "d:box" with `uids`, as `plan::gather` reads it.
+    fn consistent(uids: &[u32], flags: Vec<Option<String>>) -> OldState {
+        let recs: Vec<MessageRecord> = uids
+            .iter()
+            .map(|&uid| MessageRecord {
+                uid,
+                size: 100 + uid as u64,
+                internal_date: 1_700_000_000 + uid as i64,
+                modseq: 3,
+                user_flags: UserFlags(if uid == 2 { 1 } else { 0 }),
+                ..MessageRecord::default()
+            })
+            .collect();
+        let last = uids.iter().copied().max().unwrap_or(0);
+        let header = MailboxHeader {
+            unique_id: ID,
+            uid_validity: 9,
+            last_uid: last,
+            created: 5,
+            domain: "d".into(),
+            name: "box".into(),
+            flags: flags.clone(),
+        };
+        let index =
+            IndexHeaderInfo { unique_id: ID, uid_validity: 9, last_uid: last, log_seq: 3, ..Default::default() };
+        OldState {
+            header: Some(header.clone()),
+            header_fixed: Some(HeaderFixedInfo { unique_id: ID, uid_validity: 9, last_uid: last, created: 5 }),
+            index_header: Some(index.clone()),
+            index_records: RecordSet::from_unsorted(recs),
+            log: Some(LogView {
+                header: LogHeaderInfo { unique_id: ID, uid_validity: 9, base_seq: 3, created: 5 },
+                flag_names: flags,
+                last_uid: last,
+                seq: 3,
+                name: Some(("d".into(), "box".into())),
+                ..LogView::default()
+            }),
+            current: Some(Current { header, index, last_uid: last, seq: 3 }),
+            ..OldState::default()
+        }
+    }
+
+    fn input<'a>(name: &'a str) -> MergeInput<'a> {
+        MergeInput { domain: "d", name, listed: None, now: 1_800_000_000, fresh_id: [1; 16], keep_changes: 10 }
+    }
+
+    fn all_matched(old: &OldState) -> Vec<FileOutcome> {
+        old.index_records
+            .values()
+            .map(|r| FileOutcome::Matched(FileInfo { uid: r.uid, size: r.size, mtime: r.internal_date }))
+            .collect()
+    }
+
+    #[test]
+    fn unchanged_is_what_the_merge_gives_a_consistent_mailbox() {
+        let old = consistent(&[1, 2, 5], vec![Some("$Work".into())]);
+        let q = unchanged(&old, &input("box")).expect("nothing to change");
+        let full = merge(&old, &input("box"), &all_matched(&old));
+        assert!(!full.changed && !full.placement_changed && full.changes.list.is_empty());
+        assert_eq!((q.counts, &q.header, q.last_uid, q.seq), (full.counts, &full.header, full.last_uid, full.seq));
+        assert_eq!(q.counts.kept, 3);
+    }
+
+    #[test]
+    fn unchanged_declines_whatever_the_merge_would_change() {
+        // A set flag whose name is lost: the merge names it.
+        let old = consistent(&[1, 2], vec![]);
+        assert!(unchanged(&old, &input("box")).is_none());
+        assert!(merge(&old, &input("box"), &all_matched(&old)).changed);
+        // The header names another mailbox.
+        let old = consistent(&[1, 2], vec![Some("$Work".into())]);
+        assert!(unchanged(&old, &input("other")).is_none());
+        assert!(merge(&old, &input("other"), &all_matched(&old)).changed);
+        // The header knows a higher last UID than the live state.
+        let mut old = consistent(&[1, 2], vec![Some("$Work".into())]);
+        old.header_fixed.as_mut().expect("fixed").last_uid = 8;
+        assert!(unchanged(&old, &input("box")).is_none());
+        assert!(merge(&old, &input("box"), &all_matched(&old)).changed);
+        // The log saw an expunge (a file could be its leftover).
+        let mut old = consistent(&[1, 2], vec![Some("$Work".into())]);
+        old.log.as_mut().expect("log").expunged.insert(4, 6);
+        assert!(unchanged(&old, &input("box")).is_none());
+        // The log belongs to another UID validity.
+        let mut old = consistent(&[1, 2], vec![Some("$Work".into())]);
+        old.log.as_mut().expect("log").header.uid_validity = 10;
+        assert!(unchanged(&old, &input("box")).is_none());
+        assert!(!merge(&old, &input("box"), &all_matched(&old)).changes.list.is_empty());
+        // Not consistent at all.
+        let mut old = consistent(&[1, 2], vec![Some("$Work".into())]);
+        old.current = None;
+        assert!(unchanged(&old, &input("box")).is_none());
+    }
 }

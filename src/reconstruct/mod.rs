@@ -10,6 +10,11 @@
 //!   (merge.rs) and writes (write.rs)
 //! ```
 //!
+//! A consistent mailbox whose files are exactly its records (the no-op case) runs
+//! *quick*: one `statx` per file compared with the record at the same position, an
+//! outcome kept only for a file that differs, and with none the finish is
+//! [`merge::unchanged`] instead of a merge over every file.
+//!
 //! Reports are put back in mailbox order before printing.
 
 pub mod discover;
@@ -123,6 +128,11 @@ struct Job {
     old: OldState,
     listing: Listing,
     read_all: bool,
+    /// The mailbox is consistent and its message files are exactly its records, in the
+    /// same order: a run compares each file's size and mtime with the record at the same
+    /// position and keeps an outcome only for a file that differs (it is then looked at
+    /// as in a full run). With no outcome at all, the finish is [`merge::unchanged`].
+    quick: bool,
     /// The old cache file, read (or mapped) the first time a re-read message needs it.
     old_cache: std::sync::OnceLock<Option<Bytes>>,
     /// Where new cache records go, in UID order whatever order the runs finish in.
@@ -211,13 +221,21 @@ impl crate::scan::Planner for Shared<'_> {
         if job.read_all { 16 } else { 256 }
     }
     fn process(&self, job: &Job, start: usize, end: usize) {
-        let run: RunOutcomes = job.listing.messages[start..end]
-            .iter()
-            .map(|&uid| {
-                let mut record = None;
-                (process_file(job, uid, self.opts, &mut record), record)
-            })
-            .collect();
+        let full = |uid: u32| {
+            let mut record = None;
+            (process_file(job, uid, self.opts, &mut record), record)
+        };
+        let run: RunOutcomes = if job.quick {
+            let records = &job.old.index_records.as_slice()[start..end];
+            job.listing.messages[start..end]
+                .iter()
+                .zip(records)
+                .filter(|&(&uid, r)| !matches_record(job, uid, r))
+                .map(|(&uid, _)| full(uid))
+                .collect()
+        } else {
+            job.listing.messages[start..end].iter().map(|&uid| full(uid)).collect()
+        };
         place_run(job, start, end, run);
     }
     fn finish(&self, job: &Job) {
@@ -272,8 +290,12 @@ fn prepare(
             Err(e) => return Err(Box::new((target, Error::io("list mailbox directory", &dir, e)))),
         },
     };
-    let old = plan::gather(&place, &listing);
+    let old = plan::gather(&place, &listing, Some(lock.dir()));
     let read_all = shared.opts.verify_content || !old.cache.usable;
+    let quick = !read_all
+        && old.current.is_some()
+        && listing.messages.len() == old.index_records.len()
+        && listing.messages.iter().zip(old.index_records.values()).all(|(&u, r)| u == r.uid);
     let unique_id = merge_unique_id(&old, &target);
 
     let sink = if shared.opts.dry_run {
@@ -304,6 +326,7 @@ fn prepare(
         old,
         listing,
         read_all,
+        quick,
         old_cache: std::sync::OnceLock::new(),
         cache_rewrite: matches!(sink, CacheSink::Rewrite { .. }),
         placing: Mutex::new(Placing { sink: Some(sink), next: 0, waiting: Default::default() }),
@@ -325,6 +348,18 @@ fn merge_unique_id(old: &OldState, target: &Target) -> [u8; 16] {
         .or(old.log.as_ref().map(|l| l.header.unique_id))
         .or(target.entry.as_ref().map(|e| e.unique_id))
         .unwrap_or_else(random_id)
+}
+
+/// Whether message file `uid` still has the size and mtime of its record (one `statx`):
+/// the quick run's whole look at a file. Any doubt (an error, an empty file) is `false`,
+/// and the file is then looked at fully.
+fn matches_record(job: &Job, uid: u32, r: &crate::codec::index::MessageRecord) -> bool {
+    let name = layout::MessageName::new(uid);
+    let st = match job.dirfd.as_ref() {
+        Some(d) => stat_at(d, name.as_c_str()),
+        None => return false,
+    };
+    st.is_ok_and(|(size, mtime)| size > 0 && size == r.size && mtime == r.internal_date)
 }
 
 /// Size and mtime of `name` in the open directory `dir`: one `statx`, asking only for
@@ -431,6 +466,40 @@ fn process_file(job: &Job, uid: u32, opts: &Options, record: &mut Option<Vec<u8>
     )
 }
 
+/// A quick run's outcomes (the files that did not match) completed with a `Matched`
+/// outcome for every other file: what a full run would have produced.
+fn with_matched(job: &Job, differing: Vec<FileOutcome>) -> Vec<FileOutcome> {
+    let mut differing = differing.into_iter().peekable();
+    let mut all = Vec::with_capacity(job.old.index_records.len());
+    for r in job.old.index_records.values() {
+        match differing.next_if(|o| o.uid() == r.uid) {
+            Some(o) => all.push(o),
+            None => all.push(FileOutcome::Matched(FileInfo { uid: r.uid, size: r.size, mtime: r.internal_date })),
+        }
+    }
+    all
+}
+
+/// Debug builds: the quick finish must be exactly what the full merge gives.
+#[cfg(debug_assertions)]
+fn check_unchanged(job: &Job, input: &merge::MergeInput<'_>, quick: &merge::Merged) {
+    let full = merge::merge(&job.old, input, &with_matched(job, Vec::new()));
+    assert!(
+        !full.changed
+            && !full.placement_changed
+            && !full.unrepaired
+            && full.changes.list.is_empty()
+            && full.changes.elided.is_empty()
+            && full.renames.is_empty()
+            && full.set_aside.is_empty()
+            && full.counts == quick.counts
+            && full.header == quick.header
+            && (full.last_uid, full.seq) == (quick.last_uid, quick.seq),
+        "quick finish differs from the merge for {}: {full:?}",
+        job.place.dir.display()
+    );
+}
+
 /// Hand a finished run to the cache: place its records, and those of any runs waiting
 /// for it, in file order; then release their outcomes (with where each record went).
 fn place_run(job: &Job, start: usize, end: usize, run: RunOutcomes) {
@@ -471,9 +540,24 @@ fn finalize(shared: &Shared<'_>, job: &Job) {
         fresh_id: job.unique_id,
         keep_changes: if shared.opts.all_changes { usize::MAX } else { report::DETAIL_LINES },
     };
-    let merged = merge::merge(&job.old, &input, &outcomes);
     let sink = job.placing.lock().sink.take();
-    let mut report = write::finish(shared.opts, job, merged, sink, &outcomes);
+    let quick = if job.quick && outcomes.is_empty() { merge::unchanged(&job.old, &input) } else { None };
+    let mut report = match quick {
+        Some(merged) => {
+            #[cfg(debug_assertions)]
+            check_unchanged(job, &input, &merged);
+            let mut r = write::finish(shared.opts, job, merged, sink, &[]);
+            r.messages = job.old.index_records.len() as u64;
+            r
+        }
+        None => {
+            if job.quick {
+                outcomes = with_matched(job, outcomes);
+            }
+            let merged = merge::merge(&job.old, &input, &outcomes);
+            write::finish(shared.opts, job, merged, sink, &outcomes)
+        }
+    };
     if !shared.opts.all_changes {
         report.compact();
     }
@@ -482,6 +566,6 @@ fn finalize(shared: &Shared<'_>, job: &Job) {
             shared.registrations.lock().push(e.clone());
         }
     }
-    shared.progress.mailbox_done(outcomes.len() as u64);
+    shared.progress.mailbox_done(job.listing.messages.len() as u64);
     shared.reports.lock()[job.order] = Some(report);
 }

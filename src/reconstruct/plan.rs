@@ -1,12 +1,14 @@
 //! Gather what a mailbox's old files still hold — every part that verifies, record by
 //! record — and list its directory. Nothing here reads a message file.
 
+use std::fs::File;
 use std::path::Path;
 
 use crate::codec::changelog::{self, LogEnd, LogHeaderInfo, LogRecord};
 use crate::codec::header::{self, HeaderFixedInfo, MailboxHeader};
 use crate::codec::index::{self, IndexHeaderInfo, MessageRecord};
 use crate::codec::{FormatError, cache};
+use crate::io::{Contents, ReadBuf};
 use crate::layout::{self, CACHE_FILE, EntryKind, HEADER_FILE, INDEX_FILE, LOG_FILE};
 use crate::store::{Mailbox, MailboxPlace};
 
@@ -216,11 +218,46 @@ pub fn list_with(dir: &Path, mut subdir: impl FnMut(&str)) -> std::io::Result<Li
     Ok(l)
 }
 
-fn read_opt(path: &Path) -> std::result::Result<Option<Vec<u8>>, String> {
-    match std::fs::read(path) {
+/// Open `name` in the mailbox directory: relative to its open descriptor when there is
+/// one (no path walk), else by path.
+fn open_in(dir: &Path, fd: Option<&File>, name: &str) -> std::io::Result<File> {
+    match fd {
+        Some(d) => {
+            use rustix::fs::{Mode, OFlags, openat};
+            let fd = openat(d, name, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::empty())?;
+            Ok(File::from(fd))
+        }
+        None => File::open(dir.join(name)),
+    }
+}
+
+/// Read a whole store file into `buf` (mapped instead if `map` and it is large).
+fn read_in<'b>(
+    dir: &Path,
+    fd: Option<&File>,
+    name: &str,
+    map: bool,
+    buf: &'b mut ReadBuf,
+) -> std::io::Result<Contents<'b>> {
+    let f = open_in(dir, fd, name)?;
+    let len = crate::io::file_size(&f)?;
+    crate::io::read_file_into(&f, len, map, buf)
+}
+
+/// [`read_in`], with a missing file as `None` and other errors described.
+fn read_opt<'b>(
+    dir: &Path,
+    fd: Option<&File>,
+    name: &str,
+    buf: &'b mut ReadBuf,
+) -> std::result::Result<Option<Contents<'b>>, String> {
+    match read_in(dir, fd, name, false, buf) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("cannot read {}: {}", path.display(), crate::error::describe_io(&e, path))),
+        Err(e) => {
+            let path = dir.join(name);
+            Err(format!("cannot read {}: {}", path.display(), crate::error::describe_io(&e, &path)))
+        }
     }
 }
 
@@ -272,14 +309,40 @@ pub fn replay(scan: changelog::LogScan) -> LogView {
 /// accepts), each is decoded once and the live state stands in for both the index and the
 /// log (they agree). The log is replayed record by record only when that fails, or when a
 /// message file has no live record (it may be the leftover of an interrupted expunge).
-pub fn gather(place: &MailboxPlace, listing: &Listing) -> OldState {
+///
+/// `dir_fd`, the mailbox directory opened (the lock's), lets files be opened relative to
+/// it. The files are read into buffers each thread keeps from mailbox to mailbox.
+pub fn gather(place: &MailboxPlace, listing: &Listing, dir_fd: Option<&File>) -> OldState {
+    thread_local! {
+        static BUFS: std::cell::RefCell<[ReadBuf; 3]> = std::cell::RefCell::default();
+    }
+    BUFS.with_borrow_mut(|bufs| {
+        let [hb, ib, lb] = bufs;
+        let st = gather_in(place, listing, dir_fd, hb, ib, lb);
+        // A buffer grown by a huge mailbox is not kept for the rest of the run.
+        for b in bufs.iter_mut().filter(|b| b.capacity() > 4 << 20) {
+            *b = ReadBuf::default();
+        }
+        st
+    })
+}
+
+fn gather_in(
+    place: &MailboxPlace,
+    listing: &Listing,
+    fd: Option<&File>,
+    hb: &mut ReadBuf,
+    ib: &mut ReadBuf,
+    lb: &mut ReadBuf,
+) -> OldState {
     let dir = &place.dir;
     let mut st = OldState::default();
-    let header_bytes = read_opt(&dir.join(HEADER_FILE));
+    let header_bytes = read_opt(dir, fd, HEADER_FILE, hb);
     let index_path = dir.join(INDEX_FILE);
-    let index_bytes = crate::io::read_file(&index_path);
-    let log_bytes = read_opt(&dir.join(LOG_FILE));
-    st.cache = cache_view(dir);
+    let index_bytes = read_in(dir, fd, INDEX_FILE, true, ib);
+    // Logs are read, never mapped (an append may truncate a torn tail under a reader).
+    let log_bytes = read_opt(dir, fd, LOG_FILE, lb);
+    st.cache = cache_view(dir, fd);
 
     if let (Ok(Some(h)), Ok(i), Ok(Some(l))) = (&header_bytes, &index_bytes, &log_bytes) {
         if let Ok(mut mb) = Mailbox::from_bytes(place.clone(), h, i, l, None) {
@@ -402,12 +465,12 @@ pub fn gather(place: &MailboxPlace, listing: &Listing) -> OldState {
 }
 
 /// The cache header and length (records are checked when used).
-fn cache_view(dir: &Path) -> CacheView {
+fn cache_view(dir: &Path, fd: Option<&File>) -> CacheView {
     let cache_path = dir.join(CACHE_FILE);
     let mut v = CacheView::default();
-    match std::fs::File::open(&cache_path) {
+    match open_in(dir, fd, CACHE_FILE) {
         Ok(f) => {
-            v.len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            v.len = crate::io::file_size(&f).unwrap_or(0);
             let mut head = [0u8; crate::format::cache::HEADER_LEN];
             if std::io::Read::read_exact(&mut &f, &mut head).is_err() {
                 v.problem = Some(format!("{CACHE_FILE} is shorter than its header"));

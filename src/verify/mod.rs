@@ -335,7 +335,7 @@ impl crate::scan::Planner for Shared<'_> {
                 }
             },
         };
-        let old = plan::gather(&place, &listing);
+        let old = plan::gather(&place, &listing, None);
         let fix = self.fix(&place, "");
         for f in structural_findings(&place, &old, &target) {
             findings.push(f.fix(fix.clone()));
