@@ -5,7 +5,9 @@
 //! `verify`: the floor, a full scan (read and hash every message) and `--quick`.
 //!
 //! `reconstruct`: for a corpus of N messages, the floor (open, read and BLAKE3 every
-//! message file with the same thread count and nothing else), a no-op run (index current),
+//! message file with the same thread count and nothing else), for reference the metadata
+//! floor (list every mailbox directory and `statx` every message, in one process: what
+//! bounds any no-op that compares metadata), a no-op run (index current),
 //! a metadata-only rebuild (index files removed: the change log still holds every record),
 //! and a full rebuild (index and cache files removed: every message read and parsed).
 //!
@@ -250,6 +252,17 @@ fn reconstruct(a: &BenchArgs) -> Result<()> {
             }
         }
     };
+    let exe = std::env::current_exe()?;
+    let mut meta = Command::new(&exe);
+    meta.args(["__meta_floor", &conf.to_string_lossy(), &threads.to_string()]).stdout(std::process::Stdio::null());
+    let (s, rss) = median_of(a.repeat, || timed(&mut meta))?;
+    rows.push(Row {
+        name: "metadata floor: list + statx (reference)",
+        messages: files,
+        bytes: 0,
+        seconds: s,
+        rss_kib: rss,
+    });
     let (s, rss) = median_of(a.repeat, || run_all(&[]))?;
     rows.push(Row { name: "no-op (index current)", messages: files, bytes: 0, seconds: s, rss_kib: rss });
 
@@ -377,6 +390,53 @@ fn import(a: &BenchArgs) -> Result<()> {
             r.seconds / s1
         );
     }
+    Ok(())
+}
+
+/// The metadata floor, in its own process: list every mailbox directory and `statx` (size
+/// and mtime, relative to the directory) every message file in it, with `threads` threads
+/// taking one directory at a time, and nothing else: what any run that compares file
+/// metadata with an index must do. Prints the number of files.
+pub fn meta_floor_child(conf: &str, threads: usize) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let dirs = mailbox_dirs(Path::new(conf))?;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let total = std::sync::atomic::AtomicU64::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(d) = dirs.get(i) else { break };
+                    let (Ok(fd), Ok(entries)) = (std::fs::File::open(d), std::fs::read_dir(d)) else { continue };
+                    let mut names = Vec::new();
+                    for e in entries.flatten() {
+                        let n = e.file_name();
+                        if let mstore::layout::EntryKind::Message(_) = mstore::layout::classify(n.as_encoded_bytes()) {
+                            names.extend(std::ffi::CString::new(n.into_encoded_bytes()));
+                        }
+                    }
+                    for n in &names {
+                        // SAFETY: an all-zero statx is a valid value for the kernel to overwrite.
+                        let mut st: libc::statx = unsafe { std::mem::zeroed() };
+                        // SAFETY: fd is an open directory, n a NUL-terminated name, st a live local.
+                        let r = unsafe {
+                            libc::statx(
+                                fd.as_raw_fd(),
+                                n.as_ptr(),
+                                libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_DONT_SYNC,
+                                libc::STATX_SIZE | libc::STATX_MTIME,
+                                &mut st,
+                            )
+                        };
+                        std::hint::black_box((r, st.stx_size));
+                    }
+                    total.fetch_add(names.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    println!("{}", total.into_inner());
     Ok(())
 }
 

@@ -42,6 +42,9 @@ enum Cmd {
     /// Internal: the floor of the corpus benches, in its own process.
     #[command(name = "__floor", hide = true)]
     Floor { conf: String, threads: usize },
+    /// Internal: the metadata floor of the reconstruct bench (list + statx), in its own process.
+    #[command(name = "__meta_floor", hide = true)]
+    MetaFloor { conf: String, threads: usize },
     /// Run a cargo-fuzz target for a while (requires cargo-fuzz and a nightly toolchain).
     Fuzz {
         /// Target name (see fuzz/fuzz_targets/); all targets when omitted.
@@ -68,6 +71,7 @@ fn main() -> Result<()> {
         Cmd::Bench { suite } => bench::run(&suite),
         Cmd::Crash(a) => crash::run(&a),
         Cmd::Floor { conf, threads } => bench::floor_child(&conf, threads),
+        Cmd::MetaFloor { conf, threads } => bench::meta_floor_child(&conf, threads),
         Cmd::Seeds => {
             let root = project_root();
             for t in mstore::fuzzing::TARGETS {
