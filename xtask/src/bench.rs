@@ -400,44 +400,51 @@ fn import(a: &BenchArgs) -> Result<()> {
 pub fn meta_floor_child(conf: &str, threads: usize) -> Result<()> {
     use std::os::fd::AsRawFd;
     let dirs = mailbox_dirs(Path::new(conf))?;
+    let total = each_on_threads(&dirs, threads, |d| {
+        let (Ok(fd), Ok(entries)) = (std::fs::File::open(d), std::fs::read_dir(d)) else { return 0 };
+        let mut names = Vec::new();
+        for e in entries.flatten() {
+            let n = e.file_name();
+            if let mstore::layout::EntryKind::Message(_) = mstore::layout::classify(n.as_encoded_bytes()) {
+                names.extend(std::ffi::CString::new(n.into_encoded_bytes()));
+            }
+        }
+        for n in &names {
+            // SAFETY: an all-zero statx is a valid value for the kernel to overwrite.
+            let mut st: libc::statx = unsafe { std::mem::zeroed() };
+            // SAFETY: fd is an open directory, n a NUL-terminated name, st a live local.
+            let r = unsafe {
+                libc::statx(
+                    fd.as_raw_fd(),
+                    n.as_ptr(),
+                    libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_DONT_SYNC,
+                    libc::STATX_SIZE | libc::STATX_MTIME,
+                    &mut st,
+                )
+            };
+            std::hint::black_box((r, st.stx_size));
+        }
+        names.len() as u64
+    });
+    println!("{total}");
+    Ok(())
+}
+
+/// Run `f` on every item with `threads` threads, each taking the next item; the sum of
+/// what `f` returns.
+fn each_on_threads<T: Sync>(items: &[T], threads: usize, f: impl Fn(&T) -> u64 + Sync) -> u64 {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let total = std::sync::atomic::AtomicU64::new(0);
     std::thread::scope(|s| {
         for _ in 0..threads.max(1) {
             s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(d) = dirs.get(i) else { break };
-                    let (Ok(fd), Ok(entries)) = (std::fs::File::open(d), std::fs::read_dir(d)) else { continue };
-                    let mut names = Vec::new();
-                    for e in entries.flatten() {
-                        let n = e.file_name();
-                        if let mstore::layout::EntryKind::Message(_) = mstore::layout::classify(n.as_encoded_bytes()) {
-                            names.extend(std::ffi::CString::new(n.into_encoded_bytes()));
-                        }
-                    }
-                    for n in &names {
-                        // SAFETY: an all-zero statx is a valid value for the kernel to overwrite.
-                        let mut st: libc::statx = unsafe { std::mem::zeroed() };
-                        // SAFETY: fd is an open directory, n a NUL-terminated name, st a live local.
-                        let r = unsafe {
-                            libc::statx(
-                                fd.as_raw_fd(),
-                                n.as_ptr(),
-                                libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_DONT_SYNC,
-                                libc::STATX_SIZE | libc::STATX_MTIME,
-                                &mut st,
-                            )
-                        };
-                        std::hint::black_box((r, st.stx_size));
-                    }
-                    total.fetch_add(names.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                while let Some(item) = items.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) {
+                    total.fetch_add(f(item), std::sync::atomic::Ordering::Relaxed);
                 }
             });
         }
     });
-    println!("{}", total.into_inner());
-    Ok(())
+    total.into_inner()
 }
 
 /// The floor, in its own process: open, fstat, read (or map) and BLAKE3 every message
@@ -452,24 +459,17 @@ pub fn floor_child(conf: &str, threads: usize) -> Result<()> {
             }
         }
     }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let total = std::sync::atomic::AtomicU64::new(0);
-    std::thread::scope(|s| {
-        for _ in 0..threads.max(1) {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(p) = files.get(i) else { break };
-                    let Ok(f) = std::fs::File::open(p) else { continue };
-                    let Ok(m) = f.metadata() else { continue };
-                    if let Ok(b) = mstore::io::read_file_at(&f, m.len(), true) {
-                        std::hint::black_box(blake3::hash(&b));
-                        total.fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                    }
-                }
-            });
+    let total = each_on_threads(&files, threads, |p| {
+        let Ok(f) = std::fs::File::open(p) else { return 0 };
+        let Ok(m) = f.metadata() else { return 0 };
+        match mstore::io::read_file_at(&f, m.len(), true) {
+            Ok(b) => {
+                std::hint::black_box(blake3::hash(&b));
+                b.len() as u64
+            }
+            Err(_) => 0,
         }
     });
-    println!("{} {}", files.len(), total.into_inner());
+    println!("{} {total}", files.len());
     Ok(())
 }
