@@ -144,6 +144,14 @@ impl ReadBuf {
     }
 }
 
+/// Open `name` in the open directory `dir` for reading, relative to it (no path walk),
+/// not following a symbolic link.
+pub fn open_at<P: rustix::path::Arg>(dir: &File, name: P) -> std::io::Result<File> {
+    use rustix::fs::{Mode, OFlags, openat};
+    let fd = openat(dir, name, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::empty())?;
+    Ok(File::from(fd))
+}
+
 /// Size of an open file: one `statx` asking for the size only.
 pub fn file_size(file: &File) -> std::io::Result<u64> {
     use rustix::fs::{AtFlags, StatxFlags, statx};

@@ -10,7 +10,7 @@ mod lock;
 mod write;
 
 pub use bytes::{
-    Bytes, Contents, MAP_THRESHOLD, ReadBuf, file_size, read_file, read_file_at, read_file_into, with_read_buf,
+    Bytes, Contents, MAP_THRESHOLD, ReadBuf, file_size, open_at, read_file, read_file_at, read_file_into, with_read_buf,
 };
 pub use lock::{LockMode, MailboxLock};
 pub use write::{Durability, atomic_write, create_new_file, fsync_dir, rename_noreplace, set_mtime, temp_name};

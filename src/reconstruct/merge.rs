@@ -369,6 +369,18 @@ fn identity(old: &OldState, input: &MergeInput<'_>) -> Identity {
     Identity { unique_id, old_validity, created, use_index, use_log, last_known, names }
 }
 
+/// The highest sequence number (modseq) any old source knows: where new ones start.
+fn highest_seq(old: &OldState) -> u64 {
+    let mut seq = old.log.as_ref().map(|l| l.seq).unwrap_or(0);
+    if let Some(h) = &old.index_header {
+        seq = seq.max(h.log_seq).max(h.highest_modseq);
+    }
+    if let Some(c) = &old.current {
+        seq = seq.max(c.seq);
+    }
+    old.index_records.values().map(|r| r.modseq).fold(seq, u64::max)
+}
+
 /// What [`merge`] returns for a consistent mailbox (`old.current`) whose message files are
 /// exactly its records, each matching on size and mtime — when that merge changes
 /// nothing. Computed from the records alone, without a pass over the files: the no-op
@@ -412,11 +424,7 @@ pub fn unchanged(old: &OldState, input: &MergeInput<'_>) -> Option<Merged> {
     {
         return None;
     }
-    let mut seq = log.seq.max(c.seq);
-    if let Some(ih) = &old.index_header {
-        seq = seq.max(ih.log_seq).max(ih.highest_modseq);
-    }
-    seq = seq.max(records.iter().map(|r| r.modseq).max().unwrap_or(0));
+    let seq = highest_seq(old);
     Some(Merged {
         header,
         records: Vec::new(),
@@ -469,16 +477,7 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
         changes.add(None, "uidvalidity-changed", || (old_validity.map(|v| serde_json::json!(v)), Some(serde_json::json!(uid_validity)), "the last UID could not be recovered from the header, index or log: new UID validity issued, files keep their UIDs".into()));
     }
     let mut last_uid = if validity_changed { max_file_uid } else { last_known.unwrap_or(0).max(trusted_uids_max) };
-    let mut seq = old.log.as_ref().map(|l| l.seq).unwrap_or(0);
-    if let Some(h) = &old.index_header {
-        seq = seq.max(h.log_seq).max(h.highest_modseq);
-    }
-    if let Some(c) = &old.current {
-        seq = seq.max(c.seq);
-    }
-    for r in old.index_records.values() {
-        seq = seq.max(r.modseq);
-    }
+    let mut seq = highest_seq(old);
 
     let mut records: Vec<MessageRecord> = Vec::with_capacity(files.len());
     let mut fresh: Vec<(u32, MessageRecord, bool)> = Vec::new(); // (file uid, record, reappend)

@@ -378,13 +378,6 @@ fn fstat_size_mtime(file: &File) -> std::io::Result<(u64, i64)> {
     Ok((st.stx_size, st.stx_mtime.tv_sec))
 }
 
-/// Open `name` in the open directory `dir` for reading.
-fn open_at(dir: &File, name: &std::ffi::CStr) -> std::io::Result<File> {
-    use rustix::fs::{Mode, OFlags, openat};
-    let fd = openat(dir, name, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::empty())?;
-    Ok(File::from(fd))
-}
-
 /// Look at one message file: stat only when its record can be trusted on metadata, else
 /// open, read, parse and hash it. A new cache record for it is left in `record`, to be
 /// placed in order by [`place_run`].
@@ -414,7 +407,7 @@ fn process_file(job: &Job, uid: u32, opts: &Options, record: &mut Option<Vec<u8>
         }
     }
     let opened = match dirfd {
-        Some(d) => open_at(d, name.as_c_str()),
+        Some(d) => crate::io::open_at(d, name.as_c_str()),
         None => File::open(path()),
     };
     let file = match opened {

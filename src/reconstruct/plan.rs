@@ -222,11 +222,7 @@ pub fn list_with(dir: &Path, mut subdir: impl FnMut(&str)) -> std::io::Result<Li
 /// one (no path walk), else by path.
 fn open_in(dir: &Path, fd: Option<&File>, name: &str) -> std::io::Result<File> {
     match fd {
-        Some(d) => {
-            use rustix::fs::{Mode, OFlags, openat};
-            let fd = openat(d, name, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::empty())?;
-            Ok(File::from(fd))
-        }
+        Some(d) => crate::io::open_at(d, name),
         None => File::open(dir.join(name)),
     }
 }
