@@ -10,9 +10,7 @@
 //! mailbox both keep every worker busy.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use crossbeam::channel::{Sender, TryRecvError};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// What a pipeline does with mailboxes and files.
 pub trait Planner: Sync {
@@ -41,26 +39,49 @@ struct Planned<J> {
 
 /// Run `planner` over `targets` with `threads` workers. Returns when every mailbox is
 /// finished. A panic in a worker is reported as `Err`.
+///
+/// The targets are all in memory already, so a worker that finds no run waiting takes
+/// the next target itself: no thread has to be woken to hand one over (a feeding thread,
+/// woken once per mailbox, used to preempt a worker each time).
 pub fn run<P: Planner>(planner: &P, targets: Vec<P::Target>, threads: usize) -> Result<(), String> {
     let threads = threads.max(1);
     type Run<J> = (Arc<Planned<J>>, usize, usize);
-    let (plan_tx, plan_rx) = crossbeam::channel::bounded::<(usize, P::Target)>(threads * 2);
-    let (file_tx, file_rx) = crossbeam::channel::unbounded::<Run<P::Job>>();
-    // Plans sent plus runs queued, not yet done.
-    let outstanding = AtomicUsize::new(0);
+    let targets = parking_lot::Mutex::new(targets.into_iter().enumerate());
+    // `None` is a wake-up: a worker waiting for runs re-checks whether the work is done.
+    let (file_tx, file_rx) = crossbeam::channel::unbounded::<Option<Run<P::Job>>>();
+    // Mailboxes being planned plus runs queued or being processed.
+    let busy = AtomicUsize::new(0);
+    // Every target was taken.
+    let drained = AtomicBool::new(false);
     // A worker panicked: the others stop instead of waiting for its work forever (the
     // panic reaches the caller through the scope).
-    let failed = std::sync::atomic::AtomicBool::new(false);
-    struct OnPanic<'a>(&'a std::sync::atomic::AtomicBool);
-    impl Drop for OnPanic<'_> {
+    let failed = AtomicBool::new(false);
+    let wake_all = || {
+        for _ in 0..threads {
+            let _ = file_tx.send(None);
+        }
+    };
+    // One unit of work done. The last one, once every target is taken, wakes the workers
+    // waiting for runs so that they see the end. (SeqCst pairs with the waiter's store of
+    // `drained` and load of `busy`: one of the two sees the other.)
+    let done_one = || {
+        if busy.fetch_sub(1, Ordering::SeqCst) == 1 && drained.load(Ordering::SeqCst) {
+            wake_all();
+        }
+    };
+    // A worker that stops, whether done or panicking, wakes the waiting ones: a worker may
+    // have swallowed the wake-up meant for another on its way out.
+    struct OnExit<'a, F: Fn()>(&'a AtomicBool, F);
+    impl<F: Fn()> Drop for OnExit<'_, F> {
         fn drop(&mut self) {
             if std::thread::panicking() {
-                self.0.store(true, Ordering::Release);
+                self.0.store(true, Ordering::SeqCst);
             }
+            (self.1)();
         }
     }
 
-    let plan_one = |order: usize, target: P::Target, file_tx: &Sender<Run<P::Job>>| {
+    let plan_one = |order: usize, target: P::Target| {
         if let Some(job) = planner.plan(order, target) {
             let n = planner.files(&job);
             if n == 0 {
@@ -72,78 +93,65 @@ pub fn run<P: Planner>(planner: &P, targets: Vec<P::Target>, threads: usize) -> 
             let mut start = 0;
             while start < n {
                 let end = (start + len).min(n);
-                outstanding.fetch_add(1, Ordering::AcqRel);
-                if file_tx.send((planned.clone(), start, end)).is_err() {
-                    outstanding.fetch_sub(1, Ordering::AcqRel);
-                    break;
-                }
+                busy.fetch_add(1, Ordering::SeqCst);
+                // Cannot fail: this worker holds a receiver.
+                let _ = file_tx.send(Some((planned.clone(), start, end)));
                 start = end;
             }
         }
     };
-
-    crossbeam::scope(|s| {
-        for _ in 0..threads {
-            let (plan_rx, file_rx, file_tx) = (plan_rx.clone(), file_rx.clone(), file_tx.clone());
-            let (plan_one, outstanding, failed) = (&plan_one, &outstanding, &failed);
-            s.spawn(move |_| {
-                let _guard = OnPanic(failed);
-                let mut plans_open = true;
-                loop {
-                    if failed.load(Ordering::Acquire) {
-                        break;
-                    }
-                    let run = match file_rx.try_recv() {
-                        Ok(r) => Some(r),
-                        Err(_) if plans_open => match plan_rx.try_recv() {
-                            Ok((order, target)) => {
-                                plan_one(order, target, &file_tx);
-                                outstanding.fetch_sub(1, Ordering::AcqRel);
-                                None
-                            }
-                            Err(TryRecvError::Disconnected) => {
-                                plans_open = false;
-                                None
-                            }
-                            Err(TryRecvError::Empty) => crossbeam::channel::select! {
-                                recv(file_rx) -> r => r.ok(),
-                                recv(plan_rx) -> p => {
-                                    match p {
-                                        Ok((order, target)) => {
-                                            plan_one(order, target, &file_tx);
-                                            outstanding.fetch_sub(1, Ordering::AcqRel);
-                                        }
-                                        Err(_) => plans_open = false,
-                                    }
-                                    None
-                                }
-                            },
-                        },
-                        Err(_) => {
-                            if outstanding.load(Ordering::Acquire) == 0 {
-                                break;
-                            }
-                            file_rx.recv_timeout(std::time::Duration::from_millis(2)).ok()
-                        }
-                    };
-                    let Some((planned, start, end)) = run else { continue };
-                    planner.process(&planned.job, start, end);
-                    if planned.remaining.fetch_sub(end - start, Ordering::AcqRel) == end - start {
-                        planner.finish(&planned.job);
-                    }
-                    outstanding.fetch_sub(1, Ordering::AcqRel);
-                }
-            });
-        }
-        drop((plan_rx, file_rx, file_tx));
-        for (order, target) in targets.into_iter().enumerate() {
-            outstanding.fetch_add(1, Ordering::AcqRel);
-            if plan_tx.send((order, target)).is_err() {
-                outstanding.fetch_sub(1, Ordering::AcqRel);
+    let work = || {
+        let _guard = OnExit(&failed, wake_all);
+        loop {
+            if failed.load(Ordering::SeqCst) {
                 break;
             }
+            let run = match file_rx.try_recv() {
+                Ok(r) => r,
+                Err(_) => {
+                    // No run waiting: plan the next mailbox (taking it and counting it
+                    // busy under the lock, so that no one sees "drained and idle" while
+                    // it is being planned).
+                    let next = {
+                        let mut t = targets.lock();
+                        let next = t.next();
+                        match next {
+                            Some(_) => busy.fetch_add(1, Ordering::SeqCst),
+                            None => {
+                                drained.store(true, Ordering::SeqCst);
+                                0
+                            }
+                        };
+                        next
+                    };
+                    if let Some((order, target)) = next {
+                        plan_one(order, target);
+                        done_one();
+                        continue;
+                    }
+                    if busy.load(Ordering::SeqCst) == 0 {
+                        break;
+                    }
+                    // Others are still planning or processing: wait for their runs, or
+                    // for the wake-up at the end.
+                    match file_rx.recv() {
+                        Ok(r) => r,
+                        Err(_) => break,
+                    }
+                }
+            };
+            let Some((planned, start, end)) = run else { continue };
+            planner.process(&planned.job, start, end);
+            if planned.remaining.fetch_sub(end - start, Ordering::AcqRel) == end - start {
+                planner.finish(&planned.job);
+            }
+            done_one();
         }
-        drop(plan_tx);
+    };
+    crossbeam::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|_| work());
+        }
     })
     .map_err(|_| "a worker thread panicked".to_string())
 }
