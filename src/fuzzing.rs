@@ -8,10 +8,11 @@
 
 use std::path::Path;
 
-use crate::codec::{cache, changelog, dbsnap, header, index, wal};
+use crate::codec::{cache, changelog, dbsnap, header, index, listings, wal};
 
 /// Fuzz targets, by name (the file names under `fuzz/fuzz_targets/`).
-pub const TARGETS: &[&str] = &["header", "index", "cache", "changelog", "dbsnap", "wal", "config", "message", "mbox"];
+pub const TARGETS: &[&str] =
+    &["header", "index", "cache", "changelog", "dbsnap", "wal", "config", "message", "mbox", "listings"];
 
 /// Run one target on `data`. Panics (what the fuzzer catches) only on a broken invariant.
 pub fn run(target: &str, data: &[u8]) {
@@ -25,7 +26,15 @@ pub fn run(target: &str, data: &[u8]) {
         "config" => fuzz_config(data),
         "message" => fuzz_message(data),
         "mbox" => fuzz_mbox(data),
+        "listings" => fuzz_listings(data),
         other => panic!("unknown fuzz target {other}"),
+    }
+}
+
+/// The listing cache `listings/<domain>`.
+pub fn fuzz_listings(data: &[u8]) {
+    if let Ok(l) = listings::decode(data) {
+        assert_eq!(listings::encode(&l), data, "accepted listing cache must re-encode to the same bytes");
     }
 }
 
@@ -191,6 +200,39 @@ pub fn seed_inputs(target: &str) -> Vec<(String, Vec<u8>)> {
     };
     let mut out = Vec::new();
     match target {
+        "listings" => {
+            use listings::{DirKey, DirListing, Listings};
+            let key = |ino: u64| DirKey {
+                mnt_id: 30,
+                dev: (259 << 32) | 1,
+                ino,
+                ctime: (1_700_000_000, 5),
+                mtime: (1_700_000_000, 5),
+                size: 4096,
+            };
+            let l = Listings {
+                boot_id: [9; 16],
+                written: 1_700_000_100,
+                entries: vec![
+                    (
+                        key(11),
+                        DirListing {
+                            messages: vec![1, 2, 7],
+                            subdirs: vec!["Sent".into()],
+                            temps: vec!["ms.tmp.ms.index.9".into()],
+                            strays: vec!["x y".into()],
+                            flags: 0xf,
+                        },
+                    ),
+                    (key(12), DirListing { flags: 3, ..DirListing::default() }),
+                ],
+            };
+            out.push(("valid".into(), listings::encode(&l)));
+            out.push(("empty".into(), listings::encode(&Listings { entries: vec![], ..l.clone() })));
+            let mut bad = listings::encode(&l);
+            bad[150] ^= 2;
+            out.push(("flipped-uid".into(), bad));
+        }
         "header" => {
             let h = header::MailboxHeader {
                 unique_id: [1; 16],

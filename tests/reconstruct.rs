@@ -1073,6 +1073,98 @@ fn a_mailbox_missing_from_the_list_is_reported_and_registered_again() {
     assert_no_op(&fx, &["-r", D]);
 }
 
+// ------------------------------------------------------------------- listing cache
+
+/// The listing cache of a domain (`formats/listings.md`).
+fn listing_cache(fx: &Fx, domain: &str) -> PathBuf {
+    fx.root().join("ms/listings").join(domain)
+}
+
+/// The cached entry of `dir`, if any.
+fn cached(fx: &Fx, dir: &Path) -> Option<mstore::codec::listings::DirListing> {
+    let bytes = std::fs::read(listing_cache(fx, D)).ok()?;
+    let l = mstore::codec::listings::decode(&bytes).expect("listing cache decodes");
+    let k = mstore::reconstruct::listcache::stat_dir(dir).expect("stat").key;
+    l.entries.into_iter().find(|(e, _)| (e.dev, e.ino) == (k.dev, k.ino)).map(|(_, d)| d)
+}
+
+/// Wait until every directory is older than the quiet period of the listing cache.
+fn let_directories_settle() {
+    std::thread::sleep(mstore::reconstruct::listcache::QUIET + std::time::Duration::from_millis(300));
+}
+
+#[test]
+fn listing_cache_records_only_quiet_directories_and_never_hides_a_change() {
+    let fx = Fx::new();
+    let joe = fx.mailbox(D, "user/joe", 6);
+    let sent = fx.mailbox(D, "user/joe/Sent", 5);
+    fx.reconstruct(&["-r", D]);
+    // Directories changed a moment ago are not recorded (a change in the same tick would
+    // not move their times).
+    assert!(cached(&fx, &joe).is_none());
+    let_directories_settle();
+    // -n reads the cache but never writes it.
+    fx.reconstruct(&["-n", "-r", D]).expect_code(0, "dry run on a healthy store");
+    assert!(!listing_cache(&fx, D).exists(), "-n wrote the listing cache");
+    fx.reconstruct(&["-r", D]).expect_code(0, "healthy store");
+    let entry = cached(&fx, &joe).expect("user/joe recorded");
+    assert_eq!(entry.messages, uids(&fx.show(D, "user/joe")).iter().map(|&u| u as u32).collect::<Vec<_>>());
+    assert_eq!(entry.subdirs, ["Sent"]);
+    assert!(cached(&fx, &sent).is_some());
+    // The next run uses it and writes nothing at all.
+    assert_no_op(&fx, &["-r", D]);
+
+    // A file added to a cached directory changes its times: listed again, indexed.
+    let last = last_uid(&fx.show(D, "user/joe"));
+    let added = bare_message("Subject: late\r\n", "late");
+    std::fs::write(joe.join(format!("{}.", last + 1)), &added).expect("write");
+    let r = fx.reconstruct(&["-r", D, "--json"]);
+    r.expect_code(1, "file added to a cached directory");
+    let report = r.json();
+    assert_eq!(changes(&report, "user/joe", "added")[0]["uid"], last + 1, "{report:#}");
+
+    // A message file truncated in place leaves its directory alone: the cached listing is
+    // used, and the per-file statx still sees the change.
+    assert!(cached(&fx, &sent).is_some());
+    let before = fx.show(D, "user/joe/Sent");
+    std::fs::write(sent.join("2."), b"Subject: cut\r\n\r\n").expect("truncate in place");
+    let r = fx.reconstruct(&["-r", D, "--json"]);
+    r.expect_code(1, "file truncated in a cached directory");
+    let c = changes(&r.json(), "user/joe/Sent", "content-changed").into_iter().cloned().collect::<Vec<_>>();
+    assert_eq!(c.len(), 1, "{}", r.stdout);
+    assert_eq!((&c[0]["uid"], &c[0]["old"]), (&json!(2), &json!(flags_of(&before, 2))));
+}
+
+#[test]
+fn a_wrong_or_damaged_listing_cache_costs_no_record() {
+    let fx = Fx::new();
+    let joe = fx.mailbox(D, "user/joe", 6);
+    let_directories_settle();
+    fx.reconstruct(&["-r", D]);
+    fx.reconstruct(&["-r", D]).expect_code(0, "healthy store");
+    let path = listing_cache(&fx, D);
+    let before = fx.show(D, "user/joe");
+
+    // A cache that (wrongly) lacks a message of a directory whose times it still matches:
+    // the planner sees the listing disagree with the index, lists again, and drops nothing.
+    let mut l = mstore::codec::listings::decode(&std::fs::read(&path).expect("read")).expect("decode");
+    let k = mstore::reconstruct::listcache::stat_dir(&joe).expect("stat").key;
+    let e = l.entries.iter_mut().find(|(e, _)| *e == k).expect("user/joe cached");
+    e.1.messages.retain(|&u| u != 2);
+    std::fs::write(&path, mstore::codec::listings::encode(&l)).expect("write");
+    let r = fx.reconstruct(&["-r", D, "--json"]);
+    r.expect_code(0, "a wrong cached listing");
+    assert!(changes(&r.json(), "user/joe", "dropped-missing").is_empty(), "{}", r.stdout);
+    assert_eq!(essentials(&fx.show(D, "user/joe")), essentials(&before));
+
+    // Garbage: ignored, and replaced by a good file.
+    std::fs::write(&path, b"MSLISTNG\x01\x00 not a listing cache").expect("write");
+    fx.reconstruct(&["-r", D]).expect_code(0, "garbage listing cache");
+    let back = mstore::codec::listings::decode(&std::fs::read(&path).expect("read")).expect("rewritten");
+    assert!(back.entries.iter().any(|(e, _)| *e == k));
+    assert_eq!(essentials(&fx.show(D, "user/joe")), essentials(&before));
+}
+
 // ------------------------------------------------------------------- bad input
 
 /// The unprivileged runtime user of the permission tests (the one CI creates), created

@@ -17,6 +17,7 @@ pub mod changelog;
 pub mod dbsnap;
 pub mod header;
 pub mod index;
+pub mod listings;
 pub mod wal;
 
 pub use zerocopy::little_endian::{I16, I64, U16, U32, U64};

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use parking_lot::Mutex;
 
+use super::listcache::{self, ListCache};
 use crate::error::{Error, Result};
 use crate::layout::{self, MailboxName};
 use crate::store::{MailboxEntry, Store};
@@ -29,15 +30,16 @@ pub struct Selection {
     pub mailboxes: Vec<String>,
 }
 
-/// A directory listing taken during discovery, with the directory's mtime read before
-/// it was taken. The planner reuses it if, under the mailbox lock, the directory's mtime
-/// is still the same: no entry was created, removed or renamed since (saving a second
-/// `getdents` pass). Listings of directories modified within 100 ms of the listing are
-/// not kept: a change in the same coarse clock tick would not move the mtime.
+/// A directory listing taken during discovery (or found in the listing cache), with the
+/// directory's ctime and mtime read before it was taken. The planner reuses it if, under
+/// the mailbox lock, both are still the same: no entry was created, removed or renamed
+/// since (saving a second `getdents` pass). Listings of directories modified within 100 ms
+/// of the listing are not kept: a change in the same coarse clock tick would not move the
+/// times.
 #[derive(Clone, Debug)]
 pub struct ListingHint {
-    /// The directory's mtime before listing (seconds, nanoseconds).
-    pub mtime: (i64, i64),
+    /// The directory's ctime and mtime before listing.
+    pub times: ((i64, u32), (i64, u32)),
     /// The listing.
     pub listing: std::sync::Arc<super::plan::Listing>,
 }
@@ -77,11 +79,6 @@ pub struct Found {
     pub hint: Option<ListingHint>,
 }
 
-fn mtime_of(m: &std::fs::Metadata) -> (i64, i64) {
-    use std::os::unix::fs::MetadataExt;
-    (m.mtime(), m.mtime_nsec())
-}
-
 /// Where discovery looks: the whole domain, or only the given mailboxes (and, with
 /// `descend`, everything below them).
 pub enum Scope<'a> {
@@ -105,11 +102,13 @@ struct Visit {
 /// (in partition order). Directories are listed by `threads` workers. A directory that
 /// cannot be looked at or listed is reported in `unreadable` and the walk goes on
 /// (mailboxes in it that the mailbox list knows get their own error when processed).
+/// Listings come from `cache` where it still holds them, and are recorded in it.
 pub fn disk_mailboxes(
     store: &Store,
     domain: &str,
     scope: &Scope<'_>,
     threads: usize,
+    cache: &ListCache,
     unreadable: &mut Vec<Error>,
 ) -> Result<BTreeMap<MailboxName, Vec<Found>>> {
     let parts: Vec<(&String, &PathBuf)> = store.config().partitions.iter().collect();
@@ -139,7 +138,7 @@ pub fn disk_mailboxes(
     let found: Mutex<Vec<(MailboxName, usize, Found)>> = Mutex::new(Vec::new());
     let errors: Mutex<Vec<Error>> = Mutex::new(Vec::new());
     crate::scan::walk(roots, threads, |v: Visit, children| {
-        let before = match std::fs::metadata(&v.dir) {
+        let before = match listcache::stat_dir(&v.dir) {
             Ok(m) => m,
             // A named mailbox with no directory on this partition: nothing to find here.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !matches!(scope, Scope::Domain) => return,
@@ -149,18 +148,25 @@ pub fn disk_mailboxes(
             }
         };
         let started = std::time::SystemTime::now();
-        let mut subdirs = Vec::new();
-        let listing = match super::plan::list_with(&v.dir, |name| {
-            if v.descend {
-                subdirs.push(name.to_string())
-            }
-        }) {
-            Ok(l) => l,
-            Err(e) => {
-                errors.lock().push(Error::io("list directory", &v.dir, e));
-                return;
+        let (listing, mut subdirs) = match cache.lookup(&before) {
+            Some(hit) => hit,
+            None => {
+                let mut subdirs = Vec::new();
+                match super::plan::list_with(&v.dir, |name| subdirs.push(name.to_string())) {
+                    Ok(l) => {
+                        cache.record(&before, started, &l, &subdirs);
+                        (l, subdirs)
+                    }
+                    Err(e) => {
+                        errors.lock().push(Error::io("list directory", &v.dir, e));
+                        return;
+                    }
+                }
             }
         };
+        if !v.descend {
+            subdirs.clear();
+        }
         for sub in subdirs {
             let mut comps = v.comps.clone();
             comps.push(sub.clone());
@@ -175,12 +181,14 @@ pub fn disk_mailboxes(
             return;
         }
         if let Some(name) = MailboxName::from_dir_components(v.comps.iter().map(String::as_str)) {
-            let settled = before
-                .modified()
-                .ok()
-                .and_then(|m| started.duration_since(m).ok())
-                .is_some_and(|age| age > std::time::Duration::from_millis(100));
-            let hint = settled.then(|| ListingHint { mtime: mtime_of(&before), listing: std::sync::Arc::new(listing) });
+            let k = before.key;
+            let age = |(s, ns): (i64, u32)| {
+                let t = std::time::UNIX_EPOCH + std::time::Duration::new(s.max(0) as u64, ns.min(999_999_999));
+                started.duration_since(t).unwrap_or_default()
+            };
+            let settled = age(k.ctime).min(age(k.mtime)) > std::time::Duration::from_millis(100);
+            let hint =
+                settled.then(|| ListingHint { times: (k.ctime, k.mtime), listing: std::sync::Arc::new(listing) });
             let (pname, _) = parts[v.part];
             found.lock().push((name, v.part, Found { partition: pname.clone(), dir: v.dir, hint }));
         }
@@ -198,8 +206,14 @@ pub fn disk_mailboxes(
     Ok(out)
 }
 
-/// Resolve a selection to targets, in name order.
-pub fn select(store: &Store, sel: &Selection, threads: usize) -> Result<(Vec<Target>, Vec<SelectionNote>)> {
+/// Resolve a selection to targets, in name order. `cache` says what the run may do with
+/// the domain's listing cache (`formats/listings.md`).
+pub fn select(
+    store: &Store,
+    sel: &Selection,
+    threads: usize,
+    cache: listcache::Mode,
+) -> Result<(Vec<Target>, Vec<SelectionNote>)> {
     let domain = layout::domain(&sel.domain)?;
     let listed: BTreeMap<MailboxName, MailboxEntry> =
         store.list(Some(&domain))?.into_iter().map(|e| (e.name.clone(), e)).collect();
@@ -221,7 +235,8 @@ pub fn select(store: &Store, sel: &Selection, threads: usize) -> Result<(Vec<Tar
     // walk a whole domain); the whole domain only when it is what was asked for.
     let scope = if whole_domain { Scope::Domain } else { Scope::Mailboxes { bases: &bases, descend: sel.recursive } };
     let mut unreadable = Vec::new();
-    let disk = disk_mailboxes(store, &domain, &scope, threads, &mut unreadable)?;
+    let lc = ListCache::load(store, &domain, cache, whole_domain);
+    let disk = disk_mailboxes(store, &domain, &scope, threads, &lc, &mut unreadable)?;
     let mut notes: Vec<SelectionNote> = unreadable
         .into_iter()
         .map(|e| SelectionNote {
@@ -229,6 +244,15 @@ pub fn select(store: &Store, sel: &Selection, threads: usize) -> Result<(Vec<Tar
             error: true,
         })
         .collect();
+    if let Err(e) = lc.save(store) {
+        notes.push(SelectionNote {
+            message: format!(
+                "{domain}: listing cache {} not written: {e} (the next run lists every directory)",
+                listcache::cache_path(store, &domain).display()
+            ),
+            error: false,
+        });
+    }
     let all_names: Vec<&MailboxName> = {
         let mut v: Vec<&MailboxName> = listed.keys().chain(disk.keys()).collect();
         v.sort();
@@ -315,18 +339,19 @@ mod tests {
             std::fs::write(dir.join("1."), b"Subject: x\r\n\r\nx\r\n").expect("write");
         }
 
+        let off = ListCache::load(&store, "example.com", listcache::Mode::Off, true);
         for threads in [1, 3] {
             let mut errs = Vec::new();
-            let all = disk_mailboxes(&store, "example.com", &Scope::Domain, threads, &mut errs).expect("walk");
+            let all = disk_mailboxes(&store, "example.com", &Scope::Domain, threads, &off, &mut errs).expect("walk");
             assert_eq!(names(&all), ["shared", "user/ann", "user/joe", "user/joe/Sent", "user/joe/Sent/2025"]);
             assert!(errs.is_empty());
 
             let joe = [MailboxName::parse("user/joe").expect("name")];
             let one = Scope::Mailboxes { bases: &joe, descend: false };
-            let found = disk_mailboxes(&store, "example.com", &one, threads, &mut errs).expect("walk");
+            let found = disk_mailboxes(&store, "example.com", &one, threads, &off, &mut errs).expect("walk");
             assert_eq!(names(&found), ["user/joe"]);
             let below = Scope::Mailboxes { bases: &joe, descend: true };
-            let found = disk_mailboxes(&store, "example.com", &below, threads, &mut errs).expect("walk");
+            let found = disk_mailboxes(&store, "example.com", &below, threads, &off, &mut errs).expect("walk");
             assert_eq!(names(&found), ["user/joe", "user/joe/Sent", "user/joe/Sent/2025"]);
 
             // Overlapping bases find each directory once; a base with no directory is
@@ -337,7 +362,7 @@ mod tests {
                 MailboxName::parse("user/nobody").expect("name"),
             ];
             let scope = Scope::Mailboxes { bases: &overlap, descend: true };
-            let found = disk_mailboxes(&store, "example.com", &scope, threads, &mut errs).expect("walk");
+            let found = disk_mailboxes(&store, "example.com", &scope, threads, &off, &mut errs).expect("walk");
             assert_eq!(names(&found), ["user/joe", "user/joe/Sent", "user/joe/Sent/2025"]);
             assert!(found.values().all(|f| f.len() == 1));
             assert!(errs.is_empty(), "{errs:?}");

@@ -18,6 +18,7 @@
 //! Reports are put back in mailbox order before printing.
 
 pub mod discover;
+pub mod listcache;
 pub mod merge;
 pub mod plan;
 pub mod report;
@@ -174,7 +175,8 @@ struct Shared<'a> {
 /// Run reconstruct over a selection.
 pub fn run(store: &Store, sel: &Selection, opts: &Options, progress: &dyn Progress) -> Result<RunReport> {
     let threads = if opts.threads > 0 { opts.threads } else { store.config().worker_threads() };
-    let (targets, notes) = discover::select(store, sel, threads)?;
+    let cache = if opts.dry_run { listcache::Mode::Read } else { listcache::Mode::ReadWrite };
+    let (targets, notes) = discover::select(store, sel, threads, cache)?;
     let domain = layout::domain(&sel.domain)?;
     progress.start(targets.len() as u64);
     let shared = Shared {
@@ -277,25 +279,45 @@ fn prepare(
     };
     // Reuse discovery's listing if the directory has not changed since (same mtime, now
     // that we hold the lock); else list again.
-    let reuse = target.hint.as_ref().filter(|h| {
-        lock.dir().metadata().is_ok_and(|m| {
-            use std::os::unix::fs::MetadataExt;
-            (m.mtime(), m.mtime_nsec()) == h.mtime
-        })
-    });
-    let listing = match reuse {
-        Some(h) => (*h.listing).clone(),
-        None => match plan::list(&dir) {
-            Ok(l) => l,
-            Err(e) => return Err(Box::new((target, Error::io("list mailbox directory", &dir, e)))),
-        },
+    let reuse = target
+        .hint
+        .as_ref()
+        .filter(|h| listcache::stat_open_dir(lock.dir()).is_ok_and(|k| (k.ctime, k.mtime) == h.times));
+    let list = || plan::list(&dir).map_err(|e| Error::io("list mailbox directory", &dir, e));
+    let matches_index = |listing: &Listing, old: &OldState| {
+        old.current.is_some()
+            && listing.messages.len() == old.index_records.len()
+            && listing.messages.iter().zip(old.index_records.values()).all(|(&u, r)| u == r.uid)
     };
-    let old = plan::gather(&place, &listing, Some(lock.dir()));
+    let (listing, old) = match reuse {
+        Some(h) => {
+            let listing = (*h.listing).clone();
+            let old = plan::gather(&place, &listing, Some(lock.dir()));
+            if matches_index(&listing, &old) {
+                (listing, old)
+            } else {
+                // Something is to be repaired: never on a listing from before the lock
+                // (or from the listing cache), so that no record is dropped for a file
+                // that is there. Read the directory again.
+                let listing = match list() {
+                    Ok(l) => l,
+                    Err(e) => return Err(Box::new((target, e))),
+                };
+                let old = plan::gather(&place, &listing, Some(lock.dir()));
+                (listing, old)
+            }
+        }
+        None => {
+            let listing = match list() {
+                Ok(l) => l,
+                Err(e) => return Err(Box::new((target, e))),
+            };
+            let old = plan::gather(&place, &listing, Some(lock.dir()));
+            (listing, old)
+        }
+    };
     let read_all = shared.opts.verify_content || !old.cache.usable;
-    let quick = !read_all
-        && old.current.is_some()
-        && listing.messages.len() == old.index_records.len()
-        && listing.messages.iter().zip(old.index_records.values()).all(|(&u, r)| u == r.uid);
+    let quick = !read_all && matches_index(&listing, &old);
     let unique_id = merge_unique_id(&old, &target);
 
     let sink = if shared.opts.dry_run {

@@ -157,7 +157,7 @@ pub fn run(store: &Store, scope: &Scope, opts: &Options, progress: &dyn Progress
             recursive: scope.recursive || scope.mailboxes.is_empty(),
             mailboxes: scope.mailboxes.clone(),
         };
-        match discover::select(store, &sel, threads) {
+        match discover::select(store, &sel, threads, crate::reconstruct::listcache::Mode::Read) {
             Ok((ts, notes)) => {
                 for n in notes.into_iter().filter(|n| n.error) {
                     report.errors.push(n.message);
