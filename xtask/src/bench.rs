@@ -270,13 +270,7 @@ fn reconstruct(a: &BenchArgs) -> Result<()> {
         let _ = std::fs::remove_dir_all(&listings);
         run_all(&[])
     })?;
-    rows.push(Row {
-        name: "no-op, no listing cache (first run)",
-        messages: files,
-        bytes: 0,
-        seconds: s,
-        rss_kib: rss,
-    });
+    rows.push(Row { name: "no-op, no listing cache (first run)", messages: files, bytes: 0, seconds: s, rss_kib: rss });
     run_all(&[])?;
     let (s, rss) = median_of(a.repeat, || run_all(&[]))?;
     rows.push(Row { name: "no-op (index current)", messages: files, bytes: 0, seconds: s, rss_kib: rss });
