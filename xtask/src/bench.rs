@@ -80,6 +80,32 @@ struct Row {
     bytes: u64,
     seconds: f64,
     rss_kib: u64,
+    /// Ratio to the floor measured in pairs (see [`paired`]); else `seconds / floor`.
+    ratio: Option<f64>,
+}
+
+/// Run the floor and `row` alternately `n` times: (median row seconds, largest peak RSS,
+/// median of the n ratios row / floor). The machine drifts by 10-20 % over a minute; a
+/// ratio taken against a floor measured seconds before it drifts much less than one
+/// against a floor measured at the start.
+fn paired(
+    n: usize,
+    mut floor: impl FnMut() -> Result<(f64, u64)>,
+    mut row: impl FnMut() -> Result<(f64, u64)>,
+) -> Result<(f64, u64, f64)> {
+    let (mut times, mut ratios, mut rss) = (Vec::new(), Vec::new(), 0);
+    for _ in 0..n.max(1) {
+        let (f, _) = floor()?;
+        let (s, r) = row()?;
+        times.push(s);
+        ratios.push(s / f);
+        rss = rss.max(r);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    Ok((median(times), rss, median(ratios)))
 }
 
 pub fn run(suite: &Suite) -> Result<()> {
@@ -174,7 +200,7 @@ fn prepare(a: &BenchArgs) -> Result<(PathBuf, PathBuf, usize, u64, u64, Row)> {
     let bytes: u64 = it.next().and_then(|s| s.parse().ok()).context("floor output")?;
 
     let (s, rss) = median_of(a.repeat, || timed(floor_cmd().stdout(std::process::Stdio::null())))?;
-    let floor = Row { name: "floor: open+read+blake3", messages: files, bytes, seconds: s, rss_kib: rss };
+    let floor = Row { name: "floor: open+read+blake3", messages: files, bytes, seconds: s, rss_kib: rss, ratio: None };
     Ok((conf, dir, threads, files, bytes, floor))
 }
 
@@ -192,7 +218,7 @@ fn print_rows(title: &str, rows: &[Row]) {
             mbs,
             r.rss_kib as f64 / 1024.0,
             r.seconds,
-            r.seconds / floor
+            r.ratio.unwrap_or(r.seconds / floor)
         );
     }
 }
@@ -210,7 +236,14 @@ fn verify(a: &BenchArgs) -> Result<()> {
         }
         c.stdout(std::process::Stdio::null());
         let (s, rss) = median_of(a.repeat, || timed(&mut c))?;
-        rows.push(Row { name, messages: files, bytes: if quick { 0 } else { bytes }, seconds: s, rss_kib: rss });
+        rows.push(Row {
+            name,
+            messages: files,
+            bytes: if quick { 0 } else { bytes },
+            seconds: s,
+            rss_kib: rss,
+            ratio: None,
+        });
     }
     print_rows(
         &format!(
@@ -253,46 +286,42 @@ fn reconstruct(a: &BenchArgs) -> Result<()> {
         }
     };
     let exe = std::env::current_exe()?;
+    let floor = || {
+        let mut c = Command::new(&exe);
+        c.args(["__floor", &conf.to_string_lossy(), &threads.to_string()]).stdout(std::process::Stdio::null());
+        timed(&mut c)
+    };
+    let mut row = |name: &'static str, bytes: u64, run: &mut dyn FnMut() -> Result<(f64, u64)>| -> Result<()> {
+        let (s, rss, ratio) = paired(a.repeat, floor, run)?;
+        rows.push(Row { name, messages: files, bytes, seconds: s, rss_kib: rss, ratio: Some(ratio) });
+        Ok(())
+    };
     let mut meta = Command::new(&exe);
     meta.args(["__meta_floor", &conf.to_string_lossy(), &threads.to_string()]).stdout(std::process::Stdio::null());
-    let (s, rss) = median_of(a.repeat, || timed(&mut meta))?;
-    rows.push(Row {
-        name: "metadata floor: list + statx (reference)",
-        messages: files,
-        bytes: 0,
-        seconds: s,
-        rss_kib: rss,
-    });
+    row("metadata floor: list + statx (reference)", 0, &mut || timed(&mut meta))?;
     // The listing cache (formats/listings.md): the first run over quiet folders writes
     // it, later ones use it. Both rows are shown.
     let listings = mstore::config::Config::load(&conf)?.ms_path.join("listings");
-    let (s, rss) = median_of(a.repeat, || {
+    row("no-op, no listing cache (first run)", 0, &mut || {
         let _ = std::fs::remove_dir_all(&listings);
         run_all(&[])
     })?;
-    rows.push(Row { name: "no-op, no listing cache (first run)", messages: files, bytes: 0, seconds: s, rss_kib: rss });
     run_all(&[])?;
-    let (s, rss) = median_of(a.repeat, || run_all(&[]))?;
-    rows.push(Row { name: "no-op (index current)", messages: files, bytes: 0, seconds: s, rss_kib: rss });
-
-    let (s, rss) = median_of(a.repeat, || {
+    row("no-op (index current)", 0, &mut || run_all(&[]))?;
+    row("rebuild, ms.index removed", 0, &mut || {
         remove(&["ms.index"]);
         run_all(&[])
     })?;
-    rows.push(Row { name: "rebuild, ms.index removed", messages: files, bytes: 0, seconds: s, rss_kib: rss });
-
-    let (s, rss) = median_of(a.repeat, || {
+    row("full rebuild, index+cache removed", bytes, &mut || {
         remove(&["ms.index", "ms.cache"]);
         run_all(&[])
     })?;
-    rows.push(Row { name: "full rebuild, index+cache removed", messages: files, bytes, seconds: s, rss_kib: rss });
-
-    let (s, rss) = median_of(a.repeat, || run_all(&["--verify-content"]))?;
-    rows.push(Row { name: "--verify-content (index current)", messages: files, bytes, seconds: s, rss_kib: rss });
+    row("--verify-content (index current)", bytes, &mut || run_all(&["--verify-content"]))?;
 
     print_rows(
         &format!(
-            "reconstruct bench: {files} messages, {:.1} MiB, {threads} threads, median of {} runs per row, corpus {}",
+            "reconstruct bench: {files} messages, {:.1} MiB, {threads} threads, median of {} runs per row, \
+             each run after a floor run (ratio: median of those pairs), corpus {}",
             bytes as f64 / 1048576.0,
             a.repeat.max(1),
             dir.display()
@@ -343,10 +372,17 @@ fn import(a: &BenchArgs) -> Result<()> {
     // Warm the page cache, learn the size.
     let (files, bytes, _, _) = floor(1)?;
     let (_, _, s1, rss1) = floor(1)?;
-    rows.push(Row { name: "floor: open+read+blake3, 1 thread", messages: files, bytes, seconds: s1, rss_kib: rss1 });
+    rows.push(Row {
+        name: "floor: open+read+blake3, 1 thread",
+        messages: files,
+        bytes,
+        seconds: s1,
+        rss_kib: rss1,
+        ratio: None,
+    });
     let cores = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let (_, _, sn, rssn) = floor(cores)?;
-    rows.push(Row { name: "floor, all cores", messages: files, bytes, seconds: sn, rss_kib: rssn });
+    rows.push(Row { name: "floor, all cores", messages: files, bytes, seconds: sn, rss_kib: rssn, ratio: None });
     for (what, dest) in [("maildir", &md), ("mbox", &mbox)] {
         if dest.exists() {
             continue;
@@ -356,7 +392,7 @@ fn import(a: &BenchArgs) -> Result<()> {
         cmd.stdout(std::process::Stdio::null());
         let (s, rss) = timed(&mut cmd)?;
         let name = if what == "maildir" { "export maildir" } else { "export mbox" };
-        rows.push(Row { name, messages: files, bytes, seconds: s, rss_kib: rss });
+        rows.push(Row { name, messages: files, bytes, seconds: s, rss_kib: rss, ratio: None });
     }
     for (what, from) in [("maildir", &md), ("mbox", &mbox)] {
         let target = base.join(format!("target-{what}"));
@@ -376,14 +412,14 @@ fn import(a: &BenchArgs) -> Result<()> {
         cmd.stdout(std::process::Stdio::null());
         let (s, rss) = timed(&mut cmd)?;
         let name = if what == "maildir" { "import maildir" } else { "import mbox" };
-        rows.push(Row { name, messages: files, bytes, seconds: s, rss_kib: rss });
+        rows.push(Row { name, messages: files, bytes, seconds: s, rss_kib: rss, ratio: None });
         // A re-run finds everything present (hash + date per message) and appends nothing.
         let mut cmd = Command::new(&bin);
         cmd.args(["import", what, "-f", &tc, "--no-progress"]).arg(from).args(["example.com", "user/imported"]);
         cmd.stdout(std::process::Stdio::null());
         let (s, rss) = timed(&mut cmd)?;
         let name = if what == "maildir" { "re-run maildir (all present)" } else { "re-run mbox (all present)" };
-        rows.push(Row { name, messages: files, bytes, seconds: s, rss_kib: rss });
+        rows.push(Row { name, messages: files, bytes, seconds: s, rss_kib: rss, ratio: None });
     }
     println!("import bench: {files} messages, {:.1} MiB, corpus {}", bytes as f64 / 1048576.0, base.display());
     println!("| run | messages/s | MB/s | peak RSS MiB | time s | ratio to 1-thread floor |");
