@@ -1225,6 +1225,38 @@ fn a_healthy_mailbox_is_only_read_even_where_nothing_could_be_written() {
 }
 
 #[test]
+fn the_listing_cache_is_the_runtime_users_and_failing_to_write_it_is_only_a_note() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let fx = Fx::new();
+    fx.mailbox(D, "user/joe", 6);
+    let Ok(user) = test_user() else {
+        eprintln!("SKIPPED: no unprivileged user");
+        return;
+    };
+    if let Some(u) = &user {
+        hand_store_to(&fx, u);
+    }
+    let owner = std::fs::metadata(fx.root().join("ms")).expect("ms-path").uid();
+    let_directories_settle();
+    fx.reconstruct(&["-r", D]).expect_code(0, "healthy store");
+    let cache = listing_cache(&fx, D);
+    let m = std::fs::metadata(&cache).expect("listing cache written");
+    assert_eq!((m.uid(), m.mode() & 0o777), (owner, 0o640), "written as the runtime user, not world-readable");
+
+    // The runtime user cannot write it: the run is still a clean no-op, with a note
+    // naming the file.
+    let listings = cache.parent().expect("listings dir").to_path_buf();
+    std::fs::remove_file(&cache).expect("remove");
+    std::fs::set_permissions(&listings, std::fs::Permissions::from_mode(0o555)).expect("chmod");
+    let r = fx.reconstruct(&["-r", D]);
+    let _ = std::fs::set_permissions(&listings, std::fs::Permissions::from_mode(0o750));
+    r.expect_code(0, "listing cache not writable");
+    let note = r.stdout.lines().find(|l| l.starts_with("note: ")).unwrap_or_else(|| panic!("no note:\n{}", r.stdout));
+    assert!(note.contains(&cache.display().to_string()) && note.contains("not written"), "{note}");
+    assert!(r.stdout.contains("nothing to do"), "{}", r.stdout);
+}
+
+#[test]
 fn bad_input_is_named_by_path_and_offset_and_other_mailboxes_are_still_processed() {
     use std::os::unix::fs::PermissionsExt;
     let fx = Fx::new();
