@@ -233,7 +233,62 @@ impl ListCache {
             std::fs::DirBuilder::new().mode(0o750).create(&dir)?;
         }
         let name = self.path.file_name().and_then(|n| n.to_str()).unwrap_or("listings");
+        remove_stale_temps(&dir, name);
         crate::io::atomic_write(&dir, name, &bytes, store.config().durability)?;
         Ok(true)
+    }
+}
+
+/// Remove this domain's temporary cache files left by a run that died while writing one
+/// (more than ten minutes old, so a concurrent run's file in progress is left alone).
+/// They are the cache's own files: nothing of a mailbox is ever removed here.
+fn remove_stale_temps(dir: &Path, name: &str) {
+    let prefix = crate::io::temp_name(name);
+    let prefix = prefix.rsplit_once('.').map_or(prefix.as_str(), |(p, _)| p).to_string() + ".";
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let stale = e
+            .metadata()
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(600));
+        // `ms.tmp.<domain>.<pid>`: another domain may extend this one's name.
+        let ours = e
+            .file_name()
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix.as_str()))
+            .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
+        if stale && ours {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_old_temporary_files_of_this_domain_are_removed() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let d = tmp.path();
+        let old = |n: &str| {
+            let p = d.join(n);
+            std::fs::write(&p, b"x").expect("write");
+            let f = std::fs::File::options().write(true).open(&p).expect("open");
+            f.set_modified(SystemTime::now() - Duration::from_secs(3600)).expect("mtime");
+        };
+        old("ms.tmp.example.com.123");
+        old("ms.tmp.example.com.org.5");
+        old("example.com");
+        std::fs::write(d.join("ms.tmp.example.com.77"), b"x").expect("write");
+        remove_stale_temps(d, "example.com");
+        let mut left: Vec<String> = std::fs::read_dir(d)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().into_string().expect("utf8"))
+            .collect();
+        left.sort();
+        assert_eq!(left, ["example.com", "ms.tmp.example.com.77", "ms.tmp.example.com.org.5"]);
     }
 }
