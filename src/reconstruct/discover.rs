@@ -182,11 +182,8 @@ pub fn disk_mailboxes(
         }
         if let Some(name) = MailboxName::from_dir_components(v.comps.iter().map(String::as_str)) {
             let k = before.key;
-            let age = |(s, ns): (i64, u32)| {
-                let t = std::time::UNIX_EPOCH + std::time::Duration::new(s.max(0) as u64, ns.min(999_999_999));
-                started.duration_since(t).unwrap_or_default()
-            };
-            let settled = age(k.ctime).min(age(k.mtime)) > std::time::Duration::from_millis(100);
+            let age = listcache::age_at(started, k.ctime).min(listcache::age_at(started, k.mtime));
+            let settled = age > std::time::Duration::from_millis(100);
             let hint =
                 settled.then(|| ListingHint { times: (k.ctime, k.mtime), listing: std::sync::Arc::new(listing) });
             let (pname, _) = parts[v.part];

@@ -71,6 +71,16 @@ fn key_of(st: &rustix::fs::Statx) -> DirKey {
     }
 }
 
+/// How old the file time `(seconds, nanoseconds)` was at `when`: zero for a time in the
+/// future or before 1970 (neither counts as settled).
+pub fn age_at(when: SystemTime, (s, ns): (i64, u32)) -> Duration {
+    if s < 0 {
+        return Duration::ZERO;
+    }
+    let t = SystemTime::UNIX_EPOCH + Duration::new(s as u64, ns.min(999_999_999));
+    when.duration_since(t).unwrap_or_default()
+}
+
 /// The cache of one domain for one run.
 pub struct ListCache {
     mode: Mode,
@@ -184,11 +194,7 @@ impl ListCache {
         if self.mode != Mode::ReadWrite || !st.has_mnt_id || !self.local_devs.contains(&k.dev) {
             return;
         }
-        let quiet = |(s, ns): (i64, u32)| {
-            let t = SystemTime::UNIX_EPOCH + Duration::new(s.max(0) as u64, ns.min(999_999_999));
-            s >= 0 && started.duration_since(t).is_ok_and(|age| age > QUIET)
-        };
-        if !quiet(k.ctime) || !quiet(k.mtime) {
+        if age_at(started, k.ctime).min(age_at(started, k.mtime)) <= QUIET {
             return;
         }
         let mut subdirs = subdirs.to_vec();
