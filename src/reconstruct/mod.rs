@@ -277,40 +277,36 @@ fn prepare(
         Ok(l) => l,
         Err(e) => return Err(Box::new((target, Error::io("lock mailbox", &dir, e)))),
     };
-    // Reuse discovery's listing if the directory has not changed since (same mtime, now
-    // that we hold the lock); else list again.
-    let reuse = target
-        .hint
-        .as_ref()
-        .filter(|h| listcache::stat_open_dir(lock.dir()).is_ok_and(|k| (k.ctime, k.mtime) == h.times));
-    let list = || plan::list(&dir).map_err(|e| Error::io("list mailbox directory", &dir, e));
+    // Reuse discovery's listing (perhaps from the listing cache) if the directory has not
+    // changed since (same ctime and mtime, now that we hold the lock), and only if it
+    // holds a file for every record the index and the log know: a record is never dropped
+    // as missing on a listing from before the lock; the directory is read again first.
     let matches_index = |listing: &Listing, old: &OldState| {
         old.current.is_some()
             && listing.messages.len() == old.index_records.len()
             && listing.messages.iter().zip(old.index_records.values()).all(|(&u, r)| u == r.uid)
     };
-    let (listing, old) = match reuse {
-        Some(h) => {
+    let covers_records = |listing: &Listing, old: &OldState| {
+        let has = |uid: u32| listing.messages.binary_search(&uid).is_ok();
+        old.index_records.values().all(|r| has(r.uid))
+            && old.log.as_ref().is_none_or(|l| l.state.keys().all(|&uid| has(uid)))
+    };
+    let reused = target
+        .hint
+        .as_ref()
+        .filter(|h| listcache::stat_open_dir(lock.dir()).is_ok_and(|k| (k.ctime, k.mtime) == h.times))
+        .map(|h| {
             let listing = (*h.listing).clone();
             let old = plan::gather(&place, &listing, Some(lock.dir()));
-            if matches_index(&listing, &old) {
-                (listing, old)
-            } else {
-                // Something is to be repaired: never on a listing from before the lock
-                // (or from the listing cache), so that no record is dropped for a file
-                // that is there. Read the directory again.
-                let listing = match list() {
-                    Ok(l) => l,
-                    Err(e) => return Err(Box::new((target, e))),
-                };
-                let old = plan::gather(&place, &listing, Some(lock.dir()));
-                (listing, old)
-            }
-        }
+            (listing, old)
+        })
+        .filter(|(listing, old)| covers_records(listing, old));
+    let (listing, old) = match reused {
+        Some(lo) => lo,
         None => {
-            let listing = match list() {
+            let listing = match plan::list(&dir) {
                 Ok(l) => l,
-                Err(e) => return Err(Box::new((target, e))),
+                Err(e) => return Err(Box::new((target, Error::io("list mailbox directory", &dir, e)))),
             };
             let old = plan::gather(&place, &listing, Some(lock.dir()));
             (listing, old)
