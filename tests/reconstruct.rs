@@ -1158,7 +1158,10 @@ fn a_wrong_or_damaged_listing_cache_costs_no_record() {
     assert_eq!(essentials(&fx.show(D, "user/joe")), essentials(&before));
 
     // Garbage: ignored, and replaced by a good file.
-    std::fs::write(&path, b"MSLISTNG\x01\x00 not a listing cache").expect("write");
+    let garbage = b"MSLISTNG\x01\x00 not a listing cache";
+    std::fs::write(&path, garbage).expect("write");
+    fx.reconstruct(&["-n", "-r", D]).expect_code(0, "garbage listing cache, dry run");
+    assert_eq!(std::fs::read(&path).expect("read"), garbage, "-n rewrote the listing cache");
     fx.reconstruct(&["-r", D]).expect_code(0, "garbage listing cache");
     let back = mstore::codec::listings::decode(&std::fs::read(&path).expect("read")).expect("rewritten");
     assert!(back.entries.iter().any(|(e, _)| *e == k));

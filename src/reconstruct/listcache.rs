@@ -92,6 +92,8 @@ pub struct ListCache {
     old: HashMap<(u64, u64), (DirKey, DirListing)>,
     /// What the file will hold.
     new: Mutex<HashMap<(u64, u64), (DirKey, DirListing)>>,
+    /// The file exists but is unusable: rewrite it even if `new` equals `old` (empty).
+    stale: bool,
 }
 
 /// File systems whose directory times are kept by the local kernel (not NFS or FUSE,
@@ -132,6 +134,7 @@ impl ListCache {
         let path = cache_path(store, domain);
         let boot_id = if mode == Mode::Off { None } else { boot_id() };
         let mut old = HashMap::new();
+        let mut stale = false;
         if let Some(id) = boot_id {
             let bytes = std::fs::File::open(&path).and_then(|f| {
                 let len = crate::io::file_size(&f)?;
@@ -142,10 +145,13 @@ impl ListCache {
                 }
                 crate::io::read_file_at(&f, len, false)
             });
-            if let Ok(l) = bytes.as_deref().map_err(|_| ()).and_then(|b| listings::decode(b).map_err(|_| ())) {
-                if l.boot_id == id {
+            match bytes.as_deref().map_err(|_| ()).and_then(|b| listings::decode(b).map_err(|_| ())) {
+                Ok(l) if l.boot_id == id => {
                     old = l.entries.into_iter().map(|(k, d)| ((k.dev, k.ino), (k, d))).collect();
                 }
+                // Damaged, foreign or from another boot: replaced even if nothing new is
+                // recorded. (Absent: nothing to replace.)
+                _ => stale = path.exists(),
             }
         }
         let local_devs = if mode == Mode::ReadWrite && boot_id.is_some() {
@@ -161,7 +167,7 @@ impl ListCache {
             Vec::new()
         };
         let new = if whole_domain { HashMap::new() } else { old.clone() };
-        ListCache { mode, path, boot_id, local_devs, old, new: Mutex::new(new) }
+        ListCache { mode, path, boot_id, local_devs, old, stale, new: Mutex::new(new) }
     }
 
     /// The cached listing of the directory whose `statx` is `st`, if every part of the key
@@ -226,7 +232,7 @@ impl ListCache {
     pub fn save(self, store: &Store) -> std::io::Result<bool> {
         let new = self.new.into_inner();
         let Some(boot_id) = self.boot_id else { return Ok(false) };
-        if self.mode != Mode::ReadWrite || new == self.old {
+        if self.mode != Mode::ReadWrite || (new == self.old && !self.stale) {
             return Ok(false);
         }
         let mut entries: Vec<(DirKey, DirListing)> = new.into_values().collect();
