@@ -24,6 +24,7 @@ pub mod report;
 pub mod scan;
 pub mod store;
 pub mod synth;
+pub mod uidset;
 pub mod util;
 pub mod verify;
 

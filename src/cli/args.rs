@@ -215,6 +215,30 @@ pub struct AppendArgs {
     pub date: Option<String>,
 }
 
+/// `mstore flags [-f config_file] DOMAIN MAILBOX UIDSET (+|-|=)FLAGS... [--json]`
+#[derive(Args, Clone, Debug)]
+pub struct FlagsArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Print the messages changed, with their new flags and modseqs, as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The domain.
+    #[arg(required_unless_present = "version")]
+    pub domain: Option<String>,
+    /// The mailbox (fully qualified IMAP name).
+    #[arg(required_unless_present = "version")]
+    pub mailbox: Option<String>,
+    /// UIDs as an IMAP sequence set: 1:*, 3,5:9, * (the highest UID in use).
+    #[arg(value_name = "UIDSET", required_unless_present = "version")]
+    pub uids: Option<String>,
+    /// +FLAG adds, -FLAG removes, =FLAG sets exactly; a sign applies to the flags after it
+    /// until the next sign (`+\Seen $Work -\Flagged`; `=` alone clears every flag).
+    /// System flags with their backslash, others are keywords.
+    #[arg(value_name = "(+|-|=)FLAGS", allow_hyphen_values = true, num_args = 1.., required_unless_present = "version")]
+    pub flags: Vec<String>,
+}
+
 /// `mstore verify [-f config_file] [-r] [domain [mailbox ...]]`
 #[derive(Args, Clone, Debug)]
 pub struct VerifyArgs {
@@ -418,6 +442,8 @@ pub enum Command {
     Create(CreateArgs),
     /// Append message files to a mailbox.
     Append(AppendArgs),
+    /// Set, add or remove flags of messages (as IMAP UID STORE does).
+    Flags(FlagsArgs),
     /// Read-only scan of the store: checksums, index against message files, bit rot, owners.
     Verify(VerifyArgs),
     /// Check owners, modes and the configuration; print (or, as root, apply) the fix.

@@ -5,6 +5,7 @@
 pub mod args;
 mod db;
 mod demo;
+mod flags;
 mod import;
 mod progress;
 
@@ -97,6 +98,7 @@ pub fn mstore_main() -> ExitCode {
         Command::Show(a) => run(prog, || show(&a)),
         Command::Create(a) => run(prog, || create(&a)),
         Command::Append(a) => run(prog, || append(&a)),
+        Command::Flags(a) => run(prog, || flags::run(&a)),
         Command::Verify(a) => run(prog, || verify(&a)),
         Command::Doctor(a) => run(prog, || doctor(&a)),
         Command::Reconstruct(a) => run(prog, || reconstruct(&a)),
