@@ -10,7 +10,7 @@ use support::*;
 const D: &str = "example.com";
 const JOE: &str = "user/joe";
 
-fn msg<'a>(show: &'a Value, uid: u64) -> &'a Value {
+fn msg(show: &Value, uid: u64) -> &Value {
     show["messages"].as_array().expect("messages").iter().find(|m| m["uid"] == uid).expect("uid present")
 }
 
