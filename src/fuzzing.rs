@@ -242,11 +242,14 @@ pub fn seed_inputs(target: &str) -> Vec<(String, Vec<u8>)> {
                 domain: "example.com".into(),
                 name: "user/joe/pub".into(),
                 flags: vec![Some("$Work".into()), None, Some("Junk".into())],
+                log: crate::codec::changelog::LogCoverage { base_seq: 3, seq: 5, len: 900, crc: 0x1234_5678 },
+                modseq_ceiling: 2053,
             };
             out.push(("valid".into(), h.encode()));
+            out.push(("version-1".into(), h.encode_v1()));
             out.push(("empty-flags".into(), header::MailboxHeader { flags: vec![], ..h.clone() }.encode()));
             let mut bad = h.encode();
-            bad[70] ^= 4;
+            bad[crate::format::header::FIXED_LEN + 13] ^= 4;
             out.push(("flipped-name".into(), bad));
         }
         "index" => {
@@ -255,10 +258,15 @@ pub fn seed_inputs(target: &str) -> Vec<(String, Vec<u8>)> {
                 generation: 1,
                 uid_validity: 7,
                 last_uid: 9,
+                log_seq: 4,
+                log_len: 700,
+                log_crc: 0x0bad_cafe,
+                modseq_ceiling: 2052,
                 ..Default::default()
             };
             let recs: Vec<MessageRecord> = (1..=3).map(rec).collect();
             out.push(("valid".into(), index::encode(&h, &recs)));
+            out.push(("version-1".into(), index::encode_v1(&h, &recs)));
             out.push(("empty".into(), index::encode(&h, &[])));
             let mut cut = index::encode(&h, &recs);
             cut.truncate(cut.len() - 50);

@@ -59,3 +59,145 @@ fn flags_command_stores_through_the_change_log() {
     assert!(r.stderr.contains("+FLAG adds"), "{}", r.stderr);
     assert_survived(&after, &fx.show(D, JOE));
 }
+
+/// `mstore verify --json` findings of the store: (kind, path, offset) and the fixes.
+fn verify(fx: &Fx) -> (i32, Vec<Value>) {
+    let r = fx.mstore(&["verify", "--json", "--no-progress"]);
+    assert!(r.code == 0 || r.code == 4, "verify exit {}\n{}\n{}", r.code, r.stdout, r.stderr);
+    (r.code, r.json()["findings"].as_array().expect("findings").clone())
+}
+
+fn kinds(findings: &[Value]) -> Vec<&str> {
+    findings.iter().map(|f| f["kind"].as_str().expect("kind")).collect()
+}
+
+/// Run the `fix:` of a finding, as printed (a shell line), with the test's binaries first
+/// on PATH.
+fn run_fix(fx: &Fx, fix: &str) -> Run {
+    let bin_dir = std::path::Path::new(RECONSTRUCT).parent().expect("bin dir");
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c").arg(fix).env("PATH", path).env_remove("MS_CONF");
+    checked_run(fx.root(), cmd)
+}
+
+/// After the index is lost too, every flag and date comes back from the change log: the
+/// second copy is whole.
+fn assert_log_is_whole(fx: &Fx, dir: &std::path::Path, state: &Value) {
+    std::fs::remove_file(dir.join("ms.index")).expect("remove index");
+    fx.reconstruct(&[D, JOE]).expect_code(1, "reconstruct without the index");
+    assert_survived(state, &fx.show(D, JOE));
+}
+
+/// A checkpointed mailbox whose log is then damaged by `damage`: verify finds `want` (one
+/// of the kinds) in ms.log at or before `max_offset`, the printed fix repairs it, verify
+/// is then clean, nothing is lost, and the log is whole again.
+fn log_damage_case(what: &str, damage: impl FnOnce(&std::path::Path, &[u8]) -> u64, want: &[&str]) {
+    let fx = Fx::new();
+    let dir = fx.mailbox(D, JOE, 12);
+    fx.checkpoint(D, JOE);
+    let state = fx.show(D, JOE);
+    let log = std::fs::read(dir.join("ms.log")).expect("log");
+    let max_offset = damage(&dir.join("ms.log"), &log);
+    let (code, f) = verify(&fx);
+    assert_eq!(code, 4, "{what}: verify must not be clean");
+    let hit = f
+        .iter()
+        .find(|f| want.contains(&f["kind"].as_str().unwrap_or_default()))
+        .unwrap_or_else(|| panic!("{what}: no {want:?} in {:?}", kinds(&f)));
+    assert!(hit["path"].as_str().expect("path").ends_with("/user/joe/ms.log"), "{hit}");
+    assert!(hit["offset"].as_u64().expect("offset") <= max_offset, "{what}: {hit}");
+    let fix = hit["fix"].as_str().expect("fix");
+    let r = run_fix(&fx, fix);
+    r.expect_code(1, fix);
+    assert!(
+        r.stdout.contains("change log") || r.stdout.contains("ms.log"),
+        "{what}: the report names the log:\n{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("0 flags lost"), "{what}: nothing was lost:\n{}", r.stdout);
+    let (code, f) = verify(&fx);
+    assert_eq!(code, 0, "{what}: clean after the printed fix: {:?}", kinds(&f));
+    assert_survived(&state, &fx.show(D, JOE));
+    assert_log_is_whole(&fx, &dir, &state);
+}
+
+#[test]
+fn a_log_cut_inside_its_checkpoint_is_found_and_rewritten_whole() {
+    for i in 0..=10usize {
+        log_damage_case(
+            &format!("cut {i}/11"),
+            |p, log| {
+                // Ten lengths across the log, and down to its 64-byte header.
+                let cut = 64 + (log.len() - 64) * i / 11;
+                std::fs::write(p, &log[..cut]).expect("cut log");
+                cut as u64
+            },
+            &["log-short", "log-torn-tail"],
+        );
+    }
+}
+
+#[test]
+fn a_flipped_bit_in_the_logs_last_record_is_found() {
+    for bit in [0u8, 5] {
+        log_damage_case(
+            &format!("bit {bit} of the last record"),
+            |p, log| {
+                let mut b = log.to_vec();
+                let at = b.len() - 30;
+                b[at] ^= 1 << bit;
+                std::fs::write(p, &b).expect("write");
+                log.len() as u64
+            },
+            &["log-altered", "log-short", "log-torn-tail"],
+        );
+    }
+}
+
+#[test]
+fn a_flipped_trailing_flags_record_is_reported_not_silently_undone() {
+    let fx = Fx::new();
+    let dir = fx.mailbox(D, JOE, 6);
+    fx.checkpoint(D, JOE);
+    fx.mstore(&["flags", D, JOE, "2", "+$Saved"]).expect_code(0, "flags");
+    let log = std::fs::read(dir.join("ms.log")).expect("log");
+    let mut b = log.clone();
+    let n = b.len();
+    b[n - 10] ^= 0x10; // inside the FLAGS record just appended
+    std::fs::write(dir.join("ms.log"), &b).expect("write");
+    let (code, f) = verify(&fx);
+    assert_eq!(code, 4, "verify must not be clean");
+    let torn = f.iter().find(|f| f["kind"] == "log-torn-tail").unwrap_or_else(|| panic!("{:?}", kinds(&f)));
+    assert_eq!(torn["offset"].as_u64(), Some((n - 52) as u64), "{torn}");
+    assert!(torn["message"].as_str().expect("message").contains("lost"), "{torn}");
+    let r = run_fix(&fx, torn["fix"].as_str().expect("fix"));
+    r.expect_code(1, "fix");
+    assert!(r.stdout.contains("cut short or damaged"), "{}", r.stdout);
+    assert_eq!(verify(&fx).0, 0);
+}
+
+#[test]
+fn version_1_stores_keep_opening_and_are_upgraded_by_the_next_write() {
+    let fx = Fx::new();
+    let dir = fx.mailbox(D, JOE, 6);
+    fx.checkpoint(D, JOE);
+    let state = fx.show(D, JOE);
+    // Rewrite header and index as builds before version 2 wrote them.
+    let h = mstore::codec::header::MailboxHeader::decode(&std::fs::read(dir.join("ms.header")).expect("h"))
+        .expect("header decodes");
+    std::fs::write(dir.join("ms.header"), h.encode_v1()).expect("write v1 header");
+    let (ih, recs) = mstore::codec::index::decode(&std::fs::read(dir.join("ms.index")).expect("i")).expect("index");
+    std::fs::write(dir.join("ms.index"), mstore::codec::index::encode_v1(&ih, &recs)).expect("write v1 index");
+    assert_eq!(std::fs::read(dir.join("ms.header")).expect("h")[8], 1);
+    assert_survived(&state, &fx.show(D, JOE));
+    assert_eq!(verify(&fx), (0, vec![]), "a version 1 mailbox is healthy");
+    let r = fx.reconstruct(&[D, JOE]);
+    r.expect_code(0, "reconstruct on a version 1 mailbox");
+    assert!(r.stdout.contains("nothing to do"), "{}", r.stdout);
+    fx.mstore(&["flags", D, JOE, "1:*", "+$Upgraded"]).expect_code(0, "flags");
+    assert_eq!(std::fs::read(dir.join("ms.header")).expect("h")[8], 2, "the first write upgrades the header");
+    let after = fx.show(D, JOE);
+    assert!(after["highest_modseq"].as_u64() > state["highest_modseq"].as_u64());
+    assert_eq!(verify(&fx), (0, vec![]));
+}

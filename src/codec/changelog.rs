@@ -27,6 +27,138 @@ pub struct LogHeaderInfo {
     pub created: i64,
 }
 
+/// How much of an `ms.log` file another file saw when it was written: the index at its
+/// checkpoint, the header whenever it is written (`formats/changelog.md`, "Coverage").
+/// The log's records up to `len` were committed then; they must still be there.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogCoverage {
+    /// `base_seq` of the log file it describes.
+    pub base_seq: u64,
+    /// Sequence number of the last record it saw.
+    pub seq: u64,
+    /// Where that record ends (0: nothing recorded, as in version 1 files).
+    pub len: u64,
+    /// The stored CRC of that record (its last 4 bytes).
+    pub crc: u32,
+}
+
+/// A log that no longer holds what a coverage says it held.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CoverageProblem {
+    /// The log's valid records end before `need` bytes (cut, or damaged inside).
+    Short {
+        /// Bytes of valid records at the start of the log.
+        have: u64,
+        /// Bytes the coverage includes.
+        need: u64,
+    },
+    /// A record ends at `len`, but not the one that was there (or none ends there).
+    Altered {
+        /// Where the last covered record should end.
+        len: u64,
+    },
+    /// The log is an older file than the one the coverage describes, and lacks records it
+    /// saw.
+    Behind {
+        /// The log's `base_seq`.
+        base_seq: u64,
+        /// Highest sequence number in the log.
+        have_seq: u64,
+        /// The coverage's.
+        need_seq: u64,
+    },
+}
+
+impl std::fmt::Display for CoverageProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CoverageProblem::Short { have, need } => write!(
+                f,
+                "its valid records end at byte {have}, but {need} bytes of it were committed (cut short or damaged)"
+            ),
+            CoverageProblem::Altered { len } => {
+                write!(f, "the committed record ending at byte {len} is not the one written there (altered)")
+            }
+            CoverageProblem::Behind { base_seq, have_seq, need_seq } => write!(
+                f,
+                "it is an older file (compacted at {base_seq}, last record {have_seq}) than the one holding record {need_seq}"
+            ),
+        }
+    }
+}
+
+/// What a scan of a log tells about coverage, gathered while the log is read once.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CoverageProbe {
+    /// The coverage to check, for recording whether a record starts at its end.
+    pub want: LogCoverage,
+    /// Whether a valid record starts at `want.len`.
+    pub boundary: bool,
+    /// Highest sequence number seen.
+    pub max_seq: u64,
+}
+
+impl CoverageProbe {
+    /// Probe for `want` (and any other coverage with the same `len`).
+    pub fn new(want: LogCoverage) -> CoverageProbe {
+        CoverageProbe { want, boundary: false, max_seq: 0 }
+    }
+
+    /// Call for every valid record of the scan (offset, seq).
+    pub fn see(&mut self, offset: u64, seq: u64) {
+        if offset == self.want.len {
+            self.boundary = true;
+        }
+        self.max_seq = self.max_seq.max(seq);
+    }
+
+    /// Whether the scanned log (`bytes`, `scan`) still holds what `cov` says.
+    /// `cov.len` must be the length this probe watched (or 0).
+    pub fn check(&self, cov: &LogCoverage, bytes: &[u8], scan: &LogScan) -> Option<CoverageProblem> {
+        check_coverage(cov, bytes, scan, self.max_seq, cov.len == self.want.len && self.boundary)
+    }
+}
+
+/// Whether a log (its bytes, its scan, its highest seq, and whether a valid record starts
+/// at `cov.len`) still holds what `cov` says: `None` when it does, when nothing was
+/// recorded, or when the log was compacted after the coverage was written.
+pub fn check_coverage(
+    cov: &LogCoverage,
+    bytes: &[u8],
+    scan: &LogScan,
+    max_seq: u64,
+    record_starts_at_len: bool,
+) -> Option<CoverageProblem> {
+    if cov.len == 0 || scan.header.base_seq > cov.base_seq {
+        return None;
+    }
+    if scan.header.base_seq < cov.base_seq {
+        return (max_seq < cov.seq).then_some(CoverageProblem::Behind {
+            base_seq: scan.header.base_seq,
+            have_seq: max_seq,
+            need_seq: cov.seq,
+        });
+    }
+    if scan.valid_end < cov.len {
+        return Some(CoverageProblem::Short { have: scan.valid_end, need: cov.len });
+    }
+    let at = cov.len as usize;
+    let ends_here = at == scan.valid_end as usize || record_starts_at_len;
+    let crc = at.checked_sub(4).and_then(|s| bytes.get(s..at));
+    if !ends_here || crc != Some(&cov.crc.to_le_bytes()[..]) {
+        return Some(CoverageProblem::Altered { len: cov.len });
+    }
+    None
+}
+
+/// The coverage of a whole, valid log (`bytes` ends with its last record) whose last
+/// record has sequence number `seq`.
+pub fn coverage_of(bytes: &[u8], base_seq: u64, seq: u64) -> LogCoverage {
+    let n = bytes.len();
+    let crc = bytes.get(n.saturating_sub(4)..).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes).unwrap_or(0);
+    LogCoverage { base_seq, seq, len: if n > HEADER_LEN { n as u64 } else { 0 }, crc }
+}
+
 /// One change.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LogRecord {

@@ -3,9 +3,10 @@
 
 use zerocopy::IntoBytes;
 
-use super::{FormatError, check_crc, check_magic_version, read_at};
+use super::changelog::LogCoverage;
+use super::{FormatError, check_crc, check_magic_versions, read_at};
 use crate::flags::{DateSource, SystemFlags, UserFlags};
-use crate::format::index::{HEADER_LEN, IndexHeader, IndexRecord, MAGIC, NO_DATE, RECORD_LEN, VERSION};
+use crate::format::index::{HEADER_LEN, IndexHeader, IndexRecord, MAGIC, NO_DATE, OLDEST_VERSION, RECORD_LEN, VERSION};
 use crate::format::{I16, I64, U16, U32, U64, crc};
 
 /// The index header, decoded.
@@ -31,6 +32,20 @@ pub struct IndexHeaderInfo {
     pub cache_len: u64,
     /// When written.
     pub written: i64,
+    /// Bytes of the compacted `ms.log` written with this checkpoint (0: not recorded).
+    pub log_len: u64,
+    /// Stored CRC of that log's last record.
+    pub log_crc: u32,
+    /// No modseq above this was given when this checkpoint was written (0: not recorded).
+    pub modseq_ceiling: u64,
+}
+
+impl IndexHeaderInfo {
+    /// What this checkpoint says of `ms.log`: the log compacted at `log_seq`, `log_len`
+    /// bytes long.
+    pub fn log_coverage(&self) -> LogCoverage {
+        LogCoverage { base_seq: self.log_seq, seq: self.log_seq, len: self.log_len, crc: self.log_crc }
+    }
 }
 
 /// One message's index record, decoded.
@@ -124,6 +139,17 @@ pub fn encode(header: &IndexHeaderInfo, records: &[MessageRecord]) -> Vec<u8> {
     out
 }
 
+/// A complete index file as version 1 (no log coverage, no modseq ceiling), as builds
+/// before version 2 wrote it: for tests that old stores keep opening.
+pub fn encode_v1(header: &IndexHeaderInfo, records: &[MessageRecord]) -> Vec<u8> {
+    let mut b = encode(header, records);
+    b[8..10].copy_from_slice(&1u16.to_le_bytes());
+    b[96..HEADER_LEN - 4].fill(0);
+    let c = crc(&b[..HEADER_LEN - 4]);
+    b[HEADER_LEN - 4..HEADER_LEN].copy_from_slice(&c.to_le_bytes());
+    b
+}
+
 /// The 128 header bytes of an index of `count` records (for writers that stream the
 /// records after it).
 pub fn encode_header_bytes(h: &IndexHeaderInfo, count: u32) -> Vec<u8> {
@@ -148,7 +174,10 @@ fn encode_header(h: &IndexHeaderInfo, count: u32) -> IndexHeader {
         total_size: U64::new(h.total_size),
         cache_len: U64::new(h.cache_len),
         written: I64::new(h.written),
-        reserved2: [0; 28],
+        log_len: U64::new(h.log_len),
+        log_crc: U32::new(h.log_crc),
+        modseq_ceiling: U64::new(h.modseq_ceiling),
+        reserved2: [0; 8],
         crc: U32::new(0),
     };
     raw.crc = U32::new(crc(&raw.as_bytes()[..HEADER_LEN - 4]));
@@ -157,7 +186,7 @@ fn encode_header(h: &IndexHeaderInfo, count: u32) -> IndexHeader {
 
 /// Decode and check the header.
 pub fn decode_header(bytes: &[u8]) -> Result<IndexHeaderInfo, FormatError> {
-    check_magic_version(bytes, &MAGIC, VERSION)?;
+    let version = check_magic_versions(bytes, &MAGIC, OLDEST_VERSION, VERSION)?;
     let raw: &IndexHeader = read_at(bytes, 0, "index header")?;
     check_crc(&raw.as_bytes()[..HEADER_LEN - 4], raw.crc.get(), 0, "index header")?;
     if raw.header_len.get() as usize != HEADER_LEN || raw.record_len.get() as usize != RECORD_LEN {
@@ -180,6 +209,10 @@ pub fn decode_header(bytes: &[u8]) -> Result<IndexHeaderInfo, FormatError> {
         total_size: raw.total_size.get(),
         cache_len: raw.cache_len.get(),
         written: raw.written.get(),
+        // Version 1 reserved these bytes (ignored when read).
+        log_len: if version >= 2 { raw.log_len.get() } else { 0 },
+        log_crc: if version >= 2 { raw.log_crc.get() } else { 0 },
+        modseq_ceiling: if version >= 2 { raw.modseq_ceiling.get() } else { 0 },
     })
 }
 
@@ -305,6 +338,9 @@ mod tests {
             total_size: 12345,
             cache_len: 4000,
             written: 1_700_000_000,
+            log_len: 1234,
+            log_crc: 0xdead_beef,
+            modseq_ceiling: 5000,
         };
         (h, (1..=n).map(rec).collect())
     }
@@ -341,6 +377,18 @@ mod tests {
         assert_eq!(s.damaged[0].offset(), (HEADER_LEN + 3 * RECORD_LEN) as u64);
         assert_eq!(s.partial_tail, Some(((HEADER_LEN + 9 * RECORD_LEN) as u64, (RECORD_LEN / 2) as u64)));
         assert_eq!(s.records[3].1, recs[4]);
+    }
+
+    #[test]
+    fn version_1_files_still_open_without_coverage() {
+        let (h, recs) = sample(3);
+        let mut b = encode_v1(&h, &recs);
+        let (h1, r1) = decode(&b).expect("version 1 decodes");
+        assert_eq!(r1, recs);
+        assert_eq!((h1.log_len, h1.log_crc, h1.modseq_ceiling), (0, 0, 0));
+        assert_eq!(h1, IndexHeaderInfo { log_len: 0, log_crc: 0, modseq_ceiling: 0, ..h });
+        b[8..10].copy_from_slice(&3u16.to_le_bytes());
+        assert!(matches!(decode_header(&b), Err(FormatError::UnsupportedVersion { version: 3, supported: 2 })));
     }
 
     #[test]

@@ -142,6 +142,21 @@ pub(crate) fn check_magic_version(bytes: &[u8], magic: &[u8; 8], supported: u16)
     Ok(())
 }
 
+/// Check magic and version at the start of a file whose format has several readable
+/// versions (`oldest..=newest`); returns the version found.
+pub(crate) fn check_magic_versions(
+    bytes: &[u8],
+    magic: &[u8; 8],
+    oldest: u16,
+    newest: u16,
+) -> Result<u16, FormatError> {
+    match check_magic_version(bytes, magic, newest) {
+        Ok(()) => Ok(newest),
+        Err(FormatError::UnsupportedVersion { version, .. }) if (oldest..newest).contains(&version) => Ok(version),
+        Err(e) => Err(e),
+    }
+}
+
 /// Verify that the CRC-32C of `covered` equals `stored`.
 pub(crate) fn check_crc(covered: &[u8], stored: u32, offset: usize, what: &'static str) -> Result<(), FormatError> {
     let computed = crate::format::crc(covered);

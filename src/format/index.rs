@@ -6,8 +6,10 @@ use super::{I16, I64, U16, U32, U64, assert_size};
 
 /// File magic.
 pub const MAGIC: [u8; 8] = *b"MSINDEX\0";
-/// Current version.
-pub const VERSION: u16 = 1;
+/// Current version (2: the header records the log coverage and the modseq ceiling).
+pub const VERSION: u16 = 2;
+/// Oldest version still read (its header's bytes 96..124 are reserved).
+pub const OLDEST_VERSION: u16 = 1;
 /// Size of [`IndexHeader`].
 pub const HEADER_LEN: usize = 128;
 /// Size of [`IndexRecord`].
@@ -21,7 +23,7 @@ pub const NO_DATE: i64 = i64::MIN;
 pub struct IndexHeader {
     /// `MSINDEX\0`.
     pub magic: [u8; 8],
-    /// Format version (1).
+    /// Format version (2; 1 is still read).
     pub version: U16,
     /// Size of this header (128).
     pub header_len: U16,
@@ -51,8 +53,16 @@ pub struct IndexHeader {
     pub cache_len: U64,
     /// When this index was written, seconds since the epoch.
     pub written: I64,
+    /// Bytes of the `ms.log` written with this checkpoint (compacted at `log_seq`), i.e.
+    /// where its last record ends; 0 in version 1 (not recorded).
+    pub log_len: U64,
+    /// Stored CRC of that log's last record (the one ending at `log_len`).
+    pub log_crc: U32,
+    /// No modseq above this was given when the checkpoint was written, nor will be before
+    /// `ms.header` records a higher one; 0 in version 1.
+    pub modseq_ceiling: U64,
     /// Zero.
-    pub reserved2: [u8; 28],
+    pub reserved2: [u8; 8],
     /// CRC-32C of bytes 0..124.
     pub crc: U32,
 }

@@ -233,6 +233,8 @@ pub struct MergeInput<'a> {
     pub name: &'a str,
     /// From the mailbox list, if registered: (unique id, UID validity, created).
     pub listed: Option<([u8; 16], u32, i64)>,
+    /// The mailbox list's modseq ceiling for it (0: none recorded).
+    pub listed_modseq: u64,
     /// Now (seconds).
     pub now: i64,
     /// A fresh unique id to use if no source has one.
@@ -252,6 +254,9 @@ pub struct Merged {
     pub last_uid: u32,
     /// Highest sequence number (modseq) after the merge.
     pub seq: u64,
+    /// No modseq above this has been given (what the new header, index and the mailbox
+    /// list record; the next writer raises it before going past).
+    pub ceiling: u64,
     /// Files to rename: (old UID, new UID).
     pub renames: Vec<(u32, u32)>,
     /// Files to move aside (leftovers of expunges): UIDs.
@@ -369,6 +374,21 @@ fn identity(old: &OldState, input: &MergeInput<'_>) -> Identity {
     Identity { unique_id, old_validity, created, use_index, use_log, last_known, names }
 }
 
+/// The highest modseq any surviving ceiling allows (header, index, mailbox list): modseqs
+/// up to it may have been given even where the log that recorded them is lost, so a record
+/// that reconstruct creates or changes gets one above it.
+fn ceilings(old: &OldState, input: &MergeInput<'_>) -> u64 {
+    let h = old.header_fixed.as_ref().map_or(0, |h| h.modseq_ceiling);
+    let i = old.index_header.as_ref().map_or(0, |h| h.modseq_ceiling);
+    h.max(i).max(input.listed_modseq)
+}
+
+/// The ceiling a rebuilt mailbox records: never below one that survived, and room above
+/// `seq` for the next writer (as [`crate::store::mailbox::modseq_headroom`] gives).
+fn new_ceiling(old: &OldState, input: &MergeInput<'_>, seq: u64, records: usize) -> u64 {
+    ceilings(old, input).max(seq + crate::store::mailbox::modseq_headroom(records))
+}
+
 /// The highest sequence number (modseq) any old source knows: where new ones start.
 fn highest_seq(old: &OldState) -> u64 {
     let mut seq = old.log.as_ref().map(|l| l.seq).unwrap_or(0);
@@ -400,6 +420,10 @@ pub fn unchanged(old: &OldState, input: &MergeInput<'_>) -> Option<Merged> {
     if !log.expunged.is_empty() || !log.state.is_empty() {
         return None;
     }
+    // A torn tail is cut by a rewrite of the log.
+    if old.log_torn.is_some() || old.log_problem.is_some() {
+        return None;
+    }
     let records = old.index_records.as_slice();
     let last_uid = known.max(records.last().map_or(0, |r| r.uid));
     if last_uid != c.last_uid {
@@ -417,6 +441,8 @@ pub fn unchanged(old: &OldState, input: &MergeInput<'_>) -> Option<Merged> {
         domain: input.domain.to_string(),
         name: input.name.to_string(),
         flags: id.names,
+        log: Default::default(),
+        modseq_ceiling: 0,
     };
     let h = &c.header;
     if (h.unique_id, h.uid_validity, &h.flags, &h.domain, &h.name)
@@ -425,11 +451,13 @@ pub fn unchanged(old: &OldState, input: &MergeInput<'_>) -> Option<Merged> {
         return None;
     }
     let seq = highest_seq(old);
+    let ceiling = new_ceiling(old, input, seq, records.len());
     Some(Merged {
-        header,
+        header: MailboxHeader { modseq_ceiling: ceiling, ..header },
         records: Vec::new(),
         last_uid,
         seq,
+        ceiling,
         renames: Vec::new(),
         set_aside: Vec::new(),
         changes: ChangeList::new(input.keep_changes),
@@ -726,9 +754,12 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
         }
     }
 
-    // Modseqs: new and renamed records get fresh ones; a record recovered from the log
-    // keeps the modseq of the change it records.
+    // Modseqs: new and renamed records get fresh ones, above every modseq that may have
+    // been given (the surviving ceilings: the log that recorded the last ones may be
+    // lost or cut); a record recovered from the log keeps the modseq of the change it
+    // records.
     seq = seq.max(records.iter().map(|r| r.modseq).max().unwrap_or(0));
+    let above = ceilings(old, input);
     let mut changed_any = false;
     let mut placement_changed = false;
     for r in records.iter_mut() {
@@ -742,7 +773,7 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
         }
         changed_any = true;
         if r.modseq == 0 || renames.iter().any(|x| x.1 == r.uid) {
-            seq += 1;
+            seq = seq.max(above) + 1;
             r.modseq = seq;
         }
     }
@@ -755,7 +786,11 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
         domain: input.domain.to_string(),
         name: input.name.to_string(),
         flags: names,
+        log: Default::default(),
+        modseq_ceiling: 0,
     };
+    let ceiling = new_ceiling(old, input, seq, records.len());
+    let header = MailboxHeader { modseq_ceiling: ceiling, ..header };
     let header_same = match (&old.current, &old.header) {
         (Some(c), _) => {
             c.header.unique_id == header.unique_id
@@ -764,7 +799,7 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
                 && c.header.domain == header.domain
                 && c.header.name == header.name
         }
-        (None, Some(h)) => *h == header,
+        (None, Some(h)) => h.same_identity(&header),
         (None, None) => false,
     };
     let state_same = match &old.current {
@@ -790,6 +825,7 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
         records,
         last_uid,
         seq,
+        ceiling,
         renames,
         set_aside,
         changes,
@@ -825,7 +861,6 @@ fn pick_date(info: &FileInfo, derived: Option<&Derived>, now: i64) -> (DateTime,
 mod tests {
     use super::*;
     use crate::codec::changelog::LogHeaderInfo;
-    use crate::codec::header::HeaderFixedInfo;
     use crate::codec::index::IndexHeaderInfo;
     use crate::reconstruct::plan::{Current, LogView, RecordSet};
 
@@ -853,12 +888,14 @@ mod tests {
             domain: "d".into(),
             name: "box".into(),
             flags: flags.clone(),
+            log: Default::default(),
+            modseq_ceiling: 0,
         };
         let index =
             IndexHeaderInfo { unique_id: ID, uid_validity: 9, last_uid: last, log_seq: 3, ..Default::default() };
         OldState {
             header: Some(header.clone()),
-            header_fixed: Some(HeaderFixedInfo { unique_id: ID, uid_validity: 9, last_uid: last, created: 5 }),
+            header_fixed: Some(header.fixed_info()),
             index_header: Some(index.clone()),
             index_records: RecordSet::from_unsorted(recs),
             log: Some(LogView {
@@ -875,7 +912,15 @@ mod tests {
     }
 
     fn input<'a>(name: &'a str) -> MergeInput<'a> {
-        MergeInput { domain: "d", name, listed: None, now: 1_800_000_000, fresh_id: [1; 16], keep_changes: 10 }
+        MergeInput {
+            domain: "d",
+            name,
+            listed: None,
+            listed_modseq: 0,
+            now: 1_800_000_000,
+            fresh_id: [1; 16],
+            keep_changes: 10,
+        }
     }
 
     fn all_matched(old: &OldState) -> Vec<FileOutcome> {

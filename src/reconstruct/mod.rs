@@ -193,8 +193,8 @@ pub fn run(store: &Store, sel: &Selection, opts: &Options, progress: &dyn Progre
     let mut reports: Vec<MailboxReport> = shared.reports.into_inner().into_iter().flatten().collect();
     if !regs.is_empty() && !opts.dry_run {
         if let Err(e) = store.mailbox_list().change(&regs, &[]) {
-            for r in reports.iter_mut().filter(|r| r.registered) {
-                r.status = Status::Failed(format!("rebuilt, but registering it in the mailbox list failed: {e}"));
+            for r in reports.iter_mut().filter(|r| r.entry.is_some()) {
+                r.status = Status::Failed(format!("rebuilt, but recording it in the mailbox list failed: {e}"));
             }
         }
     }
@@ -547,6 +547,7 @@ fn finalize(shared: &Shared<'_>, job: &Job) {
         domain: &shared.domain,
         name: job.place.name.as_str(),
         listed,
+        listed_modseq: job.target.entry.as_ref().map_or(0, |e| e.highest_modseq),
         now: now(),
         fresh_id: job.unique_id,
         keep_changes: if shared.opts.all_changes { usize::MAX } else { report::DETAIL_LINES },
@@ -572,10 +573,8 @@ fn finalize(shared: &Shared<'_>, job: &Job) {
     if !shared.opts.all_changes {
         report.compact();
     }
-    if report.registered {
-        if let Some(e) = &report.entry {
-            shared.registrations.lock().push(e.clone());
-        }
+    if let Some(e) = &report.entry {
+        shared.registrations.lock().push(e.clone());
     }
     shared.progress.mailbox_done(job.listing.messages.len() as u64);
     shared.reports.lock()[job.order] = Some(report);

@@ -112,8 +112,12 @@ pub struct OldState {
     pub log: Option<LogView>,
     /// What is wrong with the log, if anything (a torn tail alone is not a problem).
     pub log_problem: Option<String>,
-    /// Whether the log ends in a torn record.
-    pub log_torn: bool,
+    /// Where the log's torn tail starts, if it ends in one (a last record cut short or
+    /// damaged with nothing valid after it).
+    pub log_torn: Option<u64>,
+    /// Whether the log lacks records that the index or header saw in it (cut or altered
+    /// inside what was committed; `log_problem` says how).
+    pub log_short: bool,
     /// The cache.
     pub cache: CacheView,
     /// Set when header, index and log are all consistent (what [`Mailbox::open`]
@@ -152,6 +156,9 @@ pub struct Listing {
     /// `ms.log` exists.
     pub has_log: bool,
 }
+
+/// The index problem of an index that verifies on its own but does not fit header and log.
+const INDEX_MISMATCH: &str = "ms.index does not match ms.header or ms.log";
 
 /// What is wrong with a damaged file: its full path, the error and the byte offset.
 fn describe(dir: &Path, file: &str, e: &FormatError) -> String {
@@ -343,13 +350,9 @@ fn gather_in(
     if let (Ok(Some(h)), Ok(i), Ok(Some(l))) = (&header_bytes, &index_bytes, &log_bytes) {
         if let Ok(mut mb) = Mailbox::from_bytes(place.clone(), h, i, l, None) {
             let all_live = listing.messages.iter().all(|u| mb.record(*u).is_some());
+            st.log_torn = mb.log_torn();
             let header = mb.header().clone();
-            st.header_fixed = Some(HeaderFixedInfo {
-                unique_id: header.unique_id,
-                uid_validity: header.uid_validity,
-                last_uid: header.last_uid,
-                created: header.created,
-            });
+            st.header_fixed = Some(header.fixed_info());
             st.index_header = Some(mb.index_header().clone());
             st.index_records = RecordSet::from_unsorted(mb.take_records());
             let log_header = changelog::decode_header(l).unwrap_or_default();
@@ -391,12 +394,7 @@ fn gather_in(
         Ok(None) => st.header_problem = Some(format!("{HEADER_FILE} is missing")),
         Ok(Some(b)) => match MailboxHeader::decode(&b) {
             Ok(h) => {
-                st.header_fixed = Some(HeaderFixedInfo {
-                    unique_id: h.unique_id,
-                    uid_validity: h.uid_validity,
-                    last_uid: h.last_uid,
-                    created: h.created,
-                });
+                st.header_fixed = Some(h.fixed_info());
                 st.header = Some(h);
             }
             Err(e) => {
@@ -428,7 +426,7 @@ fn gather_in(
             }
             if st.index_problem.is_none() {
                 // Strictly valid on its own, yet not consistent with header and log.
-                st.index_problem = Some(format!("{INDEX_FILE} does not match {HEADER_FILE} or {LOG_FILE}"));
+                st.index_problem = Some(INDEX_MISMATCH.to_string());
             }
         }
     }
@@ -439,10 +437,25 @@ fn gather_in(
             Ok(scan) => {
                 match &scan.end {
                     LogEnd::Clean => {}
-                    LogEnd::TornTail { .. } => st.log_torn = true,
+                    LogEnd::TornTail { offset, .. } => st.log_torn = Some(*offset),
                     LogEnd::Corrupt { offset, error } => {
                         st.log_problem =
                             Some(format!("{}: {error} (byte offset {offset})", dir.join(LOG_FILE).display()))
+                    }
+                }
+                if st.log_problem.is_none() {
+                    st.log_problem = coverage_problem(&st, &b, &scan).map(|(who, cov, p)| {
+                        format!(
+                            "{}: {p} ({who} saw {} bytes up to record {}): changes committed there may be lost",
+                            dir.join(LOG_FILE).display(),
+                            cov.len,
+                            cov.seq
+                        )
+                    });
+                    st.log_short = st.log_problem.is_some();
+                    if st.log_short && st.index_problem.as_deref() == Some(INDEX_MISMATCH) {
+                        // The index is sound: it is the log that lost what it saw.
+                        st.index_problem = None;
                     }
                 }
                 st.log = Some(replay(scan));
@@ -458,6 +471,24 @@ fn gather_in(
         st.cache.problem.get_or_insert_with(|| format!("{CACHE_FILE} cannot be checked without a header"));
     }
     st
+}
+
+/// Whether the log still holds what the index's checkpoint and the header saw of it
+/// (those that verify and belong to the same log: same unique id); the first that it does
+/// not, as (file, its coverage, the problem).
+pub fn coverage_problem(
+    st: &OldState,
+    log: &[u8],
+    scan: &changelog::LogScan,
+) -> Option<(&'static str, changelog::LogCoverage, changelog::CoverageProblem)> {
+    let max_seq = scan.records.iter().map(|r| r.1).max().unwrap_or(0);
+    let id = scan.header.unique_id;
+    let index = st.index_header.as_ref().filter(|h| h.unique_id == id).map(|h| (INDEX_FILE, h.log_coverage()));
+    let header = st.header_fixed.as_ref().filter(|h| h.unique_id == id).map(|h| (HEADER_FILE, h.log));
+    [index, header].into_iter().flatten().find_map(|(who, cov)| {
+        let starts = scan.records.iter().any(|r| r.0 == cov.len);
+        changelog::check_coverage(&cov, log, scan, max_seq, starts).map(|p| (who, cov, p))
+    })
 }
 
 /// The cache header and length (records are checked when used).

@@ -14,7 +14,7 @@ use crate::codec::index::{self, IndexHeaderInfo, MessageRecord};
 use crate::error::{Error, IoContext, Result};
 use crate::io::{self, Durability};
 use crate::layout::{self, CACHE_FILE, HEADER_FILE, INDEX_FILE, LOG_FILE, QUARANTINE_DIR};
-use crate::store::mailbox::{compacted_log, compacted_log_at};
+use crate::store::mailbox::{compacted_log, compacted_log_at, compacted_log_coverage};
 use crate::store::{CreateParams, Mailbox, MailboxEntry, MailboxPlace};
 use crate::util::now;
 
@@ -38,6 +38,7 @@ fn default_entry(
     place: &MailboxPlace,
     merged_header: &crate::codec::header::MailboxHeader,
     old: Option<&MailboxEntry>,
+    ceiling: u64,
 ) -> MailboxEntry {
     MailboxEntry {
         domain: place.domain.clone(),
@@ -50,6 +51,7 @@ fn default_entry(
             Some(u) => format!("{u}\tlrswipkxtecda"),
             None => "anyone\tlrs".into(),
         }),
+        highest_modseq: ceiling.max(old.map_or(0, |e| e.highest_modseq)),
     }
 }
 
@@ -136,7 +138,7 @@ pub(super) fn finish(
         || job.old.header_problem.is_some()
         || job.old.index_problem.is_some()
         || job.old.log_problem.is_some()
-        || job.old.log_torn;
+        || job.old.log_torn.is_some();
     if merged.placement_changed && !merged.changed {
         report.changes.push(Change {
             uid: None,
@@ -146,13 +148,16 @@ pub(super) fn finish(
             detail: "cache records that did not match their messages were rebuilt".into(),
         });
     }
-    if job.old.log_torn {
+    if job.old.log_torn.is_some() {
         report.changes.push(Change {
             uid: None,
             what: "log-torn-tail",
             old: None,
             new: None,
-            detail: "ms.log ends in a record cut short by a crash: rewritten without it".into(),
+            detail: format!(
+                "ms.log ends in a record cut short or damaged at byte {}: rewritten without it (a write cut by a crash was never committed; if it was damage to the last committed change, that change is lost)",
+                job.old.log_torn.unwrap_or(0)
+            ),
         });
     }
 
@@ -264,6 +269,9 @@ pub(super) fn finish(
             .max(job.old.current.as_ref().map(|c| c.index.generation))
             .unwrap_or(0)
             + 1;
+        // What the new (or kept) compacted log holds: the index and the header record it.
+        let cov = compacted_log_coverage(&merged.header, merged.last_uid, merged.seq, &merged.records);
+        merged.header.log = cov;
         let ih = IndexHeaderInfo {
             unique_id: merged.header.unique_id,
             generation,
@@ -275,6 +283,9 @@ pub(super) fn finish(
             total_size: merged.records.iter().map(|r| r.size).sum(),
             cache_len,
             written: now(),
+            log_len: cov.len,
+            log_crc: cov.crc,
+            modseq_ceiling: merged.ceiling,
         };
         // Index and log are streamed in runs of records, never built whole in memory.
         let encode = |out: &mut dyn std::io::Write,
@@ -330,7 +341,7 @@ pub(super) fn finish(
         // The old log, compared as if written at its own time: only its `created` field
         // would differ.
         let log_same = job.old.log_problem.is_none()
-            && !job.old.log_torn
+            && job.old.log_torn.is_none()
             && job.old.log.as_ref().is_some_and(|l| {
                 let prefix = compacted_log_at(&merged.header, merged.last_uid, seq, &[], l.header.created);
                 unchanged(LOG_FILE, &prefix, &merged.records, &log_record)
@@ -355,9 +366,14 @@ pub(super) fn finish(
             if must_write || registration_needed || moved_any || !merged.set_aside.is_empty() {
                 report.status = Status::Repaired;
             }
+            let entry = default_entry(place, &merged.header, job.target.entry.as_ref(), merged.ceiling);
             if registration_needed {
                 report.registered = true;
-                report.entry = Some(default_entry(place, &merged.header, job.target.entry.as_ref()));
+                report.entry = Some(entry);
+            } else if must_write && job.target.entry.as_ref().is_some_and(|e| e.highest_modseq < merged.ceiling) {
+                // The list keeps the ceiling too: the one copy left if header, index and
+                // log are all lost.
+                report.entry = Some(entry);
             }
         }
     }
@@ -434,7 +450,7 @@ pub(super) fn recreate_missing(place: &MailboxPlace, target: &Target, dry_run: b
         Ok(mb) => {
             report.status = Status::Repaired;
             report.registered = true;
-            report.entry = Some(default_entry(place, mb.header(), target.entry.as_ref()));
+            report.entry = Some(default_entry(place, mb.header(), target.entry.as_ref(), 0));
         }
         Err(e) => report.status = Status::Failed(e.to_string()),
     }

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::codec::changelog::{self, LogEnd, LogHeaderInfo, LogRecord};
+use crate::codec::changelog::{self, CoverageProbe, LogCoverage, LogEnd, LogHeaderInfo, LogRecord};
 use crate::codec::header::MailboxHeader;
 use crate::codec::index::{self, IndexHeaderInfo, MessageRecord};
 use crate::codec::{FormatError, cache};
@@ -105,6 +105,14 @@ pub struct Mailbox {
     log_tail: usize,
     /// Where the next log record goes (end of the valid records).
     log_end: u64,
+    /// `base_seq` of the log file on disk.
+    log_base: u64,
+    /// Stored CRC of the log's last valid record (what a coverage records).
+    log_last_crc: u32,
+    /// No modseq above this has been given; raised (header first) before one would be.
+    ceiling: u64,
+    /// Where the log's torn tail starts, if it ends in one (cut at the next append).
+    log_torn: Option<u64>,
     /// The on-disk header lacks flag names that the log holds (its last UID is brought
     /// up to date at checkpoints only: it is a floor, not the truth).
     header_dirty: bool,
@@ -147,6 +155,8 @@ impl Mailbox {
             domain: place.domain.clone(),
             name: place.name.as_str().to_string(),
             flags: Vec::new(),
+            log: LogCoverage::default(),
+            modseq_ceiling: 0,
         };
         let index = IndexHeaderInfo {
             unique_id: params.unique_id,
@@ -165,6 +175,10 @@ impl Mailbox {
             seq: 0,
             log_tail: 0,
             log_end: 0,
+            log_base: 0,
+            log_last_crc: 0,
+            ceiling: 0,
+            log_torn: None,
             header_dirty: false,
             lock: Some(lock),
         };
@@ -239,10 +253,15 @@ impl Mailbox {
         }
         let log_path = place.dir.join(LOG_FILE);
         // Only the records after the index's checkpoint are kept (a compacted log's
-        // records are all at or before it); every record is still verified.
+        // records are all at or before it); every record is still verified. The probes
+        // watch for the ends of what the index and the header saw of the log.
         let after = index.log_seq;
         let mut tail: Vec<(u64, LogRecord)> = Vec::new();
-        let scan = changelog::scan_each(log_bytes, |_, seq, rec| {
+        let (index_cov, header_cov) = (index.log_coverage(), header.log);
+        let mut probes = (CoverageProbe::new(index_cov), CoverageProbe::new(header_cov));
+        let scan = changelog::scan_each(log_bytes, |off, seq, rec| {
+            probes.0.see(off, seq);
+            probes.1.see(off, seq);
             if seq > after {
                 tail.push((seq, rec));
             }
@@ -273,6 +292,19 @@ impl Mailbox {
                 scan.header.base_seq
             )));
         }
+        for (who, cov, probe) in [(INDEX_FILE, &index_cov, &probes.0), (HEADER_FILE, &header_cov, &probes.1)] {
+            if let Some(p) = probe.check(cov, log_bytes, &scan) {
+                return Err(place.needs_repair(format!(
+                    "mailbox {}: {} lost committed records: {p} ({who} saw {} bytes up to record {}); the second copy of flags and dates is incomplete",
+                    place.label(),
+                    log_path.display(),
+                    cov.len,
+                    cov.seq
+                )));
+            }
+        }
+        let log_last_crc = last_record_crc(log_bytes, scan.valid_end);
+        let ceiling = index.modseq_ceiling.max(header.modseq_ceiling);
         let mut mb = Mailbox {
             last_uid: index.last_uid.max(header.last_uid),
             seq: index.log_seq,
@@ -282,6 +314,13 @@ impl Mailbox {
             records,
             log_tail: 0,
             log_end: scan.valid_end,
+            log_base: scan.header.base_seq,
+            log_last_crc,
+            ceiling,
+            log_torn: match scan.end {
+                LogEnd::TornTail { offset, .. } => Some(offset),
+                _ => None,
+            },
             header_dirty: false,
             lock,
         };
@@ -332,6 +371,17 @@ impl Mailbox {
         if !expunged.is_empty() {
             self.records.retain(|r| !expunged.contains(&r.uid));
         }
+    }
+
+    /// Where the change log's torn tail starts (a last record cut short or damaged, with
+    /// nothing valid after it), if it has one.
+    pub fn log_torn(&self) -> Option<u64> {
+        self.log_torn
+    }
+
+    /// The modseq ceiling (no modseq above it has been given).
+    pub fn modseq_ceiling(&self) -> u64 {
+        self.ceiling
     }
 
     /// Where and what this mailbox is.
@@ -594,6 +644,12 @@ impl Mailbox {
     /// Number each record (seq, and modseq where it carries one), write them at the end of
     /// the valid log, cut any torn tail, and fsync: the commit point.
     fn commit_log(&mut self, records: Vec<LogRecord>) -> Result<Vec<(u64, LogRecord)>> {
+        let top = self.seq + records.len() as u64;
+        if top > self.ceiling {
+            // The header promises no modseq above its ceiling: raise it before giving one.
+            self.ceiling = top + self.headroom();
+            self.write_header()?;
+        }
         let mut bytes = Vec::with_capacity(records.len() * 150);
         let mut out = Vec::with_capacity(records.len());
         let uid = self.header.unique_id;
@@ -617,6 +673,10 @@ impl Mailbox {
         }
         sync_data(self.place.durability, &file).ctx("sync", &path)?;
         self.log_end = end;
+        self.log_torn = None;
+        if let Some(c) = bytes.last_chunk::<4>() {
+            self.log_last_crc = u32::from_le_bytes(*c);
+        }
         self.log_tail += out.len();
         Ok(out)
     }
@@ -631,8 +691,22 @@ impl Mailbox {
         Ok(())
     }
 
+    /// Modseqs reserved beyond the current one whenever the ceiling is raised: about two
+    /// checkpoint intervals, so that the header is rewritten for it about once per
+    /// checkpoint (at the checkpoint itself) and only a very large batch raises it between.
+    fn headroom(&self) -> u64 {
+        modseq_headroom(self.records.len())
+    }
+
+    /// What the log holds now, as a coverage.
+    fn log_coverage(&self) -> LogCoverage {
+        LogCoverage { base_seq: self.log_base, seq: self.seq, len: self.log_end, crc: self.log_last_crc }
+    }
+
     fn write_header(&mut self) -> Result<()> {
         self.header.last_uid = self.last_uid;
+        self.header.log = self.log_coverage();
+        self.header.modseq_ceiling = self.ceiling;
         let dir = &self.place.dir;
         io::atomic_write(dir, HEADER_FILE, &self.header.encode(), self.place.durability)
             .ctx("write", &dir.join(HEADER_FILE))?;
@@ -662,10 +736,8 @@ impl Mailbox {
         self.index.cache_len = cache.metadata().ctx("stat", &cache_path)?.len();
         self.index.generation += 1;
         self.write_checkpoint_files()?;
-        if self.header_dirty || self.header.last_uid != self.last_uid {
-            self.write_header()?;
-        }
-        Ok(())
+        // Always: the header records what it saw of the new log.
+        self.write_header()
     }
 
     /// Write `ms.index` and a compacted `ms.log` (and `ms.header` when new): temp files
@@ -673,15 +745,20 @@ impl Mailbox {
     fn write_checkpoint_files(&mut self) -> Result<()> {
         let dir = self.place.dir.clone();
         let d = self.place.durability;
+        self.ceiling = self.ceiling.max(self.seq + self.headroom());
+        let log_bytes = compacted_log(&self.header, self.last_uid, self.seq, &self.records);
+        let cov = changelog::coverage_of(&log_bytes, self.seq, self.seq);
         self.index.uid_validity = self.header.uid_validity;
         self.index.last_uid = self.last_uid;
         self.index.message_count = self.records.len() as u32;
         self.index.highest_modseq = self.seq;
         self.index.log_seq = self.seq;
+        self.index.log_len = cov.len;
+        self.index.log_crc = cov.crc;
+        self.index.modseq_ceiling = self.ceiling;
         self.index.total_size = self.records.iter().map(|r| r.size).sum();
         self.index.written = now();
         let index_bytes = index::encode(&self.index, &self.records);
-        let log_bytes = compacted_log(&self.header, self.last_uid, self.seq, &self.records);
         let write_tmp = |name: &str, bytes: &[u8]| -> Result<PathBuf> {
             let tmp = dir.join(io::temp_name(name));
             let mut f = OpenOptions::new()
@@ -699,12 +776,17 @@ impl Mailbox {
         let tmp_log = write_tmp(LOG_FILE, &log_bytes)?;
         if !dir.join(HEADER_FILE).exists() {
             self.header.last_uid = self.last_uid;
+            self.header.log = cov;
+            self.header.modseq_ceiling = self.ceiling;
             io::atomic_write(&dir, HEADER_FILE, &self.header.encode(), d).ctx("write", &dir.join(HEADER_FILE))?;
         }
         std::fs::rename(&tmp_index, dir.join(INDEX_FILE)).ctx("rename", &tmp_index)?;
         std::fs::rename(&tmp_log, dir.join(LOG_FILE)).ctx("rename", &tmp_log)?;
         d.sync_dir(&dir).ctx("sync directory", &dir)?;
         self.log_end = log_bytes.len() as u64;
+        self.log_torn = None;
+        self.log_base = self.seq;
+        self.log_last_crc = cov.crc;
         self.log_tail = 0;
         Ok(())
     }
@@ -754,6 +836,43 @@ pub fn compacted_log_at(
         changelog::encode_record(&mut out, &uid, seq, &LogRecord::Message(*r));
     }
     out
+}
+
+/// Modseqs a mailbox of `records` messages reserves above its current one whenever it
+/// raises its ceiling (`formats/header.md`, "modseq_ceiling"): two checkpoint intervals.
+pub fn modseq_headroom(records: usize) -> u64 {
+    2 * 1024u64.max(records as u64)
+}
+
+/// The stored CRC of the record that ends at `end` of `bytes` (its last 4 bytes), 0 if
+/// nothing follows the log header.
+fn last_record_crc(bytes: &[u8], end: u64) -> u32 {
+    let end = end as usize;
+    match end.checked_sub(4).and_then(|s| bytes.get(s..end)) {
+        Some(b) if end > crate::format::changelog::HEADER_LEN => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+        _ => 0,
+    }
+}
+
+/// The coverage of [`compacted_log`]`(header, last_uid, seq, records)`, computed without
+/// building it: its length and the CRC of its last record.
+pub fn compacted_log_coverage(
+    header: &MailboxHeader,
+    last_uid: u32,
+    seq: u64,
+    records: &[MessageRecord],
+) -> LogCoverage {
+    let prefix = compacted_log_at(header, last_uid, seq, &[], 0);
+    let crc_of = |b: &[u8]| b.last_chunk::<4>().map_or(0, |c| u32::from_le_bytes(*c));
+    let (len, crc) = match records.last() {
+        None => (prefix.len() as u64, crc_of(&prefix)),
+        Some(last) => {
+            let mut one = Vec::with_capacity(144);
+            changelog::encode_record(&mut one, &header.unique_id, seq, &LogRecord::Message(*last));
+            (prefix.len() as u64 + one.len() as u64 * records.len() as u64, crc_of(&one))
+        }
+    };
+    LogCoverage { base_seq: seq, seq, len, crc }
 }
 
 fn sync_data(d: Durability, f: &File) -> std::io::Result<()> {

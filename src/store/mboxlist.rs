@@ -22,9 +22,13 @@ pub struct MailboxEntry {
     pub created: i64,
     /// Access control list (`user rights` pairs separated by tabs).
     pub acl: String,
+    /// No modseq above this had been given when reconstruct last wrote the mailbox (a
+    /// floor for new modseqs should its header, index and log all be lost; 0: none).
+    pub highest_modseq: u64,
 }
 
-const VALUE_VERSION: u8 = 1;
+/// Version of the entry value written (2 adds `highest_modseq`; 1 is still read).
+const VALUE_VERSION: u8 = 2;
 
 /// Key of a mailbox in the list.
 pub fn key(domain: &str, name: &MailboxName) -> Vec<u8> {
@@ -47,6 +51,7 @@ impl MailboxEntry {
             v.extend_from_slice(&(b.len() as u16).to_le_bytes());
             v.extend_from_slice(b);
         }
+        v.extend_from_slice(&self.highest_modseq.to_le_bytes());
         v
     }
 
@@ -56,7 +61,7 @@ impl MailboxEntry {
         let domain = std::str::from_utf8(&key[..sep]).ok()?.to_string();
         let name = MailboxName::parse(std::str::from_utf8(&key[sep + 1..]).ok()?).ok()?;
         let (&ver, rest) = value.split_first()?;
-        if ver != VALUE_VERSION {
+        if ver != 1 && ver != VALUE_VERSION {
             return None;
         }
         let unique_id: [u8; 16] = rest.get(..16)?.try_into().ok()?;
@@ -69,12 +74,19 @@ impl MailboxEntry {
             strs.push(std::str::from_utf8(rest.get(pos + 2..pos + 2 + len)?).ok()?.to_string());
             pos += 2 + len;
         }
+        let highest_modseq = if ver >= 2 {
+            let m = u64::from_le_bytes(rest.get(pos..pos + 8)?.try_into().ok()?);
+            pos += 8;
+            m
+        } else {
+            0
+        };
         if pos != rest.len() {
             return None;
         }
         let acl = strs.pop()?;
         let partition = strs.pop()?;
-        Some(MailboxEntry { domain, name, partition, unique_id, uid_validity, created, acl })
+        Some(MailboxEntry { domain, name, partition, unique_id, uid_validity, created, acl, highest_modseq })
     }
 }
 
@@ -149,11 +161,17 @@ mod tests {
             uid_validity: 5,
             created: 7,
             acl: "joe\tlrswipkxtecda".into(),
+            highest_modseq: 4242,
         };
         let k = key(&e.domain, &e.name);
         assert_eq!(MailboxEntry::decode(&k, &e.encode_value()), Some(e.clone()));
         let mut v = e.encode_value();
         v.pop();
         assert_eq!(MailboxEntry::decode(&k, &v), None);
+        // Version 1 values (no modseq) still decode.
+        let mut v1 = e.encode_value();
+        v1.truncate(v1.len() - 8);
+        v1[0] = 1;
+        assert_eq!(MailboxEntry::decode(&k, &v1), Some(MailboxEntry { highest_modseq: 0, ..e.clone() }));
     }
 }

@@ -132,6 +132,7 @@ impl Store {
             uid_validity: opts.uid_validity.unwrap_or_else(|| (now() as u32).max(1)),
             created,
             acl: opts.acl.unwrap_or_else(|| default_acl(name)),
+            highest_modseq: 0,
         };
         let place = self.place(&entry)?;
         // Files first, then the list entry: a crash in between leaves a directory that

@@ -621,18 +621,34 @@ fn structural_findings(place: &MailboxPlace, old: &OldState, target: &Target) ->
         }
         match std::fs::read(place.dir.join(LOG_FILE)) {
             Ok(b) => match changelog::scan(&b) {
-                Ok(s) => match s.end {
-                    LogEnd::Clean => {}
-                    LogEnd::TornTail { offset, error } => out.push(mk(
-                        "log-torn-tail",
-                        LOG_FILE,
-                        Some(offset),
-                        format!("last record cut short by a crash: {error}"),
-                    )),
-                    LogEnd::Corrupt { offset, error } => {
-                        out.push(mk("log-corrupt", LOG_FILE, Some(offset), error.to_string()))
+                Ok(s) => {
+                    match &s.end {
+                        LogEnd::Clean => {}
+                        LogEnd::TornTail { offset, error } => {
+                            out.push(mk("log-torn-tail", LOG_FILE, Some(*offset), torn_message(Some(error))))
+                        }
+                        LogEnd::Corrupt { offset, error } => {
+                            out.push(mk("log-corrupt", LOG_FILE, Some(*offset), error.to_string()))
+                        }
                     }
-                },
+                    if let Some((who, cov, p)) = plan::coverage_problem(old, &b, &s) {
+                        use changelog::CoverageProblem as P;
+                        let (kind, offset) = match p {
+                            P::Short { have, .. } => ("log-short", have),
+                            P::Behind { .. } => ("log-short", s.valid_end),
+                            P::Altered { len } => ("log-altered", len),
+                        };
+                        out.push(mk(
+                            kind,
+                            LOG_FILE,
+                            Some(offset),
+                            format!(
+                                "{p}: {who} saw {} bytes of this log up to record {}; the second copy of flags and dates is incomplete and changes committed there may be lost",
+                                cov.len, cov.seq
+                            ),
+                        ));
+                    }
+                }
                 Err(e) => out.push(fe("log-corrupt", LOG_FILE, &e)),
             },
             Err(e) => {
@@ -649,8 +665,8 @@ fn structural_findings(place: &MailboxPlace, old: &OldState, target: &Target) ->
                     .into(),
             ));
         }
-    } else if old.log_torn {
-        out.push(mk("log-torn-tail", LOG_FILE, None, "last record cut short by a crash".into()));
+    } else if let Some(offset) = old.log_torn {
+        out.push(mk("log-torn-tail", LOG_FILE, Some(offset), torn_message(None)));
     }
     // Against the mailbox list.
     if let (Some(e), Some(h)) = (&target.entry, &old.header) {
@@ -669,6 +685,14 @@ fn structural_findings(place: &MailboxPlace, old: &OldState, target: &Target) ->
         }
     }
     out
+}
+
+/// What a torn log tail is, and what it may have cost.
+fn torn_message(error: Option<&FormatError>) -> String {
+    format!(
+        "the last record is cut short or damaged, with nothing valid after it{}: a write cut by a crash (never committed), or damage to the last committed change, which is then lost",
+        error.map(|e| format!(" ({e})")).unwrap_or_default()
+    )
 }
 
 /// Cache records of every expected message: present, checksummed, naming the right UID.
