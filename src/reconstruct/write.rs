@@ -148,7 +148,7 @@ pub(super) fn finish(
             detail: "cache records that did not match their messages were rebuilt".into(),
         });
     }
-    if job.old.log_torn.is_some() {
+    if job.old.log_torn.is_some() && !job.old.log_short {
         report.changes.push(Change {
             uid: None,
             what: "log-torn-tail",

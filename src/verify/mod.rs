@@ -622,31 +622,34 @@ fn structural_findings(place: &MailboxPlace, old: &OldState, target: &Target) ->
         match std::fs::read(place.dir.join(LOG_FILE)) {
             Ok(b) => match changelog::scan(&b) {
                 Ok(s) => {
-                    match &s.end {
-                        LogEnd::Clean => {}
-                        LogEnd::TornTail { offset, error } => {
-                            out.push(mk("log-torn-tail", LOG_FILE, Some(*offset), torn_message(Some(error))))
-                        }
-                        LogEnd::Corrupt { offset, error } => {
+                    // One finding per damage: mid-log corruption says it all; a log that lost
+                    // what index or header saw is damage, not a crash, even if it ends torn.
+                    let coverage = plan::coverage_problem(old, &b, &s);
+                    match (&s.end, coverage) {
+                        (LogEnd::Corrupt { offset, error }, _) => {
                             out.push(mk("log-corrupt", LOG_FILE, Some(*offset), error.to_string()))
                         }
-                    }
-                    if let Some((who, cov, p)) = plan::coverage_problem(old, &b, &s) {
-                        use changelog::CoverageProblem as P;
-                        let (kind, offset) = match p {
-                            P::Short { have, .. } => ("log-short", have),
-                            P::Behind { .. } => ("log-short", s.valid_end),
-                            P::Altered { len } => ("log-altered", len),
-                        };
-                        out.push(mk(
-                            kind,
-                            LOG_FILE,
-                            Some(offset),
-                            format!(
-                                "{p}: {who} saw {} bytes of this log up to record {}; the second copy of flags and dates is incomplete and changes committed there may be lost",
-                                cov.len, cov.seq
-                            ),
-                        ));
+                        (_, Some((who, cov, p))) => {
+                            use changelog::CoverageProblem as P;
+                            let (kind, offset) = match p {
+                                P::Short { have, .. } => ("log-short", have),
+                                P::Behind { .. } => ("log-short", s.valid_end),
+                                P::Altered { len } => ("log-altered", len),
+                            };
+                            out.push(mk(
+                                kind,
+                                LOG_FILE,
+                                Some(offset),
+                                format!(
+                                    "{p}: {who} saw {} bytes of this log up to record {}; the second copy of flags and dates is incomplete and changes committed there may be lost",
+                                    cov.len, cov.seq
+                                ),
+                            ));
+                        }
+                        (LogEnd::TornTail { offset, error }, None) => {
+                            out.push(mk("log-torn-tail", LOG_FILE, Some(*offset), torn_message(Some(error))))
+                        }
+                        (LogEnd::Clean, None) => {}
                     }
                 }
                 Err(e) => out.push(fe("log-corrupt", LOG_FILE, &e)),
