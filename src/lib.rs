@@ -13,6 +13,7 @@ pub mod error;
 pub mod finding;
 pub mod flags;
 pub mod format;
+pub mod fs;
 pub mod fuzzing;
 pub mod import;
 pub mod io;

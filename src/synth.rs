@@ -152,7 +152,7 @@ pub fn write_config(dir: &Path, runtime_user: &str, runtime_group: &str, durabil
         if durability == Durability::Sync { "yes" } else { "no" }
     );
     let path = dir.join("ms.conf");
-    crate::io::atomic_write(dir, "ms.conf", text.as_bytes(), Durability::Sync)
+    crate::fs::atomic_write(&crate::fs::RealFs, dir, "ms.conf", text.as_bytes(), Durability::Sync)
         .map_err(|e| crate::Error::io("write", &path, e))?;
     Ok(Config::load(&path)?)
 }

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use mstore::codec::wal;
-use mstore::db::fs::RealFs;
 use mstore::db::log;
+use mstore::fs::RealFs;
 
 fn bin(name: &str) -> PathBuf {
     match name {

@@ -149,8 +149,9 @@ fn flipped_byte_in_a_message_is_bit_rot() {
     let mtime = std::fs::metadata(&file).expect("stat").mtime();
     flip(&file, 40);
     // Bit rot changes no metadata.
-    let f = std::fs::File::options().write(true).open(&file).expect("open");
-    mstore::io::set_mtime(&f, mtime).expect("mtime");
+    use mstore::fs::Fs;
+    let mut f = mstore::fs::RealFs.open_write(&file).expect("open");
+    f.set_mtime(mtime).expect("mtime");
     drop(f);
     let (quick, _) = verify(&conf, &["--quick"]);
     assert!(quick.is_empty(), "a metadata-only scan cannot see bit rot: {quick:#?}");

@@ -12,12 +12,12 @@ use super::args::{BackupArgs, DbVerifyArgs, RecoverArgs, RepairArgs, RestoreArgs
 use super::load_config;
 use crate::config::Config;
 use crate::db::backup::{self, BackupOptions};
-use crate::db::fs::RealFs;
 use crate::db::log::Limit;
 use crate::db::recover::{Mode, RecoverOptions};
 use crate::db::repair::RepairOptions;
 use crate::db::{DbError, EnvOptions, restore, verify};
 use crate::error::{Error, Result};
+use crate::fs::RealFs;
 use crate::report::Exit;
 
 /// Still root after [`super::load_config_for_writing`] (the runtime user is root): refuse

@@ -153,7 +153,7 @@ fn init_as_runtime_user(cfg: &Config) -> Result<()> {
         let ids = crate::privs::resolve(cfg)?;
         // What `Store::init` creates (backups are made by msdb_backup when first needed).
         for dir in [&cfg.ms_path, &cfg.database_path].into_iter().chain(cfg.partitions.values()) {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io("create", dir, e))?;
+            crate::fs::Fs::create_dir_all(&crate::fs::RealFs, dir).map_err(|e| Error::io("create", dir, e))?;
             std::os::unix::fs::lchown(dir, Some(ids.uid), Some(ids.gid)).map_err(|e| Error::io("chown", dir, e))?;
         }
     }

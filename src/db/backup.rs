@@ -19,11 +19,11 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::fs::{Fs, exists, remove_tree, sync_dir, write_new};
 use super::log::{self, Tables};
 use super::{Db, DbError, Env, EnvOptions, recover, verify};
 use crate::codec::dbsnap;
 use crate::error::{Error, IoContext, Result};
+use crate::fs::{Fs, LockMode, exists, remove_tree, sync_dir, write_new};
 use crate::io::Durability;
 
 /// Name of the manifest in a backup directory.
@@ -189,7 +189,7 @@ pub fn backup(
     let d = env_opts.durability;
     let bdir = &opts.backup_dir;
     fs.create_dir_all(bdir).ctx("create backup directory", bdir)?;
-    let _serial = fs.lock(bdir, true).ctx("lock backup directory", bdir)?;
+    let _serial = fs.lock(bdir, LockMode::Exclusive).ctx("lock backup directory", bdir)?;
 
     let checkpoint_lsn = {
         let env = Env::open_with(home, env_opts.clone())?;
@@ -228,7 +228,7 @@ pub fn backup(
     hook(Phase::OlderSegmentsCopied);
     {
         // The rest with no write in progress.
-        let _shared = fs.lock(home, false).ctx("lock database home", home)?;
+        let _shared = fs.lock(home, LockMode::Shared).ctx("lock database home", home)?;
         let segs = log::list_segments(fs, home)?;
         let heads = log::read_heads(fs, &segs)?;
         let start = log::timeline_start(&heads);
@@ -395,7 +395,7 @@ fn prune(fs: &dyn Fs, bdir: &Path, keep: u32, d: Durability) -> Result<Vec<Strin
 /// Remove live segments the verified backup at `bpath` holds byte for byte, that are not
 /// the last one, and whose records every live snapshot already includes.
 fn remove_covered_segments(fs: &dyn Fs, home: &Path, bpath: &Path, m: &Manifest, d: Durability) -> Result<Vec<String>> {
-    let _x = fs.lock(home, true).ctx("lock database home", home)?;
+    let _x = fs.lock(home, LockMode::Exclusive).ctx("lock database home", home)?;
     let mut min_ckpt = u64::MAX;
     for db in Db::ALL {
         let p = home.join(db.file_name());

@@ -20,10 +20,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::fs::{Fs, exists, sync_dir};
 use super::log::{self, Tables};
 use super::{Db, DbError};
 use crate::error::{Error, IoContext, Result};
+use crate::fs::{Fs, exists, sync_dir};
 use crate::io::Durability;
 
 /// The plan of an install in progress, in the database home.
@@ -133,7 +133,7 @@ pub fn install(fs: &dyn Fs, dir: &Path, tables: &Tables, lsn: u64, reason: &str,
     let segment = segs.last().map(|(n, _)| n + 1).unwrap_or(1);
     let old_segments = segs.iter().map(|(n, _)| log::segment_name(*n)).collect();
     let plan = Plan { lsn, segment, quarantine: quarantine.clone(), staged, old_segments };
-    super::fs::atomic_write(fs, dir, MARKER, plan.encode().as_bytes(), d)
+    crate::fs::atomic_write(fs, dir, MARKER, plan.encode().as_bytes(), d)
         .ctx("write install plan", &dir.join(MARKER))?;
     finish(fs, dir, &plan, d)?;
     Ok(dir.join(quarantine))

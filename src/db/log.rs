@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::Db;
-use super::fs::Fs;
 use crate::codec::wal::{
     self, Body, Record, SegmentHeaderInfo, decode_segment_header, encode_segment_header, find_records_after,
     scan_records,
@@ -20,6 +19,7 @@ use crate::codec::wal::{
 use crate::codec::{FormatError, dbsnap};
 use crate::error::{Error, IoContext, Result};
 use crate::format::wal::{FLAG_NEW_TIMELINE, SEGMENT_HEADER_LEN};
+use crate::fs::Fs;
 use crate::io::Durability;
 
 /// File name prefix of log segments.
@@ -138,7 +138,7 @@ pub fn write_snapshot(
         entries: table.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
     };
     let bytes = dbsnap::encode(&snap);
-    super::fs::atomic_write(fs, dir, name, &bytes, durability).ctx("write database snapshot", &dir.join(name))
+    crate::fs::atomic_write(fs, dir, name, &bytes, durability).ctx("write database snapshot", &dir.join(name))
 }
 
 /// A segment's header as found on disk.
@@ -920,7 +920,7 @@ pub fn create_segment(
     let bytes = encode_segment_header(&info);
     let name = segment_name(number);
     let path = dir.join(&name);
-    super::fs::atomic_write(fs, dir, &name, &bytes, durability).ctx("create transaction log segment", &path)?;
+    crate::fs::atomic_write(fs, dir, &name, &bytes, durability).ctx("create transaction log segment", &path)?;
     let (_, hcrc) = decode_segment_header(&bytes).map_err(|e| e.at(&path))?;
     Ok((path, salt, hcrc))
 }

@@ -35,7 +35,6 @@
 
 pub mod backup;
 pub mod crash;
-pub mod fs;
 pub mod install;
 pub mod log;
 pub mod recover;
@@ -52,11 +51,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use self::fs::{Fs, RealFs};
 use self::log::{Continue, Limit, Position, Replayer, Tables};
 use crate::codec::wal::{self, Body, MAX_KEY_LEN, MAX_VALUE_LEN};
 use crate::config::Config;
 use crate::error::{Error, IoContext, Result};
+use crate::fs::{Fs, LockMode, RealFs};
 use crate::io::Durability;
 
 /// The databases of the store.
@@ -349,10 +348,10 @@ impl Env {
             batches: AtomicU64::new(0),
         };
         if install::pending(&*fs, dir)? {
-            let _x = fs.lock(dir, true).ctx("lock database home", dir)?;
+            let _x = fs.lock(dir, LockMode::Exclusive).ctx("lock database home", dir)?;
             install::finish_pending(&*fs, dir, env.opts.durability)?;
         }
-        let _l = fs.lock(dir, false).ctx("lock database home", dir)?;
+        let _l = fs.lock(dir, LockMode::Shared).ctx("lock database home", dir)?;
         let mut log = env.log.lock();
         env.full_load(&mut log)?;
         // What we read is the state we will serve: make sure it is on stable storage (a
@@ -360,7 +359,7 @@ impl Env {
         // bytes or its name in the page cache only).
         if let Some(p) = log.pos.clone() {
             if env.opts.durability == Durability::Sync {
-                match fs.open_write(&p.path, false) {
+                match fs.open_write(&p.path) {
                     Ok(mut f) => {
                         f.sync().ctx("fsync transaction log", &p.path)?;
                         fs.sync_dir(dir).ctx("fsync database home", dir)?;
@@ -435,7 +434,7 @@ impl Env {
         if self.group.lock().leader {
             return Ok(());
         }
-        let _l = self.fs().lock(&self.dir, false).ctx("lock database home", &self.dir)?;
+        let _l = self.fs().lock(&self.dir, LockMode::Shared).ctx("lock database home", &self.dir)?;
         if let Some(mut log) = self.log.try_lock() {
             self.refresh(&mut log, false)?;
         }
@@ -526,7 +525,7 @@ impl Env {
 
     /// Write and fsync one batch under the exclusive lock; apply it; maybe checkpoint.
     fn write_batch(&self, batch: &[&Txn]) -> Result<Vec<u64>> {
-        let _x = self.fs().lock(&self.dir, true).ctx("lock database home", &self.dir)?;
+        let _x = self.fs().lock(&self.dir, LockMode::Exclusive).ctx("lock database home", &self.dir)?;
         let mut log = self.log.lock();
         self.check_poison()?;
         self.refresh(&mut log, true)?;
@@ -577,7 +576,7 @@ impl Env {
             }
             log.dir_synced_segment = pos.number;
         }
-        let mut f = fs.open_write(&pos.path, false).ctx("open transaction log", &pos.path)?;
+        let mut f = fs.open_write(&pos.path).ctx("open transaction log", &pos.path)?;
         let written = f.write_at(pos.end, buf).ctx("write transaction log", &pos.path).and_then(|()| {
             if self.opts.durability == Durability::Sync {
                 self.log_syncs.fetch_add(1, Ordering::Relaxed);
@@ -632,7 +631,7 @@ impl Env {
     /// Returns the checkpoint LSN.
     pub fn checkpoint(&self) -> Result<u64> {
         self.check_poison()?;
-        let _x = self.fs().lock(&self.dir, true).ctx("lock database home", &self.dir)?;
+        let _x = self.fs().lock(&self.dir, LockMode::Exclusive).ctx("lock database home", &self.dir)?;
         let mut log = self.log.lock();
         self.refresh(&mut log, true)?;
         self.checkpoint_locked(&mut log, true)

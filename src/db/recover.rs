@@ -20,12 +20,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::fs::Fs;
 use super::log::{self, Damage, Limit, Position, RecInfo, Replayer, SegHead, Tables, TxnInfo};
 use super::{DbError, install};
 use crate::codec::wal;
 use crate::error::{Error, IoContext, Result};
 use crate::format::wal::SEGMENT_HEADER_LEN;
+use crate::fs::{Fs, LockMode};
 use crate::io::Durability;
 
 /// Which recovery.
@@ -138,7 +138,7 @@ impl RecoverReport {
 /// Recover the databases of `dir`.
 pub fn recover(fs: &dyn Fs, dir: &Path, opts: &RecoverOptions) -> Result<RecoverReport> {
     fs.metadata(dir).map_err(|e| Error::io("open database home", dir, e))?;
-    let _x = fs.lock(dir, true).ctx("lock database home", dir)?;
+    let _x = fs.lock(dir, LockMode::Exclusive).ctx("lock database home", dir)?;
     recover_locked(fs, dir, opts)
 }
 
@@ -330,7 +330,7 @@ fn finish_normal(
         return Ok(());
     };
     if d == Durability::Sync {
-        let mut f = fs.open_write(&pos.path, false).ctx("open transaction log", &pos.path)?;
+        let mut f = fs.open_write(&pos.path).ctx("open transaction log", &pos.path)?;
         f.sync().ctx("fsync transaction log", &pos.path)?;
         fs.sync_dir(dir).ctx("fsync database home", dir)?;
     }
@@ -352,7 +352,7 @@ fn finish_normal(
         let mut buf = Vec::new();
         let body = wal::Body::Checkpoint { checkpoint_lsn: lsn, time: crate::util::now() };
         wal::encode_record(&mut buf, pos.salt, pos.last_crc, pos.next_lsn, 0, lsn, &body);
-        let mut f = fs.open_write(&pos.path, false).ctx("open transaction log", &pos.path)?;
+        let mut f = fs.open_write(&pos.path).ctx("open transaction log", &pos.path)?;
         f.write_at(pos.end, &buf).ctx("write transaction log", &pos.path)?;
         if d == Durability::Sync {
             f.sync().ctx("fsync transaction log", &pos.path)?;

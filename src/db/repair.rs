@@ -21,11 +21,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::fs::{Fs, sync_dir, walk_files, write_new};
 use super::log::{self, RecInfo, TxnInfo};
 use super::recover::{Mode, RecoverOptions, RecoverReport, recover_locked};
 use super::{backup, restore, verify};
 use crate::error::{Error, IoContext, Result};
+use crate::fs::{Fs, LockMode, sync_dir, walk_files, write_new};
 use crate::io::Durability;
 
 /// Options of the ladder.
@@ -126,7 +126,7 @@ pub fn repair(fs: &dyn Fs, dir: &Path, opts: &RepairOptions) -> Result<RepairRep
     }
     r1.found.extend(before.problems.iter().cloned());
     let rec = {
-        let _x = fs.lock(dir, true).ctx("lock database home", dir)?;
+        let _x = fs.lock(dir, LockMode::Exclusive).ctx("lock database home", dir)?;
         recover_locked(fs, dir, &RecoverOptions { mode: Mode::Normal, durability: d, dry_run: opts.dry_run })
     };
     match rec {
@@ -166,7 +166,7 @@ pub fn repair(fs: &dyn Fs, dir: &Path, opts: &RepairOptions) -> Result<RepairRep
             r3.did.push(rep.render(opts.dry_run).trim_end().to_string());
             report.lost_count += rep.commits_lost;
             r3.ok = opts.dry_run || {
-                let _x = fs.lock(dir, true).ctx("lock database home", dir)?;
+                let _x = fs.lock(dir, LockMode::Exclusive).ctx("lock database home", dir)?;
                 recover_locked(fs, dir, &RecoverOptions { mode: Mode::Normal, durability: d, dry_run: false }).is_ok()
             } && clean_after(fs, dir, &mut r3)?;
         }
@@ -216,7 +216,7 @@ fn rung2(fs: &dyn Fs, dir: &Path, opts: &RepairOptions, rung: &mut Rung, report:
             copy.display()
         ));
     }
-    let _x = fs.lock(dir, true).ctx("lock database home", dir)?;
+    let _x = fs.lock(dir, LockMode::Exclusive).ctx("lock database home", dir)?;
     let snapshots_ok = log::Tables::load(fs, dir).is_ok();
     let mut modes = Vec::new();
     if snapshots_ok {

@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::backup::{backup_state, list_backups};
-use super::fs::Fs;
 use super::log::{self, Tables};
 use super::{DbError, install};
 use crate::codec::wal::Body;
 use crate::error::{Error, IoContext, Result};
+use crate::fs::{Fs, LockMode};
 use crate::io::Durability;
 
 /// What a restore did (or would do).
@@ -111,7 +111,7 @@ pub fn restore(
 ) -> Result<RestoreReport> {
     let Chosen { name: bname, path, tables, lsn, skipped } = choose(fs, bdir, name)?;
     fs.metadata(home).map_err(|e| Error::io("open database home", home, e))?;
-    let _x = fs.lock(home, true).ctx("lock database home", home)?;
+    let _x = fs.lock(home, LockMode::Exclusive).ctx("lock database home", home)?;
     let commits_lost = live_commits_after(fs, home, lsn);
     let mut report = RestoreReport {
         backup: bname.clone(),

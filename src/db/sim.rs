@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
-use super::fs::{Fs, FsFile, FsLock, Meta};
+use crate::fs::{Fs, FsFile, FsLock, LockMode, Meta};
 use crate::synth::Rng;
 
 /// A file system image: directories and files with their bytes.
@@ -37,6 +37,8 @@ pub struct Image {
     pub dirs: BTreeSet<PathBuf>,
     /// Every file.
     pub files: BTreeMap<PathBuf, Vec<u8>>,
+    /// Modification times set explicitly (seconds), by file.
+    pub mtimes: BTreeMap<PathBuf, i64>,
 }
 
 impl Image {
@@ -52,6 +54,11 @@ impl Image {
             h.update(&[1]);
             h.update(&(b.len() as u64).to_le_bytes());
             h.update(b);
+        }
+        for (p, t) in &self.mtimes {
+            h.update(p.as_os_str().as_encoded_bytes());
+            h.update(&[2]);
+            h.update(&t.to_le_bytes());
         }
         *h.finalize().as_bytes()
     }
@@ -95,6 +102,13 @@ pub enum Op {
         ino: usize,
         /// New size.
         len: u64,
+    },
+    /// Modification time set (seconds).
+    SetMtime {
+        /// Inode.
+        ino: usize,
+        /// The time.
+        secs: i64,
     },
     /// A successful fsync of a file.
     Fsync(usize),
@@ -241,6 +255,7 @@ impl Ns {
 struct Inner {
     ns: Ns,
     data: Vec<Vec<u8>>,
+    mtimes: Vec<Option<i64>>,
     trace: Vec<Op>,
     recording: bool,
     calls: u64,
@@ -359,6 +374,21 @@ impl FsFile for SimFile {
         g.record(Op::SetLen { ino, len });
         Ok(())
     }
+
+    fn size(&self) -> io::Result<u64> {
+        let mut g = self.inner.lock();
+        g.call(CallKind::Other)?;
+        Ok(g.data[self.ino].len() as u64)
+    }
+
+    fn set_mtime(&mut self, secs: i64) -> io::Result<()> {
+        let mut g = self.inner.lock();
+        g.call(CallKind::Other)?;
+        let ino = self.ino;
+        g.mtimes[ino] = Some(secs);
+        g.record(Op::SetMtime { ino, secs });
+        Ok(())
+    }
 }
 
 impl SimFs {
@@ -376,6 +406,7 @@ impl SimFs {
             for (p, b) in &image.files {
                 let ino = g.data.len();
                 g.data.push(b.clone());
+                g.mtimes.push(image.mtimes.get(p).copied());
                 g.ns.files.insert(p.clone(), ino);
             }
         }
@@ -388,6 +419,7 @@ impl SimFs {
         Image {
             dirs: g.ns.dirs.clone(),
             files: g.ns.files.iter().map(|(p, &i)| (p.clone(), g.data[i].clone())).collect(),
+            mtimes: g.ns.files.iter().filter_map(|(p, &i)| Some((p.clone(), g.mtimes[i]?))).collect(),
         }
     }
 
@@ -398,13 +430,16 @@ impl SimFs {
         // `SimFs::from_image(&img)` agree on inode numbers.
         let mut g = self.inner.lock();
         let mut data = Vec::new();
+        let mut mtimes = Vec::new();
         let mut files = BTreeMap::new();
         for (p, b) in &img.files {
             files.insert(p.clone(), data.len());
             data.push(b.clone());
+            mtimes.push(img.mtimes.get(p).copied());
         }
         g.ns.files = files;
         g.data = data;
+        g.mtimes = mtimes;
         g.trace.clear();
         g.recording = true;
         img
@@ -457,10 +492,10 @@ impl Fs for SimFs {
         let mut g = self.inner.lock();
         g.call(CallKind::Other)?;
         if g.ns.dirs.contains(path) || path == Path::new("/") {
-            return Ok(Meta { is_dir: true, len: 0 });
+            return Ok(Meta { is_dir: true, is_symlink: false, len: 0 });
         }
         let ino = *g.ns.files.get(path).ok_or_else(not_found)?;
-        Ok(Meta { is_dir: false, len: g.data[ino].len() as u64 })
+        Ok(Meta { is_dir: false, is_symlink: false, len: g.data[ino].len() as u64 })
     }
 
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
@@ -520,28 +555,36 @@ impl Fs for SimFs {
         Ok(d[start..end].to_vec())
     }
 
-    fn open_write(&self, path: &Path, create: bool) -> io::Result<Box<dyn FsFile>> {
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
         let mut g = self.inner.lock();
         g.call(CallKind::Other)?;
-        let ino = match (g.ns.files.get(path).copied(), create) {
-            (Some(ino), false) => ino,
-            (Some(ino), true) => {
-                if !g.data[ino].is_empty() {
-                    g.data[ino].clear();
-                    g.record(Op::SetLen { ino, len: 0 });
-                }
-                ino
-            }
-            (None, false) => return Err(not_found()),
-            (None, true) => {
-                let ino = g.data.len();
-                g.ns.link(path, ino)?;
-                g.data.push(Vec::new());
-                g.record(Op::Create { path: path.to_path_buf(), ino });
-                ino
-            }
-        };
+        if g.ns.files.contains_key(path) || g.ns.dirs.contains(path) {
+            return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+        }
+        let ino = g.data.len();
+        g.ns.link(path, ino)?;
+        g.data.push(Vec::new());
+        g.mtimes.push(None);
+        g.record(Op::Create { path: path.to_path_buf(), ino });
         Ok(Box::new(SimFile { inner: Arc::clone(&self.inner), ino }))
+    }
+
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        let mut g = self.inner.lock();
+        g.call(CallKind::Other)?;
+        let ino = *g.ns.files.get(path).ok_or_else(not_found)?;
+        Ok(Box::new(SimFile { inner: Arc::clone(&self.inner), ino }))
+    }
+
+    fn rename_noreplace(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut g = self.inner.lock();
+        g.call(CallKind::Other)?;
+        if g.ns.files.contains_key(to) || g.ns.dirs.contains(to) {
+            return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+        }
+        g.ns.rename(from, to)?;
+        g.record(Op::Rename { from: from.to_path_buf(), to: to.to_path_buf() });
+        Ok(())
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -578,7 +621,8 @@ impl Fs for SimFs {
         Ok(())
     }
 
-    fn lock(&self, dir: &Path, exclusive: bool) -> io::Result<FsLock> {
+    fn lock(&self, dir: &Path, mode: LockMode) -> io::Result<FsLock> {
+        let exclusive = mode == LockMode::Exclusive;
         {
             let mut g = self.inner.lock();
             g.call(CallKind::Other)?;
@@ -600,7 +644,8 @@ impl Fs for SimFs {
             }
             self.locks.cv.wait(&mut held);
         }
-        Ok(FsLock::new(Box::new(SimLockGuard { table: Arc::clone(&self.locks), dir: dir.to_path_buf(), exclusive })))
+        let guard = SimLockGuard { table: Arc::clone(&self.locks), dir: dir.to_path_buf(), exclusive };
+        Ok(FsLock::by_guard(Box::new(guard), None))
     }
 }
 
@@ -620,7 +665,9 @@ pub enum Variant {
 struct InodeModel {
     durable: Vec<u8>,
     current: Vec<u8>,
-    /// Trace indexes of `Write`/`SetLen` operations since the last fsync.
+    durable_mtime: Option<i64>,
+    current_mtime: Option<i64>,
+    /// Trace indexes of `Write`/`SetLen`/`SetMtime` operations since the last fsync.
     pending: Vec<usize>,
 }
 
@@ -645,7 +692,14 @@ impl<'a> CrashSweep<'a> {
         let mut inodes = Vec::new();
         for (p, b) in &initial.files {
             ns.files.insert(p.clone(), inodes.len());
-            inodes.push(InodeModel { durable: b.clone(), current: b.clone(), pending: Vec::new() });
+            let t = initial.mtimes.get(p).copied();
+            inodes.push(InodeModel {
+                durable: b.clone(),
+                current: b.clone(),
+                durable_mtime: t,
+                current_mtime: t,
+                pending: Vec::new(),
+            });
         }
         CrashSweep {
             trace,
@@ -713,9 +767,16 @@ impl<'a> CrashSweep<'a> {
                     m.pending.push(idx);
                 }
             }
+            Op::SetMtime { ino, secs } => {
+                if let Some(m) = self.inodes.get_mut(*ino) {
+                    m.current_mtime = Some(*secs);
+                    m.pending.push(idx);
+                }
+            }
             Op::Fsync(ino) => {
                 if let Some(m) = self.inodes.get_mut(*ino) {
                     m.durable = m.current.clone();
+                    m.durable_mtime = m.current_mtime;
                     m.pending.clear();
                 }
             }
@@ -753,16 +814,18 @@ impl<'a> CrashSweep<'a> {
         }
         let p_keep = [25, 50, 80][rng.below(3) as usize];
         let mut files = BTreeMap::new();
+        let mut mtimes = BTreeMap::new();
         for (path, &ino) in &ns.files {
             let m = match self.inodes.get(ino) {
                 Some(m) => m,
                 None => continue,
             };
-            let bytes = match variant {
-                Variant::SyncedOnly => m.durable.clone(),
-                Variant::Everything => m.current.clone(),
+            let (bytes, mtime) = match variant {
+                Variant::SyncedOnly => (m.durable.clone(), m.durable_mtime),
+                Variant::Everything => (m.current.clone(), m.current_mtime),
                 Variant::Random => {
                     let mut b = m.durable.clone();
+                    let mut t = m.durable_mtime;
                     for &i in &m.pending {
                         if rng.below(100) >= p_keep {
                             continue;
@@ -770,15 +833,19 @@ impl<'a> CrashSweep<'a> {
                         match &self.trace[i] {
                             Op::Write { offset, data, .. } => torn_write(&mut b, *offset, data, rng),
                             Op::SetLen { len, .. } => b.resize(*len as usize, 0),
+                            Op::SetMtime { secs, .. } => t = Some(*secs),
                             _ => {}
                         }
                     }
-                    b
+                    (b, t)
                 }
             };
             files.insert(path.clone(), bytes);
+            if let Some(t) = mtime {
+                mtimes.insert(path.clone(), t);
+            }
         }
-        Image { dirs: ns.dirs, files }
+        Image { dirs: ns.dirs, files, mtimes }
     }
 }
 
@@ -839,7 +906,7 @@ fn touches(op: &Op, dir: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::fs::atomic_write;
+    use crate::fs::atomic_write;
     use crate::io::Durability;
 
     #[test]
@@ -848,7 +915,7 @@ mod tests {
         fs.create_dir_all(Path::new("/d")).expect("mkdir");
         let img0 = fs.start_recording();
         // Unsynced file: name and data may both vanish.
-        let mut f = fs.open_write(Path::new("/d/a"), true).expect("create");
+        let mut f = fs.create_new(Path::new("/d/a")).expect("create");
         f.write_at(0, b"hello").expect("write");
         // Atomic write: both durable.
         atomic_write(&fs, Path::new("/d"), "b", b"bytes", Durability::Sync).expect("atomic");
@@ -873,7 +940,7 @@ mod tests {
         let fs = SimFs::new();
         fs.create_dir_all(Path::new("/d")).expect("mkdir");
         let img0 = fs.start_recording();
-        let mut f = fs.open_write(Path::new("/d/t"), true).expect("create");
+        let mut f = fs.create_new(Path::new("/d/t")).expect("create");
         f.write_at(0, b"x").expect("write");
         f.sync().expect("sync");
         fs.rename(Path::new("/d/t"), Path::new("/d/f")).expect("rename");
@@ -897,11 +964,11 @@ mod tests {
     fn torn_writes_and_faults() {
         let fs = SimFs::new();
         fs.create_dir_all(Path::new("/d")).expect("mkdir");
-        let mut f = fs.open_write(Path::new("/d/a"), true).expect("create");
+        let mut f = fs.create_new(Path::new("/d/a")).expect("create");
         f.write_at(0, &[1u8; 2000]).expect("write");
         f.sync().expect("sync");
         let img0 = fs.start_recording();
-        let mut f = fs.open_write(Path::new("/d/a"), false).expect("open");
+        let mut f = fs.open_write(Path::new("/d/a")).expect("open");
         f.write_at(2000, &[2u8; 3000]).expect("write");
         let trace = fs.take_trace();
         let mut sweep = CrashSweep::new(&img0, &trace);
@@ -917,7 +984,7 @@ mod tests {
         }
         assert!(shapes.len() >= 3, "{shapes:?}");
         fs.set_fault(Some(Fault { at: fs.calls() + 2, persistent: false }));
-        let mut g = fs.open_write(Path::new("/d/a"), false).expect("open");
+        let mut g = fs.open_write(Path::new("/d/a")).expect("open");
         let e = g.sync().expect_err("second call fails");
         assert_eq!(e.raw_os_error(), Some(rustix::io::Errno::IO.raw_os_error()));
         g.sync().expect("only once");
@@ -932,11 +999,11 @@ mod tests {
     fn directory_rename_moves_the_subtree() {
         let fs = SimFs::new();
         fs.create_dir_all(Path::new("/b/x.partial/sub")).expect("mkdir");
-        crate::db::fs::write_new(&fs, Path::new("/b/x.partial/sub/f"), b"1", Durability::Sync).expect("w");
+        crate::fs::write_new(&fs, Path::new("/b/x.partial/sub/f"), b"1", Durability::Sync).expect("w");
         fs.rename(Path::new("/b/x.partial"), Path::new("/b/x")).expect("rename");
         assert_eq!(fs.read(Path::new("/b/x/sub/f")).expect("read"), b"1");
         assert_eq!(fs.list(Path::new("/b")).expect("ls"), vec!["x".to_string()]);
-        let _l1 = fs.lock(Path::new("/b"), false).expect("shared");
-        let _l2 = fs.lock(Path::new("/b"), false).expect("shared");
+        let _l1 = fs.lock(Path::new("/b"), LockMode::Shared).expect("shared");
+        let _l2 = fs.lock(Path::new("/b"), LockMode::Shared).expect("shared");
     }
 }

@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::fs::Fs;
 use super::log::{self, Damage, Limit, Replayer, SegReport, Tables, TxnInfo};
 use super::{Db, install};
 use crate::codec::dbsnap;
 use crate::error::{Error, IoContext, Result};
+use crate::fs::{Fs, LockMode};
 
 /// Overall verdict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -159,7 +159,7 @@ pub fn verify(fs: &dyn Fs, dir: &Path) -> Result<VerifyReport> {
     if !meta.is_dir {
         return Err(Error::Invalid(format!("unable to open database: {} is not a directory", dir.display())));
     }
-    let _l = fs.lock(dir, false).ctx("lock database home", dir)?;
+    let _l = fs.lock(dir, LockMode::Shared).ctx("lock database home", dir)?;
     verify_locked(fs, dir)
 }
 

@@ -23,7 +23,8 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
 use crate::flags::SystemFlags;
-use crate::io::{self, Durability};
+use crate::fs::{self, Fs, RealFs, TempFile};
+use crate::io::Durability;
 use crate::layout::MailboxName;
 use crate::message::DateTime;
 use crate::store::{Mailbox, Store};
@@ -133,7 +134,7 @@ pub fn export_maildir(
         opened.push((n.clone(), store.open_mailbox(&domain, n)?));
     }
     progress.start(opened.iter().map(|(_, mb)| mb.records().len() as u64).sum(), false);
-    std::fs::create_dir_all(dest).ctx("create", dest)?;
+    RealFs.create_dir_all(dest).ctx("create", dest)?;
     for (n, mb) in &opened {
         let dir = if n == name {
             dest.to_path_buf()
@@ -151,7 +152,7 @@ pub fn export_maildir(
         summary.mailboxes.push((n.to_string(), count, bytes));
     }
     if let Some(parent) = dest.parent() {
-        d.sync_dir(parent).ctx("sync directory", parent)?;
+        fs::sync_dir(&RealFs, parent, d).ctx("sync directory", parent)?;
     }
     Ok(summary)
 }
@@ -164,12 +165,13 @@ fn write_maildir_folder(
     progress: &dyn Progress,
     problems: &mut Vec<String>,
 ) -> Result<(u64, u64)> {
+    let rfs: &dyn Fs = &RealFs;
     for s in ["cur", "new", "tmp"] {
         let p = dir.join(s);
-        std::fs::create_dir_all(&p).ctx("create", &p)?;
+        rfs.create_dir_all(&p).ctx("create", &p)?;
     }
     if sub {
-        io::atomic_write(dir, "maildirfolder", b"", d).ctx("write", &dir.join("maildirfolder"))?;
+        fs::atomic_write(rfs, dir, "maildirfolder", b"", d).ctx("write", &dir.join("maildirfolder"))?;
     }
     let label = mb.place().label();
     // Keyword letters: in slot order, for the keywords some message carries.
@@ -219,22 +221,24 @@ fn write_maildir_folder(
         }
         let tmp_name = format!("{base}.{pid}");
         let tmp = dir.join("tmp").join(&tmp_name);
-        if !io::create_new_file(&dir.join("tmp"), &tmp_name, &data, Some(r.internal_date), d).ctx("create", &tmp)? {
+        if !fs::create_new_file(rfs, &dir.join("tmp"), &tmp_name, &data, Some(r.internal_date), d)
+            .ctx("create", &tmp)?
+        {
             return Err(Error::Invalid(format!("{} exists; export never overwrites", tmp.display())));
         }
         let target = dir.join("cur").join(format!("{base}:2,{info}"));
-        io::rename_noreplace(&tmp, &target).ctx("rename", &tmp)?;
+        rfs.rename_noreplace(&tmp, &target).ctx("rename", &tmp)?;
         uidlist.push_str(&format!("{} :{base}\n", r.uid));
         count += 1;
         bytes += data.len() as u64;
     }
     for s in ["cur", "tmp"] {
         let p = dir.join(s);
-        d.sync_dir(&p).ctx("sync directory", &p)?;
+        fs::sync_dir(rfs, &p, d).ctx("sync directory", &p)?;
     }
-    io::atomic_write(dir, "dovecot-keywords", keywords_file.as_bytes(), d)
+    fs::atomic_write(rfs, dir, "dovecot-keywords", keywords_file.as_bytes(), d)
         .ctx("write", &dir.join("dovecot-keywords"))?;
-    io::atomic_write(dir, "dovecot-uidlist", uidlist.as_bytes(), d).ctx("write", &dir.join("dovecot-uidlist"))?;
+    fs::atomic_write(rfs, dir, "dovecot-uidlist", uidlist.as_bytes(), d).ctx("write", &dir.join("dovecot-uidlist"))?;
     Ok((count, bytes))
 }
 
@@ -259,11 +263,12 @@ pub fn export_mbox(
         .ok_or_else(|| Error::Invalid(format!("{} names no file", dest.display())))?
         .to_string_lossy()
         .into_owned();
-    let tmp = parent.join(io::temp_name(&file_name));
     let mut summary = ExportSummary::default();
     progress.start(mb.records().len() as u64, false);
+    let rfs: &dyn Fs = &RealFs;
     let result = (|| -> Result<(u64, u64)> {
-        let f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp).ctx("create", &tmp)?;
+        let f = TempFile::create(rfs, &parent, &file_name).ctx("create a temporary file in", &parent)?;
+        let tmp = f.path().to_path_buf();
         let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
         let (mut count, mut bytes) = (0u64, 0u64);
         let label = mb.place().label();
@@ -289,11 +294,12 @@ pub fn export_mbox(
             count += 1;
             bytes += data.len() as u64;
         }
-        let f = w.into_inner().map_err(|e| Error::io("write", &tmp, e.into_error()))?;
-        d.sync_file(&f).ctx("sync", &tmp)?;
-        drop(f);
-        io::rename_noreplace(&tmp, dest).ctx("rename into place", dest)?;
-        d.sync_dir(&parent).ctx("sync directory", &parent)?;
+        let mut f = w.into_inner().map_err(|e| Error::io("write", &tmp, e.into_error()))?;
+        f.finish(d).ctx("sync", &tmp)?;
+        if !f.persist_noreplace(dest).ctx("rename into place", dest)? {
+            return Err(Error::Invalid(format!("{} exists; export never overwrites", dest.display())));
+        }
+        fs::sync_dir(rfs, &parent, d).ctx("sync directory", &parent)?;
         Ok((count, bytes))
     })();
     match result {
@@ -301,10 +307,7 @@ pub fn export_mbox(
             summary.mailboxes.push((name.to_string(), count, bytes));
             Ok(summary)
         }
-        Err(e) => {
-            // Our own temporary file, never renamed into place.
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
+        // Our own temporary file, never renamed into place, was removed on the way out.
+        Err(e) => Err(e),
     }
 }

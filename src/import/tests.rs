@@ -246,7 +246,8 @@ fn after_a_crash_orphans_are_refused_then_reconstructed_and_get_their_flags_back
     let dir = st.open_mailbox("example.com", &name("r")).expect("open").place().dir.clone();
     for i in 1..3u32 {
         let msg = format!("Subject: {i}\n\nbody {i}\n");
-        let written = crate::io::create_new_file(
+        let written = crate::fs::create_new_file(
+            &crate::fs::RealFs,
             &dir,
             &format!("{}.", i + 1),
             msg.as_bytes(),

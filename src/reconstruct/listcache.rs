@@ -240,13 +240,11 @@ impl ListCache {
         let written = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
         let bytes = listings::encode(&Listings { boot_id, written, entries });
         let dir = self.path.parent().map(Path::to_path_buf).unwrap_or_default();
-        if !dir.is_dir() {
-            use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new().mode(0o750).create(&dir)?;
-        }
+        let fs = &**store.fs();
+        fs.create_dir_all(&dir)?;
         let name = self.path.file_name().and_then(|n| n.to_str()).unwrap_or("listings");
-        remove_stale_temps(&dir, name);
-        crate::io::atomic_write(&dir, name, &bytes, store.config().durability)?;
+        remove_stale_temps(fs, &dir, name);
+        crate::fs::atomic_write(fs, &dir, name, &bytes, store.config().durability)?;
         Ok(true)
     }
 }
@@ -254,9 +252,8 @@ impl ListCache {
 /// Remove this domain's temporary cache files left by a run that died while writing one
 /// (more than ten minutes old, so a concurrent run's file in progress is left alone).
 /// They are the cache's own files: nothing of a mailbox is ever removed here.
-fn remove_stale_temps(dir: &Path, name: &str) {
-    let prefix = crate::io::temp_name(name);
-    let prefix = prefix.rsplit_once('.').map_or(prefix.as_str(), |(p, _)| p).to_string() + ".";
+fn remove_stale_temps(fs: &dyn crate::fs::Fs, dir: &Path, name: &str) {
+    let prefix = crate::fs::temp_prefix(name);
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for e in entries.flatten() {
         let stale = e
@@ -265,14 +262,14 @@ fn remove_stale_temps(dir: &Path, name: &str) {
             .and_then(|m| m.modified().ok())
             .and_then(|t| t.elapsed().ok())
             .is_some_and(|age| age > Duration::from_secs(600));
-        // `ms.tmp.<domain>.<pid>`: another domain may extend this one's name.
-        let ours = e
-            .file_name()
-            .to_str()
-            .and_then(|n| n.strip_prefix(prefix.as_str()))
-            .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
+        // `ms.tmp.<domain>.<16 random hex digits>` (or `.<pid>`, as older versions named
+        // them): another domain may extend this one's name.
+        let ours = e.file_name().to_str().and_then(|n| n.strip_prefix(prefix.as_str())).is_some_and(|tail| {
+            (tail.len() == 16 && tail.bytes().all(|b| b.is_ascii_hexdigit()))
+                || (!tail.is_empty() && tail.bytes().all(|b| b.is_ascii_digit()))
+        });
         if stale && ours {
-            let _ = std::fs::remove_file(e.path());
+            let _ = fs.remove_file(&e.path());
         }
     }
 }
@@ -292,10 +289,11 @@ mod tests {
             f.set_modified(SystemTime::now() - Duration::from_secs(3600)).expect("mtime");
         };
         old("ms.tmp.example.com.123");
+        old("ms.tmp.example.com.0123456789abcdef");
         old("ms.tmp.example.com.org.5");
         old("example.com");
         std::fs::write(d.join("ms.tmp.example.com.77"), b"x").expect("write");
-        remove_stale_temps(d, "example.com");
+        remove_stale_temps(&crate::fs::RealFs, d, "example.com");
         let mut left: Vec<String> = std::fs::read_dir(d)
             .expect("list")
             .map(|e| e.expect("entry").file_name().into_string().expect("utf8"))

@@ -36,7 +36,8 @@ use plan::{Listing, OldState};
 pub use report::{MailboxReport, RunReport, Status};
 
 use crate::error::{Error, Result};
-use crate::io::{Bytes, LockMode, MailboxLock};
+use crate::fs::{Appender, Fs, FsLock, LockMode, TempFile};
+use crate::io::Bytes;
 use crate::layout::{self, CACHE_FILE};
 use crate::store::{MailboxEntry, MailboxPlace, Store};
 use crate::util::{now, random_id};
@@ -76,28 +77,33 @@ enum CacheSink {
     Discard { pos: u64 },
     /// Append to the existing `ms.cache` (it verified), opened for writing only when the
     /// first record comes (a run that changes nothing opens nothing for writing).
-    Append { out: Option<BufWriter<File>>, path: std::path::PathBuf, pos: u64 },
-    /// Write a new cache file, renamed into place when the mailbox is written.
-    Rewrite { out: BufWriter<File>, pos: u64, tmp: std::path::PathBuf },
+    Append { out: Option<BufWriter<Appender>>, fs: std::sync::Arc<dyn Fs>, path: std::path::PathBuf, pos: u64 },
+    /// Write a new cache file, renamed into place when the mailbox is written (removed if
+    /// it never is).
+    Rewrite { out: BufWriter<TempFile<'static>>, pos: u64 },
 }
 
 impl CacheSink {
     fn put(&mut self, rec: &[u8]) -> std::io::Result<u64> {
         let (pos, out) = match self {
             CacheSink::Discard { pos } => (pos, None),
-            CacheSink::Append { out, path, pos } => {
+            CacheSink::Append { out, fs, path, pos } => {
                 if out.is_none() {
-                    let f = std::fs::OpenOptions::new().append(true).open(&*path).map_err(|e| {
-                        std::io::Error::new(
-                            e.kind(),
-                            format!("{}: {}", path.display(), crate::error::describe_io(&e, path)),
-                        )
-                    })?;
-                    *out = Some(BufWriter::with_capacity(256 * 1024, f));
+                    let described =
+                        |e: std::io::Error| std::io::Error::new(e.kind(), crate::error::describe_io(&e, path));
+                    let f = fs.open_write(path).map_err(described)?;
+                    // Appended at the end, as O_APPEND would.
+                    let end = f.size().map_err(described)?;
+                    *out = Some(BufWriter::with_capacity(256 * 1024, Appender::new(f, end)));
                 }
                 (pos, out.as_mut())
             }
-            CacheSink::Rewrite { out, pos, .. } => (pos, Some(out)),
+            CacheSink::Rewrite { out, pos } => {
+                let at = *pos;
+                out.write_all(rec)?;
+                *pos += rec.len() as u64;
+                return Ok(at);
+            }
         };
         let at = *pos;
         if let Some(o) = out {
@@ -148,7 +154,7 @@ struct Job {
     /// The unique id the rebuilt mailbox will carry (drawn once: a new cache's header and
     /// the new header must agree).
     unique_id: [u8; 16],
-    _lock: Option<MailboxLock>,
+    _lock: Option<FsLock>,
 }
 
 impl Job {
@@ -263,6 +269,7 @@ fn prepare(
         dir: dir.clone(),
         config_path: store.config().path.clone(),
         durability: store.config().durability,
+        fs: std::sync::Arc::clone(store.fs()),
     };
     if !target.on_disk && !dir.is_dir() {
         let r = write::recreate_missing(&place, &target, shared.opts.dry_run);
@@ -273,7 +280,8 @@ fn prepare(
         shared.progress.mailbox_done(0);
         return Ok(None);
     }
-    let lock = match MailboxLock::acquire(&dir, LockMode::Wait) {
+    let fs = store.fs();
+    let lock = match fs.lock(&dir, LockMode::Exclusive) {
         Ok(l) => l,
         Err(e) => return Err(Box::new((target, Error::io("lock mailbox", &dir, e)))),
     };
@@ -294,10 +302,12 @@ fn prepare(
     let reused = target
         .hint
         .as_ref()
-        .filter(|h| listcache::stat_open_dir(lock.dir()).is_ok_and(|k| (k.ctime, k.mtime) == h.times))
+        .filter(|h| {
+            lock.dir().is_some_and(|d| listcache::stat_open_dir(d).is_ok_and(|k| (k.ctime, k.mtime) == h.times))
+        })
         .map(|h| {
             let listing = (*h.listing).clone();
-            let old = plan::gather(&place, &listing, Some(lock.dir()));
+            let old = plan::gather(&place, &listing, lock.dir());
             (listing, old)
         })
         .filter(|(listing, old)| covers_records(listing, old));
@@ -308,7 +318,7 @@ fn prepare(
                 Ok(l) => l,
                 Err(e) => return Err(Box::new((target, Error::io("list mailbox directory", &dir, e)))),
             };
-            let old = plan::gather(&place, &listing, Some(lock.dir()));
+            let old = plan::gather(&place, &listing, lock.dir());
             (listing, old)
         }
     };
@@ -321,19 +331,18 @@ fn prepare(
             pos: if old.cache.usable { old.cache.len } else { crate::format::cache::HEADER_LEN as u64 },
         }
     } else if old.cache.usable {
-        CacheSink::Append { out: None, path: dir.join(CACHE_FILE), pos: old.cache.len }
+        CacheSink::Append { out: None, fs: std::sync::Arc::clone(fs), path: dir.join(CACHE_FILE), pos: old.cache.len }
     } else {
-        let tmp = dir.join(crate::io::temp_name(CACHE_FILE));
         let generation = old.index_header.as_ref().map(|h| h.generation).unwrap_or(0) + 1;
         let header = crate::codec::cache::encode_header(&unique_id, generation);
-        let made = File::create(&tmp).and_then(|f| {
+        let made = TempFile::create_shared(std::sync::Arc::clone(fs), &dir, CACHE_FILE).and_then(|f| {
             let mut out = BufWriter::with_capacity(256 * 1024, f);
             out.write_all(&header)?;
             Ok(out)
         });
         match made {
-            Ok(out) => CacheSink::Rewrite { out, pos: header.len() as u64, tmp },
-            Err(e) => return Err(Box::new((target, Error::io("create", &tmp, e)))),
+            Ok(out) => CacheSink::Rewrite { out, pos: header.len() as u64 },
+            Err(e) => return Err(Box::new((target, Error::io("create a new cache file in", &dir, e)))),
         }
     };
     let n = listing.messages.len();
@@ -351,7 +360,7 @@ fn prepare(
         sink_error: Mutex::new(None),
         outcomes: Mutex::new(Vec::with_capacity(n)),
         bytes_read: AtomicU64::new(0),
-        dirfd: lock.dir().try_clone().ok(),
+        dirfd: lock.dir().and_then(|d| d.try_clone().ok()),
         unique_id,
         _lock: Some(lock),
     }))

@@ -12,25 +12,26 @@ use super::{CacheSink, Job, Options, Target};
 use crate::codec::changelog::{self, LogRecord};
 use crate::codec::index::{self, IndexHeaderInfo, MessageRecord};
 use crate::error::{Error, IoContext, Result};
-use crate::io::{self, Durability};
+use crate::fs::{self, Fs, TempFile};
+use crate::io::Durability;
 use crate::layout::{self, CACHE_FILE, HEADER_FILE, INDEX_FILE, LOG_FILE, QUARANTINE_DIR};
 use crate::store::mailbox::{compacted_log, compacted_log_at, compacted_log_coverage};
 use crate::store::{CreateParams, Mailbox, MailboxEntry, MailboxPlace};
 use crate::util::now;
 
 /// Move `dir/name` into `dir/ms.quarantine/`, never replacing anything there.
-fn quarantine(dir: &Path, name: &str, d: Durability) -> Result<String> {
+fn quarantine(fs: &dyn Fs, dir: &Path, name: &str, d: Durability) -> Result<String> {
     let q = dir.join(QUARANTINE_DIR);
-    std::fs::create_dir_all(&q).ctx("create", &q)?;
+    fs.create_dir_all(&q).ctx("create", &q)?;
     let mut target = name.to_string();
     for i in 1.. {
-        match io::rename_noreplace(&dir.join(name), &q.join(&target)) {
+        match fs.rename_noreplace(&dir.join(name), &q.join(&target)) {
             Ok(()) => break,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && i < 10_000 => target = format!("{name}.{i}"),
             Err(e) => return Err(Error::io("move aside", dir.join(name), e)),
         }
     }
-    d.sync_dir(&q).ctx("sync directory", &q)?;
+    fs::sync_dir(fs, &q, d).ctx("sync directory", &q)?;
     Ok(format!("{QUARANTINE_DIR}/{target}"))
 }
 
@@ -66,6 +67,7 @@ pub(super) fn finish(
     let place = &job.place;
     let dir = &place.dir;
     let d = place.durability;
+    let fs: &dyn Fs = &*place.fs;
     let mut report = MailboxReport {
         domain: place.domain.clone(),
         mailbox: place.name.to_string(),
@@ -181,7 +183,7 @@ pub(super) fn finish(
         // Leftovers first (they never affect the index).
         for (name, why) in &leftovers {
             if opts.quarantine {
-                let moved = quarantine(dir, name, d)?;
+                let moved = quarantine(fs, dir, name, d)?;
                 moved_any = true;
                 report.changes.push(Change {
                     uid: None,
@@ -203,19 +205,19 @@ pub(super) fn finish(
         for &(from, to) in &merged.renames {
             let a = dir.join(layout::message_file_name(from));
             let b = dir.join(layout::message_file_name(to));
-            io::rename_noreplace(&a, &b).ctx("rename re-appended message", &a)?;
+            fs.rename_noreplace(&a, &b).ctx("rename re-appended message", &a)?;
         }
         for &uid in &merged.set_aside {
-            quarantine(dir, &layout::message_file_name(uid), d)?;
+            quarantine(fs, dir, &layout::message_file_name(uid), d)?;
         }
-        d.sync_dir(dir).ctx("sync directory", dir)?;
+        fs::sync_dir(fs, dir, d).ctx("sync directory", dir)?;
         // A re-appended message's cache record was derived under its old UID: derive it
         // again under the new one (re-appends are rare; the file is small or mapped).
         let mut sink = sink;
         if let Some(sk) = sink.as_mut() {
             for &(_, to) in &merged.renames {
                 let path = dir.join(layout::message_file_name(to));
-                let bytes = io::read_file(&path).ctx("read", &path)?;
+                let bytes = fs.read_bytes(&path).ctx("read", &path)?;
                 let dv = crate::store::derive::derive(to, &bytes, false);
                 let at = sk.put(&dv.cache_record).ctx("write", &dir.join(CACHE_FILE))?;
                 if let Ok(i) = merged.records.binary_search_by_key(&to, |r| r.uid) {
@@ -227,16 +229,15 @@ pub(super) fn finish(
         let (cache_len, cache_tmp) = match sink {
             Some(CacheSink::Append { out, pos, .. }) => {
                 if let Some(out) = out {
-                    let f = out.into_inner().map_err(|e| Error::io("write", dir.join(CACHE_FILE), e.into_error()))?;
-                    if d == Durability::Sync {
-                        f.sync_data().ctx("sync", &dir.join(CACHE_FILE))?;
-                    }
+                    let mut f =
+                        out.into_inner().map_err(|e| Error::io("write", dir.join(CACHE_FILE), e.into_error()))?;
+                    fs::sync_data(f.file(), d).ctx("sync", &dir.join(CACHE_FILE))?;
                 }
                 (pos, None)
             }
-            Some(CacheSink::Rewrite { out, pos, tmp }) => {
-                let f = out.into_inner().map_err(|e| Error::io("write", &tmp, e.into_error()))?;
-                d.sync_file(&f).ctx("sync", &tmp)?;
+            Some(CacheSink::Rewrite { out, pos }) => {
+                let mut tmp = out.into_inner().map_err(|e| Error::io("write", dir.join(CACHE_FILE), e.into_error()))?;
+                tmp.finish(d).ctx("sync", tmp.path())?;
                 (pos, Some(tmp))
             }
             Some(CacheSink::Discard { pos }) => (pos, None),
@@ -310,20 +311,20 @@ pub(super) fn finish(
         // are encoded (the lock is held: nobody changes it meanwhile).
         let unchanged =
             |name: &str, prefix: &[u8], records: &[MessageRecord], each: &dyn Fn(&mut Vec<u8>, &MessageRecord)| {
-                let Ok(f) = std::fs::File::open(dir.join(name)) else { return false };
-                let mut cmp = SameBytes { old: std::io::BufReader::with_capacity(64 << 10, f), scratch: Vec::new() };
+                let Ok(old) = fs.read_bytes(&dir.join(name)) else { return false };
+                let mut cmp = SameBytes { old: &old[..], scratch: Vec::new() };
                 encode(&mut cmp, prefix, records, each).is_ok() && cmp.at_end()
             };
         let stream = |name: &'static str,
                       prefix: Vec<u8>,
                       records: &[MessageRecord],
                       each: &dyn Fn(&mut Vec<u8>, &MessageRecord)| {
-            let tmp = dir.join(io::temp_name(name));
-            let f = std::fs::File::create(&tmp).ctx("create", &tmp)?;
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
-            encode(&mut w, &prefix, records, each).ctx("write", &tmp)?;
-            let f = w.into_inner().map_err(|e| Error::io("write", &tmp, e.into_error()))?;
-            d.sync_file(&f).ctx("sync", &tmp)?;
+            let tmp = TempFile::create(fs, dir, name).ctx("create a temporary file in", dir)?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp);
+            let written = encode(&mut w, &prefix, records, each);
+            let mut tmp = w.into_inner().map_err(|e| Error::io("write", dir.join(name), e.into_error()))?;
+            written.ctx("write", tmp.path())?;
+            tmp.finish(d).ctx("sync", tmp.path())?;
             Ok::<_, Error>((tmp, name))
         };
         let mut temps = Vec::new();
@@ -354,10 +355,11 @@ pub(super) fn finish(
         if !(job.old.header_problem.is_none() && unchanged(HEADER_FILE, &header_bytes, &[], &|_, _| {})) {
             temps.push(stream(HEADER_FILE, header_bytes, &[], &|_, _| {})?);
         }
-        for (tmp, name) in &temps {
-            std::fs::rename(tmp, dir.join(name)).ctx("rename", tmp)?;
+        for (tmp, name) in temps {
+            let from = tmp.path().to_path_buf();
+            tmp.persist(&dir.join(name)).ctx("rename", &from)?;
         }
-        d.sync_dir(dir).ctx("sync directory", dir)?;
+        fs::sync_dir(fs, dir, d).ctx("sync directory", dir)?;
         Ok(())
     })();
     match result {
@@ -415,9 +417,15 @@ pub(super) fn recreate_missing(place: &MailboxPlace, target: &Target, dry_run: b
     let mut report = MailboxReport::failed(&place.domain, target, String::new());
     report.path = place.dir.display().to_string();
     // A directory that cannot be looked at (a parent without search permission) is not
-    // missing: recreating it would issue a new UID validity over live messages.
-    match std::fs::symlink_metadata(&place.dir) {
+    // missing: recreating it would issue a new UID validity over live messages. A symbolic
+    // link (dangling, or to something else than a directory) is never followed or replaced.
+    match place.fs.metadata(&place.dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            report.status = Status::Failed(Error::io("look at mailbox directory", &place.dir, e).to_string());
+            return report;
+        }
+        Ok(m) if m.is_symlink => {
+            let e = fs::symlink_refused(&place.dir);
             report.status = Status::Failed(Error::io("look at mailbox directory", &place.dir, e).to_string());
             return report;
         }

@@ -6,10 +6,8 @@
 //! with every later change-log record applied. Writable handles hold the mailbox lock for
 //! their whole life.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::codec::changelog::{self, CoverageProbe, LogCoverage, LogEnd, LogHeaderInfo, LogRecord};
 use crate::codec::header::MailboxHeader;
@@ -18,7 +16,8 @@ use crate::codec::{FormatError, cache};
 use crate::error::{Error, IoContext, Result};
 use crate::flags::{DateSource, SystemFlags, UserFlags, valid_user_flag};
 use crate::format::header::MAX_USER_FLAGS;
-use crate::io::{self, Bytes, Durability, LockMode, MailboxLock};
+use crate::fs::{self, Fs, FsLock, LockMode, TempFile};
+use crate::io::{Bytes, Durability};
 use crate::layout::{self, CACHE_FILE, HEADER_FILE, INDEX_FILE, LOG_FILE, MailboxName};
 use crate::message::DateTime;
 use crate::store::derive::derive;
@@ -63,6 +62,8 @@ pub struct MailboxPlace {
     pub config_path: PathBuf,
     /// Whether writes are synced.
     pub durability: Durability,
+    /// The file system its files are reached through.
+    pub fs: Arc<dyn Fs>,
 }
 
 impl MailboxPlace {
@@ -116,7 +117,7 @@ pub struct Mailbox {
     /// The on-disk header lacks flag names that the log holds (its last UID is brought
     /// up to date at checkpoints only: it is a floor, not the truth).
     header_dirty: bool,
-    lock: Option<MailboxLock>,
+    lock: Option<FsLock>,
 }
 
 /// Parameters of a new mailbox.
@@ -135,12 +136,13 @@ impl Mailbox {
     pub fn create(place: MailboxPlace, params: CreateParams) -> Result<Mailbox> {
         let dir = place.dir.clone();
         let dir = &dir;
-        std::fs::create_dir_all(dir).ctx("create mailbox directory", dir)?;
+        let fs = Arc::clone(&place.fs);
+        fs.create_dir_all(dir).ctx("create mailbox directory", dir)?;
         if let Some(parent) = dir.parent() {
-            place.durability.sync_dir(parent).ctx("sync directory", parent)?;
+            fs::sync_dir(&*fs, parent, place.durability).ctx("sync directory", parent)?;
         }
-        let lock = MailboxLock::acquire(dir, LockMode::Wait).ctx("lock mailbox", dir)?;
-        if dir.join(HEADER_FILE).exists() {
+        let lock = fs.lock(dir, LockMode::Exclusive).ctx("lock mailbox", dir)?;
+        if fs::exists(&*fs, &dir.join(HEADER_FILE)).ctx("look at", &dir.join(HEADER_FILE))? {
             return Err(Error::Invalid(format!(
                 "{} already holds a mailbox header; refusing to overwrite it (run {} to register it)",
                 dir.display(),
@@ -184,7 +186,7 @@ impl Mailbox {
         };
         let d = mb.place.durability;
         let cache = cache::encode_header(&params.unique_id, 1);
-        io::atomic_write(dir, CACHE_FILE, &cache, d).ctx("write", &dir.join(CACHE_FILE))?;
+        fs::atomic_write(&*fs, dir, CACHE_FILE, &cache, d).ctx("write", &dir.join(CACHE_FILE))?;
         mb.write_checkpoint_files()?;
         Ok(mb)
     }
@@ -196,7 +198,7 @@ impl Mailbox {
 
     /// Open for writing: takes the mailbox lock (waiting for it) and keeps it.
     pub fn open_locked(place: MailboxPlace) -> Result<Mailbox> {
-        let lock = match MailboxLock::acquire(&place.dir, LockMode::Wait) {
+        let lock = match place.fs.lock(&place.dir, LockMode::Exclusive) {
             Ok(l) => l,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(place.needs_repair(format!("mailbox directory {} is missing", place.dir.display())));
@@ -208,7 +210,7 @@ impl Mailbox {
 
     fn read(place: &MailboxPlace, file: &str) -> Result<Bytes> {
         let path = place.dir.join(file);
-        io::read_file(&path).map_err(|e| {
+        place.fs.read_bytes(&path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 place.needs_repair(format!("mailbox {}: {} is missing", place.label(), path.display()))
             } else {
@@ -217,12 +219,12 @@ impl Mailbox {
         })
     }
 
-    fn load(place: MailboxPlace, lock: Option<MailboxLock>) -> Result<Mailbox> {
+    fn load(place: MailboxPlace, lock: Option<FsLock>) -> Result<Mailbox> {
         let header_bytes = Mailbox::read(&place, HEADER_FILE)?;
         let index_bytes = Mailbox::read(&place, INDEX_FILE)?;
         // Logs are read, never mapped: an append may truncate a torn tail under a reader.
         let log_path = place.dir.join(LOG_FILE);
-        let log_bytes = std::fs::read(&log_path).map_err(|e| {
+        let log_bytes = place.fs.read(&log_path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 place.needs_repair(format!("mailbox {}: {} is missing", place.label(), log_path.display()))
             } else {
@@ -239,7 +241,7 @@ impl Mailbox {
         header_bytes: &[u8],
         index_bytes: &[u8],
         log_bytes: &[u8],
-        lock: Option<MailboxLock>,
+        lock: Option<FsLock>,
     ) -> Result<Mailbox> {
         let header = MailboxHeader::decode(header_bytes).map_err(|e| place.damaged(HEADER_FILE, e))?;
         let (index, records) = index::decode(index_bytes).map_err(|e| place.damaged(INDEX_FILE, e))?;
@@ -444,7 +446,7 @@ impl Mailbox {
             return Err(Error::NoSuchMessage { mailbox: self.place.label(), uid });
         }
         let path = self.message_path(uid);
-        io::read_file(&path).ctx("read message", &path)
+        self.place.fs.read_bytes(&path).ctx("read message", &path)
     }
 
     /// Path of the message file of `uid`.
@@ -456,7 +458,7 @@ impl Mailbox {
     /// `cache_offset`).
     pub fn read_cache(&self) -> Result<Bytes> {
         let path = self.place.dir.join(CACHE_FILE);
-        io::read_file(&path).ctx("read", &path)
+        self.place.fs.read_bytes(&path).ctx("read", &path)
     }
 
     fn writable(&self) -> Result<()> {
@@ -520,11 +522,12 @@ impl Mailbox {
         }
         let dir = self.place.dir.clone();
         let d = self.place.durability;
+        let fs = Arc::clone(&self.place.fs);
         let mut log = Vec::new();
         let mut cache_bytes = Vec::new();
         let cache_path = dir.join(CACHE_FILE);
-        let mut cache_file = OpenOptions::new().append(true).open(&cache_path).ctx("open", &cache_path)?;
-        let cache_base = cache_file.metadata().ctx("stat", &cache_path)?.len();
+        let mut cache_file = fs.open_write(&cache_path).ctx("open", &cache_path)?;
+        let cache_base = cache_file.size().ctx("stat", &cache_path)?;
         let mut new_records = Vec::with_capacity(messages.len());
         let mut uids = Vec::with_capacity(messages.len());
         for m in messages {
@@ -541,7 +544,9 @@ impl Mailbox {
             })?;
             loop {
                 let name = layout::message_file_name(uid);
-                if io::create_new_file(&dir, &name, m.bytes, Some(date.unix), d).ctx("create", &dir.join(&name))? {
+                if fs::create_new_file(&*fs, &dir, &name, m.bytes, Some(date.unix), d)
+                    .ctx("create", &dir.join(&name))?
+                {
                     break;
                 }
                 uid = uid.checked_add(1).ok_or_else(|| Error::Invalid("UIDs exhausted".into()))?;
@@ -570,8 +575,8 @@ impl Mailbox {
             new_records.push(rec);
             uids.push(uid);
         }
-        d.sync_dir(&dir).ctx("sync directory", &dir)?;
-        cache_file.write_all(&cache_bytes).ctx("write", &cache_path)?;
+        fs::sync_dir(&*fs, &dir, d).ctx("sync directory", &dir)?;
+        cache_file.write_at(cache_base, &cache_bytes).ctx("write", &cache_path)?;
         drop(cache_file);
         if uids.last().copied() != Some(self.last_uid) {
             log.push(LogRecord::LastUid { last_uid: self.last_uid, uid_validity: self.header.uid_validity });
@@ -628,15 +633,16 @@ impl Mailbox {
         let log = gone.iter().map(|&uid| LogRecord::Expunge { uid, modseq: 0 }).collect();
         let committed = self.commit_log(log)?;
         self.apply(committed);
+        let fs = &*self.place.fs;
         for &uid in &gone {
             let path = self.message_path(uid);
-            match std::fs::remove_file(&path) {
+            match fs.remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io("remove expunged message", path, e)),
             }
         }
-        self.place.durability.sync_dir(&self.place.dir).ctx("sync directory", &self.place.dir)?;
+        fs::sync_dir(fs, &self.place.dir, self.place.durability).ctx("sync directory", &self.place.dir)?;
         self.maybe_checkpoint()?;
         Ok(gone)
     }
@@ -665,13 +671,13 @@ impl Mailbox {
             out.push((seq, rec));
         }
         let path = self.place.dir.join(LOG_FILE);
-        let file = OpenOptions::new().write(true).custom_flags(0).open(&path).ctx("open", &path)?;
-        file.write_all_at(&bytes, self.log_end).ctx("write", &path)?;
+        let mut file = self.place.fs.open_write(&path).ctx("open", &path)?;
+        file.write_at(self.log_end, &bytes).ctx("write", &path)?;
         let end = self.log_end + bytes.len() as u64;
-        if file.metadata().ctx("stat", &path)?.len() > end {
+        if file.size().ctx("stat", &path)? > end {
             file.set_len(end).ctx("truncate torn tail of", &path)?;
         }
-        sync_data(self.place.durability, &file).ctx("sync", &path)?;
+        fs::sync_data(&mut *file, self.place.durability).ctx("sync", &path)?;
         self.log_end = end;
         self.log_torn = None;
         if let Some(c) = bytes.last_chunk::<4>() {
@@ -708,7 +714,7 @@ impl Mailbox {
         self.header.log = self.log_coverage();
         self.header.modseq_ceiling = self.ceiling;
         let dir = &self.place.dir;
-        io::atomic_write(dir, HEADER_FILE, &self.header.encode(), self.place.durability)
+        fs::atomic_write(&*self.place.fs, dir, HEADER_FILE, &self.header.encode(), self.place.durability)
             .ctx("write", &dir.join(HEADER_FILE))?;
         self.header_dirty = false;
         Ok(())
@@ -731,9 +737,9 @@ impl Mailbox {
     pub fn checkpoint(&mut self) -> Result<()> {
         self.writable()?;
         let cache_path = self.place.dir.join(CACHE_FILE);
-        let cache = File::open(&cache_path).ctx("open", &cache_path)?;
-        self.place.durability.sync_file(&cache).ctx("sync", &cache_path)?;
-        self.index.cache_len = cache.metadata().ctx("stat", &cache_path)?.len();
+        let mut cache = self.place.fs.open_write(&cache_path).ctx("open", &cache_path)?;
+        fs::sync_file(&mut *cache, self.place.durability).ctx("sync", &cache_path)?;
+        self.index.cache_len = cache.size().ctx("stat", &cache_path)?;
         self.index.generation += 1;
         self.write_checkpoint_files()?;
         // Always: the header records what it saw of the new log.
@@ -759,30 +765,27 @@ impl Mailbox {
         self.index.total_size = self.records.iter().map(|r| r.size).sum();
         self.index.written = now();
         let index_bytes = index::encode(&self.index, &self.records);
-        let write_tmp = |name: &str, bytes: &[u8]| -> Result<PathBuf> {
-            let tmp = dir.join(io::temp_name(name));
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o640)
-                .open(&tmp)
-                .ctx("create", &tmp)?;
-            f.write_all(bytes).ctx("write", &tmp)?;
-            d.sync_file(&f).ctx("sync", &tmp)?;
+        let fs = Arc::clone(&self.place.fs);
+        let write_tmp = |name: &str, bytes: &[u8]| -> Result<TempFile<'_>> {
+            let mut tmp = TempFile::create(&*fs, &dir, name).ctx("create a temporary file in", &dir)?;
+            tmp.write(bytes).ctx("write", tmp.path())?;
+            tmp.finish(d).ctx("sync", tmp.path())?;
             Ok(tmp)
         };
         let tmp_index = write_tmp(INDEX_FILE, &index_bytes)?;
         let tmp_log = write_tmp(LOG_FILE, &log_bytes)?;
-        if !dir.join(HEADER_FILE).exists() {
+        let header_path = dir.join(HEADER_FILE);
+        if !fs::exists(&*fs, &header_path).ctx("look at", &header_path)? {
             self.header.last_uid = self.last_uid;
             self.header.log = cov;
             self.header.modseq_ceiling = self.ceiling;
-            io::atomic_write(&dir, HEADER_FILE, &self.header.encode(), d).ctx("write", &dir.join(HEADER_FILE))?;
+            fs::atomic_write(&*fs, &dir, HEADER_FILE, &self.header.encode(), d).ctx("write", &header_path)?;
         }
-        std::fs::rename(&tmp_index, dir.join(INDEX_FILE)).ctx("rename", &tmp_index)?;
-        std::fs::rename(&tmp_log, dir.join(LOG_FILE)).ctx("rename", &tmp_log)?;
-        d.sync_dir(&dir).ctx("sync directory", &dir)?;
+        let p = tmp_index.path().to_path_buf();
+        tmp_index.persist(&dir.join(INDEX_FILE)).ctx("rename", &p)?;
+        let p = tmp_log.path().to_path_buf();
+        tmp_log.persist(&dir.join(LOG_FILE)).ctx("rename", &p)?;
+        fs::sync_dir(&*fs, &dir, d).ctx("sync directory", &dir)?;
         self.log_end = log_bytes.len() as u64;
         self.log_torn = None;
         self.log_base = self.seq;
@@ -873,13 +876,6 @@ pub fn compacted_log_coverage(
         }
     };
     LogCoverage { base_seq: seq, seq, len, crc }
-}
-
-fn sync_data(d: Durability, f: &File) -> std::io::Result<()> {
-    match d {
-        Durability::Sync => f.sync_data(),
-        Durability::NoSync => Ok(()),
-    }
 }
 
 /// Whether `path` is a mailbox directory with a header file.

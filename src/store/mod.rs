@@ -6,13 +6,15 @@ pub mod mailbox;
 pub mod mboxlist;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use mailbox::{CreateParams, FlagOp, Mailbox, MailboxPlace, NewMessage};
 pub use mboxlist::{MailboxEntry, MailboxList};
 
 use crate::config::Config;
-use crate::db::Env;
+use crate::db::{Env, EnvOptions};
 use crate::error::{Error, IoContext, Result};
+use crate::fs::{Fs, LockMode, RealFs};
 use crate::layout::{self, DELETED_DIR, MailboxName};
 use crate::util::{hex, now, random_id, shell_quote};
 
@@ -37,13 +39,21 @@ pub struct CreateOptions {
 pub struct Store {
     config: Config,
     env: Env,
+    fs: Arc<dyn Fs>,
 }
 
 impl Store {
     /// Open an existing store.
     pub fn open(config: Config) -> Result<Store> {
+        Store::open_on(config, RealFs::shared())
+    }
+
+    /// Open an existing store whose files are reached through `fs` (the real file system,
+    /// or a recording or fault-injecting one in the crash tests).
+    pub fn open_on(config: Config, fs: Arc<dyn Fs>) -> Result<Store> {
         let dir = config.database_path.clone();
-        let env = match Env::open_config(&config) {
+        let opts = EnvOptions { fs: Arc::clone(&fs), ..EnvOptions::from_config(&config) };
+        let env = match Env::open_with(&dir, opts) {
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::Invalid(format!(
                     "unable to open database: database home {} is missing (ms-path {} from {}); create a store with `mstore init -f {}`",
@@ -55,18 +65,29 @@ impl Store {
             }
             other => other?,
         };
-        Ok(Store { config, env })
+        Ok(Store { config, env, fs })
     }
 
     /// Create the store's directories (ms-path, database home, partitions) if missing,
     /// then open it.
     pub fn init(config: Config) -> Result<Store> {
-        std::fs::create_dir_all(&config.ms_path).ctx("create ms-path", &config.ms_path)?;
+        Store::init_on(config, RealFs::shared())
+    }
+
+    /// [`Store::init`] through `fs`.
+    pub fn init_on(config: Config, fs: Arc<dyn Fs>) -> Result<Store> {
+        fs.create_dir_all(&config.ms_path).ctx("create ms-path", &config.ms_path)?;
         for dir in config.partitions.values() {
-            std::fs::create_dir_all(dir).ctx("create partition", dir)?;
+            fs.create_dir_all(dir).ctx("create partition", dir)?;
         }
-        Env::create_with(&config.database_path, crate::db::EnvOptions::from_config(&config))?;
-        Store::open(config)
+        let opts = EnvOptions { fs: Arc::clone(&fs), ..EnvOptions::from_config(&config) };
+        Env::create_with(&config.database_path, opts)?;
+        Store::open_on(config, fs)
+    }
+
+    /// The file system the store's files are reached through.
+    pub fn fs(&self) -> &Arc<dyn Fs> {
+        &self.fs
     }
 
     /// The configuration.
@@ -113,6 +134,7 @@ impl Store {
             dir: layout::mailbox_dir(root, &entry.domain, &entry.name),
             config_path: self.config.path.clone(),
             durability: self.config.durability,
+            fs: Arc::clone(&self.fs),
         })
     }
 
@@ -182,7 +204,8 @@ impl Store {
         let from = self.place(&entry)?.dir;
         let root = self.partition_root(&entry.partition)?;
         let to = layout::mailbox_dir(root, domain, new);
-        if to.exists() {
+        let fs = &*self.fs;
+        if crate::fs::exists(fs, &to).ctx("look at", &to)? {
             return Err(Error::Invalid(format!(
                 "{} already exists on disk; cannot rename {old} onto it",
                 to.display()
@@ -190,12 +213,12 @@ impl Store {
         }
         let _lock = Mailbox::open_locked(self.place(&entry)?)?;
         if let Some(parent) = to.parent() {
-            std::fs::create_dir_all(parent).ctx("create directory", parent)?;
+            fs.create_dir_all(parent).ctx("create directory", parent)?;
         }
-        std::fs::rename(&from, &to).ctx("rename mailbox directory", &from)?;
+        fs.rename_noreplace(&from, &to).ctx("rename mailbox directory", &from)?;
         let d = self.config.durability;
         for dir in [from.parent(), to.parent()].into_iter().flatten() {
-            d.sync_dir(dir).ctx("sync directory", dir)?;
+            crate::fs::sync_dir(fs, dir, d).ctx("sync directory", dir)?;
         }
         drop(_lock);
         let puts: Vec<MailboxEntry> =
@@ -217,31 +240,28 @@ impl Store {
         let place = self.place(&entry)?;
         let root = self.partition_root(&entry.partition)?;
         let dest_parent = root.join(DELETED_DIR).join(domain);
-        std::fs::create_dir_all(&dest_parent).ctx("create directory", &dest_parent)?;
+        let fs = &*self.fs;
+        fs.create_dir_all(&dest_parent).ctx("create directory", &dest_parent)?;
         let dest = dest_parent.join(format!("{}-{}", hex(&entry.unique_id), now()));
-        let lock = Mailbox::open_locked(place.clone());
+        let lock = fs.lock(&place.dir, LockMode::Exclusive).ctx("lock mailbox", &place.dir)?;
         let d = self.config.durability;
-        let has_children = std::fs::read_dir(&place.dir)
-            .ctx("list", &place.dir)?
-            .filter_map(|e| e.ok())
-            .any(|e| layout::classify(e.file_name().as_encoded_bytes()) == layout::EntryKind::SubMailbox);
-        if has_children {
-            std::fs::create_dir(&dest).ctx("create directory", &dest)?;
-            for e in std::fs::read_dir(&place.dir).ctx("list", &place.dir)? {
-                let e = e.ctx("list", &place.dir)?;
-                if layout::classify(e.file_name().as_encoded_bytes()) != layout::EntryKind::SubMailbox {
-                    std::fs::rename(e.path(), dest.join(e.file_name())).ctx("move aside", &e.path())?;
-                }
+        let names = fs.list(&place.dir).ctx("list", &place.dir)?;
+        let is_child = |n: &String| layout::classify(n.as_bytes()) == layout::EntryKind::SubMailbox;
+        if names.iter().any(is_child) {
+            fs.create_dir_all(&dest).ctx("create directory", &dest)?;
+            for n in names.iter().filter(|n| !is_child(n)) {
+                let from = place.dir.join(n);
+                fs.rename_noreplace(&from, &dest.join(n)).ctx("move aside", &from)?;
             }
-            d.sync_dir(&dest).ctx("sync directory", &dest)?;
-            d.sync_dir(&place.dir).ctx("sync directory", &place.dir)?;
+            crate::fs::sync_dir(fs, &dest, d).ctx("sync directory", &dest)?;
+            crate::fs::sync_dir(fs, &place.dir, d).ctx("sync directory", &place.dir)?;
         } else {
-            std::fs::rename(&place.dir, &dest).ctx("move aside", &place.dir)?;
+            fs.rename_noreplace(&place.dir, &dest).ctx("move aside", &place.dir)?;
             if let Some(p) = place.dir.parent() {
-                d.sync_dir(p).ctx("sync directory", p)?;
+                crate::fs::sync_dir(fs, p, d).ctx("sync directory", p)?;
             }
         }
-        d.sync_dir(&dest_parent).ctx("sync directory", &dest_parent)?;
+        crate::fs::sync_dir(fs, &dest_parent, d).ctx("sync directory", &dest_parent)?;
         drop(lock);
         self.mailbox_list().change(&[], &[(entry.domain.clone(), entry.name.clone())])?;
         Ok(dest)

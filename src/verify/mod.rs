@@ -194,7 +194,7 @@ fn database_findings(store: &Store) -> Vec<Finding> {
     let cfg = store.config();
     let conf = shell_quote(&cfg.path.to_string_lossy());
     let home = cfg.database_path.display().to_string();
-    let r = match crate::db::verify::verify(&crate::db::fs::RealFs, &cfg.database_path) {
+    let r = match crate::db::verify::verify(&crate::fs::RealFs, &cfg.database_path) {
         Ok(r) => r,
         Err(e) => {
             return vec![
@@ -286,6 +286,7 @@ impl crate::scan::Planner for Shared<'_> {
             dir: dir.clone(),
             config_path: self.store.config().path.clone(),
             durability: self.store.config().durability,
+            fs: std::sync::Arc::clone(self.store.fs()),
         };
         let mk = |sev, kind, path: PathBuf, msg: String| {
             let mut f = Finding::at(sev, kind, path.display().to_string(), msg);

@@ -147,13 +147,13 @@ pub fn db(a: &DbArgs) -> Result<()> {
         .sum();
     let gib = log_bytes as f64 / (1u64 << 30) as f64;
     let t0 = Instant::now();
-    let r = mstore::db::log::replay_dir(&mstore::db::fs::RealFs, &home, mstore::db::log::Limit::End)?;
+    let r = mstore::db::log::replay_dir(&mstore::fs::RealFs, &home, mstore::db::log::Limit::End)?;
     let replay = t0.elapsed().as_secs_f64();
     let commits = r.replayer.commits;
     drop(r);
     let t0 = Instant::now();
     let rep = mstore::db::recover::recover(
-        &mstore::db::fs::RealFs,
+        &mstore::fs::RealFs,
         &home,
         &RecoverOptions { mode: Mode::Normal, durability: Durability::Sync, dry_run: false },
     )?;
