@@ -1,7 +1,8 @@
 //! Output shared by the commands: exit statuses, and the stable JSON shapes other tools
 //! read (`mstore show --json`).
 //!
-//! Exit statuses follow e2fsck: scripts can test bits.
+//! Exit statuses follow e2fsck: scripts can test bits. Every report implements [`Render`]:
+//! text and JSON from the one value, and the exit status it calls for.
 
 use serde::Serialize;
 
@@ -29,6 +30,69 @@ pub enum Exit {
 impl From<Exit> for std::process::ExitCode {
     fn from(e: Exit) -> Self {
         std::process::ExitCode::from(e as u8)
+    }
+}
+
+impl Exit {
+    /// The status a command documents by number (`msdb_repair`'s 0-4, `msdb_verify`'s 0, 2,
+    /// 4); a number no status has is an operational error.
+    pub fn from_code(code: u8) -> Exit {
+        match code {
+            0 => Exit::Ok,
+            1 => Exit::Repaired,
+            2 => Exit::Notice,
+            3 => Exit::Restored,
+            4 => Exit::Unrepaired,
+            _ => Exit::Error,
+        }
+    }
+
+    /// The most severe of OR'ed status bits (8 failed, 4 left unrepaired, 2 notice,
+    /// 1 repaired): a run over many mailboxes sums up that way.
+    pub fn from_bits(bits: u8) -> Exit {
+        [Exit::Error, Exit::Unrepaired, Exit::Notice, Exit::Repaired]
+            .into_iter()
+            .find(|e| bits & *e as u8 != 0)
+            .unwrap_or(Exit::Ok)
+    }
+}
+
+/// How a report is printed, decided once from the command line (`--json`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Lines for a person.
+    Text,
+    /// Pretty-printed JSON for a program.
+    Json,
+}
+
+impl Format {
+    /// `--json` given or not.
+    pub fn json_if(json: bool) -> Format {
+        if json { Format::Json } else { Format::Text }
+    }
+}
+
+/// A command's report: the same value gives the text, the JSON (`Serialize`) and the
+/// exit status. Every command prints its report through [`Render::print`].
+pub trait Render: Serialize {
+    /// The human-readable lines, each ending in a line break.
+    fn text(&self) -> String;
+
+    /// The exit status this report calls for.
+    fn exit(&self) -> Exit;
+
+    /// Write the report to `out` in `format`; returns [`Render::exit`].
+    fn print(&self, format: Format, out: &mut dyn std::io::Write) -> std::io::Result<Exit> {
+        match format {
+            Format::Text => out.write_all(self.text().as_bytes())?,
+            Format::Json => {
+                serde_json::to_writer_pretty(&mut *out, self).map_err(std::io::Error::other)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        out.flush()?;
+        Ok(self.exit())
     }
 }
 

@@ -2,6 +2,8 @@
 //! `append`, `-v`, configuration errors, and every file of `../shared/corpus-ext`
 //! appended and read back byte for byte.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -11,9 +13,16 @@ fn bin(name: &str) -> PathBuf {
         "reconstruct" => PathBuf::from(env!("CARGO_BIN_EXE_reconstruct")),
         "msdb_recover" => PathBuf::from(env!("CARGO_BIN_EXE_msdb_recover")),
         "msdb_backup" => PathBuf::from(env!("CARGO_BIN_EXE_msdb_backup")),
+        "msdb_verify" => PathBuf::from(env!("CARGO_BIN_EXE_msdb_verify")),
+        "msdb_restore" => PathBuf::from(env!("CARGO_BIN_EXE_msdb_restore")),
+        "msdb_repair" => PathBuf::from(env!("CARGO_BIN_EXE_msdb_repair")),
         other => panic!("no binary {other}"),
     }
 }
+
+/// Every name the program answers to.
+const PROGRAMS: [&str; 7] =
+    ["mstore", "reconstruct", "msdb_recover", "msdb_backup", "msdb_verify", "msdb_restore", "msdb_repair"];
 
 fn run(name: &str, args: &[&str]) -> Output {
     Command::new(bin(name)).args(args).env_remove("MS_CONF").output().expect("run binary")
@@ -29,14 +38,106 @@ fn json(name: &str, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&ok(name, args)).expect("JSON output")
 }
 
+fn assert_version(o: &Output, prog: &str, what: &str) {
+    assert_eq!(o.status.code(), Some(0), "{what}: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.stdout.is_empty(), "{what} wrote to stdout");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err, format!("{prog} (M-Store toolkit) {}\n", env!("CARGO_PKG_VERSION")), "{what}");
+}
+
+/// The guide: `-v` displays the version on standard error, then exits, whatever else is on
+/// the command line: alone, after other options, without the arguments a command requires.
 #[test]
 fn version_goes_to_stderr_and_exits_zero() {
-    for b in ["mstore", "reconstruct", "msdb_recover", "msdb_backup"] {
-        let o = run(b, &["-v"]);
-        assert_eq!(o.status.code(), Some(0), "{b} -v");
-        assert!(o.stdout.is_empty(), "{b} -v wrote to stdout");
+    for b in PROGRAMS {
+        assert_version(&run(b, &["-v"]), b, &format!("{b} -v"));
+        assert_version(&run(b, &["-f", "/nonexistent", "-v"]), b, &format!("{b} -f ... -v"));
+    }
+    assert_version(&run("reconstruct", &["-r", "-v", "example.com"]), "reconstruct", "reconstruct -r -v example.com");
+    assert_version(&run("reconstruct", &["-rv"]), "reconstruct", "reconstruct -rv");
+    let help = ok("mstore", &["--help"]);
+    for sub in subcommands(&help) {
+        let mut argv: Vec<&str> = sub.split(' ').collect();
+        argv.push("-v");
+        assert_version(&run("mstore", &argv), "mstore", &format!("mstore {sub} -v"));
+    }
+}
+
+/// The subcommands `mstore --help` lists (leaves: `import maildir`, not `import`).
+fn subcommands(help: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in help.lines() {
+        let Some(name) = line.strip_prefix("  ").and_then(|l| l.split_whitespace().next()) else { continue };
+        if name == "$" || name.starts_with('-') {
+            continue;
+        }
+        match name {
+            "import" | "export" => out.extend(["maildir", "mbox"].map(|k| format!("{name} {k}"))),
+            n => out.push(n.to_string()),
+        }
+    }
+    assert!(out.len() >= 16, "{out:?}\n{help}");
+    out
+}
+
+/// Required arguments are required: without them, the usage and exit status 8.
+#[test]
+fn missing_arguments_are_a_usage_error() {
+    for argv in [
+        &["reconstruct"][..],
+        &["mstore", "reconstruct"],
+        &["mstore", "show", "example.com"],
+        &["mstore", "create"],
+        &["mstore", "append", "example.com"],
+        &["mstore", "import", "maildir", "/tmp", "example.com"],
+        &["mstore", "import", "mbox", "a.mbox", "example.com"],
+        &["mstore", "export", "mbox", "example.com", "user/joe"],
+    ] {
+        let o = run(argv[0], &argv[1..]);
+        assert_eq!(o.status.code(), Some(8), "{argv:?}");
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(err.starts_with(&format!("{b} (M-Store toolkit) ")), "{b}: {err}");
+        assert!(err.contains("required") && err.contains("Usage: "), "{argv:?}: {err}");
+    }
+    // And `mstore` alone shows what there is.
+    let o = run("mstore", &[]);
+    assert_eq!(o.status.code(), Some(8));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Look around"));
+}
+
+/// One binary, many names: a link named after a guide command runs that command.
+#[test]
+fn the_binary_answers_to_the_name_it_is_invoked_under() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for name in PROGRAMS {
+        let link = tmp.path().join(name);
+        std::os::unix::fs::symlink(bin("mstore"), &link).expect("symlink");
+        let o = Command::new(&link).arg("--help").output().expect("run link");
+        assert!(o.status.success(), "{name} --help");
+        let help = String::from_utf8_lossy(&o.stdout);
+        assert!(help.contains(&format!("Usage: {name} ")), "{name}:\n{help}");
+        assert_version(&Command::new(&link).arg("-v").output().expect("run"), name, name);
+    }
+    // Another name is the binary's own program.
+    let other = tmp.path().join("mstore-0.1");
+    std::os::unix::fs::symlink(bin("reconstruct"), &other).expect("symlink");
+    assert_version(&Command::new(&other).arg("-v").output().expect("run"), "reconstruct", "renamed reconstruct");
+}
+
+/// `mstore --help` groups the commands, each with an example.
+#[test]
+fn help_groups_the_commands_with_an_example_each() {
+    let help = ok("mstore", &["--help"]);
+    let at = |s: &str| help.find(s).unwrap_or_else(|| panic!("{s:?} not in\n{help}"));
+    assert!(at("Look around") < at("Repair mailboxes"));
+    assert!(at("Repair mailboxes") < at("Databases"));
+    assert!(at("Databases") < at("Move mail"));
+    let lines: Vec<&str> = help.lines().collect();
+    for (i, l) in lines.iter().enumerate() {
+        let cmd = l.strip_prefix("  ").and_then(|l| l.split_whitespace().next());
+        if let Some(c) = cmd.filter(|c| *c != "$" && !c.starts_with('-')) {
+            let next = lines.get(i + 1).map(|n| n.trim_start()).unwrap_or("");
+            assert!(next.starts_with("$ "), "{c} has no example line:\n{help}");
+        }
     }
 }
 
@@ -46,11 +147,11 @@ fn demo_end_to_end() {
     let dir = tmp.path().join("demo");
     let d = dir.to_str().expect("utf-8 path");
     let out = ok("mstore", &["demo", d, "--messages", "400"]);
-    assert!(out.contains("export MS_CONF="), "{out}");
+    assert!(out.contains("export MS_CONF=") && out.contains("export PATH="), "{out}");
     assert!(out.contains("reconstruct -r esys.ca \"user/foobar\""), "{out}");
     let conf = dir.join("ms.conf");
     let c = conf.to_str().expect("utf-8");
-    // The seed's cast is there.
+    // The cast of the guide's examples is there.
     let ls = ok("mstore", &["-f", c, "ls"]);
     for (domain, name) in [
         ("example.com", "user/joe"),
@@ -103,9 +204,43 @@ fn demo_end_to_end() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a demo store"));
 }
 
-fn corpus_ext() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus-ext");
-    p.is_dir().then_some(p)
+/// The README's first command, then every command the demo prints, pasted into a shell
+/// exactly as printed, in a directory without our binaries on PATH: each succeeds.
+#[test]
+fn every_command_the_demo_prints_runs_as_printed() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // A directory name a shell cares about, as a user's may be.
+    let dir = tmp.path().join("my demo");
+    let out = ok("mstore", &["demo", dir.to_str().expect("utf-8 path"), "--messages", "300"]);
+    let lines: Vec<&str> = out.lines().skip_while(|l| !l.trim_start().starts_with("export MS_CONF=")).collect();
+    let commands: Vec<&str> = lines.iter().filter_map(|l| l.strip_prefix("  ")).collect();
+    assert!(commands.len() >= 12, "{out}");
+    assert!(commands[1].starts_with("export PATH="), "{out}");
+    for guide in ["reconstruct -r example.com", "reconstruct -r esys.ca \"user/foobar\"", "msdb_recover", "msdb_backup"]
+    {
+        assert!(commands.contains(&guide), "{guide} not printed:\n{out}");
+    }
+    let script = format!("set -ex\n{}\n", commands.join("\n"));
+    let o = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(tmp.path())
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", tmp.path())
+        .output()
+        .expect("run sh");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "the demo's commands failed ({}):\n{script}\nstderr:\n{err}", o.status);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("reconstruct: esys.ca: nothing to do"), "{stdout}");
+    assert!(stdout.contains("example.com\tuser/joe\t"), "{stdout}");
+    // The links are the guide's names, pointing at the binary that made the demo.
+    let exe = std::fs::canonicalize(bin("mstore")).expect("canonical");
+    for name in PROGRAMS {
+        let target = std::fs::read_link(dir.join("bin").join(name)).expect("a link");
+        assert_eq!(std::fs::canonicalize(target).expect("canonical"), exe, "{name}");
+    }
 }
 
 fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -122,8 +257,8 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
 
 #[test]
 fn every_external_message_is_appended_and_read_back_byte_identical() {
-    let Some(ext) = corpus_ext() else {
-        panic!("../shared/corpus-ext is missing: the tests need ../shared beside the checkout");
+    let Some(ext) = support::shared_corpus("appending every message of corpus-ext and reading it back") else {
+        return;
     };
     let mut files = Vec::new();
     files_under(&ext, &mut files);

@@ -1,4 +1,5 @@
-//! `msdb_recover`: a thin shell over [`mstore::cli::msdb_recover_main`].
+//! `msdb_recover`: the guide's command. Every binary is the same program ([`mstore::cli::main`]), which runs
+//! the command named by the file name it is invoked under; this one defaults to `msdb_recover`.
 fn main() -> std::process::ExitCode {
-    mstore::cli::msdb_recover_main()
+    mstore::cli::main("msdb_recover")
 }

@@ -1,4 +1,5 @@
-//! `msdb_repair`: a thin shell over [`mstore::cli::msdb_repair_main`].
+//! `msdb_repair`: the guide's command. Every binary is the same program ([`mstore::cli::main`]), which runs
+//! the command named by the file name it is invoked under; this one defaults to `msdb_repair`.
 fn main() -> std::process::ExitCode {
-    mstore::cli::msdb_repair_main()
+    mstore::cli::main("msdb_repair")
 }

@@ -1,4 +1,5 @@
-//! `msdb_restore`: a thin shell over [`mstore::cli::msdb_restore_main`].
+//! `msdb_restore`: the guide's command. Every binary is the same program ([`mstore::cli::main`]), which runs
+//! the command named by the file name it is invoked under; this one defaults to `msdb_restore`.
 fn main() -> std::process::ExitCode {
-    mstore::cli::msdb_restore_main()
+    mstore::cli::main("msdb_restore")
 }

@@ -1,4 +1,5 @@
-//! `msdb_verify`: a thin shell over [`mstore::cli::msdb_verify_main`].
+//! `msdb_verify`: the guide's command. Every binary is the same program ([`mstore::cli::main`]), which runs
+//! the command named by the file name it is invoked under; this one defaults to `msdb_verify`.
 fn main() -> std::process::ExitCode {
-    mstore::cli::msdb_verify_main()
+    mstore::cli::main("msdb_verify")
 }

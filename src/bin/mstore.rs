@@ -1,4 +1,5 @@
-//! `mstore`: the umbrella command; a thin shell over [`mstore::cli::mstore_main`].
+//! `mstore`: the umbrella command. Every binary is the same program ([`mstore::cli::main`]), which runs
+//! the command named by the file name it is invoked under; this one defaults to `mstore`.
 fn main() -> std::process::ExitCode {
-    mstore::cli::mstore_main()
+    mstore::cli::main("mstore")
 }

@@ -1,4 +1,5 @@
-//! `reconstruct`: a thin shell over [`mstore::cli::reconstruct_main`].
+//! `reconstruct`: the guide's command. Every binary is the same program ([`mstore::cli::main`]), which runs
+//! the command named by the file name it is invoked under; this one defaults to `reconstruct`.
 fn main() -> std::process::ExitCode {
-    mstore::cli::reconstruct_main()
+    mstore::cli::main("reconstruct")
 }

@@ -1,10 +1,15 @@
-//! Command-line definitions (clap), shared by the umbrella `mstore` binary and the
-//! seed-named binaries (`reconstruct`, `msdb_recover`, `msdb_backup`, ...), so each command
-//! has exactly one definition whichever way it is invoked.
+//! Command-line definitions (clap): one per command, used whether the command is invoked
+//! as an `mstore` subcommand (`mstore reconstruct ...`) or under the name the M-Store
+//! administration guide gives it (`reconstruct ...`, `msdb_recover ...`: see
+//! [`super::GUIDE_NAMES`]), and by the man pages and shell completions (`cargo xtask dist`).
+//!
+//! Adding a subcommand: an `XxxArgs` struct flattening [`Common`], a variant of
+//! [`Command`], its arm in `super::dispatch`, and its place in a group of
+//! `super::help::GROUPS` (a unit test fails until it has one).
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand};
 
 /// Options every command takes.
 #[derive(Args, Clone, Debug, Default)]
@@ -12,9 +17,10 @@ pub struct Common {
     /// Alternate location of the configuration file (default: $MS_CONF, else /etc/md/store/ms.conf).
     #[arg(short = 'f', value_name = "config_file", global = true)]
     pub config: Option<PathBuf>,
-    /// Display program version information on standard error, then exit.
-    #[arg(short = 'v', long = "version", global = true)]
-    pub version: bool,
+    /// Display program version information on standard error, then exit (whatever else is
+    /// on the command line).
+    #[arg(short = 'v', long = "version", action = ArgAction::Version, global = true)]
+    pub version: (),
 }
 
 /// `reconstruct [-f config_file] [-r] [-u user] [-v] domain [mailbox ...]`
@@ -49,8 +55,8 @@ pub struct ReconstructArgs {
     #[arg(long)]
     pub no_progress: bool,
     /// The domain (example.com).
-    #[arg(value_name = "domain", required_unless_present = "version")]
-    pub domain: Option<String>,
+    #[arg(value_name = "domain")]
+    pub domain: String,
     /// Fully qualified IMAP mailbox names (quote names with shell characters).
     #[arg(value_name = "mailbox")]
     pub mailboxes: Vec<String>,
@@ -119,6 +125,9 @@ pub struct RestoreArgs {
     /// Say what would be restored; change nothing.
     #[arg(short = 'n', long)]
     pub dry_run: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `msdb_repair [-f config_file] [--dry-run]`
@@ -168,11 +177,9 @@ pub struct ShowArgs {
     #[command(flatten)]
     pub common: Common,
     /// The domain.
-    #[arg(required_unless_present = "version")]
-    pub domain: Option<String>,
+    pub domain: String,
     /// The mailbox (fully qualified IMAP name).
-    #[arg(required_unless_present = "version")]
-    pub mailbox: Option<String>,
+    pub mailbox: String,
     /// Output JSON (a stable shape: fields are only ever added).
     #[arg(long)]
     pub json: bool,
@@ -184,11 +191,9 @@ pub struct CreateArgs {
     #[command(flatten)]
     pub common: Common,
     /// The domain.
-    #[arg(required_unless_present = "version")]
-    pub domain: Option<String>,
+    pub domain: String,
     /// The mailbox (fully qualified IMAP name).
-    #[arg(required_unless_present = "version")]
-    pub mailbox: Option<String>,
+    pub mailbox: String,
     /// Partition (default: the configuration's default-partition).
     #[arg(long)]
     pub partition: Option<String>,
@@ -200,11 +205,9 @@ pub struct AppendArgs {
     #[command(flatten)]
     pub common: Common,
     /// The domain.
-    #[arg(required_unless_present = "version")]
-    pub domain: Option<String>,
+    pub domain: String,
     /// The mailbox (fully qualified IMAP name).
-    #[arg(required_unless_present = "version")]
-    pub mailbox: Option<String>,
+    pub mailbox: String,
     /// Message files (RFC 5322).
     pub files: Vec<PathBuf>,
     /// Flags, comma-separated: system flags with their backslash (\Seen), others are user flags.
@@ -224,18 +227,16 @@ pub struct FlagsArgs {
     #[arg(long)]
     pub json: bool,
     /// The domain.
-    #[arg(required_unless_present = "version")]
-    pub domain: Option<String>,
+    pub domain: String,
     /// The mailbox (fully qualified IMAP name).
-    #[arg(required_unless_present = "version")]
-    pub mailbox: Option<String>,
+    pub mailbox: String,
     /// UIDs as an IMAP sequence set: 1:*, 3,5:9, * (the highest UID in use).
-    #[arg(value_name = "UIDSET", required_unless_present = "version")]
-    pub uids: Option<String>,
+    #[arg(value_name = "UIDSET")]
+    pub uids: String,
     /// +FLAG adds, -FLAG removes, =FLAG sets exactly; a sign applies to the flags after it
     /// until the next sign (`+\Seen $Work -\Flagged`; `=` alone clears every flag).
     /// System flags with their backslash, others are keywords.
-    #[arg(value_name = "(+|-|=)FLAGS", allow_hyphen_values = true, num_args = 1.., required_unless_present = "version")]
+    #[arg(value_name = "(+|-|=)FLAGS", allow_hyphen_values = true, num_args = 1.., required = true)]
     pub flags: Vec<String>,
 }
 
@@ -320,6 +321,9 @@ pub struct ImportCommon {
     /// Never show a progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `mstore import maildir [-f config_file] PATH DOMAIN MAILBOX`
@@ -330,14 +334,11 @@ pub struct ImportMaildirArgs {
     #[command(flatten)]
     pub import: ImportCommon,
     /// The Maildir (or directory of folders) to import.
-    #[arg(required_unless_present = "version")]
-    pub path: Option<PathBuf>,
+    pub path: PathBuf,
     /// The domain.
-    #[arg(required_unless_present = "version")]
-    pub domain: Option<String>,
+    pub domain: String,
     /// The mailbox to import into (created if missing); sub-folders go below it.
-    #[arg(required_unless_present = "version")]
-    pub mailbox: Option<String>,
+    pub mailbox: String,
 }
 
 /// `mstore import mbox [-f config_file] FILE... DOMAIN MAILBOX`
@@ -352,7 +353,7 @@ pub struct ImportMboxArgs {
     #[arg(long, default_value = "mboxrd", value_parser = ["mboxrd", "mboxo", "none"])]
     pub quoting: String,
     /// FILE... DOMAIN MAILBOX: the mbox files, then the domain and the mailbox (created if missing).
-    #[arg(value_name = "ARGS", num_args = 0..)]
+    #[arg(value_name = "FILE... DOMAIN MAILBOX", required = true, num_args = 3..)]
     pub args: Vec<String>,
 }
 
@@ -383,15 +384,15 @@ pub struct ExportMaildirArgs {
     /// Never show a progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
     /// The domain.
-    #[arg(required_unless_present = "version")]
-    pub domain: Option<String>,
+    pub domain: String,
     /// The mailbox.
-    #[arg(required_unless_present = "version")]
-    pub mailbox: Option<String>,
+    pub mailbox: String,
     /// The Maildir to create (it must not exist, or be an empty directory).
-    #[arg(required_unless_present = "version")]
-    pub dest: Option<PathBuf>,
+    pub dest: PathBuf,
 }
 
 /// `mstore export mbox [-f config_file] DOMAIN MAILBOX DEST`
@@ -402,21 +403,23 @@ pub struct ExportMboxArgs {
     /// Never show a progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
     /// The domain.
-    #[arg(required_unless_present = "version")]
-    pub domain: Option<String>,
+    pub domain: String,
     /// The mailbox.
-    #[arg(required_unless_present = "version")]
-    pub mailbox: Option<String>,
+    pub mailbox: String,
     /// The mbox file to create (it must not exist).
-    #[arg(required_unless_present = "version")]
-    pub dest: Option<PathBuf>,
+    pub dest: PathBuf,
 }
 
 /// The umbrella command.
 #[derive(Parser, Debug)]
 #[command(
     name = "mstore",
+    version = super::VERSION,
+    propagate_version = true,
     disable_version_flag = true,
     about = "M-Store toolkit: the message store and its repair kit"
 )]
@@ -427,10 +430,11 @@ pub struct MstoreCli {
     pub command: Option<Command>,
 }
 
-/// `mstore` subcommands.
+/// `mstore` subcommands. Those the guide names (`reconstruct`, `msdb_*`) also answer to
+/// that name: see [`super::GUIDE_NAMES`].
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Create a demo store with the seed's cast (its own ms.conf inside DIR).
+    /// Create a demo store with the guide's domains, users and folders (its own ms.conf in DIR).
     Demo(DemoArgs),
     /// Create an empty store's directories and databases from the configuration.
     Init(InitArgs),
@@ -448,88 +452,20 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Check owners, modes and the configuration; print (or, as root, apply) the fix.
     Doctor(DoctorArgs),
-    /// Rebuild header, index and cache files of mailboxes (same as the `reconstruct` command).
+    /// Rebuild the header, index and cache files of mailboxes from their message files.
     Reconstruct(ReconstructArgs),
-    /// Bring the databases to their last committed state (same as `msdb_recover`).
+    /// Bring the databases to their last committed state from their transaction logs.
     Recover(RecoverArgs),
-    /// Back up the databases (same as `msdb_backup`).
+    /// Back up the databases while the store runs (daily, from cron).
     Backup(BackupArgs),
-    /// Verify every database and log record, read-only (same as `msdb_verify`).
+    /// Verify every record of the databases and their transaction logs (read-only).
     DbVerify(DbVerifyArgs),
-    /// Restore the last good (or a named) backup (same as `msdb_restore`).
+    /// Restore the databases from the last good (or a named) verified backup.
     Restore(RestoreArgs),
-    /// Walk the repair ladder: recover, salvage, restore (same as `msdb_repair`).
+    /// Repair the databases: recover; else back up, quarantine the logs, salvage; else restore.
     Repair(RepairArgs),
     /// Import mail from a Maildir tree or mbox files, flags, keywords and dates kept.
     Import(ImportArgs),
     /// Export a mailbox to a Maildir or an mbox file, flags, keywords and dates kept.
     Export(ExportArgs),
-}
-
-/// `reconstruct` as its own binary.
-#[derive(Parser, Debug)]
-#[command(
-    name = "reconstruct",
-    disable_version_flag = true,
-    about = "Rebuild IMAP mailbox cache files from the message files"
-)]
-pub struct ReconstructCli {
-    #[command(flatten)]
-    pub args: ReconstructArgs,
-}
-
-/// `msdb_recover` as its own binary.
-#[derive(Parser, Debug)]
-#[command(
-    name = "msdb_recover",
-    disable_version_flag = true,
-    about = "Recover the databases from their transaction logs"
-)]
-pub struct RecoverCli {
-    #[command(flatten)]
-    pub args: RecoverArgs,
-}
-
-/// `msdb_backup` as its own binary.
-#[derive(Parser, Debug)]
-#[command(name = "msdb_backup", disable_version_flag = true, about = "Back up the databases while the store runs")]
-pub struct BackupCli {
-    #[command(flatten)]
-    pub args: BackupArgs,
-}
-
-/// `msdb_verify` as its own binary.
-#[derive(Parser, Debug)]
-#[command(
-    name = "msdb_verify",
-    disable_version_flag = true,
-    about = "Verify every record of the databases and their transaction logs (read-only)"
-)]
-pub struct DbVerifyCli {
-    #[command(flatten)]
-    pub args: DbVerifyArgs,
-}
-
-/// `msdb_restore` as its own binary.
-#[derive(Parser, Debug)]
-#[command(
-    name = "msdb_restore",
-    disable_version_flag = true,
-    about = "Restore the databases from the last good (or a named) verified backup"
-)]
-pub struct RestoreCli {
-    #[command(flatten)]
-    pub args: RestoreArgs,
-}
-
-/// `msdb_repair` as its own binary.
-#[derive(Parser, Debug)]
-#[command(
-    name = "msdb_repair",
-    disable_version_flag = true,
-    about = "Repair the databases: recover; else back up, quarantine the logs, salvage; else restore"
-)]
-pub struct RepairCli {
-    #[command(flatten)]
-    pub args: RepairArgs,
 }

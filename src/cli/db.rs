@@ -9,7 +9,8 @@
 use std::path::{Path, PathBuf};
 
 use super::args::{BackupArgs, DbVerifyArgs, RecoverArgs, RepairArgs, RestoreArgs};
-use super::load_config;
+use super::render::DryRun;
+use super::{emit, load_config};
 use crate::config::Config;
 use crate::db::backup::{self, BackupOptions};
 use crate::db::log::Limit;
@@ -18,7 +19,7 @@ use crate::db::repair::RepairOptions;
 use crate::db::{DbError, EnvOptions, restore, verify};
 use crate::error::{Error, Result};
 use crate::fs::RealFs;
-use crate::report::Exit;
+use crate::report::{Exit, Format};
 
 /// Still root after [`super::load_config_for_writing`] (the runtime user is root): refuse
 /// on a store owned by someone else, as every file written would be left owned by root
@@ -88,18 +89,13 @@ fn fail(prog: &str, e: &Error) -> Exit {
     if is_damage(e) { Exit::Unrepaired } else { Exit::Error }
 }
 
-fn json<T: serde::Serialize>(v: &T) -> Result<()> {
-    let s = serde_json::to_string_pretty(v).map_err(|e| Error::Invalid(e.to_string()))?;
-    println!("{s}");
-    Ok(())
-}
-
 fn backup_path(cfg: &Config, name: &str) -> PathBuf {
     if name.contains('/') { PathBuf::from(name) } else { cfg.backup_path.join(name) }
 }
 
 /// `msdb_recover`.
-pub fn recover(prog: &str, a: &RecoverArgs) -> Result<Exit> {
+pub fn recover(a: &RecoverArgs) -> Result<Exit> {
+    let prog = "msdb_recover";
     let cfg = super::load_config_for_writing(&a.common)?;
     refuse_root(&cfg, prog)?;
     let fs = RealFs;
@@ -124,80 +120,51 @@ pub fn recover(prog: &str, a: &RecoverArgs) -> Result<Exit> {
     };
     let opts = RecoverOptions { mode, durability: cfg.durability, dry_run: a.dry_run };
     match crate::db::recover::recover(&fs, &cfg.database_path, &opts) {
-        Ok(rep) => {
-            if a.json {
-                json(&rep)?;
-            } else {
-                print!("{}", rep.render());
-            }
-            Ok(if rep.repaired { Exit::Repaired } else { Exit::Ok })
-        }
+        Ok(rep) => emit(&rep, Format::json_if(a.json)),
         Err(e) => Ok(fail(prog, &explain(e, &cfg))),
     }
 }
 
 /// `msdb_backup`: silent on success (unless `--verbose`), one line and a non-zero status
 /// on failure.
-pub fn backup(prog: &str, a: &BackupArgs) -> Result<Exit> {
+pub fn backup(a: &BackupArgs) -> Result<Exit> {
+    let prog = "msdb_backup";
     let cfg = super::load_config_for_writing(&a.common)?;
     refuse_root(&cfg, prog)?;
     let opts = BackupOptions { backup_dir: cfg.backup_path.clone(), keep: cfg.backup_keep };
     match backup::backup(&EnvOptions::from_config(&cfg), &cfg.database_path, &opts, &mut |_| {}) {
-        Ok(rep) => {
-            if a.verbose {
-                println!(
-                    "backup {} at LSN {} ({} entries, {} files, {} bytes, {:.2}s); removed {} old backups, {} archived log segments",
-                    rep.path.display(),
-                    rep.end_lsn,
-                    rep.entries,
-                    rep.files,
-                    rep.bytes,
-                    rep.seconds,
-                    rep.removed_backups.len(),
-                    rep.removed_segments.len()
-                );
-            }
-            Ok(Exit::Ok)
-        }
+        Ok(rep) if a.verbose => emit(&rep, Format::Text),
+        Ok(_) => Ok(Exit::Ok),
         Err(e) => Ok(fail(prog, &explain(e, &cfg))),
     }
 }
 
 /// `msdb_verify`.
-pub fn db_verify(prog: &str, a: &DbVerifyArgs) -> Result<Exit> {
+pub fn db_verify(a: &DbVerifyArgs) -> Result<Exit> {
+    let prog = "msdb_verify";
     let cfg = load_config(&a.common)?;
     let rep = match verify::verify(&RealFs, &cfg.database_path) {
         Ok(r) => r,
         Err(e) => return Ok(fail(prog, &explain(e, &cfg))),
     };
-    if a.json {
-        json(&rep)?;
-    } else {
-        print!("{}", rep.render());
-    }
-    Ok(match rep.status {
-        verify::Status::Clean => Exit::Ok,
-        verify::Status::TornTail => Exit::Notice,
-        verify::Status::Corrupt => Exit::Unrepaired,
-    })
+    emit(&rep, Format::json_if(a.json))
 }
 
 /// `msdb_restore`.
-pub fn restore(prog: &str, a: &RestoreArgs) -> Result<Exit> {
+pub fn restore(a: &RestoreArgs) -> Result<Exit> {
+    let prog = "msdb_restore";
     let cfg = super::load_config_for_writing(&a.common)?;
     refuse_root(&cfg, prog)?;
     let name = a.backup.as_deref();
     match restore::restore(&RealFs, &cfg.database_path, &cfg.backup_path, name, cfg.durability, a.dry_run) {
-        Ok(rep) => {
-            print!("{}", rep.render(a.dry_run));
-            Ok(Exit::Ok)
-        }
+        Ok(rep) => emit(&DryRun { report: &rep, dry_run: a.dry_run }, Format::json_if(a.json)),
         Err(e) => Ok(fail(prog, &explain(e, &cfg))),
     }
 }
 
 /// `msdb_repair`.
-pub fn repair(prog: &str, a: &RepairArgs) -> Result<Exit> {
+pub fn repair(a: &RepairArgs) -> Result<Exit> {
+    let prog = "msdb_repair";
     let cfg = super::load_config_for_writing(&a.common)?;
     refuse_root(&cfg, prog)?;
     let opts = RepairOptions { backup_dir: cfg.backup_path.clone(), durability: cfg.durability, dry_run: a.dry_run };
@@ -205,18 +172,7 @@ pub fn repair(prog: &str, a: &RepairArgs) -> Result<Exit> {
         Ok(r) => r,
         Err(e) => return Ok(fail(prog, &explain(e, &cfg))),
     };
-    if a.json {
-        json(&rep)?;
-    } else {
-        print!("{}", rep.render(a.dry_run));
-    }
-    Ok(match rep.exit_code() {
-        0 => Exit::Ok,
-        1 => Exit::Repaired,
-        2 => Exit::Notice,
-        3 => Exit::Restored,
-        _ => Exit::Unrepaired,
-    })
+    emit(&DryRun { report: &rep, dry_run: a.dry_run }, Format::json_if(a.json))
 }
 
 #[cfg(test)]

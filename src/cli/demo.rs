@@ -1,4 +1,6 @@
-//! `mstore demo [DIR]`: a sample store with the seed's cast, ready for the seed's examples.
+//! `mstore demo [DIR]`: a sample store with the domains, users and folders of the M-Store
+//! administration guide's examples, `DIR/bin` holding the guide's command names as links
+//! to this binary, and the lines to paste after which every example runs as written.
 
 use std::io::Write;
 
@@ -8,6 +10,7 @@ use crate::io::Durability;
 use crate::report::Exit;
 use crate::store::Store;
 use crate::synth;
+use crate::util::shell_quote;
 
 /// The user and group running this process, by name (they own the demo store).
 pub fn current_user_and_group() -> (String, String) {
@@ -34,6 +37,7 @@ pub fn run(a: &DemoArgs) -> Result<Exit> {
     let st = Store::init(cfg)?;
     let threads = st.config().worker_threads();
     let sum = synth::populate(&st, &synth::demo_cast(), a.messages, a.seed, threads)?;
+    let bin = link_programs(&dir)?;
     let cfg = st.config();
     let conf = cfg.path.display().to_string();
     let mut o = std::io::stdout().lock();
@@ -54,8 +58,10 @@ pub fn run(a: &DemoArgs) -> Result<Exit> {
         sum.bytes as f64 / (1024.0 * 1024.0)
     );
     let _ = writeln!(o);
-    let _ = writeln!(o, "The seed's examples run on it as written once MS_CONF names it (or add -f {conf}):");
-    let _ = writeln!(o, "  export MS_CONF={conf}");
+    let _ = writeln!(o, "Paste these two lines into your shell; then every example of the M-Store");
+    let _ = writeln!(o, "administration guide runs on this store as written:");
+    let _ = writeln!(o, "  export MS_CONF={}", shell_quote(&conf));
+    let _ = writeln!(o, "  export PATH={}:\"$PATH\"", shell_quote(&bin.display().to_string()));
     for ex in [
         "reconstruct -r example.com",
         "reconstruct -r -u joe example.com",
@@ -64,11 +70,28 @@ pub fn run(a: &DemoArgs) -> Result<Exit> {
         "reconstruct foo.com admin",
         "reconstruct -r example.com admin",
         "reconstruct -r esys.ca \"user/foobar\"",
+        "msdb_recover",
+        "msdb_backup",
+        "msdb_verify",
     ] {
         let _ = writeln!(o, "  {ex}");
     }
-    let _ = writeln!(o, "Look around:");
+    let _ = writeln!(o, "Look around (mstore --help lists every command):");
     let _ = writeln!(o, "  mstore ls example.com");
     let _ = writeln!(o, "  mstore show example.com user/joe");
+    let _ = writeln!(o, "  mstore verify --quick");
     Ok(Exit::Ok)
+}
+
+/// `DIR/bin`: `mstore` and the guide's command names, each a symbolic link to the running
+/// binary (which tells them apart by the name it is invoked under).
+fn link_programs(dir: &std::path::Path) -> Result<std::path::PathBuf> {
+    let exe = std::env::current_exe().map_err(|e| Error::io("find the running binary", "/proc/self/exe", e))?;
+    let bin = dir.join("bin");
+    std::fs::create_dir(&bin).map_err(|e| Error::io("create", &bin, e))?;
+    for name in super::program_names() {
+        let link = bin.join(name);
+        std::os::unix::fs::symlink(&exe, &link).map_err(|e| Error::io("create the link", &link, e))?;
+    }
+    Ok(bin)
 }

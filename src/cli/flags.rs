@@ -1,13 +1,13 @@
 //! `mstore flags DOMAIN MAILBOX UIDSET (+|-|=)FLAGS...`: IMAP `UID STORE` from the command
 //! line, through the store's write protocol (the change log first).
 
-use std::io::Write as _;
+use serde::Serialize;
 
 use super::args::FlagsArgs;
-use super::{domain_and_name, load_config_for_writing, print_version};
+use super::{domain_and_name, emit, load_config_for_writing};
 use crate::error::{Error, Result};
 use crate::flags::SystemFlags;
-use crate::report::Exit;
+use crate::report::{Exit, Format, Render};
 use crate::store::{FlagOp, Store};
 use crate::uidset::UidSet;
 
@@ -71,18 +71,50 @@ pub fn parse_changes(args: &[String]) -> Result<Vec<FlagChange>> {
     Ok(out)
 }
 
-pub(super) fn run(a: &FlagsArgs) -> Result<Exit> {
-    if a.common.version {
-        return Ok(print_version("mstore"));
+/// What `mstore flags` did (`--json`: fields in the order they have always been printed).
+#[derive(Serialize)]
+struct FlagsReport {
+    /// Messages whose flags changed.
+    changed: usize,
+    domain: String,
+    highest_modseq: u64,
+    mailbox: String,
+    /// Messages the UID set matched.
+    matched: usize,
+    messages: Vec<FlagsMessage>,
+    uid_set: String,
+}
+
+/// A matched message after the change.
+#[derive(Serialize)]
+struct FlagsMessage {
+    changed: bool,
+    flags: Vec<String>,
+    modseq: u64,
+    uid: u32,
+}
+
+impl Render for FlagsReport {
+    fn text(&self) -> String {
+        format!(
+            "{} {}: {} message(s) matched {}, {} changed; highest modseq {}\n",
+            self.domain, self.mailbox, self.matched, self.uid_set, self.changed, self.highest_modseq
+        )
     }
-    let set = UidSet::parse(a.uids.as_deref().unwrap_or_default())?;
+    fn exit(&self) -> Exit {
+        Exit::Ok
+    }
+}
+
+pub(super) fn run(a: &FlagsArgs) -> Result<Exit> {
+    let set = UidSet::parse(&a.uids)?;
     // The flag words take hyphens (`-\Seen`), so a `--json` after them arrives among them.
     let json = a.json || a.flags.iter().any(|f| f == "--json");
     let words: Vec<String> = a.flags.iter().filter(|f| *f != "--json").cloned().collect();
     let changes = parse_changes(&words)?;
     let cfg = load_config_for_writing(&a.common)?;
     let st = Store::open(cfg)?;
-    let (d, n) = domain_and_name(a.domain.as_ref(), a.mailbox.as_ref())?;
+    let (d, n) = domain_and_name(&a.domain, &a.mailbox)?;
     let mut mb = st.open_mailbox_locked(&d, &n)?;
     let in_use: Vec<u32> = mb.records().iter().map(|r| r.uid).collect();
     let uids = set.select(&in_use);
@@ -92,36 +124,25 @@ pub(super) fn run(a: &FlagsArgs) -> Result<Exit> {
     }
     let changed: Vec<u32> =
         before.iter().filter(|b| mb.record(b.uid).is_some_and(|a| a.modseq != b.modseq)).map(|b| b.uid).collect();
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    if json {
-        let messages: Vec<serde_json::Value> = uids
-            .iter()
-            .filter_map(|&u| mb.record(u))
-            .map(|r| {
-                let mut flags: Vec<String> = r.system_flags.names().map(str::to_string).collect();
-                flags.extend(mb.user_flag_names(r.user_flags));
-                serde_json::json!({ "uid": r.uid, "flags": flags, "modseq": r.modseq,
-                                    "changed": changed.contains(&r.uid) })
-            })
-            .collect();
-        let report = serde_json::json!({
-            "domain": d, "mailbox": n.as_str(), "uid_set": a.uids, "matched": uids.len(),
-            "changed": changed.len(), "highest_modseq": mb.highest_modseq(), "messages": messages,
-        });
-        serde_json::to_writer_pretty(&mut out, &report).map_err(|e| Error::Invalid(e.to_string()))?;
-        let _ = writeln!(out);
-    } else {
-        let _ = writeln!(
-            out,
-            "{d} {n}: {} message(s) matched {}, {} changed; highest modseq {}",
-            uids.len(),
-            a.uids.as_deref().unwrap_or_default(),
-            changed.len(),
-            mb.highest_modseq()
-        );
-    }
-    let _ = out.flush();
-    Ok(Exit::Ok)
+    let messages = uids
+        .iter()
+        .filter_map(|&u| mb.record(u))
+        .map(|r| {
+            let mut flags: Vec<String> = r.system_flags.names().map(str::to_string).collect();
+            flags.extend(mb.user_flag_names(r.user_flags));
+            FlagsMessage { changed: changed.contains(&r.uid), flags, modseq: r.modseq, uid: r.uid }
+        })
+        .collect();
+    let report = FlagsReport {
+        changed: changed.len(),
+        domain: d,
+        highest_modseq: mb.highest_modseq(),
+        mailbox: n.as_str().to_string(),
+        matched: uids.len(),
+        messages,
+        uid_set: a.uids.clone(),
+    };
+    emit(&report, Format::json_if(json))
 }
 
 #[cfg(test)]

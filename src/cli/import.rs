@@ -9,10 +9,11 @@ use std::sync::atomic::AtomicBool;
 
 use super::args::*;
 use super::progress::Bar;
-use super::{domain_and_name, load_config, load_config_for_writing, print_version};
+use super::render::Exported;
+use super::{domain_and_name, emit, load_config, load_config_for_writing};
 use crate::error::{Error, Result};
 use crate::import::{self, Options, Quoting};
-use crate::report::Exit;
+use crate::report::{Exit, Format};
 use crate::store::Store;
 
 /// SIGINT and SIGTERM set the flag (the run stops after committing its batch); a second
@@ -36,49 +37,40 @@ fn options(c: &ImportCommon, quoting: Quoting) -> Options {
     }
 }
 
-fn finish(summary: &import::Summary) -> Exit {
+fn finish(summary: &import::Summary, json: bool) -> Result<Exit> {
     for e in &summary.errors {
         eprintln!("mstore import: {e}");
     }
     for n in &summary.notes {
         eprintln!("mstore import: note: {n}");
     }
-    print!("{}", summary.render_text());
-    if summary.errors.is_empty() && !summary.interrupted { Exit::Ok } else { Exit::Unrepaired }
+    emit(summary, Format::json_if(json))
 }
 
 /// `mstore import ...`
 pub fn import(a: &ImportArgs) -> Result<Exit> {
     match &a.source {
         ImportSource::Maildir(m) => {
-            if m.common.version {
-                return Ok(print_version("mstore"));
-            }
             let cfg = load_config_for_writing(&m.common)?;
             let st = Store::open(cfg)?;
-            let (d, n) = domain_and_name(m.domain.as_ref(), m.mailbox.as_ref())?;
-            let path = m.path.clone().unwrap_or_default();
+            let (d, n) = domain_and_name(&m.domain, &m.mailbox)?;
+            let path = &m.path;
             let bar = Bar::new(!m.import.no_progress, "import");
             let cancel = cancel_flag();
             let s =
-                import::import_maildir(&st, &d, &n, &path, &options(&m.import, Quoting::Mboxrd), &bar, Some(&cancel));
+                import::import_maildir(&st, &d, &n, path, &options(&m.import, Quoting::Mboxrd), &bar, Some(&cancel));
             bar.finish();
-            Ok(finish(&s?))
+            finish(&s?, m.import.json)
         }
         ImportSource::Mbox(m) => {
-            if m.common.version {
-                return Ok(print_version("mstore"));
-            }
-            if m.args.len() < 3 {
-                return Err(Error::Invalid(
-                    "usage: mstore import mbox [-f config_file] FILE... DOMAIN MAILBOX (at least one file)".into(),
-                ));
-            }
+            // clap asks for at least three: FILE... DOMAIN MAILBOX.
+            let [files @ .., domain, mailbox] = m.args.as_slice() else {
+                return Err(Error::Invalid("usage: mstore import mbox [-f config_file] FILE... DOMAIN MAILBOX".into()));
+            };
             let cfg = load_config_for_writing(&m.common)?;
             let st = Store::open(cfg)?;
-            let k = m.args.len();
-            let (d, n) = domain_and_name(m.args.get(k - 2), m.args.get(k - 1))?;
-            let files: Vec<PathBuf> = m.args[..k - 2].iter().map(PathBuf::from).collect();
+            let (d, n) = domain_and_name(domain, mailbox)?;
+            let files: Vec<PathBuf> = files.iter().map(PathBuf::from).collect();
             let quoting = match m.quoting.as_str() {
                 "mboxo" => Quoting::Mboxo,
                 "none" => Quoting::None,
@@ -88,34 +80,29 @@ pub fn import(a: &ImportArgs) -> Result<Exit> {
             let cancel = cancel_flag();
             let s = import::import_mbox(&st, &d, &n, &files, &options(&m.import, quoting), &bar, Some(&cancel));
             bar.finish();
-            Ok(finish(&s?))
+            finish(&s?, m.import.json)
         }
     }
 }
 
 /// `mstore export ...`
 pub fn export(a: &ExportArgs) -> Result<Exit> {
-    let (common, no_progress, domain, mailbox, dest) = match &a.dest {
-        ExportDest::Maildir(m) => (&m.common, m.no_progress, &m.domain, &m.mailbox, &m.dest),
-        ExportDest::Mbox(m) => (&m.common, m.no_progress, &m.domain, &m.mailbox, &m.dest),
+    let (common, no_progress, json, domain, mailbox, dest) = match &a.dest {
+        ExportDest::Maildir(m) => (&m.common, m.no_progress, m.json, &m.domain, &m.mailbox, &m.dest),
+        ExportDest::Mbox(m) => (&m.common, m.no_progress, m.json, &m.domain, &m.mailbox, &m.dest),
     };
-    if common.version {
-        return Ok(print_version("mstore"));
-    }
     let cfg = load_config(common)?;
     let st = Store::open(cfg)?;
-    let (d, n) = domain_and_name(domain.as_ref(), mailbox.as_ref())?;
-    let dest = dest.clone().unwrap_or_default();
+    let (d, n) = domain_and_name(domain, mailbox)?;
     let bar = Bar::new(!no_progress, "export");
     let s = match &a.dest {
-        ExportDest::Maildir(m) => import::export::export_maildir(&st, &d, &n, &dest, m.recursive, &bar),
-        ExportDest::Mbox(_) => import::export::export_mbox(&st, &d, &n, &dest, &bar),
+        ExportDest::Maildir(m) => import::export::export_maildir(&st, &d, &n, dest, m.recursive, &bar),
+        ExportDest::Mbox(_) => import::export::export_mbox(&st, &d, &n, dest, &bar),
     };
     bar.finish();
     let s = s?;
     for p in &s.problems {
         eprintln!("mstore export: {p}");
     }
-    print!("{}", s.render_text(&dest));
-    Ok(if s.problems.is_empty() { Exit::Ok } else { Exit::Unrepaired })
+    emit(&Exported { summary: &s, dest }, Format::json_if(json))
 }

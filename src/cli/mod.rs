@@ -1,41 +1,193 @@
-//! The command-line front end: argument definitions ([`args`]) and the code that turns
-//! parsed arguments into calls of the library, output and an exit status. The binaries in
-//! `src/bin/` are one-line shells over the `*_main` functions here.
+//! The command-line front end: argument definitions ([`args`]), the grouped help
+//! ([`help`]), and the code that turns parsed arguments into calls of the library, a
+//! report ([`crate::report::Render`]) and an exit status.
+//!
+//! One binary answers to every name: `mstore`, and the names the M-Store administration
+//! guide gives its commands ([`GUIDE_NAMES`]), told apart by the name it is invoked under
+//! (`argv[0]`, as busybox does). The binaries in `src/bin/` are one-line shells over
+//! [`main`], so that `cargo install` puts every name in place; `mstore demo` and the Debian
+//! package link the names to one binary instead.
+//!
+//! `-v` (version on standard error, then exit, whatever else is given: the guide's
+//! semantics) is clap's version action on every command, answered once in [`parse`].
 
 pub mod args;
 mod db;
 mod demo;
 mod flags;
+pub mod help;
 mod import;
 mod progress;
+mod render;
 
 pub use demo::current_user_and_group;
 
-use std::io::Write;
+use std::ffi::OsString;
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::config::{self, Config};
 use crate::error::{Error, Result};
 use crate::layout::{self, MailboxName};
-use crate::report::{Exit, ShowReport};
+use crate::report::{Exit, Format, Render, ShowReport};
 use crate::store::{CreateOptions, NewMessage, Store};
 use args::*;
 
 /// The toolkit's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-fn print_version(prog: &str) -> Exit {
-    eprintln!("{prog} (M-Store toolkit) {VERSION}");
-    Exit::Ok
+/// The commands the M-Store administration guide names, each with the `mstore` subcommand
+/// it is. The binary invoked under one of these names (a link to it, or the binary built
+/// under that name) is that command: `reconstruct -r example.com` is
+/// `mstore reconstruct -r example.com`.
+pub const GUIDE_NAMES: [(&str, &str); 6] = [
+    ("reconstruct", "reconstruct"),
+    ("msdb_recover", "recover"),
+    ("msdb_backup", "backup"),
+    ("msdb_verify", "db-verify"),
+    ("msdb_restore", "restore"),
+    ("msdb_repair", "repair"),
+];
+
+/// Every program name the binary answers to: `mstore`, then [`GUIDE_NAMES`].
+pub fn program_names() -> impl Iterator<Item = &'static str> {
+    std::iter::once("mstore").chain(GUIDE_NAMES.iter().map(|g| g.0))
+}
+
+/// The clap definition of a program: `mstore` with its subcommands (and the grouped
+/// help), or a guide name with the definition of its subcommand. `None` for another name.
+/// The man pages and shell completions are generated from these.
+pub fn command(prog: &str) -> Option<clap::Command> {
+    let root = help::with_grouped_help(MstoreCli::command());
+    if prog == "mstore" {
+        return Some(root);
+    }
+    let (name, sub) = GUIDE_NAMES.iter().find(|g| g.0 == prog)?;
+    let c = root.find_subcommand(sub)?.clone();
+    Some(c.name(*name).bin_name(*name).version(VERSION).disable_version_flag(true))
+}
+
+/// The entry point of every binary: runs the program named by `argv[0]` (its file name) if
+/// it is one of [`program_names`], else `default` (the binary's own name), and returns its
+/// exit status.
+pub fn main(default: &'static str) -> ExitCode {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let invoked = argv.first().and_then(|a| Path::new(a).file_name()).and_then(|n| n.to_str());
+    let prog = program_names().find(|p| Some(*p) == invoked).unwrap_or(default);
+    let Some(cmd) = parse(prog, argv) else { return Exit::Error.into() };
+    match cmd {
+        Ok(cmd) => run(&cmd).into(),
+        Err(exit) => exit.into(),
+    }
+}
+
+/// Parse a command line for `prog`. `Err` holds the exit status of a run that ends here:
+/// `-v` (0, the version on standard error), `--help` (0), bad usage (8, not clap's 2: see
+/// the README's exit statuses), `mstore` without a subcommand (8, after the help).
+/// `None`: `prog` is no program of ours.
+fn parse(prog: &str, argv: Vec<OsString>) -> Option<std::result::Result<Command, Exit>> {
+    let cmd = command(prog)?;
+    let parsed = cmd.clone().try_get_matches_from(argv).and_then(|m| {
+        if prog == "mstore" {
+            MstoreCli::from_arg_matches(&m).map(|c| c.command)
+        } else {
+            guide_command(prog, &m).map(Some)
+        }
+    });
+    Some(match parsed {
+        Ok(Some(c)) => Ok(c),
+        Ok(None) => {
+            let _ = cmd.clone().print_help();
+            Err(Exit::Error)
+        }
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayVersion => {
+            eprintln!("{prog} (M-Store toolkit) {VERSION}");
+            Err(Exit::Ok)
+        }
+        Err(e) => {
+            let _ = e.print();
+            Err(if e.use_stderr() { Exit::Error } else { Exit::Ok })
+        }
+    })
+}
+
+/// The subcommand a guide name stands for, from the matches of its definition.
+fn guide_command(prog: &str, m: &clap::ArgMatches) -> std::result::Result<Command, clap::Error> {
+    Ok(match prog {
+        "reconstruct" => Command::Reconstruct(ReconstructArgs::from_arg_matches(m)?),
+        "msdb_recover" => Command::Recover(RecoverArgs::from_arg_matches(m)?),
+        "msdb_backup" => Command::Backup(BackupArgs::from_arg_matches(m)?),
+        "msdb_verify" => Command::DbVerify(DbVerifyArgs::from_arg_matches(m)?),
+        "msdb_restore" => Command::Restore(RestoreArgs::from_arg_matches(m)?),
+        "msdb_repair" => Command::Repair(RepairArgs::from_arg_matches(m)?),
+        other => {
+            return Err(clap::Error::raw(clap::error::ErrorKind::InvalidSubcommand, format!("no command {other}\n")));
+        }
+    })
+}
+
+/// Run a parsed command: its report on standard output, an operational error as one line
+/// on standard error (`NAME: what is wrong`), and the exit status.
+pub fn run(cmd: &Command) -> Exit {
+    match dispatch(cmd) {
+        Ok(e) => e,
+        Err(e) => fail(error_prefix(cmd), &e),
+    }
+}
+
+/// The name an error line starts with: the guide's name of the command if it has one.
+fn error_prefix(cmd: &Command) -> &'static str {
+    match cmd {
+        Command::Reconstruct(_) => "reconstruct",
+        Command::Recover(_) => "msdb_recover",
+        Command::Backup(_) => "msdb_backup",
+        Command::DbVerify(_) => "msdb_verify",
+        Command::Restore(_) => "msdb_restore",
+        Command::Repair(_) => "msdb_repair",
+        _ => "mstore",
+    }
+}
+
+/// One arm per subcommand: its arguments to the function that runs it.
+fn dispatch(cmd: &Command) -> Result<Exit> {
+    match cmd {
+        Command::Demo(a) => demo::run(a),
+        Command::Init(a) => init(a),
+        Command::Ls(a) => ls(a),
+        Command::Show(a) => show(a),
+        Command::Create(a) => create(a),
+        Command::Append(a) => append(a),
+        Command::Flags(a) => flags::run(a),
+        Command::Verify(a) => verify(a),
+        Command::Doctor(a) => doctor(a),
+        Command::Reconstruct(a) => reconstruct(a),
+        Command::Recover(a) => db::recover(a),
+        Command::Backup(a) => db::backup(a),
+        Command::DbVerify(a) => db::db_verify(a),
+        Command::Restore(a) => db::restore(a),
+        Command::Repair(a) => db::repair(a),
+        Command::Import(a) => import::import(a),
+        Command::Export(a) => import::export(a),
+    }
 }
 
 /// Print an operational error the way every command does, and return its status.
 pub fn fail(prog: &str, err: &dyn std::fmt::Display) -> Exit {
     eprintln!("{prog}: {err}");
     Exit::Error
+}
+
+/// Print a report on standard output in `format`; its exit status. A reader that went
+/// away (`| head`) is not an error.
+pub fn emit(report: &impl Render, format: Format) -> Result<Exit> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    match report.print(format, &mut out) {
+        Ok(exit) => Ok(exit),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(report.exit()),
+        Err(e) => Err(Error::io("write the report to", "standard output", e)),
+    }
 }
 
 /// Load the configuration named by `-f` (or the default), printing its warnings.
@@ -46,91 +198,6 @@ pub fn load_config(common: &Common) -> Result<Config> {
         eprintln!("{w}");
     }
     Ok(cfg)
-}
-
-fn run(prog: &str, f: impl FnOnce() -> Result<Exit>) -> ExitCode {
-    match f() {
-        Ok(e) => e.into(),
-        Err(e) => fail(prog, &e).into(),
-    }
-}
-
-/// Parse the command line. Bad usage exits with status 8 (an operational error, see the
-/// README's exit statuses) rather than clap's 2; `--help` exits 0.
-fn parse_args<P: Parser>() -> P {
-    match P::try_parse() {
-        Ok(p) => p,
-        Err(e) => {
-            let _ = e.print();
-            std::process::exit(if e.use_stderr() { Exit::Error as i32 } else { 0 });
-        }
-    }
-}
-
-/// `mstore`.
-pub fn mstore_main() -> ExitCode {
-    let cli = parse_args::<MstoreCli>();
-    let Some(cmd) = cli.command else {
-        if cli.common.version {
-            return print_version("mstore").into();
-        }
-        let _ = <MstoreCli as clap::CommandFactory>::command().print_help();
-        return Exit::Error.into();
-    };
-    let prog = "mstore";
-    match cmd {
-        Command::Demo(a) => run(prog, || if a.common.version { Ok(print_version(prog)) } else { demo::run(&a) }),
-        Command::Init(a) => run(prog, || {
-            if a.common.version {
-                return Ok(print_version(prog));
-            }
-            let cfg = load_config(&a.common)?;
-            init_as_runtime_user(&cfg)?;
-            let st = Store::init(cfg)?;
-            println!(
-                "store ready: ms-path {}, database {}",
-                st.config().ms_path.display(),
-                st.config().database_path.display()
-            );
-            Ok(Exit::Ok)
-        }),
-        Command::Ls(a) => run(prog, || ls(&a)),
-        Command::Show(a) => run(prog, || show(&a)),
-        Command::Create(a) => run(prog, || create(&a)),
-        Command::Append(a) => run(prog, || append(&a)),
-        Command::Flags(a) => run(prog, || flags::run(&a)),
-        Command::Verify(a) => run(prog, || verify(&a)),
-        Command::Doctor(a) => run(prog, || doctor(&a)),
-        Command::Reconstruct(a) => run(prog, || reconstruct(&a)),
-        Command::Recover(a) => run(prog, || recover(&a)),
-        Command::Backup(a) => run(prog, || backup(&a)),
-        Command::DbVerify(a) => run(prog, || db_verify(&a)),
-        Command::Restore(a) => run(prog, || restore(&a)),
-        Command::Repair(a) => run(prog, || repair(&a)),
-        Command::Import(a) => run(prog, || import::import(&a)),
-        Command::Export(a) => run(prog, || import::export(&a)),
-    }
-}
-
-/// The seed-named binaries: one `main` each, parsing its own clap definition and running
-/// the same function as the `mstore` subcommand.
-macro_rules! binary_main {
-    ($($fn_name:ident: $cli:ty => $prog:literal, $run:ident;)*) => {$(
-        #[doc = concat!("`", $prog, "`.")]
-        pub fn $fn_name() -> ExitCode {
-            let cli = parse_args::<$cli>();
-            run($prog, || $run(&cli.args))
-        }
-    )*};
-}
-
-binary_main! {
-    reconstruct_main: ReconstructCli => "reconstruct", reconstruct;
-    msdb_recover_main: RecoverCli => "msdb_recover", recover;
-    msdb_backup_main: BackupCli => "msdb_backup", backup;
-    msdb_verify_main: DbVerifyCli => "msdb_verify", db_verify;
-    msdb_restore_main: RestoreCli => "msdb_restore", restore;
-    msdb_repair_main: RepairCli => "msdb_repair", repair;
 }
 
 /// Load the configuration of a command that writes to the store, and switch to the
@@ -161,10 +228,20 @@ fn init_as_runtime_user(cfg: &Config) -> Result<()> {
     Ok(())
 }
 
+/// `mstore init`.
+fn init(a: &InitArgs) -> Result<Exit> {
+    let cfg = load_config(&a.common)?;
+    init_as_runtime_user(&cfg)?;
+    let st = Store::init(cfg)?;
+    println!(
+        "store ready: ms-path {}, database {}",
+        st.config().ms_path.display(),
+        st.config().database_path.display()
+    );
+    Ok(Exit::Ok)
+}
+
 fn verify(a: &VerifyArgs) -> Result<Exit> {
-    if a.common.version {
-        return Ok(print_version("mstore"));
-    }
     let cfg = load_config(&a.common)?;
     let scope =
         crate::verify::Scope { domain: a.domain.clone(), recursive: a.recursive, mailboxes: a.mailboxes.clone() };
@@ -172,39 +249,10 @@ fn verify(a: &VerifyArgs) -> Result<Exit> {
     let bar = progress::Bar::new(!a.no_progress, "verify");
     let report = crate::verify::run_config(cfg, &scope, &opts, &bar)?;
     bar.finish();
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    if a.json {
-        serde_json::to_writer_pretty(&mut out, &report).map_err(|e| Error::Invalid(e.to_string()))?;
-        let _ = writeln!(out);
-    } else {
-        for f in &report.findings {
-            let _ = writeln!(out, "{}", f.render());
-        }
-        for e in &report.errors {
-            let _ = writeln!(out, "error: could not scan: {e}");
-        }
-        let _ = writeln!(
-            out,
-            "verify: {} mailboxes, {} messages, {:.1} MiB read{}: {}",
-            report.mailboxes,
-            report.messages,
-            report.bytes_read as f64 / 1048576.0,
-            if report.quick { " (quick: metadata only)" } else { "" },
-            if report.findings.is_empty() && report.errors.is_empty() {
-                "no problems found".to_string()
-            } else {
-                format!("{} finding(s)", report.findings.len())
-            }
-        );
-    }
-    let _ = out.flush();
-    Ok(report.exit())
+    emit(&report, Format::json_if(a.json))
 }
 
 fn doctor(a: &DoctorArgs) -> Result<Exit> {
-    if a.common.version {
-        return Ok(print_version("mstore"));
-    }
     let path = config::resolve_path(a.common.config.as_deref());
     let cfg = match Config::load(&path) {
         Ok(c) => c,
@@ -233,114 +281,42 @@ fn doctor(a: &DoctorArgs) -> Result<Exit> {
         report = crate::doctor::check(&cfg);
         fixed = true;
     }
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    if a.json {
-        serde_json::to_writer_pretty(&mut out, &report).map_err(|e| Error::Invalid(e.to_string()))?;
-        let _ = writeln!(out);
-    } else {
-        for f in &report.findings {
-            let _ = writeln!(out, "{}", f.render());
-        }
-        if !report.fixes.is_empty() {
-            let _ = writeln!(out, "\nTo repair ownership and permissions, run as root:");
-            for f in &report.fixes {
-                let _ = writeln!(out, "  {f}");
-            }
-        }
-        let _ = writeln!(
-            out,
-            "doctor: {} entries checked: {}",
-            report.checked,
-            if report.findings.is_empty() {
-                "no problems found".to_string()
-            } else {
-                format!("{} finding(s)", report.findings.len())
-            }
-        );
-    }
-    let _ = out.flush();
-    Ok(if report.findings.is_empty() { if fixed { Exit::Repaired } else { Exit::Ok } } else { Exit::Unrepaired })
+    emit(&render::Doctored { report: &report, fixed }, Format::json_if(a.json))
 }
 
 fn ls(a: &LsArgs) -> Result<Exit> {
-    if a.common.version {
-        return Ok(print_version("mstore"));
-    }
     let cfg = load_config(&a.common)?;
     let st = Store::open(cfg)?;
     let domain = a.domain.as_deref().map(layout::domain).transpose()?;
     let list = st.list(domain.as_deref())?;
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    if a.json {
-        let rows: Vec<serde_json::Value> = list
-            .iter()
-            .map(|e| {
-                serde_json::json!({
-                    "domain": e.domain, "mailbox": e.name.as_str(), "mailbox_utf8": e.name.display(),
-                    "partition": e.partition, "uid_validity": e.uid_validity,
-                    "unique_id": crate::util::hex(&e.unique_id),
-                })
-            })
-            .collect();
-        serde_json::to_writer_pretty(&mut out, &rows).map_err(|e| Error::Invalid(e.to_string()))?;
-        let _ = writeln!(out);
-    } else {
-        for e in &list {
-            let shown = e.name.display();
-            let _ = if shown != e.name.as_str() {
-                writeln!(out, "{}\t{}\t{}\t({})", e.domain, e.name, e.partition, shown)
-            } else {
-                writeln!(out, "{}\t{}\t{}", e.domain, e.name, e.partition)
-            };
-        }
-    }
-    Ok(Exit::Ok)
+    emit(&render::Listing::of(&list), Format::json_if(a.json))
 }
 
-fn domain_and_name(domain: Option<&String>, mailbox: Option<&String>) -> Result<(String, MailboxName)> {
-    let d = layout::domain(domain.map(String::as_str).unwrap_or_default())?;
-    let n = MailboxName::parse(mailbox.map(String::as_str).unwrap_or_default())?;
-    Ok((d, n))
+fn domain_and_name(domain: &str, mailbox: &str) -> Result<(String, MailboxName)> {
+    Ok((layout::domain(domain)?, MailboxName::parse(mailbox)?))
 }
 
 fn show(a: &ShowArgs) -> Result<Exit> {
-    if a.common.version {
-        return Ok(print_version("mstore"));
-    }
     let cfg = load_config(&a.common)?;
     let st = Store::open(cfg)?;
-    let (d, n) = domain_and_name(a.domain.as_ref(), a.mailbox.as_ref())?;
+    let (d, n) = domain_and_name(&a.domain, &a.mailbox)?;
     let mb = st.open_mailbox(&d, &n)?;
-    let report = ShowReport::of(&mb);
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    if a.json {
-        serde_json::to_writer_pretty(&mut out, &report).map_err(|e| Error::Invalid(e.to_string()))?;
-        let _ = writeln!(out);
-    } else {
-        let _ = out.write_all(report.render_text().as_bytes());
-    }
-    Ok(Exit::Ok)
+    emit(&ShowReport::of(&mb), Format::json_if(a.json))
 }
 
 fn create(a: &CreateArgs) -> Result<Exit> {
-    if a.common.version {
-        return Ok(print_version("mstore"));
-    }
     let cfg = load_config_for_writing(&a.common)?;
     let st = Store::open(cfg)?;
-    let (d, n) = domain_and_name(a.domain.as_ref(), a.mailbox.as_ref())?;
+    let (d, n) = domain_and_name(&a.domain, &a.mailbox)?;
     let mb = st.create_mailbox(&d, &n, CreateOptions { partition: a.partition.clone(), ..CreateOptions::default() })?;
     println!("created {}:{} in {}", d, n, mb.place().dir.display());
     Ok(Exit::Ok)
 }
 
 fn append(a: &AppendArgs) -> Result<Exit> {
-    if a.common.version {
-        return Ok(print_version("mstore"));
-    }
     let cfg = load_config_for_writing(&a.common)?;
     let st = Store::open(cfg)?;
-    let (d, n) = domain_and_name(a.domain.as_ref(), a.mailbox.as_ref())?;
+    let (d, n) = domain_and_name(&a.domain, &a.mailbox)?;
     let mut system = 0;
     let mut user = Vec::new();
     for f in &a.flags {
@@ -390,13 +366,10 @@ fn mtime(p: &Path) -> Result<i64> {
 }
 
 fn reconstruct(a: &ReconstructArgs) -> Result<Exit> {
-    if a.common.version {
-        return Ok(print_version("reconstruct"));
-    }
     let cfg = load_config_for_writing(&a.common)?;
     let st = Store::open(cfg)?;
     let sel = crate::reconstruct::Selection {
-        domain: a.domain.clone().unwrap_or_default(),
+        domain: a.domain.clone(),
         user: a.user.clone(),
         recursive: a.recursive,
         mailboxes: a.mailboxes.clone(),
@@ -412,61 +385,5 @@ fn reconstruct(a: &ReconstructArgs) -> Result<Exit> {
     let bar = progress::Bar::new(!a.no_progress, "reconstruct");
     let report = crate::reconstruct::run(&st, &sel, &opts, &bar)?;
     bar.finish();
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    if a.json {
-        serde_json::to_writer_pretty(&mut out, &report).map_err(|e| Error::Invalid(e.to_string()))?;
-        let _ = writeln!(out);
-    } else {
-        let _ = out.write_all(report.render_text().as_bytes());
-    }
-    let _ = out.flush();
-    Ok(exit_from_bits(report.exit_code()))
-}
-
-/// The most severe of OR'ed exit bits (1 repaired, 4 unrepaired, 8 failed).
-fn exit_from_bits(bits: u8) -> Exit {
-    if bits & Exit::Error as u8 != 0 {
-        Exit::Error
-    } else if bits & Exit::Unrepaired as u8 != 0 {
-        Exit::Unrepaired
-    } else if bits & Exit::Repaired as u8 != 0 {
-        Exit::Repaired
-    } else {
-        Exit::Ok
-    }
-}
-
-fn recover(a: &RecoverArgs) -> Result<Exit> {
-    if a.common.version {
-        return Ok(print_version("msdb_recover"));
-    }
-    db::recover("msdb_recover", a)
-}
-
-fn backup(a: &BackupArgs) -> Result<Exit> {
-    if a.common.version {
-        return Ok(print_version("msdb_backup"));
-    }
-    db::backup("msdb_backup", a)
-}
-
-fn db_verify(a: &DbVerifyArgs) -> Result<Exit> {
-    if a.common.version {
-        return Ok(print_version("msdb_verify"));
-    }
-    db::db_verify("msdb_verify", a)
-}
-
-fn restore(a: &RestoreArgs) -> Result<Exit> {
-    if a.common.version {
-        return Ok(print_version("msdb_restore"));
-    }
-    db::restore("msdb_restore", a)
-}
-
-fn repair(a: &RepairArgs) -> Result<Exit> {
-    if a.common.version {
-        return Ok(print_version("msdb_repair"));
-    }
-    db::repair("msdb_repair", a)
+    emit(&report, Format::json_if(a.json))
 }

@@ -1,0 +1,170 @@
+//! `mstore --help`: the subcommands grouped as an administrator looks for them (look
+//! around, repair, the databases, move mail, set up), each with a one-line example.
+//!
+//! A new subcommand goes into one group of [`GROUPS`] with an example; until it does, the
+//! help lists it under "Other" and a unit test fails.
+
+use std::fmt::Write;
+
+/// A group of subcommands in `mstore --help`.
+pub struct Group {
+    /// The heading.
+    pub title: &'static str,
+    /// Each subcommand of the group with an example command line (which must parse).
+    pub commands: &'static [(&'static str, &'static str)],
+}
+
+/// The groups, in the order the help shows them.
+pub const GROUPS: &[Group] = &[
+    Group {
+        title: "Look around (read-only)",
+        commands: &[
+            ("ls", "mstore ls example.com"),
+            ("show", "mstore show example.com user/joe"),
+            ("verify", "mstore verify --quick"),
+            ("doctor", "mstore doctor"),
+        ],
+    },
+    Group {
+        title: "Repair mailboxes",
+        commands: &[
+            ("reconstruct", "reconstruct -r example.com"),
+            ("flags", "mstore flags example.com user/joe 1:* '-\\Deleted'"),
+        ],
+    },
+    Group {
+        title: "Databases (the guide's msdb_* commands)",
+        commands: &[
+            ("db-verify", "msdb_verify"),
+            ("recover", "msdb_recover"),
+            ("repair", "msdb_repair -n"),
+            ("backup", "msdb_backup"),
+            ("restore", "msdb_restore -n"),
+        ],
+    },
+    Group {
+        title: "Move mail",
+        commands: &[
+            ("import", "mstore import mbox old.mbox example.com user/joe/old"),
+            ("export", "mstore export maildir -r example.com user/joe /tmp/joe"),
+            ("append", "mstore append example.com user/joe message.eml --flags '\\Seen'"),
+        ],
+    },
+    Group {
+        title: "Set up",
+        commands: &[
+            ("demo", "mstore demo ./mstore-demo"),
+            ("init", "mstore init -f /etc/md/store/ms.conf"),
+            ("create", "mstore create example.com user/joe/Drafts"),
+        ],
+    },
+];
+
+/// The name a subcommand's example uses for it: the guide's name where it has one.
+fn listed_name(sub: &str) -> &str {
+    super::GUIDE_NAMES.iter().find(|g| g.1 == sub).map(|g| g.0).unwrap_or(sub)
+}
+
+/// The grouped list of subcommands, as the help prints it.
+pub fn grouped(cmd: &clap::Command) -> String {
+    let mut s = String::new();
+    let mut listed = Vec::new();
+    let section = |s: &mut String, title: &str, commands: &mut dyn Iterator<Item = (&str, Option<&str>)>| {
+        let _ = writeln!(s, "{title}:");
+        for (name, example) in commands {
+            let about =
+                cmd.find_subcommand(name).and_then(|c| c.get_about()).map(|a| a.to_string()).unwrap_or_default();
+            let shown = match listed_name(name) {
+                n if n != name => format!("{name} ({n})"),
+                _ => name.to_string(),
+            };
+            let _ = writeln!(s, "  {shown:<26} {about}");
+            if let Some(e) = example {
+                let _ = writeln!(s, "  {:<26}   $ {e}", "");
+            }
+        }
+        let _ = writeln!(s);
+    };
+    for g in GROUPS {
+        listed.extend(g.commands.iter().map(|c| c.0));
+        section(&mut s, g.title, &mut g.commands.iter().map(|(n, e)| (*n, Some(*e))));
+    }
+    let others: Vec<&str> =
+        cmd.get_subcommands().map(|c| c.get_name()).filter(|n| *n != "help" && !listed.contains(n)).collect();
+    if !others.is_empty() {
+        section(&mut s, "Other", &mut others.iter().map(|n| (*n, None)));
+    }
+    s
+}
+
+/// `mstore` with the grouped list in its help instead of clap's flat one.
+pub fn with_grouped_help(cmd: clap::Command) -> clap::Command {
+    let list = grouped(&cmd).replace('{', "{{").replace('}', "}}");
+    let template = format!(
+        "{{about-with-newline}}\n{{usage-heading}} {{usage}}\n\n{list}\
+         The guide's names (reconstruct, msdb_recover, ...) run the same commands; \
+         `mstore COMMAND --help` (or `man COMMAND`) tells more.\n\n\
+         Options:\n{{options}}{{after-help}}"
+    );
+    cmd.help_template(template)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Split an example the way a shell would (single quotes only, which is all they use).
+    fn words(line: &str) -> Vec<String> {
+        let (mut out, mut cur, mut quoted, mut any) = (Vec::new(), String::new(), false, false);
+        for c in line.chars() {
+            match c {
+                '\'' => (quoted, any) = (!quoted, true),
+                ' ' if !quoted => {
+                    if any {
+                        out.push(std::mem::take(&mut cur));
+                    }
+                    any = false;
+                }
+                c => (cur, any) = (cur + &c.to_string(), true),
+            }
+        }
+        if any {
+            out.push(cur);
+        }
+        out
+    }
+
+    #[test]
+    fn every_subcommand_is_in_exactly_one_group_with_an_example_that_parses() {
+        let cmd = super::super::command("mstore").expect("mstore");
+        let names: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).filter(|n| *n != "help").collect();
+        for n in &names {
+            let groups = GROUPS.iter().filter(|g| g.commands.iter().any(|c| c.0 == *n)).count();
+            assert_eq!(groups, 1, "`mstore {n}` must be in exactly one group of cli::help::GROUPS (with an example)");
+        }
+        for g in GROUPS {
+            for (name, example) in g.commands {
+                assert!(names.contains(name), "{name} in the help groups is no subcommand");
+                let argv = words(example);
+                let prog = argv[0].as_str();
+                assert_eq!(
+                    argv.get(1).map(String::as_str).filter(|_| prog == "mstore").unwrap_or(prog),
+                    listed_name(name),
+                    "the example of {name} runs another command: {example}"
+                );
+                let c = super::super::command(prog).expect("a program name");
+                if let Err(e) = c.try_get_matches_from(&argv) {
+                    panic!("the example `{example}` does not parse: {e}");
+                }
+            }
+        }
+        let text = grouped(&cmd);
+        assert!(!text.contains("Other:"), "{text}");
+        assert!(text.contains("Look around") && text.contains("$ reconstruct -r example.com"), "{text}");
+    }
+
+    #[test]
+    fn words_split_like_a_shell() {
+        assert_eq!(words("a  'b c' d'\\e'"), ["a", "b c", "d\\e"]);
+    }
+}
