@@ -4,6 +4,8 @@
 //! with the same bytes and flags; the command line (summary, exit status, resume, refusal
 //! of a mailbox with orphans, of a non-mailbox file).
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,10 +16,10 @@ use mstore::import::{self, NoProgress, Options};
 use mstore::layout::MailboxName;
 use mstore::store::{NewMessage, Store};
 
-fn corpus() -> PathBuf {
-    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus-ext"));
-    assert!(p.is_dir(), "{} is missing: the tests need ../shared beside the checkout", p.display());
-    p
+/// `../shared/corpus-ext`, or `None` (the test returns) where it is missing: see
+/// `support::require`.
+fn corpus(what: &str) -> Option<PathBuf> {
+    support::shared_corpus(what)
 }
 
 fn store(dir: &Path) -> (Store, PathBuf) {
@@ -120,7 +122,7 @@ const MESSAGEPARSER_DIFFERS: &[(&str, usize, usize, &str)] = &[
 
 #[test]
 fn every_mbox_file_imports_with_pythons_counts_and_flags() {
-    let ext = corpus();
+    let Some(ext) = corpus("importing every mbox file of corpus-ext") else { return };
     let mut files: Vec<PathBuf> = Vec::new();
     for d in ["mbox-messageparser/mailboxes", "perl-mail-box"] {
         let mut v: Vec<PathBuf> =
@@ -206,7 +208,7 @@ fn every_mbox_file_imports_with_pythons_counts_and_flags() {
 
 #[test]
 fn crlf_and_lf_copies_import_to_the_same_messages_modulo_line_ends() {
-    let ext = corpus();
+    let Some(ext) = corpus("importing CRLF and LF copies of corpus-ext messages") else { return };
     let tmp = tempfile::tempdir().expect("tmp");
     let (st, _) = store(tmp.path());
     for (f, n) in [("perl-mail-box/mbox.src", "lf"), ("perl-mail-box/mbox.win", "crlf")] {
@@ -289,7 +291,7 @@ const LOOSE_DIFFERS: &[(&str, u64, u64, &str)] = &[(
 
 #[test]
 fn every_maildir_folder_imports_with_pythons_counts_and_flags() {
-    let ext = corpus();
+    let Some(ext) = corpus("importing every Maildir folder of corpus-ext") else { return };
     let tmp = tempfile::tempdir().expect("tmp");
     let (st, _) = store(tmp.path());
     let mut folders_checked = 0;
@@ -362,7 +364,7 @@ fn every_maildir_folder_imports_with_pythons_counts_and_flags() {
 
 #[test]
 fn maildir_tricky_names_flags_and_tmp() {
-    let ext = corpus();
+    let Some(ext) = corpus("importing the tricky Maildir folders of corpus-ext") else { return };
     let tmp = tempfile::tempdir().expect("tmp");
     let (st, _) = store(tmp.path());
     let root = ext.join("stalwart-mail-parser/maildir");
@@ -543,7 +545,7 @@ fn run(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn cli_import_resume_export_and_refusals() {
-    let ext = corpus();
+    let Some(ext) = corpus("the import command line over corpus-ext") else { return };
     let tmp = tempfile::tempdir().expect("tmp");
     let (_st, conf) = store(tmp.path());
     let c = conf.to_str().expect("utf-8");

@@ -5,7 +5,7 @@
 //! changed, emptied; stray files and `--quarantine`; UID gaps and UIDs above the last UID;
 //! `-r` over nested shared folders; `-u joe example.com INBOX`; names with spaces, quotes
 //! and modified UTF-7; every message of `../shared/corpus-ext/`; every example of the
-//! seed's Table 5-2 verbatim on the demo store; a healthy store left alone; a second run
+//! M-Store administration guide's Table 5-2 verbatim on the demo store; a healthy store left alone; a second run
 //! and `--dry-run` writing nothing; exit statuses; a lost header; a mailbox missing from
 //! the mailbox list; bad input (garbage files, an unreadable directory, bad usage).
 //!
@@ -778,9 +778,9 @@ fn names_with_spaces_quotes_and_modified_utf7() {
 
 // ------------------------------------------------------------------- corpus-ext
 
-fn corpus_ext_files() -> Vec<PathBuf> {
-    let ext = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus-ext");
-    assert!(ext.is_dir(), "../shared/corpus-ext is missing: the tests need ../shared beside the checkout");
+/// Every file of `../shared/corpus-ext`; `None` where it is missing (see `support::require`).
+fn corpus_ext_files(what: &str) -> Option<Vec<PathBuf>> {
+    let ext = shared_corpus(what)?;
     let mut out = Vec::new();
     let mut stack = vec![ext];
     while let Some(d) = stack.pop() {
@@ -794,15 +794,15 @@ fn corpus_ext_files() -> Vec<PathBuf> {
         }
     }
     out.sort();
-    out
+    Some(out)
 }
 
 #[test]
 fn every_corpus_ext_message_is_indexable() {
     // Every non-empty file is a message to index (the few empty ones are Maildir markers;
     // an empty file is not a message: see `zero_length_files_...`).
-    let files: Vec<PathBuf> =
-        corpus_ext_files().into_iter().filter(|p| std::fs::metadata(p).expect("stat").len() > 0).collect();
+    let Some(files) = corpus_ext_files("indexing every message of corpus-ext") else { return };
+    let files: Vec<PathBuf> = files.into_iter().filter(|p| std::fs::metadata(p).expect("stat").len() > 0).collect();
     assert!(files.len() > 500, "only {} files in corpus-ext", files.len());
     let fx = Fx::new();
     // The same files appended through the store, with flags...
@@ -853,7 +853,7 @@ fn every_corpus_ext_message_is_indexable() {
     assert_no_op(&fx, &["-r", D, "--verify-content"]);
 }
 
-// ------------------------------------------------------------------- the seed's examples
+// ------------------------------------------------------------------- the guide's examples
 
 #[test]
 fn every_seed_example_works_verbatim_on_the_demo_store() {
@@ -1180,8 +1180,8 @@ fn a_wrong_or_damaged_listing_cache_costs_no_record() {
 // ------------------------------------------------------------------- bad input
 
 /// The unprivileged runtime user of the permission tests (the one CI creates), created
-/// here if missing; `Err` with the reason when there is none and this process is root.
-/// `Ok(None)`: not root, so this process itself is unprivileged.
+/// here if missing; `Err` with the reason when there is none and this process is root
+/// (see [`no_test_user`]). `Ok(None)`: not root, so this process itself is unprivileged.
 fn test_user() -> Result<Option<String>, String> {
     let name = "mstest";
     if !nix::unistd::Uid::effective().is_root() {
@@ -1199,6 +1199,11 @@ fn test_user() -> Result<Option<String>, String> {
         }
     }
     Ok(Some(name.to_string()))
+}
+
+/// Root, but no unprivileged user could be made: say what was not run (or fail in CI).
+fn no_test_user(why: &str) {
+    require(Need::Root, false, "the assertions as an unprivileged runtime user", why);
 }
 
 /// Make `u` the store's runtime user and owner of all of it.
@@ -1220,9 +1225,9 @@ fn a_healthy_mailbox_is_only_read_even_where_nothing_could_be_written() {
     use std::os::unix::fs::PermissionsExt;
     let fx = Fx::new();
     let dir = fx.mailbox(D, "user/joe", 20);
-    let Ok(user) = test_user() else {
-        eprintln!("SKIPPED: no unprivileged user");
-        return;
+    let user = match test_user() {
+        Ok(u) => u,
+        Err(why) => return no_test_user(&why),
     };
     if let Some(u) = &user {
         hand_store_to(&fx, u);
@@ -1241,9 +1246,9 @@ fn the_listing_cache_is_the_runtime_users_and_failing_to_write_it_is_only_a_note
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let fx = Fx::new();
     fx.mailbox(D, "user/joe", 6);
-    let Ok(user) = test_user() else {
-        eprintln!("SKIPPED: no unprivileged user");
-        return;
+    let user = match test_user() {
+        Ok(u) => u,
+        Err(why) => return no_test_user(&why),
     };
     if let Some(u) = &user {
         hand_store_to(&fx, u);
@@ -1304,10 +1309,7 @@ fn bad_input_is_named_by_path_and_offset_and_other_mailboxes_are_still_processed
     // read a mode 000 directory).
     let user = match test_user() {
         Ok(u) => u,
-        Err(why) => {
-            eprintln!("SKIPPED the unreadable-directory assertions: {why}");
-            return;
-        }
+        Err(why) => return no_test_user(&why),
     };
     if let Some(u) = &user {
         hand_store_to(&fx, u);
@@ -1319,7 +1321,12 @@ fn bad_input_is_named_by_path_and_offset_and_other_mailboxes_are_still_processed
     std::fs::set_permissions(&pub_dir, std::fs::Permissions::from_mode(0o000)).expect("chmod 000");
     if user.is_none() && std::fs::read_dir(&pub_dir).is_ok() {
         std::fs::set_permissions(&pub_dir, std::fs::Permissions::from_mode(0o755)).expect("chmod back");
-        eprintln!("SKIPPED the unreadable-directory assertions: this process can read a mode 000 directory");
+        require(
+            Need::Root,
+            false,
+            "the unreadable-directory assertions",
+            "this process is not root yet reads a mode 000 directory",
+        );
         return;
     }
     let r = fx.reconstruct(&["-r", D]);

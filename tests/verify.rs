@@ -4,6 +4,8 @@
 //! clean store and imported real-world mail give no finding; commands started as root
 //! leave no root-owned file (they switch to the runtime user).
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -245,29 +247,24 @@ fn stray_file_and_the_quarantine_fix() {
     assert!(dir.join("ms.quarantine/notes.txt").exists(), "moved aside, not deleted");
 }
 
-/// The unprivileged runtime user of the permission tests, created if missing (as root).
-fn test_user() -> Option<String> {
-    let name = "mstest";
-    let exists = |n: &str| Command::new("id").arg(n).output().is_ok_and(|o| o.status.success());
-    if exists(name) {
-        return Some(name.into());
-    }
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("SKIP permission assertions: not root and no user {name} (CI runs as root and creates it)");
+/// The unprivileged runtime user of the permission tests, created if missing: `None` (the
+/// test returns) when not root, see `support::require`.
+fn test_user(what: &str) -> Option<String> {
+    if !support::root(what) {
         return None;
     }
-    let st = Command::new("useradd").args(["--system", "--user-group", "--no-create-home", name]).status();
-    assert!(st.is_ok_and(|s| s.success()) || exists(name), "could not create test user {name}");
+    let name = "mstest";
+    let exists = |n: &str| Command::new("id").arg(n).output().is_ok_and(|o| o.status.success());
+    if !exists(name) {
+        let st = Command::new("useradd").args(["--system", "--user-group", "--no-create-home", name]).status();
+        assert!(st.is_ok_and(|s| s.success()) || exists(name), "could not create test user {name}");
+    }
     Some(name.into())
 }
 
 #[test]
 fn root_owned_file_is_reported_with_the_chown_that_fixes_it() {
-    let Some(user) = test_user() else { return };
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("SKIP: chown needs root");
-        return;
-    }
+    let Some(user) = test_user("a root-owned file found and chowned back (chown needs root)") else { return };
     let tmp = tempfile::tempdir().expect("tempdir");
     let conf = store(tmp.path(), 200, Some(&user));
     let dir = mailbox_dir(&conf, "example.com", "admin");
@@ -295,11 +292,7 @@ fn root_owned_file_is_reported_with_the_chown_that_fixes_it() {
 
 #[test]
 fn unreadable_config_is_diagnosed() {
-    let Some(user) = test_user() else { return };
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("SKIP: needs root to make a file the test user cannot read");
-        return;
-    }
+    let Some(user) = test_user("a configuration file the runtime user cannot read (made by root)") else { return };
     let tmp = tempfile::tempdir().expect("tempdir");
     let conf = store(tmp.path(), 50, Some(&user));
     std::os::unix::fs::lchown(&conf, Some(0), Some(0)).expect("chown");
@@ -326,11 +319,7 @@ fn unreadable_config_is_diagnosed() {
 
 #[test]
 fn writing_commands_started_as_root_leave_no_root_owned_file() {
-    let Some(user) = test_user() else { return };
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("SKIP: this test is about starting as root");
-        return;
-    }
+    let Some(user) = test_user("writing commands started as root") else { return };
     let tmp = tempfile::tempdir().expect("tempdir");
     // The runtime user needs to reach the store: the tempdir is 0700 root.
     std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
@@ -372,8 +361,7 @@ fn writing_commands_started_as_root_leave_no_root_owned_file() {
 
 #[test]
 fn imported_real_world_mail_verifies_clean() {
-    let ext = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus-ext");
-    assert!(ext.is_dir(), "../shared/corpus-ext is missing");
+    let Some(ext) = support::shared_corpus("verifying every message of corpus-ext") else { return };
     let tmp = tempfile::tempdir().expect("tempdir");
     let conf = tmp.path().join("ms.conf");
     let (u, g) = current_user();

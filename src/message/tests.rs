@@ -269,9 +269,10 @@ proptest! {
 
 // ------------------------------------------------------------------ corpus
 
-fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus-ext")
-}
+/// The integration tests' rule for what a machine may lack (a clone without ../shared).
+#[allow(dead_code)]
+#[path = "../../tests/support/require.rs"]
+mod require;
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(rd) = std::fs::read_dir(dir) else {
@@ -291,11 +292,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
 
 #[test]
 fn corpus_ext() {
-    let dir = corpus_dir();
-    if !dir.is_dir() {
-        println!("note: {} does not exist; corpus test skipped", dir.display());
-        return;
-    }
+    let Some(dir) = require::shared_corpus("parsing every message of corpus-ext") else { return };
     let mut files = Vec::new();
     walk(&dir, &mut files);
     assert!(!files.is_empty(), "corpus directory is empty");

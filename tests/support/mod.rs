@@ -8,6 +8,10 @@
 //! Each test crate uses a part of this module, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+mod require;
+#[allow(unused_imports)]
+pub use require::{Missing, Need, decide, require, root, shared_corpus};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -446,7 +450,7 @@ pub fn now() -> i64 {
 }
 
 impl Fx {
-    /// A demo store (`mstore demo DIR --messages N`): the seed's cast, its own `ms.conf`.
+    /// A demo store (`mstore demo DIR --messages N`): the M-Store administration guide's cast, its own `ms.conf`.
     pub fn demo(messages: u32) -> Fx {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("demo");
