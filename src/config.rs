@@ -342,7 +342,7 @@ mod tests {
     }
 
     #[test]
-    fn defaults_follow_the_seed() {
+    fn defaults_follow_the_guide() {
         let c = parse("").expect("empty config is valid");
         assert_eq!(c.ms_path, Path::new("/var/md/store"));
         assert_eq!(c.runtime_user, "sms");
@@ -355,7 +355,7 @@ mod tests {
     }
 
     #[test]
-    fn seed_partition_and_comments() {
+    fn guide_partition_and_comments() {
         let c = parse(
             "# the store\nms-path: /srv/ms   # trailing comment\npartition-d2: /d/d2/mailstore\nruntime-user: mail\n\n",
         )

@@ -4,7 +4,7 @@
 //! owner, group and mode of ms-path, the database home, every database and log file and
 //! every file and directory of every partition; and the configuration itself (partitions
 //! that do not exist, are not directories, or overlap; ms-path missing). It lists each
-//! offender, root-owned first (the seed's most common cause), then prints the exact
+//! offender, root-owned first (the guide's most common cause), then prints the exact
 //! `chown -R user:group path ...` that repairs them; `--fix`, as root, applies it.
 
 use std::os::unix::fs::MetadataExt;

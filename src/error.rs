@@ -1,6 +1,6 @@
 //! The library's error type, and the wording of failures for administrators.
 //!
-//! The seed names three symptoms of trouble: "i/o error", "unable to open database" and
+//! The M-Store administration guide names three symptoms of trouble: "i/o error", "unable to open database" and
 //! "unable to read configuration file". Every such failure here names the path, the cause
 //! (permission, missing, corrupt) and, where there is one, the fix.
 

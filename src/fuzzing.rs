@@ -3,7 +3,7 @@
 //!
 //! Each entry point feeds arbitrary bytes to a parser and checks what must hold for any
 //! input: no panic, and where the parser accepts the input, re-encoding what it returned
-//! gives back the same bytes. The seed files also run as a plain test
+//! gives back the same bytes. Its inputs in `corpus/fuzz/` also run as a plain test
 //! (`tests/fuzz_seeds.rs`), so CI needs no fuzzer.
 
 use std::path::Path;

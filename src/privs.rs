@@ -1,6 +1,6 @@
 //! The runtime user: resolving it, switching to it, and checking what it may access.
 //!
-//! The seed's most common cause of trouble is running `reconstruct` and `msdb_*` as root,
+//! The most common cause of trouble, in the M-Store administration guide, is running `reconstruct` and `msdb_*` as root,
 //! which leaves root-owned files the store (running as `sms`) cannot write. Every command
 //! that writes to the store calls [`become_runtime_user`] before it opens anything: started
 //! as root, it drops the supplementary groups and switches group then user to the

@@ -1,7 +1,7 @@
 //! Deterministic, realistic generated stores: the cast of `mstore demo` and the corpora of
 //! `cargo xtask corpus` and the benchmarks.
 //!
-//! Everything is a function of the seed: mailbox ids, UID validities, message bytes, flags
+//! Everything is a function of the generator's seed number: mailbox ids, UID validities, message bytes, flags
 //! and dates, so two runs with the same seed write the same bytes. Sizes follow a long
 //! tail (a few hundred bytes to 1 MiB, median near 4 KiB); messages are plain, multipart
 //! alternative, or multipart mixed with base64 attachments, some with 8-bit text, some
@@ -68,7 +68,8 @@ pub struct MailboxPlan {
     pub weight: u32,
 }
 
-/// The seed's cast: the domains, users and shared folders its examples name, plus a few
+/// The cast of the M-Store administration guide: the domains, users and shared folders
+/// its examples name, plus a few
 /// more users and a name with spaces and non-ASCII characters.
 pub fn demo_cast() -> Vec<MailboxPlan> {
     let m = |domain, name: &str, partition, weight| MailboxPlan { domain, name: name.to_string(), partition, weight };

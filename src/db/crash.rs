@@ -76,7 +76,7 @@ impl Workload {
 pub struct Recorded {
     /// Which workload.
     pub workload: Workload,
-    /// The seed it was generated from.
+    /// The random-number seed it was generated from.
     pub seed: u64,
     /// The file system before the first operation.
     pub initial: Image,

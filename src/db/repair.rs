@@ -203,7 +203,7 @@ fn clean_after(fs: &dyn Fs, dir: &Path, rung: &mut Rung) -> Result<bool> {
 
 fn rung2(fs: &dyn Fs, dir: &Path, opts: &RepairOptions, rung: &mut Rung, report: &mut RepairReport) -> Result<bool> {
     let d = opts.durability;
-    // The seed's "run msdb_backup": a verified backup is impossible from a damaged home,
+    // The guide's "run msdb_backup": a verified backup is impossible from a damaged home,
     // so take an evidence copy of every file as it is.
     let name = format!("{}-pre-repair", backup::stamp(crate::util::now()));
     let copy = opts.backup_dir.join(&name);

@@ -1,4 +1,5 @@
-//! Which mailboxes a `reconstruct` (or verify) run covers: the seed's argument rules
+//! Which mailboxes a `reconstruct` (or verify) run covers: the argument rules of the M-Store
+//! administration guide (`reconstruct`, Table 5-2)
 //! applied to the mailbox list and to what is on disk.
 //!
 //! - `domain` alone with `-r`: every mailbox of the domain.

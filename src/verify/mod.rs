@@ -114,7 +114,7 @@ enum FileCheck {
 }
 
 /// Open the store of `config` and scan `scope`. A database that cannot be opened (the
-/// seed's "unable to open database") is itself a finding, with its repair; the mailboxes
+/// guide's "unable to open database") is itself a finding, with its repair; the mailboxes
 /// then cannot be checked against the list, which makes the scan incomplete (exit 8).
 pub fn run_config(
     config: crate::config::Config,

@@ -20,7 +20,7 @@ pub struct CorpusArgs {
     /// Generator seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Extra users beyond the seed's cast (default: one per 1,000 messages).
+    /// Extra users beyond the cast of the guide's examples (default: one per 1,000 messages).
     #[arg(long)]
     pub users: Option<usize>,
     /// Put every message in one mailbox (user/huge of example.com).

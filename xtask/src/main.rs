@@ -113,7 +113,7 @@ fn fuzz(target: Option<String>, seconds: u64) -> Result<()> {
             .context("run cargo fuzz (install it with `cargo install cargo-fuzz`)")?;
         if !status.success() {
             bail!(
-                "fuzz target {t} failed: {status}; commit the crash input under corpus/fuzz/{t}/ so the seed test replays it"
+                "fuzz target {t} failed: {status}; commit the crash input under corpus/fuzz/{t}/ so tests/fuzz_seeds.rs replays it"
             );
         }
     }
