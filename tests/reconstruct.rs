@@ -856,14 +856,14 @@ fn every_corpus_ext_message_is_indexable() {
 // ------------------------------------------------------------------- the guide's examples
 
 #[test]
-fn every_seed_example_works_verbatim_on_the_demo_store() {
+fn every_guide_example_works_verbatim_on_the_demo_store() {
     let fx = Fx::demo(600);
     let all: Vec<(String, String)> = fx.listed().into_iter().collect();
     assert_eq!(all.len(), 26, "{all:?}");
     let before: Vec<Value> = all.iter().map(|(d, n)| fx.show(d, n)).collect();
     let bin_dir = Path::new(RECONSTRUCT).parent().expect("bin dir");
     let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
-    let seed_run = |line: &str| {
+    let guide_run = |line: &str| {
         let mut cmd = Command::new("sh");
         cmd.arg("-c").arg(line).env("MS_CONF", &fx.conf).env("PATH", &path);
         checked_run(fx.root(), cmd)
@@ -896,11 +896,11 @@ fn every_seed_example_works_verbatim_on_the_demo_store() {
     };
     let snapshot = snap();
     for (line, _) in &examples {
-        let r = seed_run(line);
+        let r = guide_run(line);
         r.expect_code(0, line);
         assert!(r.stdout.contains("nothing to do") && !r.stdout.contains("repaired"), "{line}:\n{}", r.stdout);
     }
-    assert_same_tree(&snapshot, &snap(), "the seed's examples on a healthy store");
+    assert_same_tree(&snapshot, &snap(), "the guide's examples on a healthy store");
 
     let expected_counts = [18, 7, 1, 4, 1, 4, 5];
     for ((line, pick), count) in examples.iter().zip(expected_counts) {
@@ -909,7 +909,7 @@ fn every_seed_example_works_verbatim_on_the_demo_store() {
         for (d, n) in &all {
             flip(&fx.dir(d, n).join("ms.index"), 48, 0);
         }
-        let r = seed_run(line);
+        let r = guide_run(line);
         r.expect_code(1, line);
         let mut got: Vec<String> = r.mailbox_lines().iter().map(|l| l.to_string()).collect();
         got.sort();
@@ -930,7 +930,7 @@ fn every_seed_example_works_verbatim_on_the_demo_store() {
         // Repair the rest before the next example.
         for d in ["example.com", "foo.com", "esys.ca"] {
             let all_done = all.iter().filter(|(x, _)| x == d).all(|(x, n)| pick(x, n));
-            seed_run(&format!("reconstruct -r {d}")).expect_code(if all_done { 0 } else { 1 }, d);
+            guide_run(&format!("reconstruct -r {d}")).expect_code(if all_done { 0 } else { 1 }, d);
         }
         for ((d, n), b) in all.iter().zip(&before) {
             assert_survived(b, &fx.show(d, n));

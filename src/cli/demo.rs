@@ -62,18 +62,8 @@ pub fn run(a: &DemoArgs) -> Result<Exit> {
     let _ = writeln!(o, "administration guide runs on this store as written:");
     let _ = writeln!(o, "  export MS_CONF={}", shell_quote(&conf));
     let _ = writeln!(o, "  export PATH={}:\"$PATH\"", shell_quote(&bin.display().to_string()));
-    for ex in [
-        "reconstruct -r example.com",
-        "reconstruct -r -u joe example.com",
-        "reconstruct -u joe example.com INBOX",
-        "reconstruct -r -u joe example.com pub",
-        "reconstruct foo.com admin",
-        "reconstruct -r example.com admin",
-        "reconstruct -r esys.ca \"user/foobar\"",
-        "msdb_recover",
-        "msdb_backup",
-        "msdb_verify",
-    ] {
+    let guide = super::help::GUIDE_EXAMPLES.iter().map(|e| e.0);
+    for ex in guide.chain(["msdb_recover", "msdb_backup", "msdb_verify"]) {
         let _ = writeln!(o, "  {ex}");
     }
     let _ = writeln!(o, "Look around (mstore --help lists every command):");

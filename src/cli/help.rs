@@ -60,6 +60,85 @@ pub const GROUPS: &[Group] = &[
     },
 ];
 
+/// The examples of the M-Store administration guide's Table 5-2, with what each rebuilds.
+/// `mstore demo` prints them; the man page of `reconstruct` lists them.
+pub const GUIDE_EXAMPLES: [(&str, &str); 7] = [
+    ("reconstruct -r example.com", "every mailbox of example.com"),
+    ("reconstruct -r -u joe example.com", "all of joe@example.com's mailboxes"),
+    ("reconstruct -u joe example.com INBOX", "only joe's INBOX (user/joe)"),
+    ("reconstruct -r -u joe example.com pub", "joe's pub folder and everything below it"),
+    ("reconstruct foo.com admin", "the shared folder admin of foo.com"),
+    ("reconstruct -r example.com admin", "admin and all its sub-folders"),
+    ("reconstruct -r esys.ca \"user/foobar\"", "the personal hierarchy of foobar@esys.ca"),
+];
+
+/// The examples of a subcommand: its line in [`GROUPS`], and for `reconstruct` the guide's.
+pub fn examples(sub: &str) -> Vec<(&'static str, &'static str)> {
+    let mut out: Vec<(&str, &str)> =
+        GROUPS.iter().flat_map(|g| g.commands.iter()).filter(|c| c.0 == sub).map(|c| (c.1, "")).collect();
+    if sub == "reconstruct" {
+        out = GUIDE_EXAMPLES.to_vec();
+    }
+    out
+}
+
+/// The exit statuses of each subcommand (the README's tables), shown at the end of its
+/// `--help` and in its man page. A subcommand not listed has 0 (done) and 8 (could not run).
+pub const EXIT_STATUSES: &[(&str, &[(u8, &str)])] = &[
+    (
+        "reconstruct",
+        &[
+            (0, "nothing to do: every mailbox was consistent"),
+            (1, "repaired"),
+            (4, "problems found and left: a dry run with changes, stray files without --quarantine, unreadable files"),
+            (8, "a mailbox or an argument could not be processed (the other mailboxes still were)"),
+        ],
+    ),
+    ("verify", &[(0, "clean"), (4, "findings (each with the command that repairs it)"), (8, "could not scan")]),
+    ("doctor", &[(0, "no problems"), (1, "--fix repaired every finding"), (4, "findings left"), (8, "could not run")]),
+    (
+        "recover",
+        &[
+            (0, "nothing was wrong"),
+            (1, "repaired (a torn tail dropped, transactions dropped by the mode, damage set aside)"),
+            (4, "refused: corruption left unrepaired; run msdb_repair"),
+            (8, "could not run"),
+        ],
+    ),
+    ("backup", &[(0, "backed up (silently)"), (4, "the databases are damaged"), (8, "could not run")]),
+    (
+        "db-verify",
+        &[
+            (0, "clean"),
+            (2, "only damage that msdb_recover repairs without losing an acknowledged transaction"),
+            (4, "corrupt: run msdb_repair"),
+            (8, "the check could not run"),
+        ],
+    ),
+    ("restore", &[(0, "restored (or, with -n, would restore)"), (8, "no usable backup, or could not run")]),
+    (
+        "repair",
+        &[
+            (0, "nothing was wrong"),
+            (1, "repaired at rung 1 (recover)"),
+            (2, "repaired at rung 2 (salvage: see the transactions lost)"),
+            (3, "repaired at rung 3 (restored a backup)"),
+            (4, "every rung failed; the evidence copy and quarantine are kept"),
+            (8, "could not run"),
+        ],
+    ),
+    ("import", &[(0, "all imported"), (4, "something was skipped, or the run was interrupted"), (8, "failed")]),
+    ("export", &[(0, "exported"), (4, "problems (listed)"), (8, "failed")]),
+];
+
+/// The exit statuses of a subcommand, as lines.
+pub fn exit_statuses(sub: &str) -> Vec<(u8, &'static str)> {
+    match EXIT_STATUSES.iter().find(|e| e.0 == sub) {
+        Some(e) => e.1.to_vec(),
+        None => vec![(0, "done"), (8, "could not run (bad usage, cannot open or read what was asked)")],
+    }
+}
+
 /// The name a subcommand's example uses for it: the guide's name where it has one.
 fn listed_name(sub: &str) -> &str {
     super::GUIDE_NAMES.iter().find(|g| g.1 == sub).map(|g| g.0).unwrap_or(sub)
@@ -97,8 +176,17 @@ pub fn grouped(cmd: &clap::Command) -> String {
     s
 }
 
-/// `mstore` with the grouped list in its help instead of clap's flat one.
-pub fn with_grouped_help(cmd: clap::Command) -> clap::Command {
+/// `mstore` with the grouped list in its help instead of clap's flat one, and each
+/// subcommand's exit statuses at the end of its `--help`.
+pub fn with_grouped_help(mut cmd: clap::Command) -> clap::Command {
+    let names: Vec<String> = cmd.get_subcommands().map(|c| c.get_name().to_string()).collect();
+    for n in names {
+        let mut text = String::from("Exit status:\n");
+        for (code, what) in exit_statuses(&n) {
+            let _ = writeln!(text, "  {code}  {what}");
+        }
+        cmd = cmd.mut_subcommand(n, |c| c.after_help(text));
+    }
     let list = grouped(&cmd).replace('{', "{{").replace('}', "}}");
     let template = format!(
         "{{about-with-newline}}\n{{usage-heading}} {{usage}}\n\n{list}\

@@ -5,12 +5,14 @@
 //! - `seeds`: write the fuzz seed inputs to `corpus/fuzz/`.
 //! - `bench reconstruct|verify|import|db`: benchmark suites (see the README).
 //! - `crash`: the long crash-state enumeration of the databases.
+//! - `dist [--check]`: man pages and shell completions into `dist/` (checked in).
 //! - `fuzz [TARGET] [-- ARGS]`: run a cargo-fuzz target (needs `cargo install cargo-fuzz` and nightly).
 
 mod bench;
 mod bench_db;
 mod corpus;
 mod crash;
+mod dist;
 
 use std::process::Command;
 
@@ -45,6 +47,12 @@ enum Cmd {
     /// Internal: the metadata floor of the reconstruct bench (list + statx), in its own process.
     #[command(name = "__meta_floor", hide = true)]
     MetaFloor { conf: String, threads: usize },
+    /// Generate the man pages and shell completions into dist/ (--check: only compare).
+    Dist {
+        /// Fail if dist/ differs from what the command definitions give; write nothing.
+        #[arg(long)]
+        check: bool,
+    },
     /// Run a cargo-fuzz target for a while (requires cargo-fuzz and a nightly toolchain).
     Fuzz {
         /// Target name (see fuzz/fuzz_targets/); all targets when omitted.
@@ -68,6 +76,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::Fuzz { target, seconds } => fuzz(target, seconds),
+        Cmd::Dist { check } => dist::run(check),
         Cmd::Bench { suite } => bench::run(&suite),
         Cmd::Crash(a) => crash::run(&a),
         Cmd::Floor { conf, threads } => bench::floor_child(&conf, threads),

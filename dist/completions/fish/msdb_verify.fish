@@ -1,0 +1,4 @@
+complete -c msdb_verify -s f -d 'Alternate location of the configuration file (default: $MS_CONF, else /etc/md/store/ms.conf)' -r -F
+complete -c msdb_verify -s v -l version -d 'Display program version information on standard error, then exit (whatever else is on the command line)'
+complete -c msdb_verify -l json -d 'Print the report as JSON'
+complete -c msdb_verify -s h -l help -d 'Print help'
