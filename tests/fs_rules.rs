@@ -210,8 +210,7 @@ fn temps_under(root: &Path) -> Vec<PathBuf> {
 /// again, and no temporary file piles up.
 #[test]
 fn a_full_disk_leaves_no_temporary_files() {
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("skipped: mounting a tmpfs needs root");
+    if !support::root("a full tmpfs (mounting one needs root)") {
         return;
     }
     let outer = tempfile::tempdir().expect("tempdir");
