@@ -14,7 +14,6 @@ pub mod finding;
 pub mod flags;
 pub mod format;
 pub mod fs;
-pub mod fuzzing;
 pub mod import;
 pub mod io;
 pub mod layout;

@@ -4,6 +4,9 @@
 
 use std::path::PathBuf;
 
+#[path = "../fuzz/bodies.rs"]
+mod bodies;
+
 fn dir(target: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus/fuzz").join(target)
 }
@@ -11,26 +14,26 @@ fn dir(target: &str) -> PathBuf {
 #[test]
 fn every_seed_and_crash_input_passes_its_target() {
     let mut total = 0;
-    for target in mstore::fuzzing::TARGETS {
+    for target in bodies::TARGETS {
         let d = dir(target);
         let entries = std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display()));
         let mut n = 0;
         for e in entries {
             let path = e.expect("dir entry").path();
             let data = std::fs::read(&path).expect("read seed");
-            mstore::fuzzing::run(target, &data);
+            bodies::run(target, &data);
             n += 1;
         }
         assert!(n > 0, "no seeds for fuzz target {target} in {}", d.display());
         total += n;
     }
-    assert!(total >= mstore::fuzzing::TARGETS.len());
+    assert!(total >= bodies::TARGETS.len());
 }
 
 #[test]
 fn committed_seeds_match_the_generator() {
-    for target in mstore::fuzzing::TARGETS {
-        for (name, bytes) in mstore::fuzzing::seed_inputs(target) {
+    for target in bodies::TARGETS {
+        for (name, bytes) in bodies::seed_inputs(target) {
             let path = dir(target).join(format!("seed-{name}"));
             let committed =
                 std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (run `cargo xtask seeds`)", path.display()));
@@ -44,8 +47,8 @@ fn committed_seeds_match_the_generator() {
 #[test]
 fn mutated_seeds_never_break_an_invariant() {
     let mut rng = mstore::synth::Rng::new(0xf022);
-    for target in mstore::fuzzing::TARGETS {
-        for (_, seed) in mstore::fuzzing::seed_inputs(target) {
+    for target in bodies::TARGETS {
+        for (_, seed) in bodies::seed_inputs(target) {
             for _ in 0..300 {
                 let mut b = seed.clone();
                 for _ in 0..1 + rng.below(4) {
@@ -69,7 +72,7 @@ fn mutated_seeds_never_break_an_invariant() {
                         _ => b[i] = rng.below(256) as u8,
                     }
                 }
-                mstore::fuzzing::run(target, &b);
+                bodies::run(target, &b);
             }
         }
     }

@@ -1,3 +1,6 @@
-//! Fuzz target `cache`: see `mstore::fuzzing`. Seeds: `corpus/fuzz/cache/`.
+//! Fuzz target `cache`: the body is `fuzz/bodies.rs`. Seeds: `corpus/fuzz/cache/`.
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| mstore::fuzzing::run("cache", data));
+#[allow(dead_code)]
+#[path = "../bodies.rs"]
+mod bodies;
+libfuzzer_sys::fuzz_target!(|data: &[u8]| bodies::run("cache", data));

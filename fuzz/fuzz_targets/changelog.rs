@@ -1,3 +1,6 @@
-//! Fuzz target `changelog`: see `mstore::fuzzing`. Seeds: `corpus/fuzz/changelog/`.
+//! Fuzz target `changelog`: the body is `fuzz/bodies.rs`. Seeds: `corpus/fuzz/changelog/`.
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| mstore::fuzzing::run("changelog", data));
+#[allow(dead_code)]
+#[path = "../bodies.rs"]
+mod bodies;
+libfuzzer_sys::fuzz_target!(|data: &[u8]| bodies::run("changelog", data));

@@ -1,3 +1,6 @@
-//! Fuzz target `config`: see `mstore::fuzzing`. Seeds: `corpus/fuzz/config/`.
+//! Fuzz target `config`: the body is `fuzz/bodies.rs`. Seeds: `corpus/fuzz/config/`.
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| mstore::fuzzing::run("config", data));
+#[allow(dead_code)]
+#[path = "../bodies.rs"]
+mod bodies;
+libfuzzer_sys::fuzz_target!(|data: &[u8]| bodies::run("config", data));

@@ -1,3 +1,6 @@
-//! Fuzz target `dbsnap`: see `mstore::fuzzing`. Seeds: `corpus/fuzz/dbsnap/`.
+//! Fuzz target `dbsnap`: the body is `fuzz/bodies.rs`. Seeds: `corpus/fuzz/dbsnap/`.
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| mstore::fuzzing::run("dbsnap", data));
+#[allow(dead_code)]
+#[path = "../bodies.rs"]
+mod bodies;
+libfuzzer_sys::fuzz_target!(|data: &[u8]| bodies::run("dbsnap", data));

@@ -1,3 +1,6 @@
-//! Fuzz target `header`: see `mstore::fuzzing`. Seeds: `corpus/fuzz/header/`.
+//! Fuzz target `header`: the body is `fuzz/bodies.rs`. Seeds: `corpus/fuzz/header/`.
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| mstore::fuzzing::run("header", data));
+#[allow(dead_code)]
+#[path = "../bodies.rs"]
+mod bodies;
+libfuzzer_sys::fuzz_target!(|data: &[u8]| bodies::run("header", data));

@@ -1,3 +1,6 @@
-//! Fuzz target `index`: see `mstore::fuzzing`. Seeds: `corpus/fuzz/index/`.
+//! Fuzz target `index`: the body is `fuzz/bodies.rs`. Seeds: `corpus/fuzz/index/`.
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| mstore::fuzzing::run("index", data));
+#[allow(dead_code)]
+#[path = "../bodies.rs"]
+mod bodies;
+libfuzzer_sys::fuzz_target!(|data: &[u8]| bodies::run("index", data));

@@ -1,3 +1,6 @@
-//! Fuzz target `listings`: see `mstore::fuzzing`. Seeds: `corpus/fuzz/listings/`.
+//! Fuzz target `listings`: the body is `fuzz/bodies.rs`. Seeds: `corpus/fuzz/listings/`.
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| mstore::fuzzing::run("listings", data));
+#[allow(dead_code)]
+#[path = "../bodies.rs"]
+mod bodies;
+libfuzzer_sys::fuzz_target!(|data: &[u8]| bodies::run("listings", data));

@@ -1,3 +1,6 @@
-//! Fuzz target `mbox`: see `mstore::fuzzing`. Seeds: `corpus/fuzz/mbox/`.
+//! Fuzz target `mbox`: the body is `fuzz/bodies.rs`. Seeds: `corpus/fuzz/mbox/`.
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| mstore::fuzzing::run("mbox", data));
+#[allow(dead_code)]
+#[path = "../bodies.rs"]
+mod bodies;
+libfuzzer_sys::fuzz_target!(|data: &[u8]| bodies::run("mbox", data));

@@ -1,3 +1,6 @@
-//! Fuzz target `message`: see `mstore::fuzzing`. Seeds: `corpus/fuzz/message/`.
+//! Fuzz target `message`: the body is `fuzz/bodies.rs`. Seeds: `corpus/fuzz/message/`.
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| mstore::fuzzing::run("message", data));
+#[allow(dead_code)]
+#[path = "../bodies.rs"]
+mod bodies;
+libfuzzer_sys::fuzz_target!(|data: &[u8]| bodies::run("message", data));

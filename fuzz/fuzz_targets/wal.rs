@@ -1,3 +1,6 @@
-//! Fuzz target `wal`: see `mstore::fuzzing`. Seeds: `corpus/fuzz/wal/`.
+//! Fuzz target `wal`: the body is `fuzz/bodies.rs`. Seeds: `corpus/fuzz/wal/`.
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| mstore::fuzzing::run("wal", data));
+#[allow(dead_code)]
+#[path = "../bodies.rs"]
+mod bodies;
+libfuzzer_sys::fuzz_target!(|data: &[u8]| bodies::run("wal", data));

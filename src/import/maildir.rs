@@ -188,10 +188,14 @@ fn walk(
     Ok(())
 }
 
-/// `dovecot-keywords`: letter index → name.
+/// `dovecot-keywords` of `dir`: letter → name (empty when missing or unreadable).
 pub fn read_keywords(dir: &Path) -> HashMap<u8, String> {
+    std::fs::read(dir.join("dovecot-keywords")).map(|t| parse_keywords(&t)).unwrap_or_default()
+}
+
+/// The text of a `dovecot-keywords` file: letter (`a` + index) → name.
+pub fn parse_keywords(text: &[u8]) -> HashMap<u8, String> {
     let mut map = HashMap::new();
-    let Ok(text) = std::fs::read(dir.join("dovecot-keywords")) else { return map };
     for line in text.split(|&b| b == b'\n') {
         let line = String::from_utf8_lossy(line);
         let mut it = line.split_whitespace();
@@ -205,10 +209,14 @@ pub fn read_keywords(dir: &Path) -> HashMap<u8, String> {
     map
 }
 
-/// `dovecot-uidlist`: base file name → UID (versions 1 and 3).
+/// `dovecot-uidlist` of `dir`: base file name → UID (empty when missing or unreadable).
 pub fn read_uidlist(dir: &Path) -> HashMap<String, u32> {
+    std::fs::read(dir.join("dovecot-uidlist")).map(|t| parse_uidlist(&t)).unwrap_or_default()
+}
+
+/// The text of a `dovecot-uidlist` file (versions 1 and 3): base file name → UID.
+pub fn parse_uidlist(text: &[u8]) -> HashMap<String, u32> {
     let mut map = HashMap::new();
-    let Ok(text) = std::fs::read(dir.join("dovecot-uidlist")) else { return map };
     let mut lines = text.split(|&b| b == b'\n');
     let version = lines.next().and_then(|h| h.split(|&b| b == b' ').next().map(|v| v.to_vec()));
     for line in lines {

@@ -6,13 +6,17 @@
 //! - `bench reconstruct|verify|import|db`: benchmark suites (see the README).
 //! - `crash`: the long crash-state enumeration of the databases.
 //! - `dist [--check]`: man pages and shell completions into `dist/` (checked in).
-//! - `fuzz [TARGET] [-- ARGS]`: run a cargo-fuzz target (needs `cargo install cargo-fuzz` and nightly).
+//! - `fuzz [TARGET...] [--seconds N] [--time TARGET=N]`: run the cargo-fuzz targets (`fuzz.rs`).
 
 mod bench;
 mod bench_db;
+#[allow(dead_code)]
+#[path = "../../fuzz/bodies.rs"]
+mod bodies;
 mod corpus;
 mod crash;
 mod dist;
+mod fuzz;
 
 use std::process::Command;
 
@@ -53,14 +57,8 @@ enum Cmd {
         #[arg(long)]
         check: bool,
     },
-    /// Run a cargo-fuzz target for a while (requires cargo-fuzz and a nightly toolchain).
-    Fuzz {
-        /// Target name (see fuzz/fuzz_targets/); all targets when omitted.
-        target: Option<String>,
-        /// Seconds per target.
-        #[arg(long, default_value_t = 60)]
-        seconds: u64,
-    },
+    /// Run the cargo-fuzz targets for a time each (RUSTC_BOOTSTRAP=1 cargo install cargo-fuzz).
+    Fuzz(fuzz::FuzzArgs),
 }
 
 fn main() -> Result<()> {
@@ -75,7 +73,7 @@ fn main() -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Fuzz { target, seconds } => fuzz(target, seconds),
+        Cmd::Fuzz(a) => fuzz::run(&a),
         Cmd::Dist { check } => dist::run(check),
         Cmd::Bench { suite } => bench::run(&suite),
         Cmd::Crash(a) => crash::run(&a),
@@ -83,10 +81,10 @@ fn main() -> Result<()> {
         Cmd::MetaFloor { conf, threads } => bench::meta_floor_child(&conf, threads),
         Cmd::Seeds => {
             let root = project_root();
-            for t in mstore::fuzzing::TARGETS {
+            for t in bodies::TARGETS {
                 let dir = root.join("corpus/fuzz").join(t);
                 std::fs::create_dir_all(&dir)?;
-                for (name, bytes) in mstore::fuzzing::seed_inputs(t) {
+                for (name, bytes) in bodies::seed_inputs(t) {
                     std::fs::write(dir.join(format!("seed-{name}")), bytes)?;
                 }
             }
@@ -101,30 +99,3 @@ pub fn project_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(|p| p.to_path_buf()).unwrap_or_default()
 }
 
-fn fuzz(target: Option<String>, seconds: u64) -> Result<()> {
-    let root = project_root();
-    let targets: Vec<String> = match target {
-        Some(t) => vec![t],
-        None => std::fs::read_dir(root.join("fuzz/fuzz_targets"))?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| e.path().file_stem().map(|s| s.to_string_lossy().into_owned()))
-            .collect(),
-    };
-    for t in targets {
-        let corpus = root.join("corpus/fuzz").join(&t);
-        let status = Command::new("cargo")
-            .args(["+nightly", "fuzz", "run", &t])
-            .arg(&corpus)
-            .arg("--")
-            .arg(format!("-max_total_time={seconds}"))
-            .current_dir(&root)
-            .status()
-            .context("run cargo fuzz (install it with `cargo install cargo-fuzz`)")?;
-        if !status.success() {
-            bail!(
-                "fuzz target {t} failed: {status}; commit the crash input under corpus/fuzz/{t}/ so tests/fuzz_seeds.rs replays it"
-            );
-        }
-    }
-    Ok(())
-}
