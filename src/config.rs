@@ -29,6 +29,9 @@ use crate::io::Durability;
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/md/store/ms.conf";
 /// Environment variable that overrides [`DEFAULT_CONFIG_PATH`] (but not `-f`).
 pub const CONFIG_ENV: &str = "MS_CONF";
+/// Most bytes read from a configuration file (1 MiB): `-f /dev/zero` or a huge file fails
+/// at once with [`ConfigError::TooLarge`] instead of filling memory.
+pub const MAX_CONFIG_LEN: u64 = 1 << 20;
 /// The default `ms-path`.
 pub const DEFAULT_MS_PATH: &str = "/var/md/store";
 
@@ -92,6 +95,12 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// The file is larger than any configuration ([`MAX_CONFIG_LEN`]): not read further.
+    #[error("{} is larger than {} bytes: not a configuration file (ms.conf is a few lines of `key: value`)", path.display(), MAX_CONFIG_LEN)]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+    },
     /// A line is malformed.
     #[error("{}:{line}: {message}", path.display())]
     Syntax {
@@ -118,7 +127,13 @@ pub fn resolve_path(flag: Option<&Path>) -> PathBuf {
 impl Config {
     /// Read and parse the configuration file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let bytes = std::fs::read(path).map_err(|source| ConfigError::Io { path: path.to_path_buf(), source })?;
+        use std::io::Read;
+        let io = |source| ConfigError::Io { path: path.to_path_buf(), source };
+        let mut bytes = Vec::new();
+        std::fs::File::open(path).and_then(|f| f.take(MAX_CONFIG_LEN + 1).read_to_end(&mut bytes)).map_err(io)?;
+        if bytes.len() as u64 > MAX_CONFIG_LEN {
+            return Err(ConfigError::TooLarge { path: path.to_path_buf() });
+        }
         // Absolute, so relative paths inside resolve the same from any working directory.
         let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         Config::parse(&path, &bytes)
@@ -410,6 +425,22 @@ mod tests {
         let text = err.to_string();
         assert!(text.starts_with("unable to read configuration file /nonexistent/ms.conf: "), "{text}");
         assert!(text.contains("missing"), "{text}");
+    }
+
+    #[test]
+    fn endless_or_huge_files_fail_at_once() {
+        let err = Config::load(Path::new("/dev/zero")).expect_err("must fail");
+        assert!(matches!(err, ConfigError::TooLarge { .. }), "{err}");
+        assert!(err.to_string().starts_with("/dev/zero is larger than 1048576 bytes"), "{err}");
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("ms.conf");
+        let head = "ms-path: /srv\n";
+        let text = format!("{head}{}\n", "#".repeat(MAX_CONFIG_LEN as usize - head.len() - 1));
+        assert_eq!(text.len() as u64, MAX_CONFIG_LEN);
+        std::fs::write(&p, &text).expect("write");
+        assert_eq!(Config::load(&p).expect("exactly 1 MiB is still read").ms_path, Path::new("/srv"));
+        std::fs::write(&p, format!("{text}x: y\n")).expect("write");
+        assert!(matches!(Config::load(&p), Err(ConfigError::TooLarge { .. })));
     }
 
     #[test]

@@ -103,6 +103,7 @@ pub fn become_runtime_user(config: &Config) -> Result<Switch> {
         Error::Invalid(format!("refusing to run as root, which would leave root-owned files in the store: {e}"))
     })?;
     if ids.uid == 0 {
+        refuse_root_on_foreign_store(config)?;
         return Ok(Switch::AlreadyRuntimeUser);
     }
     let fail = |what: &str, e: nix::Error| {
@@ -115,6 +116,34 @@ pub fn become_runtime_user(config: &Config) -> Result<Switch> {
         return Err(Error::Invalid("switching to the runtime user did not drop root: refusing to go on".into()));
     }
     Ok(Switch::Switched(ids))
+}
+
+/// `runtime-user: root` is accepted only for a store root owns: on a store that belongs to
+/// another user, files a command writes as root would be root's, and the store (running as
+/// its owner) could no longer write them. Refused with the fix.
+fn refuse_root_on_foreign_store(config: &Config) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let mut dirs = vec![&config.ms_path, &config.database_path];
+    dirs.extend(config.partitions.values());
+    for dir in dirs {
+        let Ok(m) = std::fs::metadata(dir) else { continue };
+        if m.uid() != 0 {
+            let owner = User::from_uid(Uid::from_raw(m.uid()))
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+                .unwrap_or_else(|| format!("uid {}", m.uid()));
+            return Err(Error::Invalid(format!(
+                "{} says runtime-user: root, but {} belongs to {owner} (uid {}): run as root, this command would leave root-owned files that the store cannot write; set `runtime-user: {owner}` (and its group) in {}, or, if the store really runs as root, mstore doctor -f {} shows what to chown",
+                config.path.display(),
+                dir.display(),
+                m.uid(),
+                config.path.display(),
+                crate::util::shell_quote(&config.path.to_string_lossy()),
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Access a user needs.

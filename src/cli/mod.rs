@@ -220,8 +220,7 @@ fn init_as_runtime_user(cfg: &Config) -> Result<()> {
         let ids = crate::privs::resolve(cfg)?;
         // What `Store::init` creates (backups are made by msdb_backup when first needed).
         for dir in [&cfg.ms_path, &cfg.database_path].into_iter().chain(cfg.partitions.values()) {
-            crate::fs::Fs::create_dir_all(&crate::fs::RealFs, dir).map_err(|e| Error::io("create", dir, e))?;
-            std::os::unix::fs::lchown(dir, Some(ids.uid), Some(ids.gid)).map_err(|e| Error::io("chown", dir, e))?;
+            crate::doctor::prepare_store_dir(dir, &ids)?;
         }
     }
     crate::privs::become_runtime_user(cfg)?;
@@ -259,14 +258,7 @@ fn doctor(a: &DoctorArgs) -> Result<Exit> {
         Err(e) => {
             // The doctor's first job is exactly this symptom: say why and what to do.
             eprintln!("mstore doctor: {e}");
-            if path.exists() {
-                eprintln!(
-                    "    fix: make it readable: chown sms:sms {p} && chmod u+r {p}",
-                    p = crate::util::shell_quote(&path.to_string_lossy())
-                );
-            } else {
-                eprintln!("    fix: create it (see formats/config.md), pass -f FILE, or set MS_CONF");
-            }
+            eprintln!("    fix: {}", config_fix(&path, &e));
             return Ok(Exit::Error);
         }
     };
@@ -275,13 +267,34 @@ fn doctor(a: &DoctorArgs) -> Result<Exit> {
     }
     let mut report = crate::doctor::check(&cfg);
     let mut fixed = false;
-    if a.fix && !report.findings.is_empty() {
+    if a.fix && report.has_errors() {
         let n = crate::doctor::fix(&cfg)?;
         eprintln!("mstore doctor: changed {n} owner(s) or mode(s); checking again");
         report = crate::doctor::check(&cfg);
         fixed = true;
     }
     emit(&render::Doctored { report: &report, fixed }, Format::json_if(a.json))
+}
+
+/// What to type when the configuration cannot be loaded: a syntax error gets a fix for
+/// the syntax (never a change of owner); an unreadable file the two ways to make it
+/// readable; a missing one how to name or create it.
+fn config_fix(path: &Path, e: &config::ConfigError) -> String {
+    let p = crate::util::shell_quote(&path.to_string_lossy());
+    match e {
+        config::ConfigError::Syntax { line, .. } => {
+            format!("edit line {line} of {p} (the key: value syntax and every key are in formats/config.md)")
+        }
+        config::ConfigError::TooLarge { .. } => {
+            format!("{p} is not a configuration file: pass the right one with -f FILE or MS_CONF")
+        }
+        config::ConfigError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            "create it (see formats/config.md), pass -f FILE, or set MS_CONF".into()
+        }
+        config::ConfigError::Io { .. } => format!(
+            "make it readable by the runtime user: chown root:sms {p} && chmod 0640 {p} (root's, readable by the group), or, as the M-Store administration guide has it, chown sms:sms {p}"
+        ),
+    }
 }
 
 fn ls(a: &LsArgs) -> Result<Exit> {

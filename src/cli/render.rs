@@ -104,11 +104,13 @@ impl Render for Doctored<'_> {
         let _ = writeln!(s, "doctor: {} entries checked: {verdict}", r.checked);
         s
     }
+    /// Warnings (a `config-writable` ms.conf, a mount point not entered) are printed and
+    /// leave the status alone; errors left make it 4.
     fn exit(&self) -> Exit {
-        match (self.report.findings.is_empty(), self.fixed) {
-            (false, _) => Exit::Unrepaired,
-            (true, true) => Exit::Repaired,
-            (true, false) => Exit::Ok,
+        match (self.report.has_errors(), self.fixed) {
+            (true, _) => Exit::Unrepaired,
+            (false, true) => Exit::Repaired,
+            (false, false) => Exit::Ok,
         }
     }
 }

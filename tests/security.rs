@@ -1,0 +1,562 @@
+//! Issue 13's attacks, each tried as a test (as root, with users of its own: `mstest-sec`
+//! is the store's runtime user, `mstest-evil` another local user), and each doctor
+//! finding kind injected, reported (kind and path), repaired by the printed fix, and
+//! gone afterwards. Every attack test also checks that its setup really happened (the
+//! link was in place, the swap ran while the doctor did).
+//!
+//! Without root these tests print SKIP and return (CI runs as root).
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use mstore::store::Store;
+
+const RUNTIME: &str = "mstest-sec";
+const EVIL: &str = "mstest-evil";
+
+fn bin(name: &str) -> PathBuf {
+    match name {
+        "mstore" => PathBuf::from(env!("CARGO_BIN_EXE_mstore")),
+        "reconstruct" => PathBuf::from(env!("CARGO_BIN_EXE_reconstruct")),
+        other => panic!("no binary {other}"),
+    }
+}
+
+fn run(name: &str, args: &[&str]) -> Output {
+    Command::new(bin(name)).args(args).env_remove("MS_CONF").output().expect("run")
+}
+
+/// Run a printed fix through the shell, with our binaries first on PATH.
+fn run_fix(fix: &str) -> Output {
+    let dir = bin("mstore").parent().expect("bin dir").to_path_buf();
+    let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
+    let o = Command::new("sh").arg("-c").arg(fix).env("PATH", path).env_remove("MS_CONF").output().expect("run fix");
+    // 0: done; 1: problems found and repaired (e2fsck's convention, as our commands use it).
+    assert!(matches!(o.status.code(), Some(0 | 1)), "fix {fix:?} failed: {}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// Create (once) and look up a test user: (uid, gid).
+fn user(name: &str) -> (u32, u32) {
+    let lookup = || nix::unistd::User::from_name(name).ok().flatten();
+    if lookup().is_none() {
+        let st = Command::new("useradd").args(["--system", "--user-group", "--no-create-home", name]).status();
+        assert!(st.is_ok_and(|s| s.success()) || lookup().is_some(), "could not create test user {name}");
+    }
+    let u = lookup().expect("user exists");
+    (u.uid.as_raw(), u.gid.as_raw())
+}
+
+fn skip_unless_root(test: &str) -> bool {
+    if is_root() {
+        user(RUNTIME);
+        user(EVIL);
+        false
+    } else {
+        eprintln!("SKIP {test}: needs root (CI runs as root)");
+        true
+    }
+}
+
+/// A small generated store owned by the runtime user, in a directory others may enter.
+struct Fx {
+    tmp: tempfile::TempDir,
+    conf: PathBuf,
+}
+
+impl Fx {
+    fn new(messages: u64) -> Fx {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let cfg =
+            mstore::synth::write_config(tmp.path(), RUNTIME, RUNTIME, mstore::io::Durability::NoSync).expect("config");
+        let st = Store::init(cfg.clone()).expect("init");
+        mstore::synth::populate(&st, &mstore::synth::demo_cast(), messages, 7, 1).expect("populate");
+        drop(st);
+        let (uid, gid) = user(RUNTIME);
+        chown_tree(&tmp.path().join("store"), uid, gid);
+        chown_tree(&tmp.path().join("d2"), uid, gid);
+        // ms.conf as the issue found it: root's, 0644.
+        std::fs::set_permissions(&cfg.path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        Fx { tmp, conf: cfg.path }
+    }
+
+    fn root(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    fn c(&self) -> &str {
+        self.conf.to_str().expect("utf-8")
+    }
+
+    fn mailbox(&self, domain: &str, name: &str) -> PathBuf {
+        let cfg = mstore::config::Config::load(&self.conf).expect("config");
+        let st = Store::open(cfg).expect("store");
+        let e = st.entry(domain, &mstore::layout::MailboxName::parse(name).expect("name")).expect("entry");
+        st.place(&e).expect("place").dir
+    }
+
+    fn doctor(&self, extra: &[&str]) -> Doc {
+        doctor(&self.conf, extra)
+    }
+}
+
+fn chown_tree(p: &Path, uid: u32, gid: u32) {
+    let st = Command::new("chown").arg("-hR").arg(format!("{uid}:{gid}")).arg(p).status().expect("chown");
+    assert!(st.success());
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct F {
+    severity: String,
+    kind: String,
+    path: String,
+    message: String,
+    fix: Option<String>,
+}
+
+struct Doc {
+    findings: Vec<F>,
+    code: i32,
+    stderr: String,
+}
+
+impl Doc {
+    fn of(&self, kind: &str) -> Vec<&F> {
+        self.findings.iter().filter(|f| f.kind == kind).collect()
+    }
+
+    /// The one finding of `kind`, at `path`.
+    fn one(&self, kind: &str, path: &Path) -> &F {
+        let v = self.of(kind);
+        assert_eq!(v.len(), 1, "expected one {kind} finding, got {:#?}", self.findings);
+        assert_eq!(Path::new(&v[0].path), path, "{kind} at the wrong path: {:#?}", v[0]);
+        v[0]
+    }
+
+    fn errors(&self) -> Vec<&F> {
+        self.findings.iter().filter(|f| f.severity == "error").collect()
+    }
+}
+
+fn doctor(conf: &Path, extra: &[&str]) -> Doc {
+    let mut args = vec!["doctor", "-f", conf.to_str().expect("utf-8"), "--json"];
+    args.extend_from_slice(extra);
+    let o = run("mstore", &args);
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("doctor JSON: {e}\n{}\n{stderr}", String::from_utf8_lossy(&o.stdout)));
+    let findings: Vec<F> = serde_json::from_value(v["findings"].clone()).expect("findings");
+    Doc { findings, code: o.status.code().unwrap_or(-1), stderr }
+}
+
+/// Owner, group and mode of everything under `root` (links not followed).
+fn owners(root: &Path) -> BTreeMap<PathBuf, (u32, u32, u32)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let Ok(m) = std::fs::symlink_metadata(&p) else { continue };
+        out.insert(p.clone(), (m.uid(), m.gid(), m.mode() & 0o7777));
+        if m.is_dir() {
+            for e in std::fs::read_dir(&p).expect("list") {
+                stack.push(e.expect("entry").path());
+            }
+        }
+    }
+    out
+}
+
+/// Entries whose owner, group or mode differ between two [`owners`] snapshots.
+fn changed(before: &BTreeMap<PathBuf, (u32, u32, u32)>, after: &BTreeMap<PathBuf, (u32, u32, u32)>) -> Vec<String> {
+    let mut v: Vec<String> = after
+        .iter()
+        .filter(|(p, a)| before.get(*p) != Some(a))
+        .map(|(p, a)| format!("{}: {:?} -> {a:?}", p.display(), before.get(p)))
+        .collect();
+    v.extend(before.keys().filter(|p| !after.contains_key(*p)).map(|p| format!("{}: gone", p.display())));
+    v
+}
+
+/// A root-owned tree outside the store: what an attacker wants to own.
+fn victim_tree(parent: &Path) -> PathBuf {
+    let v = parent.join("victim");
+    std::fs::create_dir_all(v.join("sub")).expect("mkdir");
+    std::fs::write(v.join("shadow"), "root:*:1::::::\n").expect("write");
+    std::fs::set_permissions(v.join("shadow"), std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    std::fs::write(v.join("tool"), "#!/bin/sh\n").expect("write");
+    std::fs::set_permissions(v.join("tool"), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::write(v.join("sub/7."), "From: a\n\nb\n").expect("write");
+    // Names a store walk also meets, so a path resolved through a swapped link lands here.
+    for i in 1..=300 {
+        std::fs::write(v.join(format!("{i}.")), "x").expect("write");
+    }
+    v
+}
+
+#[test]
+fn doctor_fix_never_follows_a_directory_or_file_swapped_for_a_symlink() {
+    if skip_unless_root("doctor race") {
+        return;
+    }
+    let fx = Fx::new(40);
+    let victim = victim_tree(fx.root());
+    let before = owners(&victim);
+    let joe = fx.mailbox("example.com", "user/joe");
+    let user_dir = joe.parent().expect("user/").to_path_buf();
+    // The swap partners: a symlink to the victim directory next to the mailbox
+    // directory, and a symlink to a victim file named like a message next to a message.
+    let dir_link = user_dir.join("zz");
+    let file_link = joe.join("999999.");
+    std::os::unix::fs::symlink(&victim, &dir_link).expect("symlink");
+    std::os::unix::fs::symlink(victim.join("tool"), &file_link).expect("symlink");
+    let msg = joe.join("5.");
+    assert!(msg.is_file());
+    let exchange = |a: &Path, b: &Path| {
+        rustix::fs::renameat_with(rustix::fs::CWD, a, rustix::fs::CWD, b, rustix::fs::RenameFlags::EXCHANGE)
+    };
+    // The setup really swaps: one exchange makes the mailbox a link, the next undoes it.
+    exchange(&joe, &dir_link).expect("exchange");
+    assert!(std::fs::symlink_metadata(&joe).expect("lstat").file_type().is_symlink());
+    exchange(&joe, &dir_link).expect("exchange back");
+    assert!(std::fs::symlink_metadata(&joe).expect("lstat").is_dir());
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let swaps = Arc::new(AtomicU64::new(0));
+    let swapper = {
+        let (stop, swaps) = (stop.clone(), swaps.clone());
+        let (joe, dir_link, msg, file_link) = (joe.clone(), dir_link.clone(), msg.clone(), file_link.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                for (a, b) in [(&joe, &dir_link), (&msg, &file_link)] {
+                    if rustix::fs::renameat_with(
+                        rustix::fs::CWD,
+                        a.as_path(),
+                        rustix::fs::CWD,
+                        b.as_path(),
+                        rustix::fs::RenameFlags::EXCHANGE,
+                    )
+                    .is_ok()
+                    {
+                        swaps.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        })
+    };
+    let runs: usize = std::env::var("MSTORE_RACE_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
+    let (mut saw_link, mut failed) = (0, 0);
+    for _ in 0..runs {
+        // Give the doctor work on both sides of every swap: root-owned, world-writable.
+        for p in [&joe, &dir_link, &msg, &file_link] {
+            let _ = std::os::unix::fs::lchown(p, Some(0), Some(0));
+        }
+        let o = run("mstore", &["doctor", "-f", fx.c(), "--json", "--fix"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        saw_link += v["findings"].as_array().map_or(0, |a| a.iter().filter(|f| f["kind"] == "symlink").count());
+        failed += usize::from(o.status.code() == Some(8));
+    }
+    stop.store(true, Ordering::Relaxed);
+    swapper.join().expect("swapper");
+    let diff = changed(&before, &owners(&victim));
+    assert!(
+        diff.is_empty(),
+        "outside the store, {} entries changed owner or mode: {:?}",
+        diff.len(),
+        &diff[..diff.len().min(5)]
+    );
+    let swaps = swaps.load(Ordering::Relaxed);
+    assert!(swaps > runs as u64, "the swapper ran only {swaps} times");
+    assert!(saw_link > 0, "no doctor run saw a swapped-in link in {runs} runs");
+    assert_eq!(failed, 0, "doctor --fix failed under the race");
+}
+
+#[test]
+fn doctor_never_changes_a_hard_linked_file_and_its_fix_works() {
+    if skip_unless_root("hard link") {
+        return;
+    }
+    let fx = Fx::new(20);
+    let victim = fx.root().join("root-file");
+    std::fs::write(&victim, "secret\n").expect("write");
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let dir = fx.mailbox("example.com", "admin");
+    let link = dir.join("777.");
+    std::fs::hard_link(&victim, &link).expect("hard link");
+    assert_eq!(std::fs::metadata(&victim).expect("stat").nlink(), 2, "setup: the link is in place");
+    let d = fx.doctor(&["--fix"]);
+    let f = d.one("hard-link", &link);
+    let m = std::fs::metadata(&victim).expect("stat");
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (0, 0, 0o666), "the hard-linked file was changed");
+    run_fix(f.fix.as_deref().expect("fix"));
+    assert!(victim.exists(), "the other name keeps the file");
+    let d = fx.doctor(&[]);
+    assert!(d.errors().is_empty(), "{:#?}", d.findings);
+    assert_eq!(d.code, 0);
+}
+
+#[test]
+fn ms_conf_is_never_chowned_and_cannot_point_root_at_a_tree() {
+    if skip_unless_root("ms.conf takeover") {
+        return;
+    }
+    let fx = Fx::new(20);
+    let (uid, gid) = user(RUNTIME);
+    // Root-owned ms.conf with a wrong owner in the store: the fix leaves ms.conf root's.
+    let joe = fx.mailbox("example.com", "user/joe");
+    std::os::unix::fs::lchown(joe.join("1."), Some(0), Some(0)).expect("chown");
+    let d = fx.doctor(&["--fix"]);
+    assert_eq!(d.code, 1, "{:#?}\n{}", d.findings, d.stderr);
+    assert_eq!(std::fs::metadata(&fx.conf).expect("stat").uid(), 0, "doctor changed the owner of ms.conf");
+    assert_eq!(std::fs::metadata(joe.join("1.")).expect("stat").uid(), uid);
+
+    // As the guide has it (ms.conf the runtime user's), the runtime user adds partitions:
+    // a root-owned tree, and /etc.
+    let tree = victim_tree(fx.root());
+    let before_tree = owners(&tree);
+    let etc = std::fs::metadata("/etc").expect("stat");
+    std::os::unix::fs::lchown(&fx.conf, Some(uid), Some(gid)).expect("chown");
+    let mut text = std::fs::read_to_string(&fx.conf).expect("read");
+    text.push_str(&format!("partition-evil: {}\npartition-sys: /etc\n", tree.display()));
+    std::fs::write(&fx.conf, text).expect("write");
+    let d = fx.doctor(&["--fix"]);
+    assert_eq!(
+        changed(&before_tree, &owners(&tree)),
+        Vec::<String>::new(),
+        "the runtime user's partition line gave it a root-owned tree"
+    );
+    let etc2 = std::fs::metadata("/etc").expect("stat");
+    assert_eq!((etc2.uid(), etc2.gid(), etc2.mode()), (etc.uid(), etc.gid(), etc.mode()));
+    d.one("unsafe-root", Path::new("/etc"));
+    assert!(d.of("foreign").iter().any(|f| Path::new(&f.path).starts_with(&tree)), "{:#?}", d.findings);
+    let w = d.one("config-writable", &fx.conf);
+    assert_eq!(w.severity, "warning");
+    assert!(w.message.contains("as the M-Store administration guide has it"), "{}", w.message);
+    assert_eq!(std::fs::metadata(&fx.conf).expect("stat").uid(), uid, "ms.conf changed owner silently");
+}
+
+#[test]
+fn a_config_syntax_error_gets_a_syntax_fix_not_a_chown() {
+    if skip_unless_root("config syntax") {
+        return;
+    }
+    let fx = Fx::new(5);
+    let mut text = std::fs::read_to_string(&fx.conf).expect("read");
+    text.push_str("this line has no colon\n");
+    std::fs::write(&fx.conf, text).expect("write");
+    let o = run("mstore", &["doctor", "-f", fx.c()]);
+    assert_eq!(o.status.code(), Some(8));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("fix: edit line 10 of "), "{err}");
+    assert!(!err.contains("chown"), "{err}");
+    let o = run("mstore", &["doctor", "-f", "/dev/zero"]);
+    assert_eq!(o.status.code(), Some(8));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("larger than 1048576 bytes"));
+}
+
+/// Inject one damage, expect one finding of `kind` at `path`, run its printed fix (or
+/// `apply` the edit it describes), and expect no error and no finding of that kind after.
+fn kind_round_trip(fx: &Fx, kind: &str, path: &Path, apply: Option<&dyn Fn()>) {
+    let d = fx.doctor(&[]);
+    let f = d.one(kind, path);
+    match apply {
+        Some(a) => a(),
+        None => {
+            run_fix(f.fix.as_deref().unwrap_or_else(|| panic!("{kind} has no fix")));
+        }
+    }
+    let d = fx.doctor(&[]);
+    assert!(d.of(kind).is_empty() && d.errors().is_empty(), "after the fix of {kind}: {:#?}", d.findings);
+    assert_eq!(d.code, 0, "{:#?}", d.findings);
+}
+
+#[test]
+fn every_doctor_finding_kind_is_fixed_by_its_printed_fix() {
+    if skip_unless_root("doctor kinds") {
+        return;
+    }
+    let fx = Fx::new(20);
+    let (uid, gid) = user(RUNTIME);
+    let d = fx.doctor(&[]);
+    assert!(d.errors().is_empty(), "a fresh store is clean: {:#?}", d.findings);
+    let joe = fx.mailbox("example.com", "user/joe");
+
+    // owner (the fix is doctor --fix, through descriptors)
+    let p = joe.join("2.");
+    std::os::unix::fs::lchown(&p, Some(0), Some(0)).expect("chown");
+    kind_round_trip(&fx, "owner", &p, None);
+    assert_eq!(std::fs::metadata(&p).expect("stat").uid(), uid);
+
+    // mode: the owner cannot read its own file
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o040)).expect("chmod");
+    kind_round_trip(&fx, "mode", &p, None);
+
+    // world-access: world-readable mail
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    kind_round_trip(&fx, "world-access", &p, None);
+    assert_eq!(std::fs::metadata(&p).expect("stat").mode() & 0o007, 0);
+
+    // symlink
+    let l = joe.join("555.");
+    std::os::unix::fs::symlink("/etc/passwd", &l).expect("symlink");
+    kind_round_trip(&fx, "symlink", &l, None);
+    assert!(Path::new("/etc/passwd").exists());
+
+    // hard-link: a second name, in the store, for a file outside it
+    let outside = fx.root().join("outside");
+    std::fs::copy(joe.join("3."), &outside).expect("copy");
+    std::os::unix::fs::lchown(&outside, Some(uid), Some(gid)).expect("chown");
+    let h = joe.join("556.");
+    std::fs::hard_link(&outside, &h).expect("link");
+    kind_round_trip(&fx, "hard-link", &h, None);
+
+    // foreign: a stray file in a mailbox directory (the fix quarantines it)
+    let s = joe.join("notes.txt");
+    std::fs::write(&s, "x").expect("write");
+    std::os::unix::fs::lchown(&s, Some(uid), Some(gid)).expect("chown");
+    std::fs::set_permissions(&s, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    kind_round_trip(&fx, "foreign", &s, None);
+    assert!(joe.join("ms.quarantine/notes.txt").exists(), "moved aside, not deleted");
+
+    // foreign: a file at the top of a partition (the fix moves it out of the store)
+    let name = format!("mstest-sec-{}.txt", std::process::id());
+    let s = fx.root().join("d2/mailstore").join(&name);
+    std::fs::write(&s, "x").expect("write");
+    kind_round_trip(&fx, "foreign", &s, None);
+    let moved = Path::new("/root").join(&name);
+    assert!(moved.exists());
+    std::fs::remove_file(moved).expect("clean up");
+
+    // config-unreadable: the printed fix makes it root's and group-readable
+    std::fs::set_permissions(&fx.conf, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    kind_round_trip(&fx, "config-unreadable", &fx.conf, None);
+    let m = std::fs::metadata(&fx.conf).expect("stat");
+    assert_eq!((m.uid(), m.gid(), m.mode() & 0o777), (0, gid, 0o640));
+
+    // config-writable (a warning): the first choice of the fix
+    std::os::unix::fs::lchown(&fx.conf, Some(uid), Some(gid)).expect("chown");
+    kind_round_trip(&fx, "config-writable", &fx.conf, None);
+
+    // partition-missing and ms-path-missing: mstore init creates them for the runtime user
+    let gone = fx.root().join("d2/mailstore");
+    std::fs::rename(&gone, fx.root().join("d2-old")).expect("move away");
+    kind_round_trip(&fx, "partition-missing", &gone, None);
+    assert_eq!(std::fs::metadata(&gone).expect("stat").uid(), uid);
+    std::fs::remove_dir_all(&gone).expect("rm");
+    std::fs::rename(fx.root().join("d2-old"), &gone).expect("move back");
+
+    // partition-not-directory, partition-overlap, unsafe-root: the fix is an edit of ms.conf
+    let orig = std::fs::read_to_string(&fx.conf).expect("read");
+    let edit = |extra: &str| std::fs::write(&fx.conf, format!("{orig}{extra}")).expect("write");
+    let restore = || std::fs::write(&fx.conf, &orig).expect("write");
+    let file = fx.root().join("plain-file");
+    std::fs::write(&file, "x").expect("write");
+    edit(&format!("partition-f: {}\n", file.display()));
+    kind_round_trip(&fx, "partition-not-directory", &file, Some(&restore));
+    edit(&format!("partition-inner: {}\n", fx.root().join("d2/mailstore/example.com").display()));
+    let d = fx.doctor(&[]);
+    assert!(!d.of("partition-overlap").is_empty(), "{:#?}", d.findings);
+    restore();
+    edit("partition-sys: /usr\n");
+    kind_round_trip(&fx, "unsafe-root", Path::new("/usr"), Some(&restore));
+
+    // runtime-user: a user that does not exist; the fix creates it
+    let ghost = format!("mstest-g{}", std::process::id() % 100000);
+    std::fs::write(&fx.conf, orig.replace(&format!("runtime-user: {RUNTIME}"), &format!("runtime-user: {ghost}")))
+        .expect("write");
+    let d = fx.doctor(&[]);
+    let f = d.one("runtime-user", &fx.conf);
+    run_fix(f.fix.as_deref().expect("fix"));
+    assert!(nix::unistd::User::from_name(&ghost).ok().flatten().is_some());
+    let _ = Command::new("userdel").arg(&ghost).status();
+    let _ = Command::new("groupdel").arg(&ghost).status();
+    restore();
+}
+
+#[test]
+fn doctor_does_not_cross_a_mount_point() {
+    if skip_unless_root("mount point") {
+        return;
+    }
+    let fx = Fx::new(10);
+    let joe = fx.mailbox("example.com", "user/joe");
+    let mnt = joe.join("mnt");
+    std::fs::create_dir(&mnt).expect("mkdir");
+    let st = Command::new("mount").args(["-t", "tmpfs", "-o", "size=1m", "mstest-sec"]).arg(&mnt).status();
+    if !st.is_ok_and(|s| s.success()) {
+        eprintln!("SKIP doctor_does_not_cross_a_mount_point: cannot mount tmpfs here");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(mnt.clone());
+    std::fs::write(mnt.join("1."), "From: a\n\nb\n").expect("write");
+    let d = fx.doctor(&["--fix"]);
+    d.one("mount-point", &mnt);
+    assert_eq!(std::fs::metadata(mnt.join("1.")).expect("stat").uid(), 0, "the doctor crossed into a mount");
+}
+
+#[test]
+fn runtime_user_root_on_a_store_of_another_user_is_refused_with_the_fix() {
+    if skip_unless_root("runtime-user root") {
+        return;
+    }
+    let fx = Fx::new(10);
+    let text = std::fs::read_to_string(&fx.conf).expect("read");
+    std::fs::write(&fx.conf, text.replace(&format!("runtime-user: {RUNTIME}"), "runtime-user: root")).expect("write");
+    let before = owners(fx.root());
+    let msg = fx.root().join("m.eml");
+    std::fs::write(&msg, "From: a\n\nb\n").expect("write");
+    for args in [
+        vec!["reconstruct", "-f", fx.c(), "-r", "example.com"],
+        vec!["mstore", "append", "-f", fx.c(), "example.com", "user/joe", msg.to_str().expect("utf-8")],
+    ] {
+        let o = run(args[0], &args[1..]);
+        assert_eq!(o.status.code(), Some(8), "{args:?}: {}", String::from_utf8_lossy(&o.stdout));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(&format!("set `runtime-user: {RUNTIME}`")), "{err}");
+    }
+    std::fs::remove_file(&msg).expect("rm");
+    let after = owners(fx.root());
+    let conf = fx.conf.clone();
+    let changed: Vec<_> = after.iter().filter(|(p, v)| **p != conf && before.get(*p) != Some(v)).collect();
+    assert!(changed.is_empty(), "refused commands changed {changed:?}");
+}
+
+#[test]
+fn init_as_root_never_takes_over_a_system_or_foreign_directory() {
+    if skip_unless_root("init") {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let tree = victim_tree(tmp.path());
+    let before = owners(&tree);
+    let etc = std::fs::metadata("/etc").expect("stat");
+    for part in ["/etc".to_string(), tree.display().to_string()] {
+        let conf = tmp.path().join("ms.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "ms-path: {}\nruntime-user: {RUNTIME}\nruntime-group: {RUNTIME}\npartition-x: {part}\nfsync: no\n",
+                tmp.path().join("ms").display()
+            ),
+        )
+        .expect("conf");
+        let o = run("mstore", &["init", "-f", conf.to_str().expect("utf-8")]);
+        assert_eq!(o.status.code(), Some(8), "init accepted partition {part}");
+    }
+    assert_eq!(changed(&before, &owners(&tree)), Vec::<String>::new());
+    let etc2 = std::fs::metadata("/etc").expect("stat");
+    assert_eq!((etc2.uid(), etc2.gid(), etc2.mode()), (etc.uid(), etc.gid(), etc.mode()));
+}
