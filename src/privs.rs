@@ -127,21 +127,32 @@ fn refuse_root_on_foreign_store(config: &Config) -> Result<()> {
     dirs.extend(config.partitions.values());
     for dir in dirs {
         let Ok(m) = std::fs::metadata(dir) else { continue };
-        if m.uid() != 0 {
-            let owner = User::from_uid(Uid::from_raw(m.uid()))
-                .ok()
-                .flatten()
-                .map(|u| u.name)
-                .unwrap_or_else(|| format!("uid {}", m.uid()));
-            return Err(Error::Invalid(format!(
-                "{} says runtime-user: root, but {} belongs to {owner} (uid {}): run as root, this command would leave root-owned files that the store cannot write; set `runtime-user: {owner}` (and its group) in {}, or, if the store really runs as root, mstore doctor -f {} shows what to chown",
+        if m.uid() == 0 {
+            continue;
+        }
+        let name = User::from_uid(Uid::from_raw(m.uid())).ok().flatten().map(|u| u.name);
+        let conf = crate::util::shell_quote(&config.path.to_string_lossy());
+        let command: Vec<String> = std::env::args().map(|a| crate::util::shell_quote(&a)).collect();
+        let who = name.clone().unwrap_or_else(|| format!("uid {}", m.uid()));
+        let fix = match &name {
+            Some(n) => format!(
+                "set `runtime-user: {n}` (and its group) in {conf}, then run the command as root again (it switches to {n}), or run it as {n}: su -s /bin/sh {n} -c {}",
+                crate::util::shell_quote(&command.join(" "))
+            ),
+            None => format!(
+                "set runtime-user in {conf} to the user with uid {} (su -s /bin/sh USER -c '...' runs a command as that user)",
+                m.uid()
+            ),
+        };
+        return Err(Error::NeedsRepair {
+            reason: format!(
+                "must not run as root: {} says runtime-user: root, but {} belongs to {who} (uid {}), and files written now would belong to root, which the store cannot write",
                 config.path.display(),
                 dir.display(),
-                m.uid(),
-                config.path.display(),
-                crate::util::shell_quote(&config.path.to_string_lossy()),
-            )));
-        }
+                m.uid()
+            ),
+            fix,
+        });
     }
     Ok(())
 }
