@@ -4,7 +4,10 @@
 //! gone afterwards. Every attack test also checks that its setup really happened (the
 //! link was in place, the swap ran while the doctor did).
 //!
-//! Without root these tests print SKIP and return (CI runs as root).
+//! Without root these tests skip with one line (and fail under `MSTORE_REQUIRE_ROOT=1`,
+//! which `.ci/run` sets): see `tests/support/require.rs`.
+
+mod support;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -40,10 +43,6 @@ fn run_fix(fix: &str) -> Output {
     o
 }
 
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
 /// Create (once) and look up a test user: (uid, gid).
 fn user(name: &str) -> (u32, u32) {
     let lookup = || nix::unistd::User::from_name(name).ok().flatten();
@@ -55,15 +54,14 @@ fn user(name: &str) -> (u32, u32) {
     (u.uid.as_raw(), u.gid.as_raw())
 }
 
-fn skip_unless_root(test: &str) -> bool {
-    if is_root() {
-        user(RUNTIME);
-        user(EVIL);
-        false
-    } else {
-        eprintln!("SKIP {test}: needs root (CI runs as root)");
-        true
+/// `true` when the test must return: not root (see `support::root`).
+fn skip_unless_root(what: &str) -> bool {
+    if !support::root(what) {
+        return true;
     }
+    user(RUNTIME);
+    user(EVIL);
+    false
 }
 
 /// A small generated store owned by the runtime user, in a directory others may enter.
@@ -490,10 +488,7 @@ fn doctor_does_not_cross_a_mount_point() {
     let mnt = joe.join("mnt");
     std::fs::create_dir(&mnt).expect("mkdir");
     let st = Command::new("mount").args(["-t", "tmpfs", "-o", "size=1m", "mstest-sec"]).arg(&mnt).status();
-    if !st.is_ok_and(|s| s.success()) {
-        eprintln!("SKIP doctor_does_not_cross_a_mount_point: cannot mount tmpfs here");
-        return;
-    }
+    assert!(st.is_ok_and(|s| s.success()), "mount tmpfs");
     struct Unmount(PathBuf);
     impl Drop for Unmount {
         fn drop(&mut self) {
