@@ -1,8 +1,8 @@
 //! Crash-state enumeration of the databases, bounded for CI (the long run is
 //! `cargo xtask crash`): every point of every workload's trace, several power cuts at
-//! each, recovery and `msdb_verify` checked on each (see `mstore::db::crash`).
+//! each, recovery and `msdb_verify` checked on each (see `mstore_testkit::crash`).
 
-use mstore::db::crash::{self, CheckConfig, Stats, Workload};
+use mstore_testkit::crash::{self, CheckConfig, Stats, Workload};
 
 fn run(w: Workload, seed: u64, txns: usize, cfg: &CheckConfig) -> Stats {
     let rec = crash::record(w, seed, txns).unwrap_or_else(|e| panic!("{} workload failed: {e}", w.name()));
@@ -45,14 +45,14 @@ mod installs {
     use std::path::Path;
     use std::sync::Arc;
 
-    use mstore::db::crash::random_txn;
     use mstore::db::recover::{Mode, RecoverOptions, recover};
-    use mstore::db::sim::{CrashSweep, Image, SimFs, Variant};
     use mstore::db::verify::{Status, verify};
     use mstore::db::{Env, EnvOptions, backup, log, restore};
     use mstore::fs::Fs;
     use mstore::io::Durability;
-    use mstore::synth::Rng;
+    use mstore_testkit::Rng;
+    use mstore_testkit::crash::random_txn;
+    use mstore_testkit::sim::{CrashSweep, Image, SimFs, Variant};
 
     const HOME: &str = "/ms/database";
     const BACKUPS: &str = "/ms/backup";

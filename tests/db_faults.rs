@@ -9,15 +9,15 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use mstore::db::crash::random_txn;
 use mstore::db::log::Tables;
 use mstore::db::recover::{Mode, RecoverOptions, recover};
-use mstore::db::sim::{CrashSweep, Fault, Image, SimFs, Variant};
 use mstore::db::verify::{Status, verify};
 use mstore::db::{Db, Env, EnvOptions, Txn, backup, log};
 use mstore::fs::Fs;
 use mstore::io::Durability;
-use mstore::synth::Rng;
+use mstore_testkit::Rng;
+use mstore_testkit::crash::random_txn;
+use mstore_testkit::sim::{CrashSweep, Fault, Image, SimFs, Variant};
 
 const HOME: &str = "/ms/database";
 const BACKUPS: &str = "/ms/backup";

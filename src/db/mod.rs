@@ -30,17 +30,15 @@
 //! The databases are small (the mailbox list, the subscriptions) and each environment
 //! holds them in memory whole, as ordered maps.
 //!
-//! Every file operation goes through [`fs::Fs`], so the crash tests can record and
-//! replay them ([`sim`], [`crash`]).
+//! Every file operation goes through [`crate::fs::Fs`], so the crash tests (the dev-only
+//! `mstore-testkit` crate) can record and replay them.
 
 pub mod backup;
-pub mod crash;
 pub mod install;
 pub mod log;
 pub mod recover;
 pub mod repair;
 pub mod restore;
-pub mod sim;
 pub mod subscriptions;
 pub mod verify;
 
@@ -753,6 +751,3 @@ pub fn corrupt_error(d: &log::Damage, rp: &Replayer) -> Error {
     }
     .into()
 }
-
-#[cfg(test)]
-mod tests;

@@ -1,5 +1,5 @@
 //! `cargo xtask crash`: the long crash-state enumeration of the databases (the test suite
-//! runs a bounded one, `tests/db_crash.rs`). Every workload of `mstore::db::crash`, many
+//! runs a bounded one, `tests/db_crash.rs`). Every workload of `mstore_testkit::crash`, many
 //! seeds, many power cuts per crash point, recovery crashed at every point for a share of
 //! the states; the runs are spread over threads.
 
@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::{Result, bail};
-use mstore::db::crash::{self, CheckConfig, Stats, Workload};
+use mstore_testkit::crash::{self, CheckConfig, Stats, Workload};
 
 /// Options of `cargo xtask crash`.
 #[derive(clap::Args, Debug)]

@@ -27,8 +27,8 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::fs::{Fs, FsFile, FsLock, LockMode, Meta};
-use crate::synth::Rng;
+use crate::Rng;
+use mstore::fs::{Fs, FsFile, FsLock, LockMode, Meta};
 
 /// A file system image: directories and files with their bytes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -906,8 +906,8 @@ fn touches(op: &Op, dir: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fs::atomic_write;
-    use crate::io::Durability;
+    use mstore::fs::atomic_write;
+    use mstore::io::Durability;
 
     #[test]
     fn names_need_a_directory_fsync_and_data_needs_a_file_fsync() {
@@ -999,7 +999,7 @@ mod tests {
     fn directory_rename_moves_the_subtree() {
         let fs = SimFs::new();
         fs.create_dir_all(Path::new("/b/x.partial/sub")).expect("mkdir");
-        crate::fs::write_new(&fs, Path::new("/b/x.partial/sub/f"), b"1", Durability::Sync).expect("w");
+        mstore::fs::write_new(&fs, Path::new("/b/x.partial/sub/f"), b"1", Durability::Sync).expect("w");
         fs.rename(Path::new("/b/x.partial"), Path::new("/b/x")).expect("rename");
         assert_eq!(fs.read(Path::new("/b/x/sub/f")).expect("read"), b"1");
         assert_eq!(fs.list(Path::new("/b")).expect("ls"), vec!["x".to_string()]);

@@ -1,12 +1,16 @@
-//! Unit tests of the environment: commits, reads, reopen, rollover, checkpoints, group
-//! commit, several environments on one home, fsync failure.
+//! Tests of the database environment: commits, reads, reopen, rollover, checkpoints,
+//! group commit, several environments on one home, fsync failure.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::sim::{Fault, SimFs};
-use super::*;
+use mstore::Error;
+use mstore::codec::wal::{MAX_KEY_LEN, MAX_VALUE_LEN};
+use mstore::db::log::{self, Tables};
+use mstore::db::{Db, DbError, Env, EnvOptions, Txn, verify};
+use mstore::io::Durability;
+use mstore_testkit::sim::{Fault, SimFs};
 
 fn sim_opts(fs: &Arc<SimFs>, segment_size: u64) -> EnvOptions {
     EnvOptions { fs: fs.clone(), durability: Durability::Sync, segment_size, checkpoint_bytes: u64::MAX }

@@ -25,14 +25,14 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::backup::{self, BackupOptions, Phase};
-use super::log::Tables;
-use super::recover::{Mode, RecoverOptions, recover};
-use super::sim::{CrashSweep, Image, Mark, Op, SimFs, Variant};
-use super::verify::{self, Status};
-use super::{Db, Env, EnvOptions, Txn};
-use crate::io::Durability;
-use crate::synth::Rng;
+use crate::Rng;
+use crate::sim::{CrashSweep, Image, Mark, Op, SimFs, Variant};
+use mstore::db::backup::{self, BackupOptions, Phase};
+use mstore::db::log::Tables;
+use mstore::db::recover::{Mode, RecoverOptions, recover};
+use mstore::db::verify::{self, Status};
+use mstore::db::{Db, Env, EnvOptions, Txn};
+use mstore::io::Durability;
 
 /// The database home inside the simulated file system.
 pub const HOME: &str = "/ms/database";
@@ -152,7 +152,7 @@ pub fn random_txn(rng: &mut Rng, n: usize) -> Txn {
 }
 
 /// Run `workload` with `seed` on a recording simulated file system.
-pub fn record(workload: Workload, seed: u64, txns: usize) -> crate::Result<Recorded> {
+pub fn record(workload: Workload, seed: u64, txns: usize) -> mstore::Result<Recorded> {
     let fs = Arc::new(SimFs::new());
     let home = Path::new(HOME);
     let (segment_size, checkpoint_bytes) = match workload {
@@ -177,7 +177,7 @@ pub fn record(workload: Workload, seed: u64, txns: usize) -> crate::Result<Recor
     let mut issued: Vec<Txn> = vec![first];
     {
         let env = Env::open_with(home, opts.clone())?;
-        let commit_one = |env: &Env, issued: &mut Vec<Txn>, rng: &mut Rng| -> crate::Result<()> {
+        let commit_one = |env: &Env, issued: &mut Vec<Txn>, rng: &mut Rng| -> mstore::Result<()> {
             let n = issued.len();
             let t = random_txn(rng, n);
             fs.mark(Mark::Issue(n));
