@@ -91,9 +91,11 @@ pub fn fuzz_changelog(data: &[u8]) {
     if let Ok(s) = changelog::scan(data) {
         assert!(s.valid_end as usize <= data.len());
         for (off, seq, rec) in &s.records {
-            let mut again = Vec::new();
-            changelog::encode_record(&mut again, &s.header.unique_id, *seq, rec);
             let off = *off as usize;
+            // Where the record stands in its change (its head's flags) is kept as read.
+            let (.., change) = changelog::decode_record_in(data, off, &s.header.unique_id).expect("accepted record");
+            let mut again = Vec::new();
+            changelog::encode_record_in(&mut again, &s.header.unique_id, *seq, rec, change);
             assert_eq!(
                 &again[..],
                 &data[off..off + again.len()],

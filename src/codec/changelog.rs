@@ -7,8 +7,8 @@ use super::index::MessageRecord;
 use super::{FormatError, check_crc, check_magic_version, read_at, slice};
 use crate::flags::{SystemFlags, UserFlags};
 use crate::format::changelog::{
-    ExpungeBody, FlagsBody, HEADER_LEN, LastUidBody, LogHeader, MAGIC, MAX_RECORD_LEN, MESSAGE_BODY_LEN, NameHead,
-    RecordHead, VERSION, kind,
+    CONTINUED, ExpungeBody, FOLLOWS, FlagsBody, HEADER_LEN, LastUidBody, LogHeader, MAGIC, MAX_RECORD_LEN,
+    MESSAGE_BODY_LEN, NameHead, RecordHead, VERSION, kind,
 };
 use crate::format::header::MAX_USER_FLAGS;
 use crate::format::index::IndexRecord;
@@ -245,8 +245,72 @@ fn record_seed(unique_id: &[u8; 16]) -> u32 {
     crc(unique_id)
 }
 
-/// Append the encoding of `rec` with sequence number `seq` to `out`.
+/// Where a record stands in its change (one call's records, written in one write).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// The only record of its change.
+    Whole,
+    /// The first of several ([`CONTINUED`]).
+    First,
+    /// Neither first nor last ([`CONTINUED`] and [`FOLLOWS`]).
+    Middle,
+    /// The last of several ([`FOLLOWS`]).
+    Last,
+}
+
+impl Change {
+    fn flags(self) -> u8 {
+        match self {
+            Change::Whole => 0,
+            Change::First => CONTINUED,
+            Change::Middle => CONTINUED | FOLLOWS,
+            Change::Last => FOLLOWS,
+        }
+    }
+
+    fn from_flags(f: u8) -> Change {
+        match (f & CONTINUED != 0, f & FOLLOWS != 0) {
+            (false, false) => Change::Whole,
+            (true, false) => Change::First,
+            (true, true) => Change::Middle,
+            (false, true) => Change::Last,
+        }
+    }
+
+    /// Whether a change starts with this record.
+    pub fn starts(self) -> bool {
+        matches!(self, Change::Whole | Change::First)
+    }
+
+    /// Whether its change ends with this record.
+    pub fn ends(self) -> bool {
+        matches!(self, Change::Whole | Change::Last)
+    }
+}
+
+/// Append the encoding of `rec` with sequence number `seq` to `out`: a change of its own.
 pub fn encode_record(out: &mut Vec<u8>, unique_id: &[u8; 16], seq: u64, rec: &LogRecord) {
+    encode_record_in(out, unique_id, seq, rec, Change::Whole)
+}
+
+/// Append the records of one change (one call: an append of several messages, a flag
+/// change of several messages, ...), marked as one ([`Change`]), so that a reader applies
+/// all of them or, if the write was cut short, none.
+pub fn encode_change(out: &mut Vec<u8>, unique_id: &[u8; 16], records: &[(u64, LogRecord)]) {
+    let n = records.len();
+    for (i, (seq, rec)) in records.iter().enumerate() {
+        let c = match (i == 0, i + 1 == n) {
+            (true, true) => Change::Whole,
+            (true, false) => Change::First,
+            (false, false) => Change::Middle,
+            (false, true) => Change::Last,
+        };
+        encode_record_in(out, unique_id, *seq, rec, c);
+    }
+}
+
+/// [`encode_record`] with the change it belongs to said.
+pub fn encode_record_in(out: &mut Vec<u8>, unique_id: &[u8; 16], seq: u64, rec: &LogRecord, change: Change) {
     let start = out.len();
     let (k, body): (u8, Vec<u8>) = match rec {
         LogRecord::Name { domain, name } => {
@@ -287,7 +351,7 @@ pub fn encode_record(out: &mut Vec<u8>, unique_id: &[u8; 16], seq: u64, rec: &Lo
         ),
     };
     let len = (16 + body.len() + 4) as u32;
-    let head = RecordHead { len: U32::new(len), kind: k, reserved: [0; 3], seq: U64::new(seq) };
+    let head = RecordHead { len: U32::new(len), kind: k, flags: change.flags(), reserved: [0; 2], seq: U64::new(seq) };
     out.extend_from_slice(head.as_bytes());
     out.extend_from_slice(&body);
     let c = crc_append(record_seed(unique_id), &out[start..]);
@@ -300,6 +364,15 @@ pub fn decode_record(
     offset: usize,
     unique_id: &[u8; 16],
 ) -> Result<(u64, LogRecord, usize), FormatError> {
+    decode_record_in(bytes, offset, unique_id).map(|(seq, rec, len, _)| (seq, rec, len))
+}
+
+/// [`decode_record`], with whether the record ends its change.
+pub fn decode_record_in(
+    bytes: &[u8],
+    offset: usize,
+    unique_id: &[u8; 16],
+) -> Result<(u64, LogRecord, usize, Change), FormatError> {
     let head: &RecordHead = read_at(bytes, offset, "log record head")?;
     let len = head.len.get();
     if head.kind == 0 {
@@ -315,6 +388,10 @@ pub fn decode_record(
     if stored != computed {
         return Err(FormatError::Checksum { offset: offset as u64, what: "log record", stored, computed });
     }
+    if head.flags & !(CONTINUED | FOLLOWS) != 0 || head.reserved != [0, 0] {
+        return Err(FormatError::invalid(offset as u64, "reserved bits of a log record head are set"));
+    }
+    let change = Change::from_flags(head.flags);
     let body = &rec[16..len - 4];
     let bad = |what: &str| FormatError::invalid(offset as u64, format!("{what} record: {} body bytes", body.len()));
     let text = |b: &[u8], what: &str| {
@@ -371,7 +448,7 @@ pub fn decode_record(
         }
         other => return Err(FormatError::invalid(offset as u64, format!("unknown record kind {other}"))),
     };
-    Ok((head.seq.get(), record, len))
+    Ok((head.seq.get(), record, len, change))
 }
 
 /// How a log ends.
@@ -424,6 +501,11 @@ pub fn scan(bytes: &[u8]) -> Result<LogScan, FormatError> {
 /// [`scan`], handing each valid record to `each` (offset, seq, record) instead of
 /// collecting them: a reader that keeps only the records after its checkpoint holds no
 /// copy of the rest. The returned scan's `records` is empty.
+///
+/// Records of one change ([`encode_change`]) are handed out together once its last record
+/// verifies; a change cut short (by a crash, or by damage) is handed out not at all, and
+/// at the end of the file it is a torn tail that starts where the change starts. Records
+/// that continue a change whose start was not read (after damage) are skipped.
 pub fn scan_each(bytes: &[u8], mut each: impl FnMut(u64, u64, LogRecord)) -> Result<LogScan, FormatError> {
     let header = decode_header(bytes)?;
     let mut s =
@@ -433,17 +515,34 @@ pub fn scan_each(bytes: &[u8], mut each: impl FnMut(u64, u64, LogRecord)) -> Res
     let mut first_error: Option<FormatError> = None;
     // Offset of the last valid record (a damaged record before it is mid-log corruption).
     let mut last_valid: Option<u64> = None;
+    // The records of a change whose last record has not been seen yet.
+    let mut open: Vec<(u64, u64, LogRecord)> = Vec::new();
     while off < bytes.len() {
-        match decode_record(bytes, off, &uid) {
-            Ok((seq, rec, len)) => {
-                each(off as u64, seq, rec);
-                last_valid = Some(off as u64);
+        match decode_record_in(bytes, off, &uid) {
+            Ok((seq, rec, len, change)) => {
+                if change.starts() {
+                    // A change left open by a record that did not continue it: damaged.
+                    open.clear();
+                } else if open.is_empty() {
+                    // The rest of a change whose start was damaged: never applied.
+                    off += len;
+                    continue;
+                }
+                open.push((off as u64, seq, rec));
                 off += len;
-                if first_error.is_none() {
-                    s.valid_end = off as u64;
+                if change.ends() {
+                    for (o, q, r) in open.drain(..) {
+                        last_valid = Some(o);
+                        each(o, q, r);
+                    }
+                    if first_error.is_none() {
+                        s.valid_end = off as u64;
+                    }
                 }
             }
             Err(e) => {
+                // A change cut by damage is applied not at all.
+                open.clear();
                 if first_error.is_none() {
                     first_error = Some(e.clone());
                 }
@@ -454,6 +553,12 @@ pub fn scan_each(bytes: &[u8], mut each: impl FnMut(u64, u64, LogRecord)) -> Res
                     None => break,
                 }
             }
+        }
+    }
+    if let Some(&(start, _, _)) = open.first() {
+        if first_error.is_none() {
+            first_error =
+                Some(FormatError::invalid(start, "a change whose last record is missing (a write cut short)"));
         }
     }
     if let Some(error) = first_error {
@@ -523,6 +628,61 @@ mod tests {
         let s = scan(&b).expect("scan");
         assert!(matches!(s.end, LogEnd::Corrupt { offset, .. } if offset == HEADER_LEN as u64), "{:?}", s.end);
         assert_eq!(s.records.len(), 5, "every later record is still read");
+    }
+
+    /// A log with one single-record change, then one change of three records.
+    fn log_with_a_change() -> (Vec<u8>, usize) {
+        let mut b = encode_header(&LogHeaderInfo { unique_id: UID, uid_validity: 77, base_seq: 0, created: 1 });
+        encode_record(&mut b, &UID, 1, &LogRecord::Name { domain: "example.com".into(), name: "user/joe".into() });
+        let start = b.len();
+        let change: Vec<(u64, LogRecord)> =
+            (2..5u64).map(|s| (s, LogRecord::Expunge { uid: s as u32, modseq: s })).collect();
+        encode_change(&mut b, &UID, &change);
+        (b, start)
+    }
+
+    #[test]
+    fn a_change_is_applied_whole_or_not_at_all() {
+        let (full, start) = log_with_a_change();
+        let s = scan(&full).expect("scan");
+        assert_eq!((s.end.clone(), s.records.len()), (LogEnd::Clean, 4));
+        // Cut anywhere inside the change: none of it is read, and the tail starts where
+        // the change starts (the next append overwrites it).
+        for cut in start + 1..full.len() {
+            let s = scan(&full[..cut]).expect("scan");
+            assert_eq!(s.records.len(), 1, "cut at {cut}");
+            assert_eq!(s.valid_end, start as u64, "cut at {cut}");
+            assert!(matches!(s.end, LogEnd::TornTail { offset, .. } if offset == start as u64), "{:?}", s.end);
+        }
+        // A damaged middle record (a sector of the write lost) with the last record
+        // intact: none of the change is applied, and it is a torn tail, not corruption.
+        let mut b = full.clone();
+        b[start + 20 + 20] ^= 0x40;
+        let s = scan(&b).expect("scan");
+        assert_eq!(s.records.len(), 1);
+        assert!(matches!(s.end, LogEnd::TornTail { offset, .. } if offset == start as u64), "{:?}", s.end);
+        // A damaged first record: the rest of its change is skipped, and what follows
+        // the change is read again (mid-log corruption).
+        let mut b = full.clone();
+        b[start + 10] ^= 1;
+        encode_record(&mut b, &UID, 5, &LogRecord::LastUid { last_uid: 9, uid_validity: 77 });
+        let s = scan(&b).expect("scan");
+        let kinds: Vec<&LogRecord> = s.records.iter().map(|r| &r.2).collect();
+        assert_eq!(kinds.len(), 2, "{kinds:?}");
+        assert!(matches!(kinds[1], LogRecord::LastUid { last_uid: 9, .. }));
+        assert!(matches!(s.end, LogEnd::Corrupt { .. }), "{:?}", s.end);
+    }
+
+    #[test]
+    fn reserved_head_bits_are_refused() {
+        let (mut b, start) = log_with_a_change();
+        let head_flags = HEADER_LEN + 5;
+        b[head_flags] = 4;
+        // The CRC covers the head: recompute it so that only the flag is wrong.
+        let len = start - HEADER_LEN;
+        let c = crc_append(record_seed(&UID), &b[HEADER_LEN..HEADER_LEN + len - 4]);
+        b[HEADER_LEN + len - 4..HEADER_LEN + len].copy_from_slice(&c.to_le_bytes());
+        assert!(decode_record(&b, HEADER_LEN, &UID).is_err());
     }
 
     #[test]

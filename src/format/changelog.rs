@@ -50,12 +50,24 @@ pub struct RecordHead {
     pub len: U32,
     /// Record kind; 0 is never a record.
     pub kind: u8,
+    /// Bit 0: [`CONTINUED`] (another record of the same change follows); bit 1:
+    /// [`FOLLOWS`] (not the first record of its change); other bits zero.
+    pub flags: u8,
     /// Zero.
-    pub reserved: [u8; 3],
+    pub reserved: [u8; 2],
     /// Sequence number.
     pub seq: U64,
 }
 assert_size!(RecordHead, 16);
+
+/// [`RecordHead::flags`] bit: the record is not the last of its change (one call's
+/// records, written in one write); a reader applies a change's records only once the last
+/// one verifies.
+pub const CONTINUED: u8 = 1;
+
+/// [`RecordHead::flags`] bit: the record is not the first of its change (a reader that
+/// resynchronised after damage skips records up to the start of the next change).
+pub const FOLLOWS: u8 = 2;
 
 /// Record kinds.
 pub mod kind {

@@ -667,9 +667,10 @@ impl Mailbox {
                 LogRecord::Flags { modseq, .. } | LogRecord::Expunge { modseq, .. } => *modseq = seq,
                 _ => {}
             }
-            changelog::encode_record(&mut bytes, &uid, seq, &rec);
             out.push((seq, rec));
         }
+        // One change: a reader applies all of these records or none.
+        changelog::encode_change(&mut bytes, &uid, &out);
         let path = self.place.dir.join(LOG_FILE);
         let mut file = self.place.fs.open_write(&path).ctx("open", &path)?;
         file.write_at(self.log_end, &bytes).ctx("write", &path)?;

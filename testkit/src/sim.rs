@@ -141,9 +141,9 @@ pub struct Fault {
 
 /// The names of a file system: directories and which inode each file name points to.
 #[derive(Clone, Debug, Default)]
-struct Ns {
-    dirs: BTreeSet<PathBuf>,
-    files: BTreeMap<PathBuf, usize>,
+pub(crate) struct Ns {
+    pub(crate) dirs: BTreeSet<PathBuf>,
+    pub(crate) files: BTreeMap<PathBuf, usize>,
 }
 
 fn not_found() -> io::Error {
@@ -164,7 +164,7 @@ impl Ns {
         }
     }
 
-    fn mkdir(&mut self, p: &Path) -> io::Result<()> {
+    pub(crate) fn mkdir(&mut self, p: &Path) -> io::Result<()> {
         self.parent_ok(p)?;
         if self.dirs.contains(p) || self.files.contains_key(p) {
             return Err(io::Error::from(io::ErrorKind::AlreadyExists));
@@ -173,7 +173,7 @@ impl Ns {
         Ok(())
     }
 
-    fn link(&mut self, p: &Path, ino: usize) -> io::Result<()> {
+    pub(crate) fn link(&mut self, p: &Path, ino: usize) -> io::Result<()> {
         self.parent_ok(p)?;
         if self.dirs.contains(p) {
             return Err(io::Error::from(io::ErrorKind::IsADirectory));
@@ -182,7 +182,7 @@ impl Ns {
         Ok(())
     }
 
-    fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+    pub(crate) fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
         self.parent_ok(to)?;
         if let Some(ino) = self.files.get(from).copied() {
             if self.dirs.contains(to) {
@@ -222,11 +222,11 @@ impl Ns {
         self.dirs.iter().any(|x| x != d && x.starts_with(d)) || self.files.keys().any(|f| f.starts_with(d))
     }
 
-    fn unlink(&mut self, p: &Path) -> io::Result<()> {
+    pub(crate) fn unlink(&mut self, p: &Path) -> io::Result<()> {
         self.files.remove(p).map(|_| ()).ok_or_else(not_found)
     }
 
-    fn rmdir(&mut self, p: &Path) -> io::Result<()> {
+    pub(crate) fn rmdir(&mut self, p: &Path) -> io::Result<()> {
         if !self.dirs.contains(p) {
             return Err(not_found());
         }
@@ -237,7 +237,7 @@ impl Ns {
         Ok(())
     }
 
-    fn apply(&mut self, op: &Op) {
+    pub(crate) fn apply(&mut self, op: &Op) {
         // Replaying an operation that succeeded when it was recorded, in the same order
         // relative to every other name operation: it succeeds again.
         let _ = match op {
