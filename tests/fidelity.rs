@@ -161,7 +161,9 @@ fn a_flipped_trailing_flags_record_is_reported_not_silently_undone() {
     // last record is indistinguishable from a crash's torn write, so it is reported as
     // such, with what it may cost. `$Saved` is a new keyword: the header is rewritten after
     // the change and saw the record, so its damage is known to be damage.
-    for (flag, kind) in [("+\\Draft", "log-torn-tail"), ("+$Saved", "log-short")] {
+    // The damage is reported where the change starts: a change's records (here the new
+    // keyword's FLAG_NAME, 28 bytes, then FLAGS) are applied whole or not at all.
+    for (flag, kind, change_len) in [("+\\Draft", "log-torn-tail", 52), ("+$Saved", "log-short", 52 + 28)] {
         let fx = Fx::new();
         let dir = fx.mailbox(D, JOE, 6);
         fx.checkpoint(D, JOE);
@@ -174,7 +176,7 @@ fn a_flipped_trailing_flags_record_is_reported_not_silently_undone() {
         let (code, f) = verify(&fx);
         assert_eq!(code, 4, "{flag}: verify must not be clean");
         assert_eq!(kinds(&f), [kind], "{flag}");
-        assert_eq!(f[0]["offset"].as_u64(), Some((n - 52) as u64), "{}", f[0]);
+        assert_eq!(f[0]["offset"].as_u64(), Some((n - change_len) as u64), "{}", f[0]);
         assert!(f[0]["message"].as_str().expect("message").contains("lost"), "{}", f[0]);
         let r = run_fix(&fx, f[0]["fix"].as_str().expect("fix"));
         r.expect_code(1, "fix");
