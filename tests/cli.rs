@@ -198,6 +198,15 @@ fn demo_end_to_end() {
     }
     assert_eq!(total, 400);
     assert!(seen > 200 && user_flagged > 30, "seen {seen}, user-flagged {user_flagged}");
+    // --quiet: nothing when clean (for cron), the findings when not.
+    let o = run("mstore", &["-f", c, "verify", "--quick", "--quiet"]);
+    assert_eq!((o.status.code(), o.stdout.len()), (Some(0), 0), "{}", String::from_utf8_lossy(&o.stdout));
+    let joe = json("mstore", &["-f", c, "show", "example.com", "user/joe", "--json"]);
+    let uid = joe["messages"][0]["uid"].as_u64().expect("a message");
+    std::fs::remove_file(Path::new(joe["path"].as_str().expect("path")).join(format!("{uid}."))).expect("rm");
+    let o = run("mstore", &["-f", c, "verify", "--quick", "--quiet"]);
+    assert_eq!(o.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("fix: reconstruct"), "{}", String::from_utf8_lossy(&o.stdout));
     // A second demo into the same directory refuses.
     let again = run("mstore", &["demo", d]);
     assert_eq!(again.status.code(), Some(8));

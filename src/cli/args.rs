@@ -254,6 +254,9 @@ pub struct VerifyArgs {
     /// Print every finding as JSON on standard output.
     #[arg(long)]
     pub json: bool,
+    /// Print nothing when nothing is found (from cron: a mail only when there is work).
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
     /// Worker threads (default: the configuration's `threads`, else one per core).
     #[arg(short = 'j', long = "threads", value_name = "N")]
     pub threads: Option<usize>,

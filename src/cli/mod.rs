@@ -248,6 +248,9 @@ fn verify(a: &VerifyArgs) -> Result<Exit> {
     let bar = progress::Bar::new(!a.no_progress, "verify");
     let report = crate::verify::run_config(cfg, &scope, &opts, &bar)?;
     bar.finish();
+    if a.quiet && report.exit() == Exit::Ok {
+        return Ok(Exit::Ok);
+    }
     emit(&report, Format::json_if(a.json))
 }
 

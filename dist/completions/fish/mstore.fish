@@ -80,6 +80,7 @@ complete -c mstore -n "__fish_mstore_using_subcommand verify" -s v -l version -d
 complete -c mstore -n "__fish_mstore_using_subcommand verify" -s r -d 'With mailbox arguments: also every mailbox below each'
 complete -c mstore -n "__fish_mstore_using_subcommand verify" -l quick -d 'Metadata only: do not read message bodies (no content hashes checked)'
 complete -c mstore -n "__fish_mstore_using_subcommand verify" -l json -d 'Print every finding as JSON on standard output'
+complete -c mstore -n "__fish_mstore_using_subcommand verify" -s q -l quiet -d 'Print nothing when nothing is found (from cron: a mail only when there is work)'
 complete -c mstore -n "__fish_mstore_using_subcommand verify" -l no-progress -d 'Never show a progress bar'
 complete -c mstore -n "__fish_mstore_using_subcommand verify" -s h -l help -d 'Print help'
 complete -c mstore -n "__fish_mstore_using_subcommand doctor" -s f -d 'Alternate location of the configuration file (default: $MS_CONF, else /etc/md/store/ms.conf)' -r -F
