@@ -6,6 +6,7 @@
 //! - `bench reconstruct|verify|import|db`: benchmark suites (see the README).
 //! - `crash`: the long crash-state enumeration of the databases.
 //! - `dist [--check]`: man pages and shell completions into `dist/` (checked in).
+//! - `deb [--check]`: the Debian package (cargo-deb); `--check` installs, uses and purges it (root).
 //! - `fuzz [TARGET...] [--seconds N] [--time TARGET=N]`: run the cargo-fuzz targets (`fuzz.rs`).
 
 mod bench;
@@ -15,6 +16,7 @@ mod bench_db;
 mod bodies;
 mod corpus;
 mod crash;
+mod deb;
 mod dist;
 mod fuzz;
 
@@ -57,6 +59,13 @@ enum Cmd {
         #[arg(long)]
         check: bool,
     },
+    /// Build the Debian package (needs cargo-deb); --check installs, uses and purges it (root).
+    Deb {
+        /// After building: dpkg -i, mstore init, a store through the guide's names, mstore
+        /// doctor, dpkg --purge (the store's data stays). Changes this machine.
+        #[arg(long)]
+        check: bool,
+    },
     /// Run the cargo-fuzz targets for a time each (RUSTC_BOOTSTRAP=1 cargo install cargo-fuzz).
     Fuzz(fuzz::FuzzArgs),
 }
@@ -75,6 +84,10 @@ fn main() -> Result<()> {
         }
         Cmd::Fuzz(a) => fuzz::run(&a),
         Cmd::Dist { check } => dist::run(check),
+        Cmd::Deb { check } => {
+            let deb = deb::build()?;
+            if check { deb::check(&deb) } else { Ok(()) }
+        }
         Cmd::Bench { suite } => bench::run(&suite),
         Cmd::Crash(a) => crash::run(&a),
         Cmd::Floor { conf, threads } => bench::floor_child(&conf, threads),
