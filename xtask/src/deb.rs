@@ -46,12 +46,7 @@ pub fn build() -> Result<PathBuf> {
         .current_dir(&root)
         .output()
         .context("run cargo deb")?;
-    ensure!(
-        out.status.success(),
-        "cargo deb failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ensure!(out.status.success(), "cargo deb failed: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
     let deb = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().trim().to_string();
     ensure!(deb.ends_with(".deb") && Path::new(&deb).is_file(), "cargo deb printed no package path: {deb:?}");
     println!("{deb}");
@@ -74,7 +69,10 @@ fn sh(what: &str, cmd: &mut Command) -> Result<String> {
 /// A command of the installed package, as root, against /etc/md/store/ms.conf (the default).
 fn installed(line: &str) -> Result<String> {
     println!("  $ {line}");
-    sh(line, Command::new("/bin/sh").arg("-c").arg(line).env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin").env_remove("MS_CONF"))
+    sh(
+        line,
+        Command::new("/bin/sh").arg("-c").arg(line).env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin").env_remove("MS_CONF"),
+    )
 }
 
 /// Owner name, group name and mode of a path (not following a link).
@@ -128,7 +126,8 @@ pub fn check(deb: &Path) -> Result<()> {
         }
     }
     sh("id sms", Command::new("id").arg("sms"))?;
-    let conffiles = sh("dpkg-query", Command::new("dpkg-query").args(["--showformat=${Conffiles}", "--show", "mstore"]))?;
+    let conffiles =
+        sh("dpkg-query", Command::new("dpkg-query").args(["--showformat=${Conffiles}", "--show", "mstore"]))?;
     for f in [CONF, "/etc/cron.d/mstore"] {
         ensure!(conffiles.contains(f), "{f} is not a conffile: {conffiles}");
     }
