@@ -48,6 +48,11 @@ pub struct ReconstructArgs {
     /// Move stray and unreadable files into the mailbox's ms.quarantine/ directory.
     #[arg(long)]
     pub quarantine: bool,
+    /// Index a message file that has no surviving record under its own UID even when that
+    /// UID is not above the last UID (default: re-append it under a new UID). Only when no
+    /// expunge was in flight: the message of an interrupted expunge comes back.
+    #[arg(long)]
+    pub keep_uids: bool,
     /// Worker threads (default: the configuration's `threads`, else one per core).
     #[arg(short = 'j', long = "threads", value_name = "N")]
     pub threads: Option<usize>,

@@ -397,6 +397,7 @@ fn reconstruct(a: &ReconstructArgs) -> Result<Exit> {
         threads: a.threads.unwrap_or(0),
         mmap: true,
         all_changes: a.json,
+        keep_uids: a.keep_uids,
     };
     let bar = progress::Bar::new(!a.no_progress, "reconstruct");
     let report = crate::reconstruct::run(&st, &sel, &opts, &bar)?;

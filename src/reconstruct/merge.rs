@@ -222,6 +222,10 @@ pub struct Counts {
     pub dropped: u64,
     /// Messages whose old flags could not be applied.
     pub flags_lost: u64,
+    /// Messages whose flags could not be known: a file at or below the last UID with no
+    /// surviving record (its record, and whatever flags it held, is lost), or a change
+    /// lost with a damaged last log record. At most this many more lost their flags.
+    pub flags_unknown: u64,
 }
 
 /// Inputs of [`merge`] beyond the old state and the files.
@@ -241,6 +245,10 @@ pub struct MergeInput<'a> {
     pub fresh_id: [u8; 16],
     /// Changes kept per kind (`usize::MAX`: all).
     pub keep_changes: usize,
+    /// Index a file with no surviving record under its own UID even at or below the last
+    /// UID (`--keep-uids`), instead of re-appending it: right only when no expunge was in
+    /// flight (an interrupted expunge's message comes back under its old UID).
+    pub keep_uids: bool,
 }
 
 /// The rebuilt state of a mailbox.
@@ -591,8 +599,13 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
                             rec.cache_len = l;
                         }
                     }
-                    if cands.first().map(|c| c.1.modseq) != Some(r.modseq) {
-                        changes.add(Some(uid), "newest-record-mismatch", || (None, None, format!("the newest record of {uid}. describes other content; an older {src:?} record that matches was used")));
+                    if let Some((_, newest)) = cands.first().filter(|c| c.1.modseq != r.modseq) {
+                        if (newest.system_flags, newest.user_flags) != (r.system_flags, r.user_flags) {
+                            // The newer flags belong to a record that no longer describes
+                            // the file: they are not applied.
+                            counts.flags_lost += 1;
+                        }
+                        changes.add(Some(uid), "newest-record-mismatch", || (Some(flag_json(&names, newest)), Some(flag_json(&names, r)), format!("the newest record of {uid}. describes other content; an older {src:?} record that matches was used")));
                     }
                     let from_index = old.index_records.get(&uid);
                     if from_index.is_some_and(|i| same_state(i, &rec)) {
@@ -656,11 +669,23 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
                         modseq: 0,
                         content_hash: d.map(|d| d.content_hash).unwrap_or([0; 32]),
                     };
-                    let reappend = !validity_changed && uid <= last_known.unwrap_or(0);
+                    let below = uid <= last_known.unwrap_or(0);
+                    if cands.first().is_none() && (below || validity_changed) {
+                        // It had a record once (its UID was given), which is lost.
+                        counts.flags_unknown += 1;
+                    }
+                    let reappend = !validity_changed && below && !input.keep_uids;
                     fresh.push((uid, rec, reappend));
                 }
             }
         }
+    }
+
+    // A damaged last log record that was a flag change (its kind byte says so, if
+    // nothing else of it can be trusted): one message lost that change, which one is
+    // unknown.
+    if old.log_torn.is_some() && old.log_torn_kind == Some(crate::format::changelog::kind::FLAGS) {
+        counts.flags_unknown += 1;
     }
 
     // 4. Records with no file (the newest candidate of each UID not on disk).
@@ -725,6 +750,17 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
                     rec.date_source.as_str()
                 )));
             rec.uid = last_uid;
+        } else if input.keep_uids && !validity_changed && uid <= before_new {
+            changes.add(Some(uid), "kept-uid", || {
+                (
+                    None,
+                    Some(date_json(rec.internal_date, rec.internal_offset)),
+                    format!(
+                        "{uid}. had no record and its UID is not above the last UID: indexed under its own UID (--keep-uids), internal date from {}",
+                        rec.date_source.as_str()
+                    ),
+                )
+            });
         } else {
             changes.add(Some(uid), "added", || {
                 (
@@ -776,6 +812,19 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
             seq = seq.max(above) + 1;
             r.modseq = seq;
         }
+    }
+    // A log that lost records (missing, cut, damaged, torn, of another UID validity) may
+    // have given modseqs above what survives: HIGHESTMODSEQ is then the ceiling, so that it
+    // never goes down; and the message a torn flag change names (a hint: the record did
+    // not verify) gets a new modseq, so that clients fetch its flags again.
+    let log_incomplete = !use_log || old.log_problem.is_some() || old.log_torn.is_some();
+    if log_incomplete {
+        if let Some(r) = old.log_torn_uid.and_then(|u| records.binary_search_by_key(&u, |r| r.uid).ok()) {
+            seq = seq.max(above) + 1;
+            records[r].modseq = seq;
+            changed_any = true;
+        }
+        seq = seq.max(above);
     }
 
     let header = MailboxHeader {
@@ -920,6 +969,7 @@ mod tests {
             now: 1_800_000_000,
             fresh_id: [1; 16],
             keep_changes: 10,
+            keep_uids: false,
         }
     }
 

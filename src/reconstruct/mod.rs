@@ -58,6 +58,9 @@ pub struct Options {
     /// Keep every change in the report (for `--json`); otherwise the first few of each
     /// kind per mailbox, the rest counted.
     pub all_changes: bool,
+    /// Index files with no surviving record under their own UIDs (see
+    /// [`merge::MergeInput::keep_uids`]).
+    pub keep_uids: bool,
 }
 
 /// Progress callbacks (a progress bar in the CLI; nothing in tests).
@@ -560,6 +563,7 @@ fn finalize(shared: &Shared<'_>, job: &Job) {
         now: now(),
         fresh_id: job.unique_id,
         keep_changes: if shared.opts.all_changes { usize::MAX } else { report::DETAIL_LINES },
+        keep_uids: shared.opts.keep_uids,
     };
     let sink = job.placing.lock().sink.take();
     let quick = if job.quick && outcomes.is_empty() { merge::unchanged(&job.old, &input) } else { None };

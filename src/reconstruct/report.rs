@@ -113,10 +113,16 @@ impl MailboxReport {
     /// The one-line summary.
     pub fn line(&self) -> String {
         let c = &self.counts;
-        let counts = format!(
+        let mut counts = format!(
             "{} kept, {} rebuilt, {} added, {} dropped, {} flags lost",
             c.kept, c.rebuilt, c.added, c.dropped, c.flags_lost
         );
+        if c.flags_unknown > 0 {
+            counts += &format!(
+                " (and {} message(s) whose record was lost: their flags, if any, are lost too)",
+                c.flags_unknown
+            );
+        }
         let head = format!("{} {}", self.domain, self.mailbox);
         match &self.status {
             Status::Unchanged => format!("{head}: unchanged ({} messages)", self.messages),
