@@ -286,6 +286,7 @@ fn after_a_crash_orphans_are_refused_then_reconstructed_and_get_their_flags_back
         threads: 1,
         mmap: false,
         all_changes: false,
+        keep_uids: false,
     };
     crate::reconstruct::run(&st, &sel, &ropts, &crate::reconstruct::NoProgress).expect("reconstruct");
     assert_eq!(contents(&st, "r").iter().map(|c| c.1).collect::<Vec<_>>(), vec![SystemFlags::SEEN, 0, 0]);
