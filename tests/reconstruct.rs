@@ -28,16 +28,7 @@ const D: &str = "example.com";
 /// A run on a consistent store: exit 0, "nothing to do", no change or repair line, and
 /// no file or directory of the tree changed (bytes and mtimes).
 fn assert_no_op(fx: &Fx, args: &[&str]) {
-    // The listing cache (ms-path's `listings/`) is the one file a no-op may write, once the
-    // folders have been quiet for 2 s: whether they have depends on the machine's speed, so
-    // it and ms-path's own mtime are left out.
-    let ms_path = fx.store.config().ms_path.clone();
-    let tree = |root: &Path| {
-        let mut t = tree(root);
-        t.retain(|p, _| *p != ms_path && !p.starts_with(ms_path.join("listings")));
-        t
-    };
-    let before = tree(fx.root());
+    let before = fx.tree_but_listings();
     let r = fx.reconstruct(args);
     r.expect_code(0, &format!("reconstruct {args:?} on a consistent store"));
     assert!(r.stdout.contains("nothing to do"), "{}", r.stdout);
@@ -45,7 +36,7 @@ fn assert_no_op(fx: &Fx, args: &[&str]) {
         assert!(!l.starts_with(' '), "change line on a consistent store: {l:?}\n{}", r.stdout);
         assert!(l.contains(": unchanged (") || l.starts_with("reconstruct: "), "unexpected line {l:?}\n{}", r.stdout);
     }
-    assert_same_tree(&before, &tree(fx.root()), &format!("reconstruct {args:?} on a consistent store"));
+    assert_same_tree(&before, &fx.tree_but_listings(), &format!("reconstruct {args:?} on a consistent store"));
 }
 
 fn rm(dir: &Path, file: &str) {
@@ -893,16 +884,8 @@ fn every_guide_example_works_verbatim_on_the_demo_store() {
             d == "esys.ca" && (n == "user/foobar" || n.starts_with("user/foobar/"))
         }),
     ];
-    // On the healthy demo every example changes nothing. The listing cache (ms-path's
-    // `listings/`, README "Performance") is the one file a no-op run may write, once the
-    // folders have been quiet for 2 s: whether they have depends on how fast this machine
-    // is, so it and ms-path's own mtime are left out.
-    let ms_path = fx.store.config().ms_path.clone();
-    let snap = || {
-        let mut t = tree(fx.root());
-        t.retain(|p, _| *p != ms_path && !p.starts_with(ms_path.join("listings")));
-        t
-    };
+    // On the healthy demo every example changes nothing (the listing cache aside).
+    let snap = || fx.tree_but_listings();
     let snapshot = snap();
     for (line, _) in &examples {
         let r = guide_run(line);

@@ -814,16 +814,25 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
         }
     }
     // A log that lost records (missing, cut, damaged, torn, of another UID validity) may
-    // have given modseqs above what survives: HIGHESTMODSEQ is then the ceiling, so that it
-    // never goes down; and the message a torn flag change names (a hint: the record did
-    // not verify) gets a new modseq, so that clients fetch its flags again.
+    // have held changes newer than what survives, under modseqs above it: which messages
+    // changed since a client last looked is unknown. Every message gets one new modseq,
+    // above every ceiling, so that HIGHESTMODSEQ never goes down and CONDSTORE clients
+    // fetch every flag again (RFC 7162).
     let log_incomplete = !use_log || old.log_problem.is_some() || old.log_torn.is_some();
-    if log_incomplete {
-        if let Some(r) = old.log_torn_uid.and_then(|u| records.binary_search_by_key(&u, |r| r.uid).ok()) {
-            seq = seq.max(above) + 1;
-            records[r].modseq = seq;
-            changed_any = true;
+    if log_incomplete && !records.is_empty() {
+        seq = seq.max(above) + 1;
+        for r in records.iter_mut() {
+            r.modseq = seq;
         }
+        changed_any = true;
+        changes.add(None, "modseqs-renewed", || {
+            (
+                None,
+                Some(serde_json::json!(seq)),
+                format!("the change log lost records: every message gets modseq {seq} so that clients fetch their flags again"),
+            )
+        });
+    } else if log_incomplete {
         seq = seq.max(above);
     }
 

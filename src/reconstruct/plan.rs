@@ -117,9 +117,6 @@ pub struct OldState {
     pub log_torn: Option<u64>,
     /// The kind byte of the torn record, if its head was still there.
     pub log_torn_kind: Option<u8>,
-    /// The UID a torn FLAGS record names, if its bytes are there (unverified: a hint of
-    /// which message's change was lost).
-    pub log_torn_uid: Option<u32>,
     /// Whether the log lacks records that the index or header saw in it (cut or altered
     /// inside what was committed; `log_problem` says how).
     pub log_short: bool,
@@ -356,7 +353,7 @@ fn gather_in(
         if let Ok(mut mb) = Mailbox::from_bytes(place.clone(), h, i, l, None) {
             let all_live = listing.messages.iter().all(|u| mb.record(*u).is_some());
             st.log_torn = mb.log_torn();
-            (st.log_torn_kind, st.log_torn_uid) = torn_hint(l, st.log_torn);
+            st.log_torn_kind = st.log_torn.and_then(|o| torn_kind(l, o));
             let header = mb.header().clone();
             st.header_fixed = Some(header.fixed_info());
             st.index_header = Some(mb.index_header().clone());
@@ -445,7 +442,7 @@ fn gather_in(
                     LogEnd::Clean => {}
                     LogEnd::TornTail { offset, .. } => {
                         st.log_torn = Some(*offset);
-                        (st.log_torn_kind, st.log_torn_uid) = torn_hint(&b, st.log_torn);
+                        st.log_torn_kind = torn_kind(&b, *offset);
                     }
                     LogEnd::Corrupt { offset, error } => {
                         st.log_problem =
@@ -482,15 +479,9 @@ fn gather_in(
     st
 }
 
-/// The kind byte of the (unverified) record at a torn tail's `offset`, and the UID it
-/// names if it is a FLAGS record.
-fn torn_hint(log: &[u8], offset: Option<u64>) -> (Option<u8>, Option<u32>) {
-    let Some(at) = offset.map(|o| o as usize) else { return (None, None) };
-    let kind = log.get(at + 4).copied();
-    let uid = (kind == Some(crate::format::changelog::kind::FLAGS))
-        .then(|| log.get(at + 16..at + 20).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
-        .flatten();
-    (kind, uid)
+/// The kind byte of the (unverified) record head at a torn tail's `offset`.
+fn torn_kind(log: &[u8], offset: u64) -> Option<u8> {
+    log.get(offset as usize + 4).copied()
 }
 
 /// Whether the log still holds what the index's checkpoint and the header saw of it

@@ -352,6 +352,19 @@ pub fn tree(root: &Path) -> BTreeMap<PathBuf, (u64, i64, Option<[u8; 32]>)> {
     out
 }
 
+impl Fx {
+    /// [`tree`] of the whole fixture but the listing cache (`ms-path/listings/`, and
+    /// ms-path's own mtime): the one file a no-op reconstruct may write, once the folders
+    /// have been quiet for 2 s (README, "Performance"), which depends on this machine's
+    /// speed.
+    pub fn tree_but_listings(&self) -> BTreeMap<PathBuf, (u64, i64, Option<[u8; 32]>)> {
+        let ms_path = self.store.config().ms_path.clone();
+        let mut t = tree(self.root());
+        t.retain(|p, _| *p != ms_path && !p.starts_with(ms_path.join("listings")));
+        t
+    }
+}
+
 /// Assert two [`tree`] snapshots are identical, naming the first difference.
 pub fn assert_same_tree(
     before: &BTreeMap<PathBuf, (u64, i64, Option<[u8; 32]>)>,
@@ -398,16 +411,37 @@ pub fn essentials(show: &Value) -> Essentials {
 }
 
 /// Assert that a rebuilt mailbox shows exactly what it showed before the damage: UID
-/// validity, last UID, flag names, and every message's flags, dates, size and hash.
+/// validity, last UID, flag names, and every message's flags, dates, size, hash and modseq;
+/// HIGHESTMODSEQ may rise (a log that lost records leaves it at the modseq ceiling), never
+/// fall.
 pub fn assert_survived(before: &Value, after: &Value) {
     for k in ["unique_id", "uid_validity", "last_uid", "user_flags", "message_count"] {
         assert_eq!(before[k], after[k], "{k} differs after reconstruct");
     }
+    let hm = |v: &Value| v["highest_modseq"].as_u64().expect("highest_modseq");
+    assert!(hm(after) >= hm(before), "HIGHESTMODSEQ went down: {} → {}", hm(before), hm(after));
     let (b, a) = (essentials(before), essentials(after));
     for (uid, e) in &b {
         assert_eq!(a.get(uid), Some(e), "UID {uid} differs after reconstruct");
     }
+    // A modseq stays, or rises above the old HIGHESTMODSEQ (a log that lost records gives
+    // every message a new one, so that clients fetch flags again).
+    let (mb, ma) = (modseqs(before), modseqs(after));
+    for (uid, m) in &mb {
+        let got = ma.get(uid).copied().unwrap_or(0);
+        assert!(got == *m || got > hm(before), "UID {uid}: modseq {m} → {got} (HIGHESTMODSEQ was {})", hm(before));
+    }
     assert_eq!(a.len(), b.len(), "message count differs: {:?}", a.keys().collect::<Vec<_>>());
+}
+
+/// Modseq of every message of a `show --json` report, by UID.
+pub fn modseqs(show: &Value) -> BTreeMap<u64, u64> {
+    show["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| (m["uid"].as_u64().expect("uid"), m["modseq"].as_u64().expect("modseq")))
+        .collect()
 }
 
 /// Flags of one UID in a `show --json` report.
