@@ -346,6 +346,7 @@ pub fn seed_inputs(target: &str) -> Vec<(String, Vec<u8>)> {
                 uid_validity: 7,
                 base_seq: 0,
                 created: 1,
+                ceiling: 2048,
             });
             for (i, r) in [
                 LogRecord::Name { domain: "example.com".into(), name: "user/joe".into() },

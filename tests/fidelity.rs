@@ -352,7 +352,7 @@ fn index_and_log_lost_reappend_by_default_and_keep_uids_on_request() {
         if keep {
             assert_eq!(uids, old, "--keep-uids keeps every file's UID");
             assert_eq!(changes(&r.json(), JOE, "kept-uid").len(), 9);
-            assert_eq!(after["last_uid"].as_u64(), Some(last));
+            assert!(after["last_uid"].as_u64() >= Some(last));
         } else {
             assert!(uids.iter().all(|&u| u > last), "re-appended above the old last UID {last}: {uids:?}");
             assert_eq!(changes(&r.json(), JOE, "re-appended").len(), 9);

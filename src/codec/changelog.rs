@@ -4,11 +4,11 @@
 use zerocopy::{FromBytes, IntoBytes};
 
 use super::index::MessageRecord;
-use super::{FormatError, check_crc, check_magic_version, read_at, slice};
+use super::{FormatError, check_crc, check_magic_versions, read_at, slice};
 use crate::flags::{SystemFlags, UserFlags};
 use crate::format::changelog::{
     CONTINUED, ExpungeBody, FOLLOWS, FlagsBody, HEADER_LEN, LastUidBody, LogHeader, MAGIC, MAX_RECORD_LEN,
-    MESSAGE_BODY_LEN, NameHead, RecordHead, VERSION, kind,
+    MESSAGE_BODY_LEN, NameHead, OLDEST_VERSION, RecordHead, VERSION, kind,
 };
 use crate::format::header::MAX_USER_FLAGS;
 use crate::format::index::IndexRecord;
@@ -25,6 +25,9 @@ pub struct LogHeaderInfo {
     pub base_seq: u64,
     /// When written.
     pub created: i64,
+    /// The modseq ceiling when written (0: not recorded); stored as an offset from
+    /// `base_seq`, capped at `u32::MAX`.
+    pub ceiling: u64,
 }
 
 /// How much of an `ms.log` file another file saw when it was written: the index at its
@@ -218,7 +221,7 @@ pub fn encode_header(h: &LogHeaderInfo) -> Vec<u8> {
         reserved1: U32::new(0),
         base_seq: U64::new(h.base_seq),
         created: I64::new(h.created),
-        reserved2: U32::new(0),
+        ceiling_offset: U32::new(u32::try_from(h.ceiling.saturating_sub(h.base_seq)).unwrap_or(u32::MAX)),
         crc: U32::new(0),
     };
     raw.crc = U32::new(crc(&raw.as_bytes()[..HEADER_LEN - 4]));
@@ -227,7 +230,7 @@ pub fn encode_header(h: &LogHeaderInfo) -> Vec<u8> {
 
 /// Decode and check the header.
 pub fn decode_header(bytes: &[u8]) -> Result<LogHeaderInfo, FormatError> {
-    check_magic_version(bytes, &MAGIC, VERSION)?;
+    let version = check_magic_versions(bytes, &MAGIC, OLDEST_VERSION, VERSION)?;
     let raw: &LogHeader = read_at(bytes, 0, "log header")?;
     check_crc(&raw.as_bytes()[..HEADER_LEN - 4], raw.crc.get(), 0, "log header")?;
     if raw.header_len.get() as usize != HEADER_LEN {
@@ -238,6 +241,10 @@ pub fn decode_header(bytes: &[u8]) -> Result<LogHeaderInfo, FormatError> {
         uid_validity: raw.uid_validity.get(),
         base_seq: raw.base_seq.get(),
         created: raw.created.get(),
+        ceiling: match (version, raw.ceiling_offset.get()) {
+            (1, _) | (_, 0) => 0,
+            (_, off) => raw.base_seq.get().saturating_add(u64::from(off)),
+        },
     })
 }
 
@@ -602,7 +609,8 @@ mod tests {
     }
 
     fn sample_log() -> Vec<u8> {
-        let mut b = encode_header(&LogHeaderInfo { unique_id: UID, uid_validity: 77, base_seq: 0, created: 1 });
+        let mut b =
+            encode_header(&LogHeaderInfo { unique_id: UID, uid_validity: 77, base_seq: 0, created: 1, ceiling: 2048 });
         for (i, r) in sample_records().iter().enumerate() {
             encode_record(&mut b, &UID, i as u64 + 1, r);
         }
@@ -615,6 +623,19 @@ mod tests {
         assert_eq!(s.end, LogEnd::Clean);
         let recs: Vec<LogRecord> = s.records.into_iter().map(|(_, _, r)| r).collect();
         assert_eq!(recs, sample_records());
+    }
+
+    #[test]
+    fn version_1_logs_still_read_without_a_ceiling() {
+        let mut b = sample_log();
+        assert_eq!(scan(&b).expect("scan").header.ceiling, 2048);
+        b[8..10].copy_from_slice(&1u16.to_le_bytes());
+        b[56..60].fill(0);
+        let c = crate::format::crc(&b[..HEADER_LEN - 4]);
+        b[HEADER_LEN - 4..HEADER_LEN].copy_from_slice(&c.to_le_bytes());
+        let s = scan(&b).expect("version 1 scans");
+        assert_eq!(s.header.ceiling, 0);
+        assert_eq!(s.records.len(), sample_records().len());
     }
 
     #[test]
@@ -703,7 +724,8 @@ mod tests {
 
     #[test]
     fn records_from_another_mailbox_are_rejected() {
-        let mut b = encode_header(&LogHeaderInfo { unique_id: UID, uid_validity: 1, base_seq: 0, created: 1 });
+        let mut b =
+            encode_header(&LogHeaderInfo { unique_id: UID, uid_validity: 1, base_seq: 0, created: 1, ceiling: 0 });
         encode_record(&mut b, &[1; 16], 1, &LogRecord::Expunge { uid: 3, modseq: 1 });
         let s = scan(&b).expect("scan");
         assert!(s.records.is_empty());

@@ -6,8 +6,10 @@ use super::{I64, U16, U32, U64, assert_size};
 
 /// File magic.
 pub const MAGIC: [u8; 8] = *b"MSCHGLOG";
-/// Current version.
-pub const VERSION: u16 = 1;
+/// Current version (2: the header records the modseq ceiling of the compaction).
+pub const VERSION: u16 = 2;
+/// Oldest version still read (its header's bytes 56..60 are reserved).
+pub const OLDEST_VERSION: u16 = 1;
 /// Size of [`LogHeader`].
 pub const HEADER_LEN: usize = 64;
 /// Largest record accepted.
@@ -19,7 +21,7 @@ pub const MAX_RECORD_LEN: u32 = 4096;
 pub struct LogHeader {
     /// `MSCHGLOG`.
     pub magic: [u8; 8],
-    /// Format version (1).
+    /// Format version (2; 1 is still read).
     pub version: U16,
     /// Size of this header (64).
     pub header_len: U16,
@@ -35,8 +37,9 @@ pub struct LogHeader {
     pub base_seq: U64,
     /// When this file was written, seconds since the epoch.
     pub created: I64,
-    /// Zero.
-    pub reserved2: U32,
+    /// The modseq ceiling when this file was written, as an offset from `base_seq` (0: not
+    /// recorded, as in version 1).
+    pub ceiling_offset: U32,
     /// CRC-32C of bytes 0..60.
     pub crc: U32,
 }

@@ -322,8 +322,30 @@ struct Identity {
     use_log: bool,
     /// Highest last UID of the sources used.
     last_known: Option<u32>,
+    /// When the last UID is only a floor (no whole log), the (last UID, seq) pairs of the
+    /// header and index and the highest modseq ceiling: UIDs given since a pair are at
+    /// most one per modseq up to the ceiling (see [`uid_bound`]).
+    floors: Vec<(u32, u64)>,
+    ceiling: u64,
     /// Flag names: header, then the log for slots the header lacks.
     names: Vec<Option<String>>,
+}
+
+/// The highest UID that may have been given, when the log that recorded the last ones is
+/// lost: from a state (last UID `u`, seq `s`) on, each UID given took an append, which took
+/// a modseq (at most `ceiling - s` of them), except UIDs skipped over message files that
+/// existed (orphans, never deleted: at most `max_file_uid`). `None` if nothing bounds it.
+fn uid_bound(floors: &[(u32, u64)], ceiling: u64, max_file_uid: u32) -> Option<u32> {
+    if ceiling == 0 {
+        return None;
+    }
+    floors
+        .iter()
+        .map(|&(u, s)| {
+            let slack = u32::try_from(ceiling.saturating_sub(s)).unwrap_or(u32::MAX);
+            u.max(max_file_uid).saturating_add(slack)
+        })
+        .min()
 }
 
 fn identity(old: &OldState, input: &MergeInput<'_>) -> Identity {
@@ -347,23 +369,37 @@ fn identity(old: &OldState, input: &MergeInput<'_>) -> Identity {
         None => true,
     };
     let use_log = old.log.as_ref().is_some_and(|l| validity_ok(l.header.uid_validity, l.header.unique_id));
-    let mut last_known: Option<u32> = None;
-    let mut raise = |v: u32| last_known = Some(last_known.map_or(v, |k: u32| k.max(v)));
-    if let Some(h) = fixed {
-        if Some(h.uid_validity) == old_validity {
-            raise(h.last_uid);
-        }
-    }
-    if use_index {
-        if let Some(h) = &old.index_header {
-            raise(h.last_uid);
-        }
-    }
-    if use_log {
-        if let Some(l) = &old.log {
-            raise(l.last_uid);
-        }
-    }
+    let header_ok = fixed.filter(|h| Some(h.uid_validity) == old_validity);
+    let index_ok = old.index_header.as_ref().filter(|_| use_index);
+    let (from_header, from_index) = (header_ok.map(|h| h.last_uid), index_ok.map(|h| h.last_uid));
+    // The log knows the last UID only if nothing of it is lost (a LAST_UID record, no
+    // damage, no torn end: a log cut in the middle of a record looks like a crash's torn
+    // write, yet may have lost any number of records before it). Else header, index and
+    // what is left of the log are floors: UIDs above them may have been given and expunged
+    // since, so the last UID is raised to what may have been given (`uid_bound`), or, with
+    // no floor at all, a new UID validity is due.
+    let log_knows = use_log
+        && old.log_problem.is_none()
+        && old.log_torn.is_none()
+        && old.log.as_ref().is_some_and(|l| l.saw_last_uid);
+    let others = from_header.or(from_index).is_some();
+    let ceiling = ceilings(old, input);
+    // What is left of the log: its last UID as of its compaction's base (its LAST_UID
+    // record survived), a floor like the others.
+    let log_floor = old.log.as_ref().filter(|l| use_log && l.saw_last_uid).map(|l| (l.last_uid, l.header.base_seq));
+    let from_log = old
+        .log
+        .as_ref()
+        .filter(|_| use_log && (log_knows || others || (ceiling > 0 && log_floor.is_some())))
+        .map(|l| l.last_uid);
+    let last_known = [from_header, from_index, from_log].into_iter().flatten().max();
+    let floors = if log_knows {
+        Vec::new()
+    } else {
+        let h = header_ok.map(|h| (h.last_uid, h.log.seq));
+        let i = index_ok.map(|h| (h.last_uid, h.log_seq));
+        [h, i, log_floor].into_iter().flatten().collect()
+    };
     let mut names: Vec<Option<String>> = old.header.as_ref().map(|h| h.flags.clone()).unwrap_or_default();
     if use_log {
         if let Some(l) = &old.log {
@@ -379,16 +415,17 @@ fn identity(old: &OldState, input: &MergeInput<'_>) -> Identity {
             }
         }
     }
-    Identity { unique_id, old_validity, created, use_index, use_log, last_known, names }
+    Identity { unique_id, old_validity, created, use_index, use_log, last_known, floors, ceiling, names }
 }
 
-/// The highest modseq any surviving ceiling allows (header, index, mailbox list): modseqs
+/// The highest modseq any surviving ceiling allows (header, index, log, mailbox list): modseqs
 /// up to it may have been given even where the log that recorded them is lost, so a record
 /// that reconstruct creates or changes gets one above it.
 fn ceilings(old: &OldState, input: &MergeInput<'_>) -> u64 {
     let h = old.header_fixed.as_ref().map_or(0, |h| h.modseq_ceiling);
     let i = old.index_header.as_ref().map_or(0, |h| h.modseq_ceiling);
-    h.max(i).max(input.listed_modseq)
+    let l = old.log.as_ref().map_or(0, |l| l.header.ceiling);
+    h.max(i).max(l).max(input.listed_modseq)
 }
 
 /// The ceiling a rebuilt mailbox records: never below one that survived, and room above
@@ -483,7 +520,8 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
     let mut unrepaired = false;
 
     // 1. Identity.
-    let Identity { unique_id, old_validity, created, use_index, use_log, last_known, mut names } = identity(old, input);
+    let Identity { unique_id, old_validity, created, use_index, use_log, last_known, floors, ceiling, mut names } =
+        identity(old, input);
     if old.index_header.is_some() && !use_index {
         changes.add(None, "index-ignored", || {
             (None, None, "ms.index belongs to another mailbox or UID validity; its records were not used".into())
@@ -513,6 +551,24 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
         changes.add(None, "uidvalidity-changed", || (old_validity.map(|v| serde_json::json!(v)), Some(serde_json::json!(uid_validity)), "the last UID could not be recovered from the header, index or log: new UID validity issued, files keep their UIDs".into()));
     }
     let mut last_uid = if validity_changed { max_file_uid } else { last_known.unwrap_or(0).max(trusted_uids_max) };
+    // Files at or below this, with no surviving record, are re-appended.
+    let mut reappend_limit = last_known.unwrap_or(0);
+    if let (false, Some(bound)) = (validity_changed, uid_bound(&floors, ceiling, max_file_uid)) {
+        if bound > last_uid {
+            let floor = last_uid;
+            changes.add(None, "last-uid-bound", || {
+                (
+                    Some(serde_json::json!(floor)),
+                    Some(serde_json::json!(bound)),
+                    format!(
+                        "the change log that recorded the last UIDs given is lost or damaged: UIDs up to {bound} may have been given since (one per modseq up to the ceiling {ceiling}); the last UID is raised from {floor} to {bound} so that none is given twice"
+                    ),
+                )
+            });
+            last_uid = bound;
+            reappend_limit = bound;
+        }
+    }
     let mut seq = highest_seq(old);
 
     let mut records: Vec<MessageRecord> = Vec::with_capacity(files.len());
@@ -669,7 +725,7 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
                         modseq: 0,
                         content_hash: d.map(|d| d.content_hash).unwrap_or([0; 32]),
                     };
-                    let below = uid <= last_known.unwrap_or(0);
+                    let below = uid <= reappend_limit;
                     if cands.first().is_none() && (below || validity_changed) {
                         // It had a record once (its UID was given), which is lost.
                         counts.flags_unknown += 1;
@@ -957,9 +1013,10 @@ mod tests {
             index_header: Some(index.clone()),
             index_records: RecordSet::from_unsorted(recs),
             log: Some(LogView {
-                header: LogHeaderInfo { unique_id: ID, uid_validity: 9, base_seq: 3, created: 5 },
+                header: LogHeaderInfo { unique_id: ID, uid_validity: 9, base_seq: 3, created: 5, ceiling: 0 },
                 flag_names: flags,
                 last_uid: last,
+                saw_last_uid: true,
                 seq: 3,
                 name: Some(("d".into(), "box".into())),
                 ..LogView::default()

@@ -73,10 +73,17 @@ pub struct LogView {
     pub flag_names: Vec<Option<String>>,
     /// Highest UID the log knows of.
     pub last_uid: u32,
+    /// Whether a LAST_UID record was read (every compaction writes one): without it the
+    /// log does not know the last UID, only a floor.
+    pub saw_last_uid: bool,
     /// Highest sequence number.
     pub seq: u64,
     /// Domain and name, from the last NAME record.
     pub name: Option<(String, String)>,
+    /// Flag changes of messages whose MESSAGE record did not survive: (modseq, system
+    /// flags, user flags) of the newest, by UID. Applied over the index record when it is
+    /// older (`gather`).
+    pub flags_only: UidMap<(u64, crate::flags::SystemFlags, crate::flags::UserFlags)>,
 }
 
 /// The cache file, as far as a cheap look tells.
@@ -282,6 +289,9 @@ pub fn replay(scan: changelog::LogScan) -> LogView {
             }
             LogRecord::Message(m) => {
                 v.last_uid = v.last_uid.max(m.uid);
+                if v.flags_only.get(&m.uid).is_some_and(|f| f.0 <= m.modseq) {
+                    v.flags_only.remove(&m.uid);
+                }
                 if v.expunged.get(&m.uid).is_none_or(|&e| e < m.modseq) {
                     v.expunged.remove(&m.uid);
                 }
@@ -294,15 +304,23 @@ pub fn replay(scan: changelog::LogScan) -> LogView {
                         r.user_flags = user_flags;
                         r.modseq = modseq;
                     }
+                } else if v.flags_only.get(&uid).is_none_or(|f| f.0 <= modseq) {
+                    v.flags_only.insert(uid, (modseq, system_flags, user_flags));
                 }
             }
             LogRecord::Expunge { uid, modseq } => {
+                if v.flags_only.get(&uid).is_some_and(|f| f.0 <= modseq) {
+                    v.flags_only.remove(&uid);
+                }
                 if v.state.get(&uid).is_none_or(|r| r.modseq <= modseq) {
                     v.state.remove(&uid);
                     v.expunged.insert(uid, modseq);
                 }
             }
-            LogRecord::LastUid { last_uid, .. } => v.last_uid = v.last_uid.max(last_uid),
+            LogRecord::LastUid { last_uid, .. } => {
+                v.last_uid = v.last_uid.max(last_uid);
+                v.saw_last_uid = true;
+            }
         }
     }
     v
@@ -364,6 +382,7 @@ fn gather_in(
                     header: log_header,
                     flag_names: header.flags.clone(),
                     last_uid: mb.last_uid(),
+                    saw_last_uid: true,
                     seq: mb.highest_modseq(),
                     name: Some((header.domain.clone(), header.name.clone())),
                     ..LogView::default()
@@ -464,7 +483,16 @@ fn gather_in(
                         st.index_problem = None;
                     }
                 }
-                st.log = Some(replay(scan));
+                let mut view = replay(scan);
+                // A flag change whose message's MESSAGE record was lost still applies over
+                // an older index record of the same message.
+                for (uid, (modseq, sf, uf)) in std::mem::take(&mut view.flags_only) {
+                    if let Some(r) = st.index_records.get(&uid).filter(|r| r.modseq < modseq) {
+                        let r = MessageRecord { system_flags: sf, user_flags: uf, modseq, ..*r };
+                        view.state.insert(uid, r);
+                    }
+                }
+                st.log = Some(view);
             }
             Err(e) => st.log_problem = Some(describe(dir, LOG_FILE, &e)),
         },

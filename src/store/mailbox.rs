@@ -306,7 +306,7 @@ impl Mailbox {
             }
         }
         let log_last_crc = last_record_crc(log_bytes, scan.valid_end);
-        let ceiling = index.modseq_ceiling.max(header.modseq_ceiling);
+        let ceiling = index.modseq_ceiling.max(header.modseq_ceiling).max(scan.header.ceiling);
         let mut mb = Mailbox {
             last_uid: index.last_uid.max(header.last_uid),
             seq: index.log_seq,
@@ -753,6 +753,7 @@ impl Mailbox {
         let dir = self.place.dir.clone();
         let d = self.place.durability;
         self.ceiling = self.ceiling.max(self.seq + self.headroom());
+        self.header.modseq_ceiling = self.ceiling;
         let log_bytes = compacted_log(&self.header, self.last_uid, self.seq, &self.records);
         let cov = changelog::coverage_of(&log_bytes, self.seq, self.seq);
         self.index.uid_validity = self.header.uid_validity;
@@ -817,6 +818,7 @@ pub fn compacted_log_at(
         uid_validity: header.uid_validity,
         base_seq: seq,
         created,
+        ceiling: header.modseq_ceiling,
     });
     out.reserve(records.len() * 144 + 256);
     changelog::encode_record(
