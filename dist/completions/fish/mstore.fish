@@ -97,6 +97,7 @@ complete -c mstore -n "__fish_mstore_using_subcommand reconstruct" -s n -l dry-r
 complete -c mstore -n "__fish_mstore_using_subcommand reconstruct" -l json -d 'Print every change as JSON on standard output'
 complete -c mstore -n "__fish_mstore_using_subcommand reconstruct" -l verify-content -d 'Read and hash every message even where the index looks current'
 complete -c mstore -n "__fish_mstore_using_subcommand reconstruct" -l quarantine -d 'Move stray and unreadable files into the mailbox\'s ms.quarantine/ directory'
+complete -c mstore -n "__fish_mstore_using_subcommand reconstruct" -l keep-uids -d 'Index a message file that has no surviving record under its own UID even when that UID is not above the last UID (default: re-append it under a new UID). Only when no expunge was in flight: the message of an interrupted expunge comes back'
 complete -c mstore -n "__fish_mstore_using_subcommand reconstruct" -l no-progress -d 'Never show a progress bar'
 complete -c mstore -n "__fish_mstore_using_subcommand reconstruct" -s h -l help -d 'Print help'
 complete -c mstore -n "__fish_mstore_using_subcommand recover" -s f -d 'Alternate location of the configuration file (default: $MS_CONF, else /etc/md/store/ms.conf)' -r -F

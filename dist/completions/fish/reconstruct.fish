@@ -7,5 +7,6 @@ complete -c reconstruct -s n -l dry-run -d 'Report what would change and write n
 complete -c reconstruct -l json -d 'Print every change as JSON on standard output'
 complete -c reconstruct -l verify-content -d 'Read and hash every message even where the index looks current'
 complete -c reconstruct -l quarantine -d 'Move stray and unreadable files into the mailbox\'s ms.quarantine/ directory'
+complete -c reconstruct -l keep-uids -d 'Index a message file that has no surviving record under its own UID even when that UID is not above the last UID (default: re-append it under a new UID). Only when no expunge was in flight: the message of an interrupted expunge comes back'
 complete -c reconstruct -l no-progress -d 'Never show a progress bar'
 complete -c reconstruct -s h -l help -d 'Print help'
