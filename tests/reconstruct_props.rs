@@ -215,6 +215,9 @@ struct Source {
     bytes: Vec<u8>,
     modseq: u64,
     has_date: bool,
+    /// For a log record: every record of its change (offset, bytes), itself included: a
+    /// change is applied whole or not at all (`formats/changelog.md`, "Changes").
+    change: Vec<(usize, Vec<u8>)>,
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
@@ -225,8 +228,8 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
-/// Every record of the original index and log, by the UID it concerns; and the end offset
-/// of every log record. Read from the format's tables (`formats/index.md`,
+/// Every record of the original index and log, by the UID it concerns; and the offset where
+/// each change of the log ends. Read from the format's tables (`formats/index.md`,
 /// `formats/changelog.md`) here, not with the crate's decoders.
 fn sources(index: &[u8], log: &[u8]) -> (BTreeMap<u32, Vec<Source>>, BTreeSet<usize>) {
     let mut by_uid: BTreeMap<u32, Vec<Source>> = BTreeMap::new();
@@ -239,38 +242,56 @@ fn sources(index: &[u8], log: &[u8]) -> (BTreeMap<u32, Vec<Source>>, BTreeSet<us
             bytes: r.to_vec(),
             modseq: u64_at(r, 72),
             has_date: true,
+            change: Vec::new(),
         });
         off += 128;
     }
     let mut ends = BTreeSet::new();
     let mut off = 64;
+    // Records of the change being read, and the sources waiting for its end.
+    let mut change: Vec<(usize, Vec<u8>)> = Vec::new();
+    let mut waiting: Vec<(u32, Source)> = Vec::new();
     while off + 20 <= log.len() {
         let len = u32_at(log, off) as usize;
-        let (kind, seq) = (log[off + 4], u64_at(log, off + 8));
+        let (kind, flags, seq) = (log[off + 4], log[off + 5], u64_at(log, off + 8));
         let rec = &log[off..off + len];
+        change.push((off, rec.to_vec()));
         // MESSAGE (3) and FLAGS (4) name a UID first in their body; their modseq is seq.
         if kind == 3 || kind == 4 {
-            by_uid.entry(u32_at(rec, 16)).or_default().push(Source {
+            let s = Source {
                 file: "ms.log",
                 offset: off,
                 bytes: rec.to_vec(),
                 modseq: seq,
                 has_date: kind == 3,
-            });
+                change: Vec::new(),
+            };
+            waiting.push((u32_at(rec, 16), s));
         }
         off += len;
-        ends.insert(off);
+        // Bit 0 of the flags byte: another record of the same change follows.
+        if flags & 1 == 0 {
+            ends.insert(off);
+            for (uid, mut s) in waiting.drain(..) {
+                s.change = change.clone();
+                by_uid.entry(uid).or_default().push(s);
+            }
+            change.clear();
+        }
     }
     (by_uid, ends)
 }
 
-/// Whether `s` is still in its file, byte for byte (for the log, its header too: it holds
-/// the unique id that seeds every record's checksum).
+/// Whether `s` is still in its file, byte for byte (for the log, every record of its change
+/// and the log's header too: it holds the unique id that seeds every record's checksum).
 fn intact(s: &Source, index: Option<&[u8]>, log: Option<&[u8]>, log_orig: &[u8]) -> bool {
     let file = if s.file == "ms.index" { index } else { log };
     let Some(b) = file else { return false };
-    let here = b.get(s.offset..s.offset + s.bytes.len()) == Some(&s.bytes[..]);
-    here && (s.file == "ms.index" || b.get(..64) == Some(&log_orig[..64]))
+    let at = |off: usize, bytes: &[u8]| b.get(off..off + bytes.len()) == Some(bytes);
+    match s.file {
+        "ms.index" => at(s.offset, &s.bytes),
+        _ => at(0, &log_orig[..64]) && s.change.iter().all(|(off, bytes)| at(*off, bytes)),
+    }
 }
 
 fn config() -> ProptestConfig {
@@ -377,7 +398,7 @@ fn check(c: &Case) {
     }
     let changed = |f: &str| originals[f].as_deref() != std::fs::read(dir.join(f)).ok().as_deref();
     let (index_now, log_now) = (read("ms.index"), read("ms.log"));
-    // A log cut at a record boundary, nothing else wrong with it: if past what index and
+    // A log cut where a change ends, nothing else wrong with it: if past what index and
     // header saw, nothing can tell it from a log that ends there.
     let boundary_cut = log_cut.is_some_and(|n| n == 64 || log_ends.contains(&n));
 

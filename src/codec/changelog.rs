@@ -653,7 +653,8 @@ mod tests {
 
     /// A log with one single-record change, then one change of three records.
     fn log_with_a_change() -> (Vec<u8>, usize) {
-        let mut b = encode_header(&LogHeaderInfo { unique_id: UID, uid_validity: 77, base_seq: 0, created: 1 });
+        let mut b =
+            encode_header(&LogHeaderInfo { unique_id: UID, uid_validity: 77, base_seq: 0, created: 1, ceiling: 0 });
         encode_record(&mut b, &UID, 1, &LogRecord::Name { domain: "example.com".into(), name: "user/joe".into() });
         let start = b.len();
         let change: Vec<(u64, LogRecord)> =
