@@ -157,6 +157,43 @@ fn refuse_root_on_foreign_store(config: &Config) -> Result<()> {
     Ok(())
 }
 
+/// The first directory on the way to `dir` (`dir` included) that someone other than `me`
+/// and root can change, and who: a directory owned by another user, or writable by a
+/// group other than root's or by everyone without the sticky bit. Files created below
+/// such a directory can be redirected by that someone (a planted link, a directory swapped
+/// for another), so a command running as `me` must not create files there on anyone's
+/// behalf. Both the path as given and the path its links resolve to are looked at.
+pub fn controlled_by_others(dir: &Path, me: u32) -> Option<(PathBuf, String)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut chains = vec![std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())];
+    if let Ok(c) = std::fs::canonicalize(dir) {
+        chains.push(c);
+    }
+    let name = |uid: u32| User::from_uid(Uid::from_raw(uid)).ok().flatten().map(|u| u.name);
+    for chain in chains {
+        for d in chain.ancestors() {
+            let Ok(m) = std::fs::symlink_metadata(d) else { continue };
+            let mode = m.mode();
+            let sticky = mode & 0o1000 != 0;
+            let who = if m.uid() != me && m.uid() != 0 {
+                Some(format!("its owner {} (uid {})", name(m.uid()).unwrap_or_default(), m.uid()))
+            } else if m.file_type().is_symlink() {
+                None
+            } else if m.gid() != 0 && mode & 0o020 != 0 && !sticky {
+                Some(format!("group gid {} (it is group-writable)", m.gid()))
+            } else if mode & 0o002 != 0 && !sticky {
+                Some("every user (it is world-writable)".to_string())
+            } else {
+                None
+            };
+            if let Some(who) = who {
+                return Some((d.to_path_buf(), who));
+            }
+        }
+    }
+    None
+}
+
 /// Access a user needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Need {

@@ -555,3 +555,225 @@ fn init_as_root_never_takes_over_a_system_or_foreign_directory() {
     let etc2 = std::fs::metadata("/etc").expect("stat");
     assert_eq!((etc2.uid(), etc2.gid(), etc2.mode()), (etc.uid(), etc.gid(), etc.mode()));
 }
+
+/// Run a command as root with `umask` set first (through the shell).
+fn run_with_umask(umask: &str, args: &[&str]) -> Output {
+    let mut line = format!("umask {umask}; exec");
+    for a in args {
+        line.push(' ');
+        line.push_str(&mstore::util::shell_quote(a));
+    }
+    let dir = bin("mstore").parent().expect("bin dir").to_path_buf();
+    let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
+    Command::new("sh").arg("-c").arg(line).env("PATH", path).env_remove("MS_CONF").output().expect("run")
+}
+
+#[test]
+fn import_maildir_never_follows_a_link_in_the_source_tree() {
+    if skip_unless_root("import links") {
+        return;
+    }
+    let fx = Fx::new(20);
+    let (euid, egid) = user(EVIL);
+    let joe = fx.mailbox("example.com", "user/joe");
+    let joe_count = std::fs::read_dir(&joe)
+        .expect("ls")
+        .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().ends_with('.')))
+        .count();
+    assert!(joe_count > 0);
+    // Evil's Maildir: three messages of its own, and links into the store, to /, and
+    // back into itself (as a Maildir++ folder, as a nested folder, as a message file).
+    let md = fx.root().join("evil-maildir");
+    for d in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(md.join(d)).expect("mkdir");
+    }
+    for i in 1..=3 {
+        std::fs::write(md.join(format!("cur/{i}.evil:2,S")), format!("From: evil\nSubject: {i}\n\nmine\n"))
+            .expect("write");
+    }
+    let links = [
+        (md.join(".stolen"), joe.clone()),
+        (md.join(".root"), PathBuf::from("/")),
+        (md.join(".loop"), PathBuf::from(".")),
+        (md.join("nested"), joe.clone()),
+        (md.join("cur/9.stolen:2,S"), joe.join("1.")),
+        (md.join("dovecot-keywords"), joe.join("1.")),
+    ];
+    for (l, t) in &links {
+        std::os::unix::fs::symlink(t, l).expect("symlink");
+    }
+    chown_tree(&md, euid, egid);
+    std::fs::set_permissions(&md, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    // The setup is real: the links are links, and the store behind them is readable.
+    for (l, _) in &links {
+        assert!(std::fs::symlink_metadata(l).expect("lstat").file_type().is_symlink());
+    }
+    assert!(md.join(".stolen").join("1.").is_file() && md.join(".loop/cur").is_dir());
+
+    let o =
+        run("mstore", &["import", "maildir", "-f", fx.c(), md.to_str().expect("utf-8"), "example.com", "user/evil"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "links are skipped and reported: {err}");
+    for (l, _) in &links {
+        assert!(err.contains(&format!("{}: a symbolic link", l.display())), "{} not reported: {err}", l.display());
+    }
+    let ls = run("mstore", &["ls", "-f", fx.c(), "example.com"]);
+    let ls = String::from_utf8_lossy(&ls.stdout);
+    assert!(ls.contains("user/evil") && !ls.contains("user/evil/"), "a linked folder became a mailbox: {ls}");
+    let show = run("mstore", &["show", "-f", fx.c(), "--json", "example.com", "user/evil"]);
+    let v: serde_json::Value = serde_json::from_slice(&show.stdout).expect("show json");
+    assert_eq!(v["message_count"], 3, "only evil's own messages: {}", String::from_utf8_lossy(&show.stdout));
+}
+
+#[test]
+fn export_as_root_refuses_a_destination_another_user_controls() {
+    if skip_unless_root("export destination") {
+        return;
+    }
+    let fx = Fx::new(20);
+    let (euid, egid) = user(EVIL);
+    let evil_dir = fx.root().join("evil-out");
+    std::fs::create_dir(&evil_dir).expect("mkdir");
+    std::os::unix::fs::lchown(&evil_dir, Some(euid), Some(egid)).expect("chown");
+    assert_eq!(std::fs::metadata(&evil_dir).expect("stat").uid(), euid, "setup: the directory is evil's");
+    for (kind, name) in [("mbox", "joe.mbox"), ("maildir", "joe")] {
+        let dest = evil_dir.join(name);
+        let o =
+            run("mstore", &["export", kind, "-f", fx.c(), "example.com", "user/joe", dest.to_str().expect("utf-8")]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(8), "{kind}: {err}");
+        assert!(err.contains("refusing to export") && err.contains(&format!("uid {euid}")), "{err}");
+    }
+    assert_eq!(std::fs::read_dir(&evil_dir).expect("ls").count(), 0, "export wrote into the refused directory");
+}
+
+#[test]
+fn export_reports_a_linked_or_changed_message_file_and_does_not_export_it() {
+    if skip_unless_root("export message checks") {
+        return;
+    }
+    let fx = Fx::new(20);
+    let joe = fx.mailbox("example.com", "user/joe");
+    let secret = fx.root().join("secret");
+    std::fs::write(&secret, "root-only secret line\n").expect("write");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    std::fs::remove_file(joe.join("3.")).expect("rm");
+    std::os::unix::fs::symlink(&secret, joe.join("3.")).expect("symlink");
+    assert!(std::fs::symlink_metadata(joe.join("3.")).expect("lstat").file_type().is_symlink());
+    let mut bytes = std::fs::read(joe.join("4.")).expect("read");
+    let last = bytes.len() - 2;
+    bytes[last] ^= 0x20;
+    std::fs::write(joe.join("4."), &bytes).expect("write");
+    let out = fx.root().join("out");
+    std::fs::create_dir(&out).expect("mkdir");
+    let dest = out.join("joe.mbox");
+    let o = run("mstore", &["export", "mbox", "-f", fx.c(), "example.com", "user/joe", dest.to_str().expect("utf-8")]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    assert!(err.contains("UID 3: ") && err.contains("symbolic link"), "{err}");
+    assert!(err.contains("UID 4: its bytes do not match its record"), "{err}");
+    let mbox = std::fs::read_to_string(&dest).expect("mbox");
+    assert!(!mbox.contains("root-only secret"), "the linked file was exported");
+    assert!(!mbox.contains(std::str::from_utf8(&bytes).expect("utf-8")), "the changed file was exported");
+}
+
+#[test]
+fn exports_under_umask_000_are_not_readable_by_others() {
+    if skip_unless_root("export modes") {
+        return;
+    }
+    let fx = Fx::new(20);
+    let out = fx.root().join("out");
+    std::fs::create_dir(&out).expect("mkdir");
+    let md = out.join("joe-maildir");
+    let mbox = out.join("joe.mbox");
+    for (kind, dest) in [("maildir", &md), ("mbox", &mbox)] {
+        let o = run_with_umask(
+            "000",
+            &["mstore", "export", kind, "-f", fx.c(), "-r", "example.com", "user/joe", dest.to_str().expect("utf-8")]
+                .into_iter()
+                .filter(|a| kind == "maildir" || *a != "-r")
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(o.status.code(), Some(0), "{kind}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    let all = owners(&out);
+    assert!(all.len() > 10, "setup: the exports exist: {all:?}");
+    // The umask really was 000: a file the shell creates under it is 0666.
+    let probe = out.join("probe");
+    let o = Command::new("sh").arg("-c").arg(format!("umask 000; : > {}", probe.display())).status().expect("sh");
+    assert!(o.success());
+    assert_eq!(std::fs::metadata(&probe).expect("stat").mode() & 0o777, 0o666);
+    std::fs::remove_file(&probe).expect("rm");
+    for (p, (_, _, mode)) in all.iter().filter(|(p, _)| *p != &out) {
+        let is_dir = std::fs::symlink_metadata(p).expect("lstat").is_dir();
+        let allowed = if is_dir { [0o700, 0o750] } else { [0o600, 0o640] };
+        assert!(allowed.contains(mode), "{} has mode {mode:04o}", p.display());
+    }
+}
+
+/// `mstore verify --json`: (kind, path, fix) of every finding, and the exit status.
+fn verify_findings(fx: &Fx) -> (Vec<(String, PathBuf, Option<String>)>, i32) {
+    let o = run("mstore", &["verify", "-f", fx.c(), "--json", "--no-progress"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("verify JSON: {e}: {}", String::from_utf8_lossy(&o.stderr)));
+    let f = v["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| {
+            (
+                f["kind"].as_str().expect("kind").to_string(),
+                PathBuf::from(f["path"].as_str().expect("path")),
+                f["fix"].as_str().map(str::to_string),
+            )
+        })
+        .collect();
+    (f, o.status.code().unwrap_or(-1))
+}
+
+#[test]
+fn verify_reports_every_symlink_in_the_store_and_follows_none() {
+    if skip_unless_root("verify links") {
+        return;
+    }
+    let fx = Fx::new(30);
+    let (f, code) = verify_findings(&fx);
+    assert!(f.is_empty() && code == 0, "a fresh store is clean: {f:?}");
+    let joe = fx.mailbox("example.com", "user/joe");
+    let mary = fx.mailbox("example.com", "user/mary");
+    // ms.index replaced by a link to a copy of itself: followed, it would look healthy.
+    let copy = fx.root().join("index-copy");
+    std::fs::copy(joe.join("ms.index"), &copy).expect("copy");
+    std::fs::remove_file(joe.join("ms.index")).expect("rm");
+    std::os::unix::fs::symlink(&copy, joe.join("ms.index")).expect("symlink");
+    // A message-named link to a root-only file, a mailbox directory moved and linked, a
+    // domain that is a link to /etc, and a link in the database home.
+    std::os::unix::fs::symlink("/etc/shadow", joe.join("900.")).expect("symlink");
+    let moved = fx.root().join("mary-elsewhere");
+    std::fs::rename(&mary, &moved).expect("move");
+    std::os::unix::fs::symlink(&moved, &mary).expect("symlink");
+    let spool = fx.root().join("store/spool");
+    std::os::unix::fs::symlink("/etc", spool.join("evil.com")).expect("symlink");
+    let dblink = fx.root().join("store/database/quarantine");
+    std::os::unix::fs::symlink("/etc", &dblink).expect("symlink");
+    let links = [joe.join("ms.index"), joe.join("900."), mary.clone(), spool.join("evil.com"), dblink.clone()];
+    for l in &links {
+        assert!(std::fs::symlink_metadata(l).expect("lstat").file_type().is_symlink(), "setup: {}", l.display());
+    }
+    let (f, code) = verify_findings(&fx);
+    assert_eq!(code, 4);
+    for l in &links {
+        let n = f.iter().filter(|(k, p, _)| k == "symlink" && p == l).count();
+        assert_eq!(n, 1, "{} reported {n} times: {f:?}", l.display());
+    }
+    // The printed fixes remove the links (nothing behind them); the mailbox comes back.
+    for (_, _, fix) in f.iter().filter(|(k, p, _)| k == "symlink" && *p != mary) {
+        run_fix(fix.as_deref().expect("fix"));
+    }
+    std::fs::remove_file(&mary).expect("rm link");
+    std::fs::rename(&moved, &mary).expect("move back");
+    assert!(Path::new("/etc/shadow").exists() && Path::new("/etc").is_dir());
+    let (f, _) = verify_findings(&fx);
+    assert!(!f.iter().any(|(k, _, _)| k == "symlink"), "{f:?}");
+}

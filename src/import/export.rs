@@ -86,6 +86,58 @@ fn refuse_existing(dest: &Path, allow_empty_dir: bool) -> Result<()> {
     }
 }
 
+/// Refuse a destination whose directory someone other than the caller and root can
+/// change: files created there could be redirected by them (a planted link, a swapped
+/// directory), and run as root, export would write root's files wherever they like.
+fn refuse_foreign_destination(dest: &Path) -> Result<()> {
+    let dir = if std::fs::symlink_metadata(dest).is_ok_and(|m| m.is_dir()) {
+        dest.to_path_buf()
+    } else {
+        match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    };
+    let me = rustix::process::geteuid().as_raw();
+    match crate::privs::controlled_by_others(&dir, me) {
+        None => Ok(()),
+        Some((d, who)) => Err(Error::Invalid(format!(
+            "refusing to export to {}: {} can be changed by {who}, who could redirect the files export creates there; export as that user (su -s /bin/sh USER -c 'mstore export ...'), or into a directory only you{} can change, then hand the result over",
+            dest.display(),
+            d.display(),
+            if me == 0 { "" } else { " and root" }
+        ))),
+    }
+}
+
+/// A message as export hands it out: its file must be the one its record describes (size
+/// and BLAKE3 content hash), else it is reported and not exported. (The file is opened
+/// without following a link and must be a regular file: see `Mailbox::read_message`.)
+fn read_checked(mb: &Mailbox, r: &crate::codec::index::MessageRecord) -> std::result::Result<crate::io::Bytes, String> {
+    let label = mb.place().label();
+    let data = mb.read_message(r.uid).map_err(|e| format!("{label}: UID {}: {e}: not exported", r.uid))?;
+    if data.len() as u64 != r.size {
+        return Err(format!(
+            "{label}: UID {}: the file holds {} bytes but its record says {}: not exported (run mstore verify, then reconstruct --verify-content)",
+            r.uid,
+            data.len(),
+            r.size
+        ));
+    }
+    if r.content_hash != [0; 32] {
+        let h = blake3::hash(&data);
+        if h.as_bytes() != &r.content_hash {
+            return Err(format!(
+                "{label}: UID {}: its bytes do not match its record (BLAKE3 {} but the record says {}): not exported (run mstore verify, then reconstruct --verify-content)",
+                r.uid,
+                &h.to_hex()[..16],
+                &hex(&r.content_hash)[..16]
+            ));
+        }
+    }
+    Ok(data)
+}
+
 /// The mailbox and, with `recursive`, every mailbox below it, sorted.
 fn mailboxes(store: &Store, domain: &str, name: &MailboxName, recursive: bool) -> Result<Vec<MailboxName>> {
     store.entry(domain, name)?;
@@ -127,6 +179,7 @@ pub fn export_maildir(
     let domain = crate::layout::domain(domain)?;
     let names = mailboxes(store, &domain, name, recursive)?;
     refuse_existing(dest, true)?;
+    refuse_foreign_destination(dest)?;
     let d = store.config().durability;
     let mut summary = ExportSummary::default();
     let mut opened = Vec::new();
@@ -205,10 +258,10 @@ fn write_maildir_folder(
     let pid = std::process::id();
     for r in mb.records() {
         progress.advance(1);
-        let data = match mb.read_message(r.uid) {
+        let data = match read_checked(mb, r) {
             Ok(b) => b,
-            Err(e) => {
-                problems.push(format!("{label}: UID {}: {e}: not exported", r.uid));
+            Err(p) => {
+                problems.push(p);
                 continue;
             }
         };
@@ -253,6 +306,7 @@ pub fn export_mbox(
     let domain = crate::layout::domain(domain)?;
     let mb = store.open_mailbox(&domain, name)?;
     refuse_existing(dest, false)?;
+    refuse_foreign_destination(dest)?;
     let d = store.config().durability;
     let parent: PathBuf = match dest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -274,10 +328,10 @@ pub fn export_mbox(
         let label = mb.place().label();
         for r in mb.records() {
             progress.advance(1);
-            let data = match mb.read_message(r.uid) {
+            let data = match read_checked(&mb, r) {
                 Ok(b) => b,
-                Err(e) => {
-                    summary.problems.push(format!("{label}: UID {}: {e}: not exported", r.uid));
+                Err(p) => {
+                    summary.problems.push(p);
                     continue;
                 }
             };

@@ -88,8 +88,72 @@ fn is_metadata_name(name: &str) -> bool {
         || name.starts_with("ms.")
 }
 
+/// A directory, not a link to one: nothing below the source root is reached through a
+/// symbolic link.
 fn is_dir(p: &Path) -> bool {
-    std::fs::metadata(p).map(|m| m.is_dir()).unwrap_or(false)
+    std::fs::symlink_metadata(p).map(|m| m.is_dir()).unwrap_or(false)
+}
+
+fn is_symlink(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+fn link_error(path: &Path) -> ImportError {
+    ImportError::Link { path: path.to_path_buf(), target: std::fs::read_link(path).ok() }
+}
+
+/// Open a file of the source tree whose canonical root is `root`: never through a
+/// symbolic link (`O_NOFOLLOW` on the name, and the opened file's own path, read back from
+/// `/proc/self/fd`, must lie inside `root`, so a directory swapped for a link on the way is
+/// caught as well), never blocking on a FIFO (`O_NONBLOCK`), regular files only.
+pub fn open_source_file(path: &Path, root: &Path) -> Result<std::fs::File, ImportError> {
+    use rustix::fs::{Mode, OFlags};
+    use std::os::fd::AsRawFd;
+    let read_err = |source| ImportError::Read { path: path.to_path_buf(), offset: 0, source };
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let fd = match rustix::fs::open(path, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::LOOP) if is_symlink(path) => return Err(link_error(path)),
+        Err(e) => return Err(read_err(e.into())),
+    };
+    let file = std::fs::File::from(fd);
+    let meta = file.metadata().map_err(read_err)?;
+    if !meta.is_file() {
+        return Err(ImportError::Malformed {
+            path: path.to_path_buf(),
+            offset: 0,
+            what: "not a regular file: skipped".into(),
+        });
+    }
+    if let Ok(real) = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) {
+        if !real.starts_with(root) {
+            return Err(ImportError::Malformed {
+                path: path.to_path_buf(),
+                offset: 0,
+                what: format!(
+                    "opened as {}, outside the source tree {} (a directory on its path was replaced by a link?): not read",
+                    real.display(),
+                    root.display()
+                ),
+            });
+        }
+    }
+    Ok(file)
+}
+
+/// The bytes of a metadata file (`dovecot-keywords`, `dovecot-uidlist`), not through a
+/// symbolic link; `None` when missing or not readable.
+fn read_metadata_file(path: &Path) -> Option<Vec<u8>> {
+    use rustix::fs::{Mode, OFlags};
+    use std::io::Read;
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let file = std::fs::File::from(rustix::fs::open(path, flags, Mode::empty()).ok()?);
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut v = Vec::new();
+    file.take(crate::import::MAX_METADATA_FILE).read_to_end(&mut v).ok()?;
+    Some(v)
 }
 
 /// The kind of a directory.
@@ -102,7 +166,7 @@ pub fn kind_of(dir: &Path) -> FolderKind {
             rd.filter_map(|e| e.ok()).any(|e| {
                 let name = e.file_name();
                 let name = name.to_string_lossy();
-                !is_metadata_name(&name) && std::fs::metadata(e.path()).map(|m| m.is_file()).unwrap_or(false)
+                !is_metadata_name(&name) && std::fs::symlink_metadata(e.path()).map(|m| m.is_file()).unwrap_or(false)
             })
         })
         .unwrap_or(false);
@@ -123,7 +187,8 @@ fn sorted_entries(dir: &Path) -> Result<Vec<(String, PathBuf)>, ImportError> {
 /// Every folder under `root` (the root first, then sub-folders in name order). A folder
 /// whose name cannot be read is reported in `problems` and left out.
 pub fn discover(root: &Path, problems: &mut Vec<ImportError>) -> Result<Vec<Folder>, ImportError> {
-    if !is_dir(root) {
+    // The root is the administrator's to name, link or not; nothing below it is followed.
+    if !std::fs::metadata(root).is_ok_and(|m| m.is_dir()) {
         return Err(ImportError::NotAMailbox {
             path: root.to_path_buf(),
             expected: "a Maildir directory",
@@ -153,6 +218,13 @@ fn walk(
         Err(e) => return Err(e),
     };
     for (name, path) in entries {
+        if is_symlink(&path) {
+            // A link a loose folder lists as a message is reported when it is read.
+            if kind != FolderKind::Loose || is_metadata_name(&name) {
+                problems.push(link_error(&path));
+            }
+            continue;
+        }
         if !is_dir(&path) {
             continue;
         }
@@ -190,7 +262,7 @@ fn walk(
 
 /// `dovecot-keywords` of `dir`: letter → name (empty when missing or unreadable).
 pub fn read_keywords(dir: &Path) -> HashMap<u8, String> {
-    std::fs::read(dir.join("dovecot-keywords")).map(|t| parse_keywords(&t)).unwrap_or_default()
+    read_metadata_file(&dir.join("dovecot-keywords")).map(|t| parse_keywords(&t)).unwrap_or_default()
 }
 
 /// The text of a `dovecot-keywords` file: letter (`a` + index) → name.
@@ -211,7 +283,7 @@ pub fn parse_keywords(text: &[u8]) -> HashMap<u8, String> {
 
 /// `dovecot-uidlist` of `dir`: base file name → UID (empty when missing or unreadable).
 pub fn read_uidlist(dir: &Path) -> HashMap<String, u32> {
-    std::fs::read(dir.join("dovecot-uidlist")).map(|t| parse_uidlist(&t)).unwrap_or_default()
+    read_metadata_file(&dir.join("dovecot-uidlist")).map(|t| parse_uidlist(&t)).unwrap_or_default()
 }
 
 /// The text of a `dovecot-uidlist` file (versions 1 and 3): base file name → UID.

@@ -80,6 +80,15 @@ pub enum ImportError {
         /// Why.
         why: String,
     },
+    /// A symbolic link in a source tree: never followed (it could lead into the store,
+    /// another user's mail, `/`, or back into the tree).
+    #[error("{}: a symbolic link{}: not followed (import never follows a link inside the source tree)", path.display(), target.as_ref().map(|t| format!(" to {}", t.display())).unwrap_or_default())]
+    Link {
+        /// The link.
+        path: PathBuf,
+        /// Where it points, if it could be read.
+        target: Option<PathBuf>,
+    },
     /// Reading the source failed (decompression errors included).
     #[error("{}: cannot read at byte offset {offset}: {source}", path.display())]
     Read {
@@ -92,6 +101,10 @@ pub enum ImportError {
         source: std::io::Error,
     },
 }
+
+/// Most bytes read from a Maildir metadata file (`dovecot-uidlist`, `dovecot-keywords`):
+/// far more than a million messages need, so a damaged or hostile one cannot fill memory.
+pub const MAX_METADATA_FILE: u64 = 256 << 20;
 
 /// How an import runs.
 #[derive(Clone, Debug)]
@@ -470,6 +483,9 @@ pub fn import_maildir(
     let domain = layout::domain(domain)?;
     let mut summary = Summary::default();
     let mut problems = Vec::new();
+    // Every file read must lie inside the tree the administrator named (whose own path
+    // may be a link: it is resolved once, here).
+    let canonical_root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
     let folders = match maildir::discover(root, &mut problems) {
         Ok(f) => f,
         Err(e) => {
@@ -526,7 +542,7 @@ pub fn import_maildir(
             if folder.components.is_empty() { Some(open_target(store, &domain, &mbname, opts)?) } else { None };
         for e in entries {
             progress.advance(1);
-            match read_entry(&e, folder.kind) {
+            match read_entry(&e, folder.kind, &canonical_root) {
                 Ok(Ok(p)) => {
                     if folder.kind == maildir::FolderKind::Loose && maildir::looks_like_mbox(&p.bytes) {
                         summary.notes.push(format!(
@@ -563,9 +579,10 @@ pub fn import_maildir(
 fn read_entry(
     e: &maildir::MaildirEntry,
     kind: maildir::FolderKind,
+    root: &Path,
 ) -> Result<std::result::Result<Pending, &'static str>, ImportError> {
     let read_err = |source| ImportError::Read { path: e.path.clone(), offset: 0, source };
-    let file = std::fs::File::open(&e.path).map_err(read_err)?;
+    let file = maildir::open_source_file(&e.path, root)?;
     let meta = file.metadata().map_err(read_err)?;
     if meta.len() == 0 {
         return Err(ImportError::Malformed { path: e.path.clone(), offset: 0, what: "empty file: skipped".into() });

@@ -239,7 +239,12 @@ pub fn list_with(dir: &Path, mut subdir: impl FnMut(&str)) -> std::io::Result<Li
 fn open_in(dir: &Path, fd: Option<&File>, name: &str) -> std::io::Result<File> {
     match fd {
         Some(d) => crate::io::open_at(d, name),
-        None => File::open(dir.join(name)),
+        // Never through a link, as by descriptor (verify reads without a directory fd).
+        None => {
+            use rustix::fs::{Mode, OFlags};
+            let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+            Ok(File::from(rustix::fs::open(dir.join(name), flags, Mode::empty())?))
+        }
     }
 }
 

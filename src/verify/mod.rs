@@ -28,6 +28,8 @@ use crate::reconstruct::plan::{self, Listing, OldState, UidMap};
 use crate::store::{MailboxPlace, Store};
 use crate::util::shell_quote;
 
+pub mod links;
+
 /// What to scan.
 #[derive(Clone, Debug, Default)]
 pub struct Scope {
@@ -180,6 +182,12 @@ pub fn run(store: &Store, scope: &Scope, opts: &Options, progress: &dyn Progress
     report.mailboxes = targets.len() as u64;
     crate::scan::run(&shared, targets, threads).map_err(|e| Error::Invalid(format!("verify: {e}")))?;
     report.findings = shared.findings.into_inner().into_iter().flatten().flatten().collect();
+    for f in links::outside_mailboxes(store, &domains, scope.domain.is_none()) {
+        // A registered mailbox directory that is a link was reported by its own scan.
+        if !report.findings.iter().any(|g| g.kind == f.kind && g.path == f.path) {
+            report.findings.push(f);
+        }
+    }
     if scope.domain.is_none() {
         report.findings.extend(database_findings(store));
     }
@@ -305,6 +313,13 @@ impl crate::scan::Planner for Shared<'_> {
                 .fix(self.fix(&place, "")),
             );
         }
+        if links::is_link(&dir) {
+            // Never followed: what it points to is not this mailbox's directory.
+            findings.push(links::finding(&dir));
+            self.findings.lock()[order] = Some(findings);
+            self.progress.mailbox_done(0);
+            return None;
+        }
         if !target.on_disk {
             findings.push(
                 mk(
@@ -347,6 +362,14 @@ impl crate::scan::Planner for Shared<'_> {
         let cache_fix = self.fix(&place, " --verify-content");
         findings.extend(cache_findings(&place, &old, &expected).into_iter().map(|f| f.fix(cache_fix.clone())));
         for s in &listing.strays {
+            if links::is_link(&dir.join(s)) {
+                findings.push(links::finding(&dir.join(s)).fix(format!(
+                    "rm -- {} && {}",
+                    shell_quote(&dir.join(s).to_string_lossy()),
+                    self.fix(&place, "")
+                )));
+                continue;
+            }
             findings.push(
                 mk(
                     Severity::Warning,
@@ -362,6 +385,15 @@ impl crate::scan::Planner for Shared<'_> {
                 mk(Severity::Warning, "temp-file", dir.join(t), "temporary file left by an interrupted write".into())
                     .fix(self.fix(&place, " --quarantine")),
             );
+        }
+        for name in [HEADER_FILE, INDEX_FILE, CACHE_FILE, LOG_FILE] {
+            if links::is_link(&dir.join(name)) {
+                findings.push(links::finding(&dir.join(name)).fix(format!(
+                    "rm -- {} && {}",
+                    shell_quote(&dir.join(name).to_string_lossy()),
+                    self.fix(&place, "")
+                )));
+            }
         }
         if let Some(ids) = &self.ids {
             for name in [HEADER_FILE, INDEX_FILE, CACHE_FILE, LOG_FILE, ""] {
