@@ -92,7 +92,7 @@ pub fn export(a: &ExportArgs) -> Result<Exit> {
         ExportDest::Mbox(m) => (&m.common, m.no_progress, m.json, &m.domain, &m.mailbox, &m.dest),
     };
     let cfg = load_config(common)?;
-    let st = Store::open(cfg)?;
+    let st = Store::open_read_only(cfg)?;
     let (d, n) = domain_and_name(domain, mailbox)?;
     let bar = Bar::new(!no_progress, "export");
     let s = match &a.dest {

@@ -302,7 +302,7 @@ fn config_fix(path: &Path, e: &config::ConfigError) -> String {
 
 fn ls(a: &LsArgs) -> Result<Exit> {
     let cfg = load_config(&a.common)?;
-    let st = Store::open(cfg)?;
+    let st = Store::open_read_only(cfg)?;
     let domain = a.domain.as_deref().map(layout::domain).transpose()?;
     let list = st.list(domain.as_deref())?;
     emit(&render::Listing::of(&list), Format::json_if(a.json))
@@ -314,7 +314,7 @@ fn domain_and_name(domain: &str, mailbox: &str) -> Result<(String, MailboxName)>
 
 fn show(a: &ShowArgs) -> Result<Exit> {
     let cfg = load_config(&a.common)?;
-    let st = Store::open(cfg)?;
+    let st = Store::open_read_only(cfg)?;
     let (d, n) = domain_and_name(&a.domain, &a.mailbox)?;
     let mb = st.open_mailbox(&d, &n)?;
     emit(&ShowReport::of(&mb), Format::json_if(a.json))
@@ -383,7 +383,8 @@ fn mtime(p: &Path) -> Result<i64> {
 
 fn reconstruct(a: &ReconstructArgs) -> Result<Exit> {
     let cfg = load_config_for_writing(&a.common)?;
-    let st = Store::open(cfg)?;
+    // A dry run only reads: the databases too.
+    let st = if a.dry_run { Store::open_read_only(cfg)? } else { Store::open(cfg)? };
     let sel = crate::reconstruct::Selection {
         domain: a.domain.clone(),
         user: a.user.clone(),

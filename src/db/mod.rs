@@ -161,6 +161,15 @@ pub enum DbError {
         /// The failure.
         cause: String,
     },
+    /// A commit through an environment opened read-only.
+    #[error(
+        "database environment {} was opened read-only (by a command that only reads); nothing can be committed through it",
+        dir.display()
+    )]
+    ReadOnly {
+        /// Database home.
+        dir: PathBuf,
+    },
     /// The batch this transaction was part of failed.
     #[error("commit failed: {0}")]
     CommitFailed(String),
@@ -290,11 +299,24 @@ struct Group {
     done: HashMap<u64, std::result::Result<Vec<u64>, String>>,
 }
 
+/// What an environment is opened for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Commits, checkpoints; opening finishes an interrupted install and fsyncs what it
+    /// read.
+    ReadWrite,
+    /// Reads only (verify, show, ls, export, dry runs): opening finishes nothing, takes
+    /// the database home's lock shared only, opens nothing for writing; a commit is
+    /// refused.
+    ReadOnly,
+}
+
 /// An open database environment.
 #[derive(Debug)]
 pub struct Env {
     dir: PathBuf,
     opts: EnvOptions,
+    access: Access,
     log: Mutex<LogState>,
     tables: RwLock<Tables>,
     group: Mutex<Group>,
@@ -329,6 +351,18 @@ impl Env {
     /// Open the environment in `dir`: load the snapshots and replay the log (finishing an
     /// interrupted install first). Mid-log corruption refuses to open.
     pub fn open_with(dir: &Path, opts: EnvOptions) -> Result<Env> {
+        Env::open_for(dir, opts, Access::ReadWrite)
+    }
+
+    /// Open the environment in `dir` for reading only ([`Access::ReadOnly`]): nothing
+    /// under `dir` is written, renamed, created or opened for writing. An interrupted
+    /// install is an error (`msdb_recover` finishes it).
+    pub fn open_read_only(dir: &Path, opts: EnvOptions) -> Result<Env> {
+        Env::open_for(dir, opts, Access::ReadOnly)
+    }
+
+    /// Open the environment in `dir` for `access`.
+    pub fn open_for(dir: &Path, opts: EnvOptions, access: Access) -> Result<Env> {
         let fs = Arc::clone(&opts.fs);
         let meta = fs.metadata(dir).map_err(|e| Error::io("open database home", dir, e))?;
         if !meta.is_dir {
@@ -337,6 +371,7 @@ impl Env {
         let env = Env {
             dir: dir.to_path_buf(),
             opts,
+            access,
             log: Mutex::new(LogState::default()),
             tables: RwLock::new(Tables::default()),
             group: Mutex::new(Group::default()),
@@ -346,6 +381,9 @@ impl Env {
             batches: AtomicU64::new(0),
         };
         if install::pending(&*fs, dir)? {
+            if access == Access::ReadOnly {
+                return Err(DbError::InstallPending { dir: dir.to_path_buf() }.into());
+            }
             let _x = fs.lock(dir, LockMode::Exclusive).ctx("lock database home", dir)?;
             install::finish_pending(&*fs, dir, env.opts.durability)?;
         }
@@ -356,7 +394,7 @@ impl Env {
         // writer that crashed, or failed to fsync, may have left the last segment's
         // bytes or its name in the page cache only).
         if let Some(p) = log.pos.clone() {
-            if env.opts.durability == Durability::Sync {
+            if env.opts.durability == Durability::Sync && access == Access::ReadWrite {
                 match fs.open_write(&p.path) {
                     Ok(mut f) => {
                         f.sync().ctx("fsync transaction log", &p.path)?;
@@ -507,7 +545,16 @@ impl Env {
         }
     }
 
+    /// How it was opened.
+    pub fn access(&self) -> Access {
+        self.access
+    }
+
+    /// Refused in a read-only environment, or after a failed write or fsync.
     fn check_poison(&self) -> Result<()> {
+        if self.access == Access::ReadOnly {
+            return Err(DbError::ReadOnly { dir: self.dir.clone() }.into());
+        }
         match &*self.poisoned.lock() {
             Some(cause) => Err(DbError::Poisoned { dir: self.dir.clone(), cause: cause.clone() }.into()),
             None => Ok(()),

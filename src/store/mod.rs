@@ -12,7 +12,7 @@ pub use mailbox::{CreateParams, FlagOp, Mailbox, MailboxPlace, NewMessage};
 pub use mboxlist::{MailboxEntry, MailboxList};
 
 use crate::config::Config;
-use crate::db::{Env, EnvOptions};
+use crate::db::{Access, Env, EnvOptions};
 use crate::error::{Error, IoContext, Result};
 use crate::fs::{Fs, LockMode, RealFs};
 use crate::layout::{self, DELETED_DIR, MailboxName};
@@ -51,9 +51,22 @@ impl Store {
     /// Open an existing store whose files are reached through `fs` (the real file system,
     /// or a recording or fault-injecting one in the crash tests).
     pub fn open_on(config: Config, fs: Arc<dyn Fs>) -> Result<Store> {
+        Store::open_for(config, fs, Access::ReadWrite)
+    }
+
+    /// Open an existing store for reading only: its databases are opened read-only
+    /// ([`Access::ReadOnly`]: nothing finished, nothing opened for writing), and every
+    /// change through it (a mailbox created, renamed or deleted, a mailbox opened for
+    /// writing) is refused. What `verify`, `show`, `ls`, `export` and dry runs use.
+    pub fn open_read_only(config: Config) -> Result<Store> {
+        Store::open_for(config, RealFs::shared(), Access::ReadOnly)
+    }
+
+    /// Open an existing store through `fs` for `access`.
+    pub fn open_for(config: Config, fs: Arc<dyn Fs>, access: Access) -> Result<Store> {
         let dir = config.database_path.clone();
         let opts = EnvOptions { fs: Arc::clone(&fs), ..EnvOptions::from_config(&config) };
-        let env = match Env::open_with(&dir, opts) {
+        let env = match Env::open_for(&dir, opts, access) {
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::Invalid(format!(
                     "unable to open database: database home {} is missing (ms-path {} from {}); create a store with `mstore init -f {}`",
@@ -93,6 +106,17 @@ impl Store {
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Refused unless the store was opened for writing.
+    fn writable(&self) -> Result<()> {
+        match self.env.access() {
+            Access::ReadWrite => Ok(()),
+            Access::ReadOnly => Err(Error::Invalid(format!(
+                "the store of {} was opened read-only; nothing can be changed through it",
+                self.config.path.display()
+            ))),
+        }
     }
 
     /// The database environment.
@@ -140,6 +164,7 @@ impl Store {
 
     /// Create a mailbox and register it; returns it open for writing.
     pub fn create_mailbox(&self, domain: &str, name: &MailboxName, opts: CreateOptions) -> Result<Mailbox> {
+        self.writable()?;
         let domain = layout::domain(domain)?;
         if self.mailbox_list().get(&domain, name)?.is_some() {
             return Err(Error::MailboxExists { domain, name: name.to_string() });
@@ -174,12 +199,14 @@ impl Store {
 
     /// Open a mailbox for writing (takes its lock).
     pub fn open_mailbox_locked(&self, domain: &str, name: &MailboxName) -> Result<Mailbox> {
+        self.writable()?;
         Mailbox::open_locked(self.place(&self.entry(domain, name)?)?)
     }
 
     /// Rename a mailbox and every mailbox below it (as IMAP RENAME does). The directory
     /// tree moves in one rename on its partition.
     pub fn rename_mailbox(&self, domain: &str, old: &MailboxName, new: &MailboxName) -> Result<()> {
+        self.writable()?;
         let entry = self.entry(domain, old)?;
         if new.is_within(old) {
             return Err(Error::Invalid(format!("cannot rename {old} to {new}, which lies inside it")));
@@ -236,6 +263,7 @@ impl Store {
     /// Delete a mailbox: unregister it and move its files to the partition's `.deleted`
     /// area (never unlinked here). Sub-mailboxes stay.
     pub fn delete_mailbox(&self, domain: &str, name: &MailboxName) -> Result<PathBuf> {
+        self.writable()?;
         let entry = self.entry(domain, name)?;
         let place = self.place(&entry)?;
         let root = self.partition_root(&entry.partition)?;

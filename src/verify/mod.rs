@@ -126,7 +126,8 @@ pub fn run_config(
 ) -> Result<VerifyReport> {
     let conf = shell_quote(&config.path.to_string_lossy());
     let home = config.database_path.display().to_string();
-    match Store::open(config) {
+    // Verify writes nothing: the databases are opened read-only too.
+    match Store::open_read_only(config) {
         Ok(st) => run(&st, scope, opts, progress),
         Err(e @ Error::Db(_)) => {
             let mut r = VerifyReport { quick: opts.quick, ..VerifyReport::default() };
