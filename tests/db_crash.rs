@@ -35,7 +35,9 @@ fn every_crash_point_of_every_workload_recovers() {
         total.nested_states
     );
     assert!(total.states > 8000, "{total:?}");
+    eprintln!("{} crash states after commits on a recovered home", total.after_recovery_states);
     assert!(total.torn > 1000 && total.nested_states > 2000 && total.backups_checked > 1000, "{total:?}");
+    assert!(total.after_recovery_states > 1000, "{total:?}");
 }
 
 mod installs {

@@ -176,3 +176,17 @@ fn oversized_keys_and_values_are_refused() {
     env.commit(t).expect("largest record fits");
     assert_eq!(env.get(Db::Mailboxes, &[1; MAX_KEY_LEN]).expect("get").map(|v| v.len()), Some(MAX_VALUE_LEN));
 }
+
+/// The modules of `src/db/` form no loop (opening an environment finishes an install,
+/// which must not need the backup code, which opens environments), and the error types
+/// live in `src/error.rs`, which imports nothing from the databases.
+#[test]
+fn the_database_modules_do_not_loop() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let read = |p: &str| std::fs::read_to_string(src.join(p)).expect("read source");
+    let install = read("db/install.rs");
+    assert!(!install.contains("backup::") && !install.contains("Env::"), "install.rs reaches back into backup or Env");
+    let error = read("error.rs");
+    assert!(!error.contains("crate::db") && !error.contains("db::"), "error.rs imports from the databases");
+    assert!(read("db/mod.rs").contains("pub use crate::error::DbError;"));
+}

@@ -106,7 +106,7 @@ pub fn pending(fs: &dyn Fs, dir: &Path) -> Result<bool> {
 
 /// A new directory name under `dir/quarantine/`: `<UTC stamp>-<reason>`.
 pub fn quarantine_name(fs: &dyn Fs, dir: &Path, reason: &str) -> Result<String> {
-    let base = format!("{QUARANTINE}/{}-{reason}", crate::db::backup::stamp(crate::util::now()));
+    let base = format!("{QUARANTINE}/{}-{reason}", crate::util::utc_stamp(crate::util::now()));
     let mut name = base.clone();
     let mut n = 2;
     while exists(fs, &dir.join(&name)).ctx("open database home", dir)? {
@@ -205,6 +205,12 @@ pub fn pending_error(dir: &Path) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pending_error_names_the_marker() {
+        let e = pending_error(Path::new("/ms/database")).to_string();
+        assert!(e.contains(&format!(" {MARKER} ")) && e.contains("/ms/database") && e.contains("msdb_recover"), "{e}");
+    }
 
     #[test]
     fn plan_round_trip_and_damage() {

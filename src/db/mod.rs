@@ -52,6 +52,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use self::log::{Continue, Limit, Position, Replayer, Tables};
 use crate::codec::wal::{self, Body, MAX_KEY_LEN, MAX_VALUE_LEN};
 use crate::config::Config;
+pub use crate::error::DbError;
 use crate::error::{Error, IoContext, Result};
 use crate::fs::{Fs, LockMode, RealFs};
 use crate::io::Durability;
@@ -99,106 +100,6 @@ impl Db {
     pub fn from_id(id: u8) -> Option<Db> {
         Db::ALL.get(usize::from(id).checked_sub(1)?).copied()
     }
-}
-
-/// What can go wrong with the databases beyond plain I/O.
-#[derive(Clone, Debug, thiserror::Error)]
-pub enum DbError {
-    /// A log record that had reached stable storage is damaged.
-    #[error(
-        "unable to open database: transaction log {} is corrupt at byte offset {offset} (LSN {lsn}): {what}; transactions affected: {affected}; run msdb_repair",
-        path.display()
-    )]
-    LogCorrupt {
-        /// Segment file.
-        path: PathBuf,
-        /// Byte offset.
-        offset: u64,
-        /// LSN the damaged record should carry.
-        lsn: u64,
-        /// What is wrong.
-        what: String,
-        /// Transactions that cannot be replayed past it.
-        affected: String,
-    },
-    /// Log records that every snapshot already includes are damaged: nothing is lost, but
-    /// the log must be set aside before anything is appended.
-    #[error(
-        "unable to open database: transaction log {} is damaged at byte offset {offset} (LSN {lsn}): {what}; the snapshots already include those records, so no committed transaction is lost; run msdb_recover",
-        path.display()
-    )]
-    NeedsRecovery {
-        /// Segment file.
-        path: PathBuf,
-        /// Byte offset.
-        offset: u64,
-        /// LSN of the damaged record.
-        lsn: u64,
-        /// What is wrong.
-        what: String,
-    },
-    /// The log does not reach back to the oldest snapshot's checkpoint.
-    #[error(
-        "unable to open database: the transaction log in {} starts at LSN {have} but the snapshots need it from LSN {need}; run msdb_repair",
-        dir.display()
-    )]
-    LogGap {
-        /// Database home.
-        dir: PathBuf,
-        /// First LSN needed.
-        need: u64,
-        /// First LSN present.
-        have: u64,
-    },
-    /// An earlier write or fsync failed; nothing more is committed.
-    #[error(
-        "database environment {} refuses commits after a failed write or fsync ({cause}); restart the program (opening the databases again recovers them)",
-        dir.display()
-    )]
-    Poisoned {
-        /// Database home.
-        dir: PathBuf,
-        /// The failure.
-        cause: String,
-    },
-    /// A commit through an environment opened read-only.
-    #[error(
-        "database environment {} was opened read-only (by a command that only reads); nothing can be committed through it",
-        dir.display()
-    )]
-    ReadOnly {
-        /// Database home.
-        dir: PathBuf,
-    },
-    /// The batch this transaction was part of failed.
-    #[error("commit failed: {0}")]
-    CommitFailed(String),
-    /// A recovery, restore or repair was interrupted while installing a state.
-    #[error(
-        "an interrupted recovery or restore left {} in the database home {}; run msdb_recover to finish it",
-        install::MARKER,
-        dir.display()
-    )]
-    InstallPending {
-        /// Database home.
-        dir: PathBuf,
-    },
-    /// A key or value is too large.
-    #[error("{what} of {len} bytes exceeds the limit of {max}")]
-    TooLarge {
-        /// "key" or "value".
-        what: &'static str,
-        /// Its size.
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// No usable backup.
-    #[error("{0}")]
-    Backup(String),
-    /// A recovery mode refused what it found (strict recovery and a torn tail).
-    #[error("{0}")]
-    Refused(String),
 }
 
 /// One change of a transaction: database, key, new value (`None`: delete).

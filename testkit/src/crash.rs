@@ -17,9 +17,13 @@
 //!    and a newly opened environment must see exactly that;
 //! 4. `msdb_verify` again — must be clean, and must agree with what recovery found
 //!    (same last commit, torn tail reported by both or neither);
-//! 5. every finished backup must check out and hold a prefix state no newer than `m`;
+//! 5. every finished backup must check out and hold a prefix state that has every
+//!    commit acknowledged before the backup started, and none after `m`;
 //! 6. for every `nested_every`-th state, recovery itself is recorded and crashed at each
-//!    of its points; recovering from there must reach the same contents.
+//!    of its points; recovering from there must reach the same contents;
+//! 7. for the same states, commits after the recovery are recorded and crashed at each of
+//!    their points: recovering again must keep the first recovery's contents and every
+//!    commit acknowledged after it (a crash after a recovery loses nothing either).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -86,6 +90,9 @@ pub struct Recorded {
     pub txns: Vec<Txn>,
     /// Segment size used.
     pub segment_size: u64,
+    /// Each backup made: its name, and how many transactions were acknowledged before it
+    /// started (it must hold at least those).
+    pub backups: Vec<(String, usize)>,
 }
 
 /// How hard to look.
@@ -108,6 +115,8 @@ pub struct Stats {
     pub states: u64,
     /// States inside a crashed recovery checked.
     pub nested_states: u64,
+    /// States after commits made on a recovered home, then a crash.
+    pub after_recovery_states: u64,
     /// States with a torn tail.
     pub torn: u64,
     /// States where recovery kept a commit that was not yet acknowledged.
@@ -122,6 +131,7 @@ impl Stats {
         self.points += o.points;
         self.states += o.states;
         self.nested_states += o.nested_states;
+        self.after_recovery_states += o.after_recovery_states;
         self.torn += o.torn;
         self.unacked_kept += o.unacked_kept;
         self.backups_checked += o.backups_checked;
@@ -175,6 +185,7 @@ pub fn record(workload: Workload, seed: u64, txns: usize) -> mstore::Result<Reco
     let initial = fs.start_recording();
     let mut rng = Rng::new(seed ^ (workload as u64) << 32);
     let mut issued: Vec<Txn> = vec![first];
+    let mut backups = Vec::new();
     {
         let env = Env::open_with(home, opts.clone())?;
         let commit_one = |env: &Env, issued: &mut Vec<Txn>, rng: &mut Rng| -> mstore::Result<()> {
@@ -225,6 +236,7 @@ pub fn record(workload: Workload, seed: u64, txns: usize) -> mstore::Result<Reco
                 }
                 for _round in 0..2 {
                     let mut err = None;
+                    let acked_before = issued.len();
                     {
                         let mut hook = |_: Phase| {
                             for _ in 0..2 {
@@ -233,7 +245,8 @@ pub fn record(workload: Workload, seed: u64, txns: usize) -> mstore::Result<Reco
                                 }
                             }
                         };
-                        backup::backup(&opts, home, &bopts, &mut hook)?;
+                        let b = backup::backup(&opts, home, &bopts, &mut hook)?;
+                        backups.push((b.name, acked_before));
                     }
                     if let Some(e) = err {
                         return Err(e);
@@ -246,7 +259,7 @@ pub fn record(workload: Workload, seed: u64, txns: usize) -> mstore::Result<Reco
         }
     }
     let trace = fs.take_trace();
-    Ok(Recorded { workload, seed, initial, trace, txns: issued, segment_size })
+    Ok(Recorded { workload, seed, initial, trace, txns: issued, segment_size, backups })
 }
 
 /// The contents after each prefix of the transactions: digest → the prefix lengths.
@@ -384,15 +397,88 @@ fn check_state(
     // Finished backups.
     for b in backup::list_backups(&*fs, Path::new(BACKUPS)).map_err(|e| e.to_string())? {
         let (t, _) = backup::backup_state(&*fs, &b.path).map_err(|e| format!("backup {} is bad: {e}", b.name))?;
-        let bm = digests
-            .get(&t.digest())
-            .and_then(|v| v.iter().copied().filter(|&x| x <= m).max())
-            .ok_or_else(|| format!("backup {} holds no prefix state at or before the recovered one", b.name))?;
-        let _ = bm;
+        // Every commit acknowledged before the backup started must be in it.
+        let at_start = rec
+            .backups
+            .iter()
+            .find(|(name, _)| *name == b.name)
+            .map(|&(_, n)| n)
+            .ok_or_else(|| format!("backup {} was not made by the workload", b.name))?;
+        let held = digests.get(&t.digest()).cloned().unwrap_or_default();
+        if !held.iter().any(|&x| x >= at_start && x <= m) {
+            return Err(format!(
+                "backup {} holds the first {held:?} transactions: not every one of the {at_start} acknowledged before it started, or more than the {m} recovered",
+                b.name
+            ));
+        }
         stats.backups_checked += 1;
     }
     if let Some(ri) = recovery_image {
         nested_check(&ri, &rep.digest, rng, stats)?;
+        commits_after_recovery(&fs.image(), &tables, rec.segment_size, rng, stats)?;
+    }
+    Ok(())
+}
+
+/// Commit on the recovered home `img` (whose contents are `base`), crash at every point of
+/// those commits, recover: the contents must be `base` plus the first `j` new commits,
+/// with every acknowledged one among them.
+fn commits_after_recovery(
+    img: &Image,
+    base: &Tables,
+    segment_size: u64,
+    rng: &mut Rng,
+    stats: &mut Stats,
+) -> Result<(), String> {
+    let home = Path::new(HOME);
+    let fs = Arc::new(SimFs::from_image(img));
+    let start = fs.start_recording();
+    let mut txns = Vec::new();
+    {
+        let env = Env::open_with(home, env_opts(&fs, segment_size, u64::MAX))
+            .map_err(|e| format!("open after recovery failed: {e}"))?;
+        for n in 0..4 {
+            let t = random_txn(rng, 10_000 + n);
+            fs.mark(Mark::Issue(n));
+            txns.push(t.clone());
+            env.commit(t).map_err(|e| format!("commit after recovery failed: {e}"))?;
+            fs.mark(Mark::Ack(n));
+        }
+    }
+    let trace = fs.take_trace();
+    let mut want = vec![base.digest()];
+    let mut t = base.clone();
+    for tx in &txns {
+        tx.apply_to(&mut t);
+        want.push(t.digest());
+    }
+    let opts = RecoverOptions { mode: Mode::Normal, durability: Durability::Sync, dry_run: false };
+    let mut sweep = CrashSweep::new(&start, &trace);
+    loop {
+        let mut variants = vec![Variant::SyncedOnly];
+        if sweep.has_undurable() {
+            variants.push(Variant::Random);
+        }
+        for v in variants {
+            let state = SimFs::from_image(&sweep.materialise(v, rng));
+            let rep = recover(&state, home, &opts).map_err(|e| {
+                format!("recovery after a crash at point {} of commits after a recovery failed: {e}", sweep.point())
+            })?;
+            let ok = (sweep.acked()..=sweep.issued()).any(|j| want.get(j) == Some(&rep.digest));
+            if !ok {
+                return Err(format!(
+                    "commits after a recovery, crash at point {} ({v:?}): the contents are not the recovered ones plus {} to {} of the new commits",
+                    sweep.point(),
+                    sweep.acked(),
+                    sweep.issued()
+                ));
+            }
+            stats.after_recovery_states += 1;
+        }
+        if !sweep.has_next() {
+            break;
+        }
+        sweep.advance();
     }
     Ok(())
 }

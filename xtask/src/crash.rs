@@ -106,7 +106,7 @@ fn mailbox(a: &CrashArgs, threads: usize) -> Result<()> {
         f.failed_steps += s.failed_steps;
     }
     println!(
-        "mailbox: {} crash states checked ({} crash points of {ops} operations, {} seeds x {steps} steps;          {} opened without reconstruct; step in flight applied in {}, orphans kept {}), {crash_secs:.1}s",
+        "mailbox: {} crash states checked ({} crash points of {ops} operations, {} seeds x {steps} steps; {} opened without reconstruct; step in flight applied in {}, orphans kept {}), {crash_secs:.1}s",
         total.states,
         total.points,
         seeds.len(),
@@ -186,10 +186,11 @@ pub fn run(a: &CrashArgs) -> Result<()> {
         total.add(s);
     }
     println!(
-        "total: {} crash states checked ({} after a power cut in a workload, {} after a power cut inside recovery), {} seeds x {} workloads, {:.1}s",
-        total.states + total.nested_states,
+        "total: {} crash states checked ({} after a power cut in a workload, {} after a power cut inside recovery, {} after a power cut during commits on a recovered home), {} seeds x {} workloads, {:.1}s",
+        total.states + total.nested_states + total.after_recovery_states,
         total.states,
         total.nested_states,
+        total.after_recovery_states,
         a.seeds,
         Workload::ALL.len(),
         started.elapsed().as_secs_f64()
