@@ -58,6 +58,15 @@ pub struct BenchArgs {
     /// one run to the next: one run per row makes ratios jump.
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,
+    /// Run the `reconstruct` and `mstore` binaries of this directory (another build, to
+    /// compare with) instead of building this tree's.
+    #[arg(long)]
+    pub bin_dir: Option<PathBuf>,
+}
+
+/// Where the binaries under test are.
+fn bin_dir(a: &BenchArgs) -> PathBuf {
+    a.bin_dir.clone().unwrap_or_else(|| crate::project_root().join("target/release"))
 }
 
 /// Run `once` `n` times: (median seconds, largest peak RSS).
@@ -177,12 +186,14 @@ fn prepare(a: &BenchArgs) -> Result<(PathBuf, PathBuf, usize, u64, u64, Row)> {
             one_mailbox: a.one_mailbox,
         })?;
     }
-    let status = Command::new("cargo")
-        .args(["build", "--release", "--quiet", "--bin", "reconstruct", "--bin", "mstore"])
-        .current_dir(&root)
-        .status()?;
-    if !status.success() {
-        bail!("cargo build failed");
+    if a.bin_dir.is_none() {
+        let status = Command::new("cargo")
+            .args(["build", "--release", "--quiet", "--bin", "reconstruct", "--bin", "mstore"])
+            .current_dir(&root)
+            .status()?;
+        if !status.success() {
+            bail!("cargo build failed");
+        }
     }
     let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let exe = std::env::current_exe()?;
@@ -224,9 +235,8 @@ fn print_rows(title: &str, rows: &[Row]) {
 }
 
 fn verify(a: &BenchArgs) -> Result<()> {
-    let root = crate::project_root();
     let (conf, dir, threads, files, bytes, floor) = prepare(a)?;
-    let bin = root.join("target/release/mstore");
+    let bin = bin_dir(a).join("mstore");
     let mut rows = vec![floor];
     for (name, quick) in [("verify (read + BLAKE3 every message)", false), ("verify --quick (metadata only)", true)] {
         let mut c = Command::new(&bin);
@@ -258,9 +268,8 @@ fn verify(a: &BenchArgs) -> Result<()> {
 }
 
 fn reconstruct(a: &BenchArgs) -> Result<()> {
-    let root = crate::project_root();
     let (conf, dir, threads, files, bytes, floor) = prepare(a)?;
-    let bin = root.join("target/release/reconstruct");
+    let bin = bin_dir(a).join("reconstruct");
     let doms = domains(&conf)?;
     let mut rows = vec![floor];
 
@@ -321,10 +330,11 @@ fn reconstruct(a: &BenchArgs) -> Result<()> {
     print_rows(
         &format!(
             "reconstruct bench: {files} messages, {:.1} MiB, {threads} threads, median of {} runs per row, \
-             each run after a floor run (ratio: median of those pairs), corpus {}",
+             each run after a floor run (ratio: median of those pairs), corpus {}, binaries {}",
             bytes as f64 / 1048576.0,
             a.repeat.max(1),
-            dir.display()
+            dir.display(),
+            bin.parent().unwrap_or(Path::new(".")).display()
         ),
         &rows,
     );
