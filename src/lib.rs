@@ -17,6 +17,7 @@ pub mod fs;
 pub mod import;
 pub mod io;
 pub mod layout;
+pub mod ledger;
 pub mod message;
 pub mod privs;
 pub mod reconstruct;

@@ -79,6 +79,9 @@ pub struct MessageRecord {
     pub modseq: u64,
     /// BLAKE3 of the message file.
     pub content_hash: [u8; 32],
+    /// XXH3-64 of its first bytes ([`crate::store::derive::prefix_hash`]), for carving;
+    /// 0 when unknown (records written before the field existed).
+    pub prefix_hash: u64,
 }
 
 impl MessageRecord {
@@ -100,7 +103,8 @@ impl MessageRecord {
             user_flags: self.user_flags.to_le_bytes(),
             modseq: U64::new(self.modseq),
             content_hash: self.content_hash,
-            reserved1: [0; 12],
+            prefix_hash: U64::new(self.prefix_hash),
+            reserved1: [0; 4],
             crc: U32::new(0),
         };
         r.crc = U32::new(crc(&r.as_bytes()[..RECORD_LEN - 4]));
@@ -125,6 +129,7 @@ impl MessageRecord {
             cache_len: r.cache_len.get(),
             modseq: r.modseq.get(),
             content_hash: r.content_hash,
+            prefix_hash: r.prefix_hash.get(),
         }
     }
 }
@@ -323,6 +328,7 @@ mod tests {
             cache_len: 100,
             modseq: u64::from(uid) * 3,
             content_hash: [uid as u8; 32],
+            prefix_hash: 0x1234_5678_9abc_def0 ^ u64::from(uid),
         }
     }
 

@@ -102,8 +102,10 @@ pub struct IndexRecord {
     pub modseq: U64,
     /// BLAKE3 of the message file's bytes.
     pub content_hash: [u8; 32],
+    /// XXH3-64 of the message's first bytes (`formats/index.md`, "Prefix hash"); 0 unknown.
+    pub prefix_hash: U64,
     /// Zero.
-    pub reserved1: [u8; 12],
+    pub reserved1: [u8; 4],
     /// CRC-32C of bytes 0..124.
     pub crc: U32,
 }

@@ -17,6 +17,7 @@ pub mod changelog;
 pub mod dbsnap;
 pub mod header;
 pub mod index;
+pub mod ledger;
 pub mod listings;
 pub mod wal;
 

@@ -24,6 +24,7 @@ use serde::Serialize;
 use super::plan::{OldState, UidMap};
 use crate::codec::header::MailboxHeader;
 use crate::codec::index::MessageRecord;
+use crate::codec::ledger::Reason;
 use crate::flags::{DateSource, SystemFlags, UserFlags};
 use crate::format::header::MAX_USER_FLAGS;
 use crate::message::DateTime;
@@ -44,6 +45,8 @@ pub struct FileInfo {
 pub struct Derived {
     /// BLAKE3 of the bytes.
     pub content_hash: [u8; 32],
+    /// Prefix hash of the bytes (for carving).
+    pub prefix_hash: u64,
     /// Header block size including the separator.
     pub header_size: u32,
     /// The Date header.
@@ -226,6 +229,71 @@ pub struct Counts {
     /// surviving record (its record, and whatever flags it held, is lost), or a change
     /// lost with a damaged last log record. At most this many more lost their flags.
     pub flags_unknown: u64,
+    /// Messages whose flags and date came back from a record outside the mailbox's own
+    /// files (the loss ledger, or a copy salvage found).
+    pub restored: u64,
+}
+
+/// A record of a message that survived outside the mailbox's own files — in the loss
+/// ledger, or wherever salvage found it (a `lost+found` index, a backup's log) — offered to
+/// the merge for the message file of `record.uid` in this mailbox. It is trusted only for a
+/// file it describes by size and BLAKE3 (the file is always read), and only when no record
+/// of the mailbox's own files describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hint {
+    /// The record; `uid` is the UID of the file in this mailbox, `user_flags` is ignored
+    /// (the names in `flag_names` are what count).
+    pub record: MessageRecord,
+    /// Names of its user flags.
+    pub flag_names: Vec<String>,
+    /// The mailbox identity (unique id, UID validity) the record's UID belongs to; `None`
+    /// when the file was placed under `record.uid` for this mailbox already (salvage).
+    pub origin: Option<([u8; 16], u32)>,
+    /// Where it was found, for the report.
+    pub source: String,
+    /// The loss-ledger entry this message resolves, if any.
+    pub resolves: Option<crate::codec::ledger::Entry>,
+}
+
+/// A mailbox identity to take back (salvage found the mailbox's old files elsewhere and the
+/// mailbox on disk never assigned a UID since): its unique id, UID validity, last UID,
+/// highest modseq and creation time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HintIdentity {
+    /// Unique id.
+    pub unique_id: [u8; 16],
+    /// UID validity.
+    pub uid_validity: u32,
+    /// Last UID it had assigned.
+    pub last_uid: u32,
+    /// Highest modseq it had given.
+    pub highest_modseq: u64,
+    /// Created.
+    pub created: i64,
+    /// Flag names by slot.
+    pub flag_names: Vec<Option<String>>,
+    /// The `RECREATED` ledger entry this resolves, if any.
+    pub resolves: Option<crate::codec::ledger::Entry>,
+}
+
+/// Everything known about a mailbox from outside its own files.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Hints {
+    /// An identity to take back.
+    pub identity: Option<HintIdentity>,
+    /// Records, sorted by UID (one per UID).
+    pub records: Vec<Hint>,
+}
+
+impl Hints {
+    /// The hint for the file of `uid`.
+    pub fn get(&self, uid: u32) -> Option<&Hint> {
+        self.records.binary_search_by_key(&uid, |h| h.record.uid).ok().map(|i| &self.records[i])
+    }
+    /// Whether there is nothing in it.
+    pub fn is_empty(&self) -> bool {
+        self.identity.is_none() && self.records.is_empty()
+    }
 }
 
 /// Inputs of [`merge`] beyond the old state and the files.
@@ -249,6 +317,21 @@ pub struct MergeInput<'a> {
     /// UID (`--keep-uids`), instead of re-appending it: right only when no expunge was in
     /// flight (an interrupted expunge's message comes back under its old UID).
     pub keep_uids: bool,
+    /// Records and identity from outside the mailbox's own files.
+    pub hints: Option<&'a Hints>,
+}
+
+/// A record the merge lets go of: what goes into the loss ledger (`formats/ledger.md`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Loss {
+    /// Why.
+    pub reason: crate::codec::ledger::Reason,
+    /// UID validity the record belongs to (0 if no source knew it).
+    pub uid_validity: u32,
+    /// The record as the newest source had it.
+    pub record: MessageRecord,
+    /// Names of its user flags, in slot order.
+    pub flag_names: Vec<String>,
 }
 
 /// The rebuilt state of a mailbox.
@@ -273,6 +356,11 @@ pub struct Merged {
     pub changes: ChangeList,
     /// Summary counts.
     pub counts: Counts,
+    /// Every record dropped or refused, in full (the changes may be elided; this is not).
+    pub losses: Vec<Loss>,
+    /// Ledger entries resolved by this merge, with the UID the message has now (0 for a
+    /// `RECREATED` entry resolved by taking the old identity back).
+    pub recovered: Vec<(crate::codec::ledger::Entry, u32, String)>,
     /// Whether the state differs from what the old files say (something to write).
     pub changed: bool,
     /// Whether some record's cache record moved (the index must be rewritten even if no
@@ -349,6 +437,9 @@ fn uid_bound(floors: &[(u32, u64)], ceiling: u64, max_file_uid: u32) -> Option<u
 }
 
 fn identity(old: &OldState, input: &MergeInput<'_>) -> Identity {
+    if let Some(h) = input.hints.and_then(|h| h.identity.as_ref()) {
+        return adopted_identity(old, h);
+    }
     let fixed = old.header_fixed.as_ref();
     let unique_id = fixed
         .map(|h| h.unique_id)
@@ -434,6 +525,54 @@ fn new_ceiling(old: &OldState, input: &MergeInput<'_>, seq: u64, records: usize)
     ceilings(old, input).max(seq + crate::store::mailbox::modseq_headroom(records))
 }
 
+/// The identity salvage found elsewhere, taken back: the mailbox's own files are used only
+/// where they belong to it.
+fn adopted_identity(old: &OldState, h: &HintIdentity) -> Identity {
+    let ok = |v: u32, id: [u8; 16]| v == h.uid_validity && id == h.unique_id;
+    let fixed_ok = old.header_fixed.as_ref().is_some_and(|f| ok(f.uid_validity, f.unique_id));
+    let use_index = old.index_header.as_ref().is_none_or(|i| ok(i.uid_validity, i.unique_id));
+    let use_log = old.log.as_ref().is_some_and(|l| ok(l.header.uid_validity, l.header.unique_id));
+    let mut last = h.last_uid;
+    if fixed_ok {
+        last = last.max(old.header_fixed.as_ref().map_or(0, |f| f.last_uid));
+    }
+    if use_index {
+        last = last.max(old.index_header.as_ref().map_or(0, |i| i.last_uid));
+    }
+    if use_log {
+        last = last.max(old.log.as_ref().map_or(0, |l| l.last_uid));
+    }
+    // The identity's own names first, then the mailbox's files' for slots it lacks.
+    let mut names = h.flag_names.clone();
+    for src in [
+        if fixed_ok { old.header.as_ref().map(|x| x.flags.clone()).unwrap_or_default() } else { Vec::new() },
+        if use_log { old.log.as_ref().map(|l| l.flag_names.clone()).unwrap_or_default() } else { Vec::new() },
+    ] {
+        for (slot, n) in src.into_iter().enumerate() {
+            if let Some(n) = n {
+                if names.len() <= slot {
+                    names.resize(slot + 1, None);
+                }
+                if names[slot].is_none() {
+                    names[slot] = Some(n);
+                }
+            }
+        }
+    }
+    Identity {
+        unique_id: h.unique_id,
+        old_validity: Some(h.uid_validity),
+        created: h.created,
+        use_index,
+        use_log,
+        last_known: Some(last),
+        // The catalog's last UID is already the most any surviving file knew.
+        floors: Vec::new(),
+        ceiling: 0,
+        names,
+    }
+}
+
 /// The highest sequence number (modseq) any old source knows: where new ones start.
 fn highest_seq(old: &OldState) -> u64 {
     let mut seq = old.log.as_ref().map(|l| l.seq).unwrap_or(0);
@@ -496,6 +635,9 @@ pub fn unchanged(old: &OldState, input: &MergeInput<'_>) -> Option<Merged> {
         return None;
     }
     let seq = highest_seq(old);
+    if input.hints.is_some_and(|h| h.identity.is_some()) {
+        return None;
+    }
     let ceiling = new_ceiling(old, input, seq, records.len());
     Some(Merged {
         header: MailboxHeader { modseq_ceiling: ceiling, ..header },
@@ -507,6 +649,8 @@ pub fn unchanged(old: &OldState, input: &MergeInput<'_>) -> Option<Merged> {
         set_aside: Vec::new(),
         changes: ChangeList::new(input.keep_changes),
         counts: Counts { kept: records.len() as u64, ..Counts::default() },
+        losses: Vec::new(),
+        recovered: Vec::new(),
         changed: false,
         placement_changed: false,
         unrepaired: false,
@@ -569,9 +713,20 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
             reappend_limit = bound;
         }
     }
-    let mut seq = highest_seq(old);
+    let mut seq = highest_seq(old).max(input.hints.and_then(|h| h.identity.as_ref()).map_or(0, |i| i.highest_modseq));
 
     let mut records: Vec<MessageRecord> = Vec::with_capacity(files.len());
+    let mut losses: Vec<Loss> = Vec::new();
+    let mut recovered = Vec::new();
+    if let Some(e) = input.hints.and_then(|h| h.identity.as_ref()).and_then(|i| i.resolves.as_ref()) {
+        recovered.push((e.clone(), 0, "its old files, found by salvage".to_string()));
+    }
+    // Restored records whose user flags are still names: (index in `records`, names).
+    let mut pending_names: Vec<(usize, Vec<String>)> = Vec::new();
+    let loss_validity = old_validity.unwrap_or(0);
+    let lose = |losses: &mut Vec<Loss>, names: &[Option<String>], reason, r: &MessageRecord| {
+        losses.push(Loss { reason, uid_validity: loss_validity, record: *r, flag_names: flag_names_of(names, r) })
+    };
     let mut fresh: Vec<(u32, MessageRecord, bool)> = Vec::new(); // (file uid, record, reappend)
     let mut set_aside = Vec::new();
     for f in files {
@@ -586,6 +741,7 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
             FileOutcome::Vanished { .. } => {
                 if let Some((_, r)) = cands.first() {
                     counts.dropped += 1;
+                    lose(&mut losses, &names, Reason::Vanished, r);
                     changes.add(Some(uid), "dropped-missing", || {
                         (
                             Some(flag_json(&names, r)),
@@ -599,6 +755,7 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
                 unrepaired = true;
                 if let Some((_, r)) = cands.first() {
                     counts.dropped += 1;
+                    lose(&mut losses, &names, Reason::Empty, r);
                     changes.add(Some(uid), "dropped-empty", || {
                         (
                             Some(flag_json(&names, r)),
@@ -638,6 +795,13 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
                     None => r.size == info.size && r.internal_date == info.mtime,
                 };
                 let trusted = cands.iter().find(|(_, r)| describes(r));
+                // A record from outside the mailbox's own files: only for a file that was
+                // read and matches it byte for byte (size and BLAKE3).
+                let hint = input.hints.and_then(|h| h.get(uid)).filter(|h| {
+                    h.origin.is_none_or(|(id, v)| id == unique_id && (Some(v) == old_validity || v == uid_validity))
+                        && derived
+                            .is_some_and(|d| h.record.size == info.size && h.record.content_hash == d.content_hash)
+                });
                 if let Some((src, r)) = trusted {
                     if expunged_at.is_some_and(|e| e > r.modseq) {
                         set_aside.push(uid);
@@ -647,6 +811,7 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
                     let mut rec = **r;
                     if let Some(d) = derived {
                         rec.content_hash = d.content_hash;
+                        rec.prefix_hash = d.prefix_hash;
                         rec.header_size = d.header_size;
                         rec.sent_date = d.sent_date.map(|x| x.unix);
                         rec.sent_offset = d.sent_date.map(|x| x.offset_minutes).unwrap_or(0);
@@ -687,6 +852,7 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
                         if had_flags {
                             counts.flags_lost += 1;
                         }
+                        lose(&mut losses, &names, Reason::ContentChanged, r);
                         changes.add(Some(uid), "content-changed", || {
                             (
                                 Some(flag_json(&names, r)),
@@ -702,9 +868,39 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
                                 ),
                             )
                         });
-                    } else if expunged_at.is_some() {
+                    } else if expunged_at.is_some() && hint.is_none_or(|h| h.origin.is_some()) {
                         set_aside.push(uid);
                         changes.add(Some(uid), "expunged-leftover", || expunged_leftover(uid));
+                        continue;
+                    }
+                    if let (Some(h), Some(d)) = (hint, derived) {
+                        let mut rec = h.record;
+                        rec.uid = uid;
+                        rec.user_flags = UserFlags(0);
+                        rec.content_hash = d.content_hash;
+                        rec.prefix_hash = d.prefix_hash;
+                        rec.header_size = d.header_size;
+                        rec.sent_date = d.sent_date.map(|x| x.unix);
+                        rec.sent_offset = d.sent_date.map(|x| x.offset_minutes).unwrap_or(0);
+                        (rec.cache_offset, rec.cache_len) = d.cache.unwrap_or((0, 0));
+                        // A restored message is a change clients must see: a new modseq.
+                        rec.modseq = 0;
+                        counts.restored += 1;
+                        if let Some(e) = &h.resolves {
+                            recovered.push((e.clone(), uid, h.source.clone()));
+                        }
+                        changes.add(Some(uid), "restored", || {
+                            (
+                                None,
+                                Some(serde_json::json!({
+                                    "flags": h.record.system_flags.names().map(str::to_string).chain(h.flag_names.iter().cloned()).collect::<Vec<_>>(),
+                                    "internal_date": date_json(h.record.internal_date, h.record.internal_offset),
+                                })),
+                                format!("{uid}. had no record here: flags and internal date restored from {}", h.source),
+                            )
+                        });
+                        pending_names.push((records.len(), h.flag_names.clone()));
+                        records.push(rec);
                         continue;
                     }
                     let (date, source) = pick_date(info, derived, input.now);
@@ -724,6 +920,7 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
                         cache_len: d.and_then(|d| d.cache).map(|c| c.1).unwrap_or(0),
                         modseq: 0,
                         content_hash: d.map(|d| d.content_hash).unwrap_or([0; 32]),
+                        prefix_hash: d.map(|d| d.prefix_hash).unwrap_or(0),
                     };
                     let below = uid <= reappend_limit;
                     if cands.first().is_none() && (below || validity_changed) {
@@ -773,6 +970,7 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
             continue;
         }
         counts.dropped += 1;
+        lose(&mut losses, &names, Reason::Gone, r);
         changes.add(Some(uid), "dropped-missing", || {
             (
                 Some(flag_json(&names, r)),
@@ -829,6 +1027,39 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
         records.push(rec);
     }
     records.sort_by_key(|r| r.uid);
+
+    // Restored records' flags by name: a slot of the same name, else a free slot (one no
+    // record uses without a name).
+    if !pending_names.is_empty() {
+        let unnamed = records.iter().fold(0u128, |acc, r| acc | r.user_flags.0);
+        for (i, fnames) in pending_names {
+            for n in fnames {
+                let slot =
+                    names.iter().position(|x| x.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(&n))).or_else(|| {
+                        let free = (0..MAX_USER_FLAGS)
+                            .find(|&s| names.get(s).is_none_or(Option::is_none) && unnamed & (1u128 << s) == 0)?;
+                        if names.len() <= free {
+                            names.resize(free + 1, None);
+                        }
+                        names[free] = Some(n.clone());
+                        Some(free)
+                    });
+                match slot {
+                    Some(s) => records[i].user_flags.set(s),
+                    None => {
+                        let uid = records[i].uid;
+                        changes.add(Some(uid), "flag-name-no-slot", || {
+                            (
+                                None,
+                                Some(serde_json::json!(n)),
+                                format!("{uid}.: no free user flag slot for {n}; not restored"),
+                            )
+                        });
+                    }
+                }
+            }
+        }
+    }
 
     // 5. Names for user flag bits whose name was lost.
     let used = records.iter().fold(0u128, |acc, r| acc | r.user_flags.0);
@@ -944,10 +1175,20 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
         set_aside,
         changes,
         counts,
+        losses,
+        recovered,
         changed,
         placement_changed,
         unrepaired,
     }
+}
+
+/// Names of a record's user flags, in slot order (a slot with no name as `$slotN`).
+fn flag_names_of(names: &[Option<String>], r: &MessageRecord) -> Vec<String> {
+    r.user_flags
+        .slots()
+        .map(|slot| names.get(slot).cloned().flatten().unwrap_or_else(|| format!("$slot{slot}")))
+        .collect()
 }
 
 /// The change that sets aside the leftover of an interrupted expunge.
@@ -1036,6 +1277,7 @@ mod tests {
             fresh_id: [1; 16],
             keep_changes: 10,
             keep_uids: false,
+            hints: None,
         }
     }
 

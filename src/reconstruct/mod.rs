@@ -157,6 +157,8 @@ struct Job {
     /// The unique id the rebuilt mailbox will carry (drawn once: a new cache's header and
     /// the new header must agree).
     unique_id: [u8; 16],
+    /// What is known of it from outside its own files.
+    hints: Option<std::sync::Arc<merge::Hints>>,
     _lock: Option<FsLock>,
 }
 
@@ -179,14 +181,90 @@ struct Shared<'a> {
     reports: Mutex<Vec<Option<MailboxReport>>>,
     registrations: Mutex<Vec<MailboxEntry>>,
     progress: &'a dyn Progress,
+    /// Where the loss ledger lives (`formats/ledger.md`).
+    ledger_dir: std::path::PathBuf,
+    /// What is known of each mailbox from outside its own files (the loss ledger, or
+    /// what salvage found).
+    hints: std::collections::HashMap<crate::layout::MailboxName, std::sync::Arc<merge::Hints>>,
 }
 
 /// Run reconstruct over a selection.
 pub fn run(store: &Store, sel: &Selection, opts: &Options, progress: &dyn Progress) -> Result<RunReport> {
+    run_with(store, sel, opts, progress, std::collections::HashMap::new())
+}
+
+/// The loss ledger's outstanding losses of `domain` as hints, by mailbox: a message file
+/// put back under its old UID gets its flags and date again.
+fn ledger_hints(
+    store: &Store,
+    domain: &str,
+    notes: &mut Vec<discover::SelectionNote>,
+) -> std::collections::HashMap<crate::layout::MailboxName, merge::Hints> {
+    let mut out: std::collections::HashMap<crate::layout::MailboxName, merge::Hints> = Default::default();
+    let l = match crate::ledger::read(store.config(), domain) {
+        Ok(Some(l)) => l,
+        Ok(None) => return out,
+        Err(e) => {
+            notes.push(discover::SelectionNote {
+                message: format!("{domain}: loss ledger not read ({e}); lost messages put back get no flags from it"),
+                error: false,
+            });
+            return out;
+        }
+    };
+    for e in crate::ledger::outstanding(&l.entries) {
+        if e.kind != crate::ledger::Kind::Lost {
+            continue;
+        }
+        let Ok(name) = crate::layout::MailboxName::parse(&e.mailbox) else { continue };
+        let when = crate::message::DateTime { unix: e.when, offset_minutes: 0 }.to_rfc3339();
+        out.entry(name).or_default().records.push(merge::Hint {
+            record: e.record,
+            flag_names: e.flag_names.clone(),
+            origin: Some((e.unique_id, e.uid_validity)),
+            source: format!("the loss ledger (lost {when})"),
+            resolves: Some(e.clone()),
+        });
+    }
+    for h in out.values_mut() {
+        // One hint per UID: the last recorded loss of it.
+        h.records.reverse();
+        h.records.sort_by_key(|x| x.record.uid);
+        h.records.dedup_by_key(|x| x.record.uid);
+    }
+    out
+}
+
+/// [`run`] with what salvage knows of some mailboxes from outside their own files (it
+/// takes precedence over the loss ledger's hints for the same UID).
+pub fn run_with(
+    store: &Store,
+    sel: &Selection,
+    opts: &Options,
+    progress: &dyn Progress,
+    extra: std::collections::HashMap<crate::layout::MailboxName, merge::Hints>,
+) -> Result<RunReport> {
     let threads = if opts.threads > 0 { opts.threads } else { store.config().worker_threads() };
     let cache = if opts.dry_run { listcache::Mode::Read } else { listcache::Mode::ReadWrite };
-    let (targets, notes) = discover::select(store, sel, threads, cache)?;
+    let (targets, mut notes) = discover::select(store, sel, threads, cache)?;
     let domain = layout::domain(&sel.domain)?;
+    let mut hints = ledger_hints(store, &domain, &mut notes);
+    for (name, h) in extra {
+        let e = hints.entry(name).or_default();
+        if h.identity.is_some() {
+            e.identity = h.identity;
+        }
+        let mut recs = h.records;
+        recs.sort_by_key(|x| x.record.uid);
+        let from_ledger = std::mem::take(&mut e.records);
+        let kept: Vec<merge::Hint> = from_ledger
+            .into_iter()
+            .filter(|l| recs.binary_search_by_key(&l.record.uid, |x| x.record.uid).is_err())
+            .collect();
+        recs.extend(kept);
+        recs.sort_by_key(|x| x.record.uid);
+        e.records = recs;
+    }
     progress.start(targets.len() as u64);
     let shared = Shared {
         store,
@@ -195,6 +273,8 @@ pub fn run(store: &Store, sel: &Selection, opts: &Options, progress: &dyn Progre
         reports: Mutex::new((0..targets.len()).map(|_| None).collect()),
         registrations: Mutex::new(Vec::new()),
         progress,
+        ledger_dir: crate::ledger::dir(store.config()),
+        hints: hints.into_iter().map(|(k, v)| (k, std::sync::Arc::new(v))).collect(),
     };
     crate::scan::run(&shared, targets, threads).map_err(|e| Error::Invalid(format!("reconstruct: {e}")))?;
 
@@ -275,7 +355,7 @@ fn prepare(
         fs: std::sync::Arc::clone(store.fs()),
     };
     if !target.on_disk && !dir.is_dir() {
-        let r = write::recreate_missing(&place, &target, shared.opts.dry_run);
+        let r = write::recreate_missing(&place, &target, shared.opts.dry_run, &shared.ledger_dir);
         if let (true, Some(e)) = (r.registered, &r.entry) {
             shared.registrations.lock().push(e.clone());
         }
@@ -325,15 +405,17 @@ fn prepare(
             (listing, old)
         }
     };
-    let read_all = shared.opts.verify_content || !old.cache.usable;
-    let quick = !read_all && matches_index(&listing, &old);
-    let unique_id = merge_unique_id(&old, &target);
+    let hints = shared.hints.get(&target.name).cloned();
+    let adopting = hints.as_ref().and_then(|h| h.identity.as_ref()).map(|i| i.unique_id);
+    // A cache of another identity than the one taken back is rewritten.
+    let cache_ok = old.cache.usable && adopting.is_none_or(|id| old.cache.unique_id == Some(id));
+    let read_all = shared.opts.verify_content || !cache_ok || adopting.is_some();
+    let quick = !read_all && adopting.is_none() && matches_index(&listing, &old);
+    let unique_id = adopting.unwrap_or_else(|| merge_unique_id(&old, &target));
 
     let sink = if shared.opts.dry_run {
-        CacheSink::Discard {
-            pos: if old.cache.usable { old.cache.len } else { crate::format::cache::HEADER_LEN as u64 },
-        }
-    } else if old.cache.usable {
+        CacheSink::Discard { pos: if cache_ok { old.cache.len } else { crate::format::cache::HEADER_LEN as u64 } }
+    } else if cache_ok {
         CacheSink::Append { out: None, fs: std::sync::Arc::clone(fs), path: dir.join(CACHE_FILE), pos: old.cache.len }
     } else {
         let generation = old.index_header.as_ref().map(|h| h.generation).unwrap_or(0) + 1;
@@ -365,6 +447,7 @@ fn prepare(
         bytes_read: AtomicU64::new(0),
         dirfd: lock.dir().and_then(|d| d.try_clone().ok()),
         unique_id,
+        hints,
         _lock: Some(lock),
     }))
 }
@@ -481,6 +564,7 @@ fn process_file(job: &Job, uid: u32, opts: &Options, record: &mut Option<Vec<u8>
         info,
         Derived {
             content_hash: d.content_hash,
+            prefix_hash: d.prefix_hash,
             header_size: d.header_size,
             sent_date: d.sent_date,
             received_date: d.received_date,
@@ -564,6 +648,7 @@ fn finalize(shared: &Shared<'_>, job: &Job) {
         fresh_id: job.unique_id,
         keep_changes: if shared.opts.all_changes { usize::MAX } else { report::DETAIL_LINES },
         keep_uids: shared.opts.keep_uids,
+        hints: job.hints.as_deref(),
     };
     let sink = job.placing.lock().sink.take();
     let quick = if job.quick && outcomes.is_empty() { merge::unchanged(&job.old, &input) } else { None };
@@ -571,7 +656,7 @@ fn finalize(shared: &Shared<'_>, job: &Job) {
         Some(merged) => {
             #[cfg(debug_assertions)]
             check_unchanged(job, &input, &merged);
-            let mut r = write::finish(shared.opts, job, merged, sink, &[]);
+            let mut r = write::finish(shared.opts, job, merged, sink, &[], &shared.ledger_dir);
             r.messages = job.old.index_records.len() as u64;
             r
         }
@@ -580,7 +665,7 @@ fn finalize(shared: &Shared<'_>, job: &Job) {
                 outcomes = with_matched(job, outcomes);
             }
             let merged = merge::merge(&job.old, &input, &outcomes);
-            write::finish(shared.opts, job, merged, sink, &outcomes)
+            write::finish(shared.opts, job, merged, sink, &outcomes, &shared.ledger_dir)
         }
     };
     if !shared.opts.all_changes {

@@ -15,6 +15,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::fs::{self, Fs, TempFile};
 use crate::io::Durability;
 use crate::layout::{self, CACHE_FILE, HEADER_FILE, INDEX_FILE, LOG_FILE, QUARANTINE_DIR};
+use crate::ledger;
 use crate::store::mailbox::{compacted_log, compacted_log_at, compacted_log_coverage};
 use crate::store::{CreateParams, Mailbox, MailboxEntry, MailboxPlace};
 use crate::util::now;
@@ -63,6 +64,7 @@ pub(super) fn finish(
     mut merged: Merged,
     sink: Option<CacheSink>,
     outcomes: &[FileOutcome],
+    ledger_dir: &Path,
 ) -> MailboxReport {
     let place = &job.place;
     let dir = &place.dir;
@@ -201,6 +203,22 @@ pub(super) fn finish(
                 out.flush().ctx("write", &dir.join(CACHE_FILE))?;
             }
             return Ok(());
+        }
+        // What is let go of is recorded before anything is changed: a crash in between
+        // leaves an entry twice at worst, never a loss without one.
+        if !merged.losses.is_empty() {
+            record_losses(ledger_dir, place, &merged)?;
+            report.changes.push(Change {
+                uid: None,
+                what: "ledger",
+                old: None,
+                new: Some(serde_json::json!(merged.losses.len())),
+                detail: format!(
+                    "{} lost message(s) recorded in the loss ledger {} (mstore verify reports them until salvage brings them back or the loss is acknowledged)",
+                    merged.losses.len(),
+                    ledger_dir.join(&place.domain).display()
+                ),
+            });
         }
         for &(from, to) in &merged.renames {
             let a = dir.join(layout::message_file_name(from));
@@ -362,6 +380,27 @@ pub(super) fn finish(
         fs::sync_dir(fs, dir, d).ctx("sync directory", dir)?;
         Ok(())
     })();
+    if result.is_ok() && !merged.recovered.is_empty() {
+        let entries: Vec<ledger::Entry> = merged
+            .recovered
+            .iter()
+            .map(|(e, uid, from)| {
+                ledger::resolution(e, ledger::Kind::Recovered, from, merged.header.uid_validity, *uid)
+            })
+            .collect();
+        match ledger::append_at(&*place.fs, ledger_dir, &place.domain, &entries, d) {
+            Ok(()) => report.changes.push(Change {
+                uid: None,
+                what: "ledger-resolved",
+                old: None,
+                new: Some(serde_json::json!(entries.len())),
+                detail: format!("{} loss(es) of the loss ledger resolved: the messages are back", entries.len()),
+            }),
+            // The mailbox is repaired; verify still sees the messages present and does
+            // not report them.
+            Err(e) => report.problems.push(format!("the loss ledger was not updated: {e}")),
+        }
+    }
     match result {
         Err(e) => report.status = Status::Failed(e.to_string()),
         Ok(()) => {
@@ -380,6 +419,37 @@ pub(super) fn finish(
         }
     }
     report
+}
+
+/// Append a `LOST` ledger entry for every record the merge let go of, in batches.
+fn record_losses(ledger_dir: &Path, place: &MailboxPlace, merged: &Merged) -> Result<()> {
+    let when = now();
+    for batch in merged.losses.chunks(4096) {
+        let entries: Vec<ledger::Entry> = batch
+            .iter()
+            .map(|l| ledger::Entry {
+                kind: ledger::Kind::Lost,
+                reason: l.reason,
+                when,
+                unique_id: merged.header.unique_id,
+                uid_validity: l.uid_validity,
+                new_uid_validity: 0,
+                new_uid: 0,
+                record: l.record,
+                domain: place.domain.clone(),
+                mailbox: place.name.as_str().to_string(),
+                flag_names: l.flag_names.clone(),
+                note: String::new(),
+            })
+            .collect();
+        ledger::append_at(&*place.fs, ledger_dir, &place.domain, &entries, place.durability).map_err(|e| {
+            Error::Invalid(format!(
+                "cannot record {} lost message(s) in the loss ledger, so the mailbox was left as it was: {e}",
+                merged.losses.len()
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 /// A writer that compares what is written with a file's bytes instead of writing: an
@@ -413,7 +483,12 @@ impl<R: std::io::Read> std::io::Write for SameBytes<R> {
 
 /// A registered mailbox whose directory is gone: recreate it empty, with a new UID
 /// validity (its messages are lost; UIDs must not be reused).
-pub(super) fn recreate_missing(place: &MailboxPlace, target: &Target, dry_run: bool) -> MailboxReport {
+pub(super) fn recreate_missing(
+    place: &MailboxPlace,
+    target: &Target,
+    dry_run: bool,
+    ledger_dir: &Path,
+) -> MailboxReport {
     let mut report = MailboxReport::failed(&place.domain, target, String::new());
     report.path = place.dir.display().to_string();
     // A directory that cannot be looked at (a parent without search permission) is not
@@ -449,6 +524,27 @@ pub(super) fn recreate_missing(place: &MailboxPlace, target: &Target, dry_run: b
         return report;
     }
     let unique_id = target.entry.as_ref().map(|e| e.unique_id).unwrap_or_else(crate::util::random_id);
+    let entry = ledger::Entry {
+        kind: ledger::Kind::Recreated,
+        reason: ledger::Reason::None,
+        when: now(),
+        unique_id,
+        uid_validity: old_validity,
+        new_uid_validity: validity,
+        new_uid: 0,
+        record: MessageRecord::default(),
+        domain: place.domain.clone(),
+        mailbox: place.name.as_str().to_string(),
+        flag_names: Vec::new(),
+        note: format!("directory {} was missing", place.dir.display()),
+    };
+    if let Err(e) = ledger::append_at(&*place.fs, ledger_dir, &place.domain, &[entry], place.durability) {
+        report.status = Status::Failed(format!(
+            "directory {} is missing, and recording that in the loss ledger failed, so it was not recreated: {e}",
+            place.dir.display()
+        ));
+        return report;
+    }
     let params = CreateParams {
         unique_id,
         uid_validity: validity,

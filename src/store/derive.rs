@@ -16,6 +16,8 @@ pub struct Derived {
     pub received_date: Option<DateTime>,
     /// BLAKE3 of the bytes.
     pub content_hash: [u8; 32],
+    /// [`prefix_hash`] of the bytes.
+    pub prefix_hash: u64,
     /// The encoded cache record (see `formats/cache.md`).
     pub cache_record: Vec<u8>,
     /// Size of the message in bytes.
@@ -25,6 +27,23 @@ pub struct Derived {
 /// BLAKE3 of a message file's bytes (what a content check needs).
 pub fn content_hash(bytes: &[u8]) -> [u8; 32] {
     *blake3::hash(bytes).as_bytes()
+}
+
+/// Bytes covered by [`prefix_hash`]: a message's first 512 bytes (one disk sector), or all
+/// of a shorter message.
+pub const PREFIX_LEN: usize = 512;
+
+/// The prefix hash of a message (`formats/index.md`, "Prefix hash"): XXH3-64 (seed 0) of
+/// its first `min(size, 512)` bytes, with 0 (which means "unknown" in a record) mapped to
+/// 1. Cheap enough to compute at every sector of a raw device, so carving can find where
+/// a known message starts with one hash per sector; a candidate is confirmed by the
+/// BLAKE3 of its whole size.
+pub fn prefix_hash(bytes: &[u8]) -> u64 {
+    let head = &bytes[..bytes.len().min(PREFIX_LEN)];
+    match xxhash_rust::xxh3::xxh3_64(head) {
+        0 => 1,
+        h => h,
+    }
 }
 
 fn env_slots<'a>(e: &'a message::Envelope<'_>) -> Envelope<'a> {
@@ -120,6 +139,7 @@ pub fn derive(uid: u32, bytes: &[u8], want_received: bool) -> Derived {
         sent_date,
         received_date,
         content_hash: content_hash(bytes),
+        prefix_hash: prefix_hash(bytes),
         cache_record,
         size: bytes.len() as u64,
     }

@@ -570,6 +570,7 @@ impl Mailbox {
                 cache_len: derived.cache_record.len() as u32,
                 modseq: 0,
                 content_hash: derived.content_hash,
+                prefix_hash: derived.prefix_hash,
             };
             log.push(LogRecord::Message(rec));
             new_records.push(rec);

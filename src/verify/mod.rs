@@ -9,6 +9,8 @@
 //! command that repairs it. The scan runs on the same pipeline as reconstruct
 //! ([`crate::scan`]); findings are put back in mailbox order.
 
+mod losses;
+
 use std::fs::File;
 use std::path::PathBuf;
 
@@ -189,6 +191,9 @@ pub fn run(store: &Store, scope: &Scope, opts: &Options, progress: &dyn Progress
             report.findings.push(f);
         }
     }
+    for d in &domains {
+        report.findings.extend(losses::findings(store, d, scope));
+    }
     if scope.domain.is_none() {
         report.findings.extend(database_findings(store));
     }
@@ -257,6 +262,8 @@ pub fn all_domains(store: &Store) -> Result<Vec<String>> {
             }
         }
     }
+    // A domain whose every mailbox was lost still has its ledger.
+    d.extend(crate::ledger::domains(store.config()));
     d.sort();
     d.dedup();
     Ok(d)
