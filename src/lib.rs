@@ -22,6 +22,7 @@ pub mod message;
 pub mod privs;
 pub mod reconstruct;
 pub mod report;
+pub mod rescue;
 pub mod scan;
 pub mod store;
 pub mod synth;

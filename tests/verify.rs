@@ -90,6 +90,25 @@ fn flip(path: &Path, offset: usize) {
 /// Assert `verify` reports exactly one finding of `kind` (and nothing else), run its fix,
 /// and assert verify is clean afterwards.
 fn expect_one_and_fix(conf: &Path, kind: &str, check: impl Fn(&F)) {
+    run_one_fix(conf, kind, check);
+    let (after, code) = verify(conf, &[]);
+    assert!(after.is_empty(), "after the fix: {after:#?}");
+    assert_eq!(code, 0);
+}
+
+/// [`expect_one_and_fix`] for damage whose repair has to let something go: after the fix,
+/// verify reports exactly that loss (`loss`, from the loss ledger) and nothing else, and
+/// the loss's own fix (accepting it) leaves verify clean.
+fn expect_one_fix_then_loss(conf: &Path, kind: &str, loss: &str, check: impl Fn(&F)) {
+    run_one_fix(conf, kind, check);
+    expect_one_and_fix(conf, loss, |f| {
+        assert!(f.path.contains("/ledger/"), "{f:?}");
+        assert!(f.fix.as_deref().is_some_and(|x| x.contains("mstore ledger ack")), "{f:?}");
+    });
+}
+
+/// Assert `verify` reports exactly one finding of `kind` (and nothing else) and run its fix.
+fn run_one_fix(conf: &Path, kind: &str, check: impl Fn(&F)) {
     let (findings, code) = verify(conf, &[]);
     let kinds: Vec<&str> = findings.iter().map(|f| f.kind.as_str()).collect();
     assert_eq!(kinds, vec![kind], "findings: {findings:#?}");
@@ -103,9 +122,6 @@ fn expect_one_and_fix(conf: &Path, kind: &str, check: impl Fn(&F)) {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
-    let (after, code) = verify(conf, &[]);
-    assert!(after.is_empty(), "after {fix:?}: {after:#?}");
-    assert_eq!(code, 0);
 }
 
 #[test]
@@ -157,7 +173,8 @@ fn flipped_byte_in_a_message_is_bit_rot() {
     drop(f);
     let (quick, _) = verify(&conf, &["--quick"]);
     assert!(quick.is_empty(), "a metadata-only scan cannot see bit rot: {quick:#?}");
-    expect_one_and_fix(&conf, "message-content", |f| {
+    // The original bytes are gone: the loss stays a finding until accepted.
+    expect_one_fix_then_loss(&conf, "message-content", "messages-lost", |f| {
         assert_eq!(f.uid, Some(3));
         assert_eq!(f.path, file.display().to_string());
         assert!(
@@ -204,7 +221,7 @@ fn removed_and_extra_message_files() {
     let conf = store(tmp.path(), 300, None);
     let dir = mailbox_dir(&conf, "esys.ca", "user/foobar");
     std::fs::remove_file(dir.join("2.")).expect("rm");
-    expect_one_and_fix(&conf, "message-missing", |f| assert_eq!(f.uid, Some(2)));
+    expect_one_fix_then_loss(&conf, "message-missing", "messages-lost", |f| assert_eq!(f.uid, Some(2)));
     std::fs::copy(dir.join("3."), dir.join("500.")).expect("cp");
     expect_one_and_fix(&conf, "message-extra", |f| assert_eq!(f.uid, Some(500)));
 }
@@ -221,7 +238,9 @@ fn mailbox_list_against_disk() {
     assert!(st.entry("example.com", &name).is_ok(), "registered again");
     let dir = mailbox_dir(&conf, "foo.com", "user/alice/&ZeVnLIqe-");
     std::fs::rename(&dir, tmp.path().join("moved-away")).expect("mv");
-    expect_one_and_fix(&conf, "directory-missing", |f| assert_eq!(f.path, dir.display().to_string()));
+    expect_one_fix_then_loss(&conf, "directory-missing", "mailbox-recreated", |f| {
+        assert_eq!(f.path, dir.display().to_string())
+    });
 }
 
 #[test]

@@ -361,6 +361,9 @@ pub struct Merged {
     /// Ledger entries resolved by this merge, with the UID the message has now (0 for a
     /// `RECREATED` entry resolved by taking the old identity back).
     pub recovered: Vec<(crate::codec::ledger::Entry, u32, String)>,
+    /// A new UID validity was issued because no source knew the last UID: (the old one, if
+    /// any source knew it; the new one).
+    pub new_validity: Option<(Option<u32>, u32)>,
     /// Whether the state differs from what the old files say (something to write).
     pub changed: bool,
     /// Whether some record's cache record moved (the index must be rewritten even if no
@@ -651,6 +654,7 @@ pub fn unchanged(old: &OldState, input: &MergeInput<'_>) -> Option<Merged> {
         counts: Counts { kept: records.len() as u64, ..Counts::default() },
         losses: Vec::new(),
         recovered: Vec::new(),
+        new_validity: None,
         changed: false,
         placement_changed: false,
         unrepaired: false,
@@ -1177,6 +1181,7 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
         counts,
         losses,
         recovered,
+        new_validity: validity_changed.then_some((old_validity, uid_validity)),
         changed,
         placement_changed,
         unrepaired,

@@ -117,6 +117,9 @@ impl MailboxReport {
             "{} kept, {} rebuilt, {} added, {} dropped, {} flags lost",
             c.kept, c.rebuilt, c.added, c.dropped, c.flags_lost
         );
+        if c.restored > 0 {
+            counts += &format!(", {} restored", c.restored);
+        }
         if c.flags_unknown > 0 {
             counts += &format!(
                 " (and {} message(s) whose record was lost: their flags, if any, are lost too)",

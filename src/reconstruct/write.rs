@@ -206,6 +206,29 @@ pub(super) fn finish(
         }
         // What is let go of is recorded before anything is changed: a crash in between
         // leaves an entry twice at worst, never a loss without one.
+        if let Some((Some(old), new)) = merged.new_validity {
+            // Whatever the mailbox held under its old UID validity is not known here: the
+            // ledger says so until salvage finds its old files or the loss is accepted.
+            let e = ledger::Entry {
+                kind: ledger::Kind::Recreated,
+                reason: ledger::Reason::None,
+                when: now(),
+                unique_id: merged.header.unique_id,
+                uid_validity: old,
+                new_uid_validity: new,
+                new_uid: 0,
+                record: MessageRecord::default(),
+                domain: place.domain.clone(),
+                mailbox: place.name.as_str().to_string(),
+                flag_names: Vec::new(),
+                note: "its header, index and change log were all lost: a new UID validity was issued".into(),
+            };
+            ledger::append_at(ledger_dir, &place.domain, &[e], d).map_err(|e| {
+                Error::Invalid(format!(
+                    "cannot record the new UID validity in the loss ledger, so the mailbox was left as it was: {e}"
+                ))
+            })?;
+        }
         if !merged.losses.is_empty() {
             record_losses(ledger_dir, place, &merged)?;
             report.changes.push(Change {

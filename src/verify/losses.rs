@@ -118,16 +118,14 @@ pub fn findings(store: &Store, domain: &str, scope: &Scope) -> Vec<Finding> {
                 "messages-lost",
                 path.clone(),
                 format!(
-                    "{} message(s) of {domain} {display} missing since {} (UIDs {}{more}; {flagged} with flags; {}): recorded in the loss ledger",
+                    "{} message(s) of {domain} {display} missing since {} (UIDs {}{more}; {flagged} with flags; {}): recorded in the loss ledger. Bring them back from a copy of the spool with `mstore salvage -f {conf} --from BACKUP_DIR` (or from lost+found and a disk image with `mstore rescue -f {conf}`); if no copy survives, accept the loss with the fix below",
                     lost.len(),
                     date(since),
                     shown.join(", "),
                     reasons.join(", ")
                 ),
             )
-            .fix(format!(
-                "mstore salvage -f {conf} --from BACKUP_DIR   (a copy of the spool; or: mstore rescue -f {conf}; to accept the loss: mstore ledger ack -f {conf} {domain} {quoted})"
-            ));
+            .fix(format!("mstore ledger ack -f {conf} {domain} {quoted}"));
             f.domain = Some(domain.to_string());
             f.mailbox = Some(display.clone());
             out.push(f);
@@ -138,15 +136,13 @@ pub fn findings(store: &Store, domain: &str, scope: &Scope) -> Vec<Finding> {
                 "mailbox-recreated",
                 path.clone(),
                 format!(
-                    "{domain} {display} was recreated empty on {} (UID validity {} → {}): the messages it held were not found; look for them in lost+found or a backup",
+                    "{domain} {display} was recreated empty on {} (UID validity {} → {}): the messages it held were not found. Look for them with `mstore rescue -f {conf}` (every lost+found; add --from BACKUP_DIR for a copy of the spool); if no copy survives, accept the loss with the fix below",
                     date(e.when),
                     e.uid_validity,
                     e.new_uid_validity
                 ),
             )
-            .fix(format!(
-                "mstore rescue -f {conf}   (searches every lost+found; add --from BACKUP_DIR for a copy of the spool; to accept the loss: mstore ledger ack -f {conf} {domain} {quoted})"
-            ));
+            .fix(format!("mstore ledger ack -f {conf} {domain} {quoted}"));
             f.domain = Some(domain.to_string());
             f.mailbox = Some(display.clone());
             out.push(f);

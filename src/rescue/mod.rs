@@ -1,0 +1,462 @@
+//! Bulk recovery after a disk failure: `mstore salvage` and `mstore rescue`.
+//!
+//! ```text
+//! survey (read-only: the store's files, every lost+found, --from trees, the loss ledger)
+//!   → plan (which mailbox each known identity is, what it holds now by BLAKE3, what is
+//!     missing, which found file holds it, under which UID it goes back)
+//!   → place (as root where lost+found needs it: by directory descriptor, O_NOFOLLOW,
+//!     RENAME_NOREPLACE, owners and modes through descriptors)
+//!   → reconstruct each mailbox touched, with the records found as hints (flags, dates)
+//! ```
+
+pub mod catalog;
+pub mod place;
+pub mod plan;
+pub mod survey;
+pub mod tree;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::layout::MailboxName;
+use crate::report::Exit;
+use place::{Outcome, Owner};
+use plan::{How, PlanOptions};
+use survey::SourceKind;
+
+/// UIDs listed per mailbox in a report before "and N more".
+const SHOWN: usize = 20;
+
+/// How to salvage.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// `lost+found` directories to search (besides those found automatically).
+    pub lost_found: Vec<PathBuf>,
+    /// Search the `lost+found` of every file system holding ms-path, the database home
+    /// or a partition.
+    pub auto_lost_found: bool,
+    /// Other copies of the spool (only ever read).
+    pub from: Vec<PathBuf>,
+    /// Say what would be done; change nothing.
+    pub dry_run: bool,
+    /// Trust a message file of the store whose size and mtime match its record (do not
+    /// hash it).
+    pub quick: bool,
+    /// Worker threads (0: from the configuration).
+    pub threads: usize,
+    /// Reconstruct every mailbox of every domain afterwards (rescue), not only the ones
+    /// something was put back into.
+    pub reconstruct_all: bool,
+}
+
+/// One tree searched.
+#[derive(Clone, Debug, Serialize)]
+pub struct SourceSummary {
+    /// Path.
+    pub path: PathBuf,
+    /// `lost-found` or `from`.
+    pub kind: SourceKind,
+    /// Why it could not be searched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Files that may be messages.
+    pub candidates: u64,
+    /// Files put back from it.
+    pub used: u64,
+}
+
+/// What salvage did for one mailbox.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct MailboxSummary {
+    /// Domain.
+    pub domain: String,
+    /// Mailbox (as users see it).
+    pub mailbox: String,
+    /// Its directory.
+    pub path: PathBuf,
+    /// It took back the identity (UID validity) its old files had.
+    pub took_back_identity: bool,
+    /// Messages put back, by where they came from (a tree's path).
+    pub back: BTreeMap<String, u64>,
+    /// UIDs put back (the first few).
+    pub back_uids: Vec<u32>,
+    /// Messages no record knew, put here.
+    pub unknown: u64,
+    /// Messages whose bytes were already there.
+    pub already_there: u64,
+    /// Damaged files set aside into ms.quarantine/ before the good copy was put back.
+    pub set_aside: u64,
+    /// Messages known but found nowhere.
+    pub missing: u64,
+    /// Their UIDs (the first few).
+    pub missing_uids: Vec<u32>,
+    /// Failures, each with its cause.
+    pub failed: Vec<String>,
+}
+
+/// The report of a salvage.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SalvageReport {
+    /// Whether nothing was changed.
+    pub dry_run: bool,
+    /// Trees searched.
+    pub sources: Vec<SourceSummary>,
+    /// Database files restored into a missing database home.
+    pub database: Vec<String>,
+    /// Mailboxes concerned.
+    pub mailboxes: Vec<MailboxSummary>,
+    /// Files left where they were, by reason.
+    pub left: BTreeMap<String, u64>,
+    /// What the reconstruct runs did, by domain.
+    pub reconstruct: Vec<crate::reconstruct::RunReport>,
+    /// Notes.
+    pub notes: Vec<String>,
+    /// What went wrong.
+    pub errors: Vec<String>,
+}
+
+impl SalvageReport {
+    /// Messages put back.
+    pub fn back(&self) -> u64 {
+        self.mailboxes.iter().map(|m| m.back.values().sum::<u64>() + m.unknown).sum()
+    }
+    /// Known messages found nowhere.
+    pub fn missing(&self) -> u64 {
+        self.mailboxes.iter().map(|m| m.missing).sum()
+    }
+    /// Exit status: 8 could not run, 4 something still missing or failed, 1 something
+    /// brought back, 0 nothing to do.
+    pub fn exit(&self) -> Exit {
+        let failed = self.mailboxes.iter().any(|m| !m.failed.is_empty());
+        let rc_bits = self.reconstruct.iter().map(|r| r.exit_code()).fold(0, |a, b| a | b);
+        if !self.errors.is_empty() || rc_bits & 8 != 0 {
+            Exit::Error
+        } else if self.missing() > 0 || failed || rc_bits & 4 != 0 {
+            Exit::Unrepaired
+        } else if self.back() > 0 || !self.database.is_empty() || rc_bits & 1 != 0 {
+            Exit::Repaired
+        } else {
+            Exit::Ok
+        }
+    }
+
+    /// The human-readable report.
+    pub fn text(&self) -> String {
+        let mut s = String::new();
+        let would = if self.dry_run { "would be " } else { "" };
+        for src in &self.sources {
+            match &src.error {
+                Some(e) => {
+                    s += &format!("searched: {} ({:?}): cannot be searched: {e}\n", src.path.display(), src.kind)
+                }
+                None => {
+                    s += &format!(
+                        "searched: {} ({}): {} candidate file(s), {} {}put back\n",
+                        src.path.display(),
+                        if src.kind == SourceKind::LostFound { "lost+found" } else { "copy" },
+                        src.candidates,
+                        src.used,
+                        would
+                    )
+                }
+            }
+        }
+        for d in &self.database {
+            s += &format!("database: {d}\n");
+        }
+        for m in &self.mailboxes {
+            let back: u64 = m.back.values().sum();
+            let mut line = format!("{} {}: ", m.domain, m.mailbox);
+            let mut parts = Vec::new();
+            if back > 0 {
+                let from: Vec<String> = m.back.iter().map(|(k, v)| format!("{v} from {k}")).collect();
+                parts.push(format!("{back} message(s) {would}put back ({})", from.join(", ")));
+            }
+            if m.unknown > 0 {
+                parts.push(format!("{} message(s) no record knew {would}put here", m.unknown));
+            }
+            if m.took_back_identity {
+                parts.push(format!("{would}took back its old UID validity"));
+            }
+            if m.set_aside > 0 {
+                parts.push(format!("{} damaged file(s) {would}moved to ms.quarantine/", m.set_aside));
+            }
+            if m.already_there > 0 {
+                parts.push(format!("{} already there", m.already_there));
+            }
+            if m.missing > 0 {
+                let more = if m.missing as usize > m.missing_uids.len() { " ..." } else { "" };
+                let uids: Vec<String> = m.missing_uids.iter().map(u32::to_string).collect();
+                parts.push(format!("{} message(s) still missing (UIDs {}{more})", m.missing, uids.join(", ")));
+            }
+            for f in &m.failed {
+                parts.push(format!("FAILED: {f}"));
+            }
+            if parts.is_empty() {
+                continue;
+            }
+            line += &parts.join("; ");
+            s += &line;
+            s.push('\n');
+        }
+        for (why, n) in &self.left {
+            s += &format!("left in place: {n} file(s): {why}\n");
+        }
+        for r in &self.reconstruct {
+            for m in r.mailboxes.iter().filter(|m| !matches!(m.status, crate::reconstruct::Status::Unchanged)) {
+                s += &format!("reconstruct {}\n", m.line());
+            }
+        }
+        for n in &self.notes {
+            s += &format!("note: {n}\n");
+        }
+        for e in &self.errors {
+            s += &format!("error: {e}\n");
+        }
+        s += &format!(
+            "salvage: {} message(s) {}put back, {} still missing{}\n",
+            self.back(),
+            would,
+            self.missing(),
+            if self.missing() > 0 { " (they stay in the loss ledger; mstore verify reports them)" } else { "" }
+        );
+        s
+    }
+}
+
+/// The `lost+found` of every file system holding ms-path, the database home or a
+/// partition (each once).
+pub fn lost_found_dirs(config: &Config) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    let paths = [&config.ms_path, &config.database_path].into_iter().chain(config.partitions.values());
+    for p in paths {
+        if let Some(root) = tree::mount_root(p) {
+            let lf = root.join("lost+found");
+            if lf.is_dir() && !out.contains(&lf) {
+                out.push(lf);
+            }
+        }
+    }
+    out
+}
+
+/// Who files put back belong to: the runtime user when running as root (`None`
+/// otherwise: they are created as whoever runs).
+fn owner_for(config: &Config) -> Result<Option<Owner>> {
+    if !nix::unistd::Uid::effective().is_root() {
+        return Ok(None);
+    }
+    let ids = crate::privs::resolve(config).map_err(|e| {
+        Error::Invalid(format!("refusing to run as root without a runtime user to give the files to: {e}"))
+    })?;
+    Ok(Some(Owner { uid: ids.uid, gid: ids.gid }))
+}
+
+/// Run `f` with the effective user and group of `owner` (root's again afterwards): for
+/// reading the databases before the run switches to the runtime user for good.
+fn as_owner<T>(owner: Option<Owner>, f: impl FnOnce() -> T) -> T {
+    let Some(o) = owner else { return f() };
+    let switched = nix::unistd::setegid(nix::unistd::Gid::from_raw(o.gid)).is_ok()
+        && nix::unistd::seteuid(nix::unistd::Uid::from_raw(o.uid)).is_ok();
+    let r = f();
+    if switched {
+        let _ = nix::unistd::seteuid(nix::unistd::Uid::from_raw(0));
+        let _ = nix::unistd::setegid(nix::unistd::Gid::from_raw(0));
+    }
+    r
+}
+
+/// The mailbox list's partitions, if the databases can be read.
+fn registered(config: &Config) -> HashMap<(String, MailboxName), String> {
+    match crate::store::Store::open(config.clone()).and_then(|st| st.list(None)) {
+        Ok(list) => list.into_iter().map(|e| ((e.domain, e.name), e.partition)).collect(),
+        Err(_) => HashMap::new(),
+    }
+}
+
+/// What one salvage stage produced: the report so far and the hints for reconstruct.
+pub struct Salvaged {
+    /// The report.
+    pub report: SalvageReport,
+    /// Hints by domain and mailbox.
+    pub hints: BTreeMap<String, HashMap<MailboxName, crate::reconstruct::merge::Hints>>,
+    /// Domains of every mailbox concerned.
+    pub domains: Vec<String>,
+}
+
+/// Stage one of a salvage (root's, when run as root): survey, plan and put files back;
+/// a missing database home is restored from database files found in the trees.
+pub fn collect(config: &Config, opts: &Options) -> Result<Salvaged> {
+    let owner = owner_for(config)?;
+    let mut trees: Vec<(SourceKind, PathBuf)> = Vec::new();
+    let mut lfs = opts.lost_found.clone();
+    if opts.auto_lost_found {
+        for lf in lost_found_dirs(config) {
+            if !lfs.contains(&lf) {
+                lfs.push(lf);
+            }
+        }
+    }
+    trees.extend(lfs.into_iter().map(|p| (SourceKind::LostFound, p)));
+    trees.extend(opts.from.iter().cloned().map(|p| (SourceKind::From, p)));
+    let s = survey::survey(config, trees);
+    let threads = if opts.threads > 0 { opts.threads } else { config.worker_threads() };
+    let runtime_uid = crate::privs::resolve(config).ok().map(|i| i.uid);
+    let popts = PlanOptions {
+        quick: opts.quick,
+        threads,
+        runtime_uid,
+        recovered_name: format!(
+            "Recovered/{}",
+            &crate::message::DateTime { unix: crate::util::now(), offset_minutes: 0 }.to_rfc3339()[..10]
+        ),
+        registered: as_owner(owner, || registered(config)),
+    };
+    let p = plan::plan(config, &s, &popts);
+    let mut report = SalvageReport { dry_run: opts.dry_run, notes: s.notes.clone(), ..SalvageReport::default() };
+    report.notes.extend(p.notes.iter().cloned());
+    for (path, why) in s.skipped.iter().take(50) {
+        report.notes.push(format!("not looked at: {}: {why}", path.display()));
+    }
+    if s.skipped.len() > 50 {
+        report.notes.push(format!("... and {} more not looked at", s.skipped.len() - 50));
+    }
+    if !opts.dry_run {
+        match place::restore_db_home(config, &s, owner) {
+            Some(Ok(files)) => {
+                report.database = files.iter().map(|f| format!("restored {}", f.display())).collect();
+                if report.database.is_empty() {
+                    report.database.push("database home recreated (no usable database file found)".into());
+                }
+            }
+            Some(Err(e)) => report.errors.push(e),
+            None => {}
+        }
+    } else if !config.database_path.exists() && !s.db_files.is_empty() {
+        report.database.push(format!(
+            "would restore the database home {} from {} database file(s) found",
+            config.database_path.display(),
+            s.db_files.len()
+        ));
+    }
+    let outcomes = if opts.dry_run {
+        vec![Outcome::Placed { how: How::Copy }; p.placements.len()]
+    } else {
+        place::place_all(config, &s, &p, owner)
+    };
+    // The report, mailbox by mailbox.
+    let mut used: HashMap<usize, u64> = HashMap::new();
+    let mut by_target: BTreeMap<usize, MailboxSummary> = BTreeMap::new();
+    for (t, target) in p.targets.iter().enumerate() {
+        if target.touched || p.wants.iter().any(|w| w.target == t) {
+            by_target.insert(
+                t,
+                MailboxSummary {
+                    domain: target.domain.clone(),
+                    mailbox: target.name.display(),
+                    path: target.dir.clone(),
+                    took_back_identity: target.adopt,
+                    ..MailboxSummary::default()
+                },
+            );
+        }
+    }
+    let mut failed_targets: std::collections::HashSet<usize> = Default::default();
+    for (pl, o) in p.placements.iter().zip(&outcomes) {
+        let m = by_target.get_mut(&pl.target).expect("every placement's target is reported");
+        let c = &s.candidates[pl.candidate];
+        match o {
+            Outcome::Placed { .. } => {
+                *used.entry(c.source).or_default() += 1;
+                if pl.want.is_some() {
+                    *m.back.entry(s.sources[c.source].path.display().to_string()).or_default() += 1;
+                    if m.back_uids.len() < SHOWN {
+                        m.back_uids.push(pl.uid);
+                    }
+                } else {
+                    m.unknown += 1;
+                }
+                if pl.set_aside {
+                    m.set_aside += 1;
+                }
+            }
+            Outcome::AlreadyThere => m.already_there += 1,
+            Outcome::Failed { error } => {
+                failed_targets.insert(pl.target);
+                m.failed.push(format!("UID {} from {}: {error}", pl.uid, plan::describe(&s, c)));
+            }
+        }
+    }
+    for w in p.missing() {
+        let m = by_target.get_mut(&w.target).expect("every want's target is reported");
+        m.missing += 1;
+        if m.missing_uids.len() < SHOWN {
+            m.missing_uids.push(w.record.uid);
+        }
+    }
+    for (i, src) in s.sources.iter().enumerate() {
+        report.sources.push(SourceSummary {
+            path: src.path.clone(),
+            kind: src.kind.clone(),
+            error: src.error.clone(),
+            candidates: s.candidates.iter().filter(|c| c.source == i).count() as u64,
+            used: used.get(&i).copied().unwrap_or(0),
+        });
+    }
+    for (_, why) in &p.left {
+        *report.left.entry(why.to_string()).or_default() += 1;
+    }
+    let mut hints: BTreeMap<String, HashMap<MailboxName, crate::reconstruct::merge::Hints>> = BTreeMap::new();
+    let mut domains: Vec<String> = Vec::new();
+    for (t, target) in p.targets.into_iter().enumerate() {
+        domains.push(target.domain.clone());
+        if target.touched && !target.hints.is_empty() && !failed_targets.contains(&t) {
+            hints.entry(target.domain.clone()).or_default().insert(target.name.clone(), target.hints);
+        } else if target.touched && !target.hints.is_empty() {
+            // Put back what could be; the rest of the hints still hold for what is there.
+            hints.entry(target.domain.clone()).or_default().insert(target.name.clone(), target.hints);
+        }
+    }
+    domains.sort();
+    domains.dedup();
+    report.mailboxes = by_target.into_values().collect();
+    Ok(Salvaged { report, hints, domains })
+}
+
+/// Stage two (as the runtime user): reconstruct what stage one touched, with its hints.
+pub fn finish(config: &Config, mut got: Salvaged, opts: &Options) -> SalvageReport {
+    if opts.dry_run {
+        return got.report;
+    }
+    let store = match crate::store::Store::open(config.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            got.report.errors.push(format!("the mailboxes put back were not reconstructed: {e}"));
+            return got.report;
+        }
+    };
+    let ropts =
+        crate::reconstruct::Options { threads: opts.threads, mmap: true, ..crate::reconstruct::Options::default() };
+    let domains: Vec<String> =
+        if opts.reconstruct_all { got.domains.clone() } else { got.hints.keys().cloned().collect() };
+    for domain in domains {
+        let hints = got.hints.remove(&domain).unwrap_or_default();
+        let mut names: Vec<String> = hints.keys().map(|n| n.as_str().to_string()).collect();
+        names.sort();
+        let sel = crate::reconstruct::Selection {
+            domain: domain.clone(),
+            user: None,
+            recursive: opts.reconstruct_all,
+            mailboxes: if opts.reconstruct_all { Vec::new() } else { names },
+        };
+        match crate::reconstruct::run_with(&store, &sel, &ropts, &crate::reconstruct::NoProgress, hints) {
+            Ok(r) => got.report.reconstruct.push(r),
+            Err(e) => got.report.errors.push(format!("reconstruct {domain}: {e}")),
+        }
+    }
+    got.report
+}
