@@ -161,3 +161,30 @@ fn copy_tree(from: &Path, to: &Path) {
     let st = std::process::Command::new("cp").arg("-a").arg(from).arg(to).status().expect("cp");
     assert!(st.success());
 }
+
+#[test]
+fn messages_whose_inodes_were_cleared_are_carved_from_the_image() {
+    let fx = Fx::new();
+    let dir = fx.mailbox("example.com", "user/dan", 20);
+    let before = fx.show("example.com", "user/dan");
+    // A raw "device": garbage, with some message files' bytes at block boundaries (where
+    // a file system puts file data), then their inodes are cleared (the files vanish).
+    let mut dev: Vec<u8> = (0..64 * 4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+    let mut at = 4096;
+    for uid in [2u32, 5, 9, 14] {
+        let f = dir.join(format!("{uid}."));
+        let b = std::fs::read(&f).expect("read");
+        dev[at..at + b.len()].copy_from_slice(&b);
+        at += b.len().div_ceil(4096) * 4096 + 8192;
+        std::fs::remove_file(&f).expect("clear the inode");
+    }
+    let img = fx.root().join("disk.img");
+    std::fs::write(&img, &dev).expect("image");
+    fx.reconstruct(&["example.com", "user/dan"]).expect_code(1, "reconstruct drops them");
+    fx.mstore(&["verify"]).expect_code(4, "the losses are findings");
+    let r = salvage(&fx, mstore::rescue::Options { images: vec![img.clone()], threads: 2, ..Default::default() });
+    assert_eq!(r.back(), 4, "{}", r.text());
+    assert_eq!(state(&fx.show("example.com", "user/dan")), state(&before), "{}", r.text());
+    fx.mstore(&["verify"]).expect_code(0, "resolved");
+    assert_eq!(std::fs::read(&img).expect("read"), dev, "the image is only read");
+}

@@ -9,6 +9,7 @@
 //!   → reconstruct each mailbox touched, with the records found as hints (flags, dates)
 //! ```
 
+pub mod carve;
 pub mod catalog;
 pub mod place;
 pub mod plan;
@@ -41,6 +42,8 @@ pub struct Options {
     pub auto_lost_found: bool,
     /// Other copies of the spool (only ever read).
     pub from: Vec<PathBuf>,
+    /// Raw devices or images to carve (only ever read).
+    pub images: Vec<PathBuf>,
     /// Say what would be done; change nothing.
     pub dry_run: bool,
     /// Trust a message file of the store whose size and mtime match its record (do not
@@ -303,7 +306,8 @@ pub fn collect(config: &Config, opts: &Options) -> Result<Salvaged> {
     }
     trees.extend(lfs.into_iter().map(|p| (SourceKind::LostFound, p)));
     trees.extend(opts.from.iter().cloned().map(|p| (SourceKind::From, p)));
-    let s = survey::survey(config, trees);
+    trees.extend(opts.images.iter().cloned().map(|p| (SourceKind::Image, p)));
+    let mut s = survey::survey(config, trees);
     let threads = if opts.threads > 0 { opts.threads } else { config.worker_threads() };
     let runtime_uid = crate::privs::resolve(config).ok().map(|i| i.uid);
     let popts = PlanOptions {
@@ -316,8 +320,11 @@ pub fn collect(config: &Config, opts: &Options) -> Result<Salvaged> {
         ),
         registered: as_owner(owner, || registered(config)),
     };
-    let p = plan::plan(config, &s, &popts);
+    let mut p = plan::plan(config, &s, &popts);
     let mut report = SalvageReport { dry_run: opts.dry_run, notes: s.notes.clone(), ..SalvageReport::default() };
+    // Carving reads every image before anything is written: the blocks of a message whose
+    // inode fsck cleared are free, and the next file written may take them.
+    let preloaded = carve_images(&mut s, &mut p, &mut report);
     report.notes.extend(p.notes.iter().cloned());
     for (path, why) in s.skipped.iter().take(50) {
         report.notes.push(format!("not looked at: {}: {why}", path.display()));
@@ -346,7 +353,7 @@ pub fn collect(config: &Config, opts: &Options) -> Result<Salvaged> {
     let outcomes = if opts.dry_run {
         vec![Outcome::Placed { how: How::Copy }; p.placements.len()]
     } else {
-        place::place_all(config, &s, &p, owner)
+        place::place_all(config, &s, &p, &preloaded, owner)
     };
     // The report, mailbox by mailbox.
     let mut used: HashMap<usize, u64> = HashMap::new();
@@ -425,6 +432,123 @@ pub fn collect(config: &Config, opts: &Options) -> Result<Salvaged> {
     domains.dedup();
     report.mailboxes = by_target.into_values().collect();
     Ok(Salvaged { report, hints, domains })
+}
+
+/// Most bytes of carved messages held in memory when the image is a device (whose free
+/// blocks the placements themselves could overwrite).
+const PRELOAD_CAP: u64 = 2 << 30;
+
+/// Carve every image for the wanted messages still missing; they become candidates with
+/// placements. For a block device, the carved bytes are read into memory before anything
+/// is written. Returns those bytes by candidate.
+fn carve_images(s: &mut survey::Survey, p: &mut plan::Plan, report: &mut SalvageReport) -> HashMap<usize, Vec<u8>> {
+    let mut preloaded = HashMap::new();
+    let images: Vec<usize> = s
+        .sources
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| x.kind == SourceKind::Image && x.error.is_none())
+        .map(|(i, _)| i)
+        .collect();
+    if images.is_empty() {
+        return preloaded;
+    }
+    let no_prefix = p.missing().filter(|w| w.record.prefix_hash == 0).count();
+    if no_prefix > 0 {
+        report.notes.push(format!(
+            "{no_prefix} missing message(s) have no prefix hash (their records were written before it existed): carving cannot look for them"
+        ));
+    }
+    for i in images {
+        let sought: Vec<carve::Sought> = p
+            .wants
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.placed.is_none() && w.record.prefix_hash != 0)
+            .map(|(j, w)| carve::Sought {
+                id: j,
+                size: w.record.size,
+                hash: w.record.content_hash,
+                prefix: w.record.prefix_hash,
+            })
+            .collect();
+        if sought.is_empty() {
+            break;
+        }
+        let path = s.sources[i].path.clone();
+        let carved = match carve::carve(&path, &sought, |_| {}) {
+            Ok(c) => c,
+            Err(e) => {
+                s.sources[i].error = Some(crate::error::describe_io(&e, &path));
+                continue;
+            }
+        };
+        for (w, off) in &carved.partial {
+            report.notes.push(format!(
+                "{} UID {}: its first bytes are at byte {off} of {} but not the rest (fragmented or overwritten): not carved",
+                p.targets[p.wants[*w].target].name.display(),
+                p.wants[*w].record.uid,
+                path.display()
+            ));
+        }
+        if carved.skipped_small > 0 {
+            report.notes.push(format!(
+                "{} sizes under 512 bytes were not looked for in {}",
+                carved.skipped_small,
+                path.display()
+            ));
+        }
+        let device =
+            std::fs::metadata(&path).is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_block_device(&m.file_type()));
+        let mut held = 0u64;
+        for (w, off) in carved.found {
+            let r = p.wants[w].record;
+            let ci = s.candidates.len();
+            s.candidates.push(survey::Candidate {
+                source: i,
+                rel: Vec::new(),
+                meta: tree::Meta {
+                    kind: tree::Kind::File,
+                    size: r.size,
+                    uid: 0,
+                    gid: 0,
+                    mode: 0o600,
+                    nlink: 1,
+                    ino: 0,
+                    dev: 0,
+                    mnt_id: 0,
+                    mtime: r.internal_date,
+                },
+                name_uid: None,
+                context: None,
+                message_like: true,
+                offset: Some(off),
+            });
+            if device {
+                held += r.size;
+                if held > PRELOAD_CAP {
+                    report.errors.push(format!(
+                        "more than {} MiB to carve from the device {}, which the store may be writing to: make an image of it on another disk first (dd if={} of=/other/disk/store.img bs=4M) and give that with --image",
+                        PRELOAD_CAP >> 20,
+                        path.display(),
+                        path.display()
+                    ));
+                    return HashMap::new();
+                }
+                match carve::read_extent(&path, off, r.size) {
+                    Ok(b) => {
+                        preloaded.insert(ci, b);
+                    }
+                    Err(e) => {
+                        report.notes.push(format!("{}: byte {off}: {e}", path.display()));
+                        continue;
+                    }
+                }
+            }
+            plan::place_want(p, w, ci, How::Copy);
+        }
+    }
+    preloaded
 }
 
 /// Stage two (as the runtime user): reconstruct what stage one touched, with its hints.

@@ -151,15 +151,32 @@ fn hash_at(dir: &Dir, name: &str) -> Option<[u8; 32]> {
 fn place_one(
     s: &Survey,
     p: &Placement,
+    preloaded: &std::collections::HashMap<usize, Vec<u8>>,
     tgt: &Dir,
     owner: Option<Owner>,
     durability: Durability,
 ) -> std::io::Result<Outcome> {
     let c = &s.candidates[p.candidate];
+    let name = layout::message_file_name(p.uid);
+    if let Some(off) = c.offset {
+        if let Some(h) = hash_at(tgt, &name) {
+            if h == p.hash {
+                return Ok(Outcome::AlreadyThere);
+            }
+            if !p.set_aside {
+                return Ok(Outcome::Failed { error: format!("{name} is in use by another message") });
+            }
+            set_aside(tgt, &name, owner, durability)?;
+        }
+        let bytes = match preloaded.get(&p.candidate) {
+            Some(b) => b.clone(),
+            None => super::carve::read_extent(&s.sources[c.source].path, off, p.size)?,
+        };
+        return write_copy(tgt, &name, &bytes, p, owner, durability);
+    }
     let root = s.sources[c.source].dir.as_ref().ok_or_else(|| std::io::Error::other("source not open"))?;
     let src_dir = tree::descend(root, &c.rel[..c.rel.len() - 1])?;
     let src_name = c.rel.last().cloned().unwrap_or_default();
-    let name = layout::message_file_name(p.uid);
     if let Some(h) = hash_at(tgt, &name) {
         if h == p.hash {
             return Ok(Outcome::AlreadyThere);
@@ -206,8 +223,22 @@ fn place_one(
     // Copy: read, check the bytes are still the ones surveyed, write a new file.
     let (f, m) = src_dir.open_file(&src_name)?;
     let bytes = crate::io::read_file_at(&f, m.size, true)?;
-    if bytes.len() as u64 != p.size || crate::store::derive::content_hash(&bytes) != p.hash {
-        return Ok(Outcome::Failed { error: "the file changed since it was surveyed".into() });
+    write_copy(tgt, &name, &bytes, p, owner, durability)
+}
+
+/// Write `bytes` as the message file `name` of `tgt`: a new file under an unpredictable
+/// name, checked against the placement's size and BLAKE3, synced, renamed into place
+/// without replacing anything.
+fn write_copy(
+    tgt: &Dir,
+    name: &str,
+    bytes: &[u8],
+    p: &Placement,
+    owner: Option<Owner>,
+    durability: Durability,
+) -> std::io::Result<Outcome> {
+    if bytes.len() as u64 != p.size || crate::store::derive::content_hash(bytes) != p.hash {
+        return Ok(Outcome::Failed { error: "the bytes changed since they were surveyed".into() });
     }
     let tmp = temp_name();
     let fd = rustix::fs::openat(
@@ -218,7 +249,7 @@ fn place_one(
     )?;
     let mut out = std::fs::File::from(fd);
     let written = (|| -> std::io::Result<()> {
-        out.write_all(&bytes)?;
+        out.write_all(bytes)?;
         own(&out, owner, 0o640)?;
         crate::io::set_mtime(&out, p.mtime)?;
         durability.sync_file(&out)?;
@@ -226,7 +257,7 @@ fn place_one(
             tgt.fd(),
             cstr(&tmp).as_c_str(),
             tgt.fd(),
-            cstr(&name).as_c_str(),
+            cstr(name).as_c_str(),
             RenameFlags::NOREPLACE,
         )
         .map_err(io_err)
@@ -236,8 +267,7 @@ fn place_one(
         Err(e) => {
             // Our own temporary file, never renamed into place.
             let _ = rustix::fs::unlinkat(tgt.fd(), cstr(&tmp).as_c_str(), rustix::fs::AtFlags::empty());
-            if e.raw_os_error() == Some(rustix::io::Errno::EXIST.raw_os_error()) && hash_at(tgt, &name) == Some(p.hash)
-            {
+            if e.raw_os_error() == Some(rustix::io::Errno::EXIST.raw_os_error()) && hash_at(tgt, name) == Some(p.hash) {
                 return Ok(Outcome::AlreadyThere);
             }
             Err(e)
@@ -246,7 +276,13 @@ fn place_one(
 }
 
 /// Carry out every placement of `plan` (in order), mailbox by mailbox; the outcome of each.
-pub fn place_all(config: &crate::config::Config, s: &Survey, plan: &Plan, owner: Option<Owner>) -> Vec<Outcome> {
+pub fn place_all(
+    config: &crate::config::Config,
+    s: &Survey,
+    plan: &Plan,
+    preloaded: &std::collections::HashMap<usize, Vec<u8>>,
+    owner: Option<Owner>,
+) -> Vec<Outcome> {
     let durability = config.durability;
     let mut out: Vec<Outcome> = vec![Outcome::AlreadyThere; plan.placements.len()];
     let mut by_target: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
@@ -270,7 +306,7 @@ pub fn place_all(config: &crate::config::Config, s: &Survey, plan: &Plan, owner:
             }
         };
         for i in ps {
-            out[i] = match place_one(s, &plan.placements[i], &tgt, owner, durability) {
+            out[i] = match place_one(s, &plan.placements[i], preloaded, &tgt, owner, durability) {
                 Ok(o) => o,
                 Err(e) => Outcome::Failed { error: e.to_string() },
             };

@@ -376,9 +376,7 @@ pub fn plan(config: &Config, s: &Survey, opts: &PlanOptions) -> Plan {
             for (k, w) in open.into_iter().enumerate() {
                 let last = k + 1 == n;
                 let how = if from_lf && last && movable(c, opts) { How::Move } else { How::Copy };
-                let placement = place_want(&mut p, w, ci, how, &heads);
-                p.wants[w].placed = Some(p.placements.len());
-                p.placements.push(placement);
+                place_want(&mut p, w, ci, how);
             }
             everywhere.insert(h);
             continue;
@@ -505,8 +503,8 @@ fn insert_hint(h: &mut Hints, hint: Hint) {
     }
 }
 
-/// The UID a wanted message gets, and its placement.
-fn place_want(p: &mut Plan, w: usize, ci: usize, how: How, _heads: &HashMap<usize, Vec<u8>>) -> Placement {
+/// The UID a wanted message gets, and its placement (the want is marked placed).
+pub fn place_want(p: &mut Plan, w: usize, ci: usize, how: How) -> usize {
     let want = p.wants[w].clone();
     let t = &mut p.targets[want.target];
     let r = want.record;
@@ -538,7 +536,8 @@ fn place_want(p: &mut Plan, w: usize, ci: usize, how: How, _heads: &HashMap<usiz
             resolves: want.ledger.clone(),
         },
     );
-    Placement {
+    p.wants[w].placed = Some(p.placements.len());
+    p.placements.push(Placement {
         target: want.target,
         uid,
         candidate: ci,
@@ -548,7 +547,8 @@ fn place_want(p: &mut Plan, w: usize, ci: usize, how: How, _heads: &HashMap<usiz
         size: r.size,
         hash: r.content_hash,
         want: Some(w),
-    }
+    });
+    p.placements.len() - 1
 }
 
 /// Which identity a mailbox carries: its own if it ever assigned a UID, else the one of the

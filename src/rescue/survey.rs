@@ -26,6 +26,9 @@ pub enum SourceKind {
     /// Another copy of the spool (an rsync or tar copy, a photorec output, another
     /// server's copy): only ever read.
     From,
+    /// A raw device or image, carved for messages no directory entry points to: only ever
+    /// read.
+    Image,
 }
 
 /// One tree to search.
@@ -56,6 +59,8 @@ pub struct Candidate {
     pub context: Option<Id>,
     /// Whether its first bytes look like a message.
     pub message_like: bool,
+    /// For a message carved from an image: its byte offset there (`rel` is empty).
+    pub offset: Option<u64>,
 }
 
 /// A database file found in a tree: (source index, path components, what it is, the file
@@ -203,6 +208,11 @@ pub fn survey(config: &Config, sources: Vec<(SourceKind, PathBuf)>) -> Survey {
         }
     }
     for (kind, path) in sources {
+        if kind == SourceKind::Image {
+            let error = std::fs::File::open(&path).err().map(|e| crate::error::describe_io(&e, &path));
+            s.sources.push(Source { kind, path, dir: None, error });
+            continue;
+        }
         let (dir, error) = match Dir::open(&path) {
             Ok(d) => (Some(d), None),
             Err(e) => (None, Some(crate::error::describe_io(&e, &path))),
@@ -375,6 +385,7 @@ fn survey_tree(s: &mut Survey, i: usize) {
             meta,
             name_uid,
             message_like,
+            offset: None,
         });
     }
 }

@@ -1,0 +1,234 @@
+//! Carving: find known messages on a raw device or image that no directory entry points
+//! to any more (their inode was cleared), in one sequential read-only pass.
+//!
+//! Every record carries a prefix hash: XXH3-64 of the message's first `min(size, 512)`
+//! bytes (`formats/index.md`, "Prefix hash"). File data starts at a block boundary, so at
+//! every 512-byte sector of the device the pass hashes the sector (and, for the rare
+//! wanted message shorter than a sector, its first `size` bytes) and looks the hash up;
+//! a hit is confirmed by the BLAKE3 of `size` bytes from there. A contiguous file is found
+//! whole; a fragmented one fails the confirmation and is reported as such.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use crate::store::derive::PREFIX_LEN;
+
+/// Sector size the pass steps by.
+pub const SECTOR: usize = 512;
+/// Bytes read at a time.
+const CHUNK: usize = 8 << 20;
+/// Most distinct sizes under one sector looked for at every sector (each costs a hash
+/// per sector).
+const MAX_SMALL_SIZES: usize = 64;
+
+/// A message to look for.
+#[derive(Clone, Copy, Debug)]
+pub struct Sought {
+    /// The caller's index.
+    pub id: usize,
+    /// Size.
+    pub size: u64,
+    /// BLAKE3 of the whole message.
+    pub hash: [u8; 32],
+    /// Its prefix hash (non-zero).
+    pub prefix: u64,
+}
+
+/// What a pass found.
+#[derive(Clone, Debug, Default)]
+pub struct Carved {
+    /// Confirmed: (caller's index, byte offset on the device).
+    pub found: Vec<(usize, u64)>,
+    /// The first bytes matched but the whole did not (fragmented, or partly overwritten):
+    /// (caller's index, offset).
+    pub partial: Vec<(usize, u64)>,
+    /// Sizes under a sector that were not looked for (too many distinct ones).
+    pub skipped_small: usize,
+    /// Bytes read.
+    pub bytes: u64,
+}
+
+/// Scan `image` for `sought` (one pass, read-only). `progress` gets the bytes read so far.
+pub fn carve(image: &Path, sought: &[Sought], mut progress: impl FnMut(u64)) -> std::io::Result<Carved> {
+    let f = File::open(image)?;
+    let len = device_len(&f)?;
+    let mut out = Carved::default();
+    // Prefix hash → what it may start.
+    let mut by_prefix: HashMap<u64, Vec<usize>> = HashMap::new();
+    let mut small_sizes: Vec<usize> = Vec::new();
+    for (i, s) in sought.iter().enumerate() {
+        if s.prefix == 0 || s.size == 0 {
+            continue;
+        }
+        by_prefix.entry(s.prefix).or_default().push(i);
+        if (s.size as usize) < PREFIX_LEN && !small_sizes.contains(&(s.size as usize)) {
+            small_sizes.push(s.size as usize);
+        }
+    }
+    if small_sizes.len() > MAX_SMALL_SIZES {
+        out.skipped_small = small_sizes.len() - MAX_SMALL_SIZES;
+        small_sizes.truncate(MAX_SMALL_SIZES);
+    }
+    let mut done: HashSet<usize> = HashSet::new();
+    let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::Sequential);
+    let mut buf = vec![0u8; CHUNK];
+    let mut pos: u64 = 0;
+    while pos < len {
+        let want = ((len - pos) as usize).min(CHUNK);
+        let n = read_full(&f, &mut buf[..want], pos)?;
+        if n == 0 {
+            break;
+        }
+        let chunk = &buf[..n];
+        let mut off = 0;
+        while off + SECTOR <= n || (off < n && pos + off as u64 + SECTOR as u64 > len) {
+            let sector = &chunk[off..(off + SECTOR).min(n)];
+            let mut try_hash = |h: u64| {
+                if let Some(cands) = by_prefix.get(&h) {
+                    for &i in cands {
+                        if done.contains(&i) {
+                            continue;
+                        }
+                        let s = &sought[i];
+                        let at = pos + off as u64;
+                        if confirm(&f, at, s).unwrap_or(false) {
+                            out.found.push((s.id, at));
+                            done.insert(i);
+                        } else {
+                            out.partial.push((s.id, at));
+                        }
+                    }
+                }
+            };
+            if sector.len() == SECTOR {
+                try_hash(fixed(xxhash_rust::xxh3::xxh3_64(sector)));
+            }
+            for &sz in &small_sizes {
+                if sz <= sector.len() {
+                    try_hash(fixed(xxhash_rust::xxh3::xxh3_64(&sector[..sz])));
+                }
+            }
+            off += SECTOR;
+        }
+        pos += n as u64;
+        out.bytes = pos;
+        progress(pos);
+        if done.len() == by_prefix.values().map(Vec::len).sum::<usize>() {
+            break;
+        }
+    }
+    // A partial match of a message found elsewhere on the device is not a failure.
+    let found: HashSet<usize> = out.found.iter().map(|f| f.0).collect();
+    out.partial.retain(|p| !found.contains(&p.0));
+    out.partial.sort_unstable();
+    out.partial.dedup_by_key(|p| p.0);
+    Ok(out)
+}
+
+/// The prefix hash as stored (0 means unknown, so a real 0 is 1).
+fn fixed(h: u64) -> u64 {
+    if h == 0 { 1 } else { h }
+}
+
+/// Whether `size` bytes at `at` have the sought BLAKE3.
+fn confirm(f: &File, at: u64, s: &Sought) -> std::io::Result<bool> {
+    let mut h = blake3::Hasher::new();
+    let mut left = s.size;
+    let mut p = at;
+    let mut buf = vec![0u8; (s.size as usize).min(1 << 20)];
+    while left > 0 {
+        let k = (left as usize).min(buf.len());
+        let n = read_full(f, &mut buf[..k], p)?;
+        if n < k {
+            return Ok(false);
+        }
+        h.update(&buf[..k]);
+        left -= k as u64;
+        p += k as u64;
+    }
+    Ok(*h.finalize().as_bytes() == s.hash)
+}
+
+/// Read `buf.len()` bytes at `at` (fewer only at the end of the device).
+pub fn read_full(f: &File, buf: &mut [u8], at: u64) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read_at(&mut buf[n..], at + n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Length of a regular file or a block device.
+pub fn device_len(f: &File) -> std::io::Result<u64> {
+    use std::io::Seek;
+    let mut g = f;
+    let end = g.seek(std::io::SeekFrom::End(0))?;
+    g.seek(std::io::SeekFrom::Start(0))?;
+    Ok(end)
+}
+
+/// Read `size` bytes at `at` of `image`.
+pub fn read_extent(image: &Path, at: u64, size: u64) -> std::io::Result<Vec<u8>> {
+    let f = File::open(image)?;
+    let mut buf = vec![0u8; size as usize];
+    let n = read_full(&f, &mut buf, at)?;
+    if n as u64 != size {
+        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "extent past the end of the image"));
+    }
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::derive::{content_hash, prefix_hash};
+
+    fn sought(id: usize, m: &[u8]) -> Sought {
+        Sought { id, size: m.len() as u64, hash: content_hash(m), prefix: prefix_hash(m) }
+    }
+
+    #[test]
+    fn finds_contiguous_messages_at_any_sector_and_reports_fragments() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let img = tmp.path().join("disk.img");
+        let mut dev = vec![0xA5u8; 40 * 4096];
+        let big: Vec<u8> = (0..9000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let small = b"Subject: tiny\r\n\r\nhi\r\n".to_vec();
+        let frag: Vec<u8> = (0..3000u32).map(|i| (i * 13 % 241) as u8).collect();
+        dev[4096..4096 + big.len()].copy_from_slice(&big);
+        dev[7 * 512..7 * 512 + small.len()].copy_from_slice(&small);
+        // Fragmented: its first 1024 bytes here, the rest elsewhere.
+        dev[20 * 4096..20 * 4096 + 1024].copy_from_slice(&frag[..1024]);
+        dev[30 * 4096..30 * 4096 + 1976].copy_from_slice(&frag[1024..]);
+        std::fs::write(&img, &dev).expect("write");
+        let absent = b"Subject: never written\r\n\r\nno\r\n".repeat(40);
+        let s = [sought(1, &big), sought(2, &small), sought(3, &frag), sought(4, &absent)];
+        let r = carve(&img, &s, |_| {}).expect("carve");
+        let mut found = r.found.clone();
+        found.sort_unstable();
+        assert_eq!(found, [(1, 4096), (2, 7 * 512)]);
+        assert_eq!(r.partial, [(3, 20 * 4096)]);
+        assert_eq!(r.bytes, dev.len() as u64);
+        assert_eq!(read_extent(&img, 4096, big.len() as u64).expect("read"), big);
+    }
+
+    #[test]
+    fn a_garbage_image_finds_nothing_and_never_panics() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let img = tmp.path().join("garbage.img");
+        let g: Vec<u8> = (0..100_003u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        std::fs::write(&img, &g).expect("write");
+        let m = b"From: a\r\n\r\nx".to_vec();
+        let r = carve(&img, &[sought(0, &m)], |_| {}).expect("carve");
+        assert!(r.found.is_empty() && r.partial.is_empty());
+        std::fs::write(&img, b"").expect("empty");
+        assert!(carve(&img, &[sought(0, &m)], |_| {}).expect("carve").found.is_empty());
+    }
+}
