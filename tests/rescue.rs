@@ -188,3 +188,62 @@ fn messages_whose_inodes_were_cleared_are_carved_from_the_image() {
     fx.mstore(&["verify"]).expect_code(0, "resolved");
     assert_eq!(std::fs::read(&img).expect("read"), dev, "the image is only read");
 }
+
+/// Every file and directory below `root`: (size, mtime, inode).
+fn snapshot(root: &Path) -> std::collections::BTreeMap<PathBuf, (u64, i64, u64)> {
+    let mut m = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let md = std::fs::symlink_metadata(&p).expect("stat");
+        m.insert(p.clone(), (if md.is_dir() { 0 } else { md.len() }, md.mtime(), md.ino()));
+        if md.is_dir() {
+            for e in std::fs::read_dir(&p).expect("ls") {
+                stack.push(e.expect("entry").path());
+            }
+        }
+    }
+    m
+}
+
+#[test]
+fn the_whole_tree_above_the_partitions_lost_rescue_brings_back_everything() {
+    let fx = Fx::new();
+    fx.mailbox("example.com", "user/joe", 25);
+    fx.mailbox("example.com", "user/joe/Sent", 8);
+    fx.mailbox("foo.com", "admin", 12);
+    fx.mailbox_on("example.com", "user/ann", 9, Some("d2"));
+    let names = [
+        ("example.com", "user/joe"),
+        ("example.com", "user/joe/Sent"),
+        ("foo.com", "admin"),
+        ("example.com", "user/ann"),
+    ];
+    let before: Vec<_> = names.iter().map(|(d, n)| state(&fx.show(d, n))).collect();
+    let listed = fx.listed();
+    // One hit on ms-path's directory blocks: fsck reconnects the database home and the
+    // default partition into lost+found, whole.
+    let lf = fx.root().join("lost+found");
+    to_lost_found(&fx.root().join("ms/database"), &lf);
+    to_lost_found(&fx.root().join("ms/spool"), &lf);
+    fx.mstore(&["ls"]).expect_code(8, "nothing opens without the database home");
+
+    // A dry run changes nothing at all.
+    let snap = snapshot(fx.root());
+    let r = fx.mstore(&["rescue", "-n", "--lost-found", lf.to_str().expect("utf-8")]);
+    assert!(r.code == 1 || r.code == 4, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("would"), "{}", r.stdout);
+    assert_eq!(snapshot(fx.root()), snap, "a dry run changed the tree");
+
+    let r = fx.mstore(&["rescue", "--lost-found", lf.to_str().expect("utf-8")]);
+    r.expect_code(1, "rescue");
+    assert!(r.stdout.contains("verify: no problems found"), "{}", r.stdout);
+    assert_eq!(fx.listed(), listed, "the mailbox list came back from the database files found");
+    for ((d, n), b) in names.iter().zip(&before) {
+        assert_eq!(&state(&fx.show(d, n)), b, "{d} {n}\n{}", r.stdout);
+    }
+    // A second rescue right after the first changes nothing.
+    let snap = snapshot(&fx.root().join("ms"));
+    let r = fx.mstore(&["rescue", "--lost-found", lf.to_str().expect("utf-8")]);
+    r.expect_code(0, "second rescue");
+    assert_eq!(snapshot(&fx.root().join("ms")), snap, "{}", r.stdout);
+}

@@ -245,6 +245,109 @@ pub struct FlagsArgs {
     pub flags: Vec<String>,
 }
 
+/// `mstore salvage [-f config_file] [--lost-found DIR]... [--from DIR]... [--image DEVICE_OR_IMAGE]... [-n] [--json]`
+#[derive(Args, Clone, Debug)]
+pub struct SalvageArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// A lost+found directory to search; without any of --lost-found, --from and --image,
+    /// the lost+found of every file system holding ms-path, the database home or a
+    /// partition.
+    #[arg(long = "lost-found", value_name = "DIR")]
+    pub lost_found: Vec<std::path::PathBuf>,
+    /// Another copy of the spool to take messages from (an rsync or tar copy, a photorec
+    /// output directory, another server's copy); only ever read.
+    #[arg(long, value_name = "DIR")]
+    pub from: Vec<std::path::PathBuf>,
+    /// A raw device or image to carve messages from (read-only, one sequential pass).
+    #[arg(long, value_name = "DEVICE_OR_IMAGE")]
+    pub image: Vec<std::path::PathBuf>,
+    /// Say what would be put back, and from where; change nothing.
+    #[arg(short = 'n', long = "dry-run")]
+    pub dry_run: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Trust a message file of the store whose size and mtime match its record (do not
+    /// read it to find damaged ones).
+    #[arg(long)]
+    pub quick: bool,
+    /// Worker threads (default: the configuration's `threads`, else one per core).
+    #[arg(short = 'j', long = "threads", value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+/// `mstore rescue [-f config_file] [--image DEVICE_OR_IMAGE]... [--from DIR]... [-n] [--json]`
+#[derive(Args, Clone, Debug)]
+pub struct RescueArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// A raw device or image to carve messages from (read-only, read before anything is
+    /// written).
+    #[arg(long, value_name = "DEVICE_OR_IMAGE")]
+    pub image: Vec<std::path::PathBuf>,
+    /// Another copy of the spool to take messages from; only ever read.
+    #[arg(long, value_name = "DIR")]
+    pub from: Vec<std::path::PathBuf>,
+    /// A lost+found directory to search besides those of the store's file systems.
+    #[arg(long = "lost-found", value_name = "DIR")]
+    pub lost_found: Vec<std::path::PathBuf>,
+    /// Say what would be done; change nothing.
+    #[arg(short = 'n', long = "dry-run")]
+    pub dry_run: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Worker threads (default: the configuration's `threads`, else one per core).
+    #[arg(short = 'j', long = "threads", value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+/// `mstore ledger list|ack`
+#[derive(Args, Clone, Debug)]
+pub struct LedgerArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// What to do.
+    #[command(subcommand)]
+    pub action: Option<LedgerAction>,
+}
+
+/// `mstore ledger` subcommands.
+#[derive(Subcommand, Clone, Debug)]
+pub enum LedgerAction {
+    /// List the losses still outstanding (with --all, every entry).
+    List {
+        /// Only this domain.
+        domain: Option<String>,
+        /// Only this mailbox (and, with -r, those below it).
+        mailbox: Option<String>,
+        /// With a mailbox: the mailboxes below it too.
+        #[arg(short = 'r')]
+        recursive: bool,
+        /// Every entry, resolved ones included.
+        #[arg(long)]
+        all: bool,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Accept the loss of messages no copy of which survives: verify stops reporting them.
+    Ack {
+        /// The domain.
+        domain: String,
+        /// The mailbox.
+        mailbox: String,
+        /// Only these UIDs (an IMAP sequence set: 3,5:9); default: every outstanding loss
+        /// of the mailbox.
+        #[arg(value_name = "UIDSET")]
+        uids: Option<String>,
+        /// Why (kept in the ledger with who acknowledged it).
+        #[arg(long, value_name = "TEXT")]
+        note: Option<String>,
+    },
+}
+
 /// `mstore verify [-f config_file] [-r] [domain [mailbox ...]]`
 #[derive(Args, Clone, Debug)]
 pub struct VerifyArgs {
@@ -472,6 +575,14 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Repair the databases: recover; else back up, quarantine the logs, salvage; else restore.
     Repair(RepairArgs),
+    /// After a disk failure, the whole runbook in one command: databases, reconstruct,
+    /// salvage from every lost+found, backup copies and images, verify.
+    Rescue(RescueArgs),
+    /// Bring back what the file system moved, lost or damaged: from lost+found, a backup
+    /// copy of the spool, or a raw device.
+    Salvage(SalvageArgs),
+    /// The loss ledger: what repairs had to let go of; acknowledge a loss.
+    Ledger(LedgerArgs),
     /// Import mail from a Maildir tree or mbox files, flags, keywords and dates kept.
     Import(ImportArgs),
     /// Export a mailbox to a Maildir or an mbox file, flags, keywords and dates kept.

@@ -19,6 +19,7 @@ pub mod help;
 mod import;
 mod progress;
 mod render;
+mod rescue;
 
 pub use demo::current_user_and_group;
 
@@ -160,6 +161,9 @@ fn dispatch(cmd: &Command) -> Result<Exit> {
         Command::Create(a) => create(a),
         Command::Append(a) => append(a),
         Command::Flags(a) => flags::run(a),
+        Command::Rescue(a) => rescue::rescue(a),
+        Command::Salvage(a) => rescue::salvage(a),
+        Command::Ledger(a) => rescue::ledger(a),
         Command::Verify(a) => verify(a),
         Command::Doctor(a) => doctor(a),
         Command::Reconstruct(a) => reconstruct(a),

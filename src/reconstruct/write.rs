@@ -223,7 +223,7 @@ pub(super) fn finish(
                 flag_names: Vec::new(),
                 note: "its header, index and change log were all lost: a new UID validity was issued".into(),
             };
-            ledger::append_at(ledger_dir, &place.domain, &[e], d).map_err(|e| {
+            ledger::append_at(&*place.fs, ledger_dir, &place.domain, &[e], d).map_err(|e| {
                 Error::Invalid(format!(
                     "cannot record the new UID validity in the loss ledger, so the mailbox was left as it was: {e}"
                 ))

@@ -179,6 +179,7 @@ impl Catalog {
         let k = self.entry((h.unique_id, h.uid_validity));
         k.place = Some((h.domain.clone(), h.name.clone()));
         k.last_uid = k.last_uid.max(h.last_uid);
+        k.highest_modseq = k.highest_modseq.max(h.modseq_ceiling);
         k.created = if k.created == 0 { h.created } else { k.created.min(h.created) };
         for (slot, n) in h.flags.iter().enumerate() {
             if let Some(n) = n {
@@ -206,7 +207,7 @@ impl Catalog {
             Some(h) => {
                 let k = self.entry((h.unique_id, h.uid_validity));
                 k.last_uid = k.last_uid.max(h.last_uid);
-                k.highest_modseq = k.highest_modseq.max(h.highest_modseq).max(h.log_seq);
+                k.highest_modseq = k.highest_modseq.max(h.highest_modseq).max(h.log_seq).max(h.modseq_ceiling);
                 for (_, r) in s.records {
                     k.offer(r);
                 }

@@ -584,3 +584,147 @@ pub fn finish(config: &Config, mut got: Salvaged, opts: &Options) -> SalvageRepo
     }
     got.report
 }
+
+/// What the database step of a rescue did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DatabaseStep {
+    /// The database home was missing and was created empty (nothing of it was found).
+    pub created: bool,
+    /// The repair ladder's report (`msdb_repair`).
+    pub repair: Option<crate::db::repair::RepairReport>,
+    /// What went wrong.
+    pub error: Option<String>,
+}
+
+/// A rescue's report.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RescueReport {
+    /// Whether nothing was changed.
+    pub dry_run: bool,
+    /// The databases.
+    pub database: DatabaseStep,
+    /// What salvage put back, and the reconstruct runs.
+    pub salvage: SalvageReport,
+    /// The final verify's findings (not run in a dry run).
+    pub verify: Option<crate::verify::VerifyReport>,
+}
+
+impl RescueReport {
+    /// Exit status: 8 something could not run; 4 something is still missing or damaged
+    /// (verify's findings); 1 something was repaired or brought back; 0 nothing to do.
+    pub fn exit(&self) -> Exit {
+        let s = self.salvage.exit();
+        let v = self.verify.as_ref().map(|v| v.exit()).unwrap_or(Exit::Ok);
+        let db_failed =
+            self.database.error.is_some() || self.database.repair.as_ref().is_some_and(|r| r.exit_code() == 4);
+        if s == Exit::Error || v == Exit::Error || db_failed {
+            Exit::Error
+        } else if s == Exit::Unrepaired || v == Exit::Unrepaired {
+            Exit::Unrepaired
+        } else if s == Exit::Repaired
+            || self.database.created
+            || self.database.repair.as_ref().is_some_and(|r| !r.nothing_wrong)
+        {
+            Exit::Repaired
+        } else {
+            Exit::Ok
+        }
+    }
+
+    /// The human-readable report.
+    pub fn text(&self) -> String {
+        let mut s = String::new();
+        if self.database.created {
+            s += "databases: the database home was missing and nothing of it was found: created empty (the mailboxes on disk are registered again)\n";
+        }
+        if let Some(r) = &self.database.repair {
+            if !r.nothing_wrong {
+                s += "databases (the msdb_repair ladder):\n";
+                for line in r.render(self.dry_run).lines() {
+                    s += &format!("    {line}\n");
+                }
+            }
+        }
+        if let Some(e) = &self.database.error {
+            s += &format!("databases: FAILED: {e}\n");
+        }
+        s += &self.salvage.text();
+        if let Some(v) = &self.verify {
+            if v.findings.is_empty() && v.errors.is_empty() {
+                s += &format!("verify: no problems found ({} mailboxes, {} messages)\n", v.mailboxes, v.messages);
+            } else {
+                s += &format!("verify: {} finding(s) left:\n", v.findings.len());
+                for f in v.findings.iter().take(50) {
+                    for line in f.render().lines() {
+                        s += &format!("    {line}\n");
+                    }
+                }
+                if v.findings.len() > 50 {
+                    s += &format!("    ... and {} more (mstore verify --json lists them all)\n", v.findings.len() - 50);
+                }
+                for e in &v.errors {
+                    s += &format!("    error: {e}\n");
+                }
+            }
+        }
+        s
+    }
+}
+
+/// The whole runbook after `fsck`, as one command. In order: survey (read-only) and carve
+/// the images before anything is written; restore a missing database home from database
+/// files found in a lost+found; put back what was found (as root where a lost+found needs
+/// it); then, as the runtime user for good: the `msdb_repair` ladder (a missing home
+/// created), `reconstruct` of every domain with what salvage knows as hints, and `verify`.
+pub fn rescue(config: &Config, opts: &Options) -> Result<RescueReport> {
+    let mut opts = opts.clone();
+    opts.auto_lost_found = true;
+    opts.reconstruct_all = true;
+    let got = collect(config, &opts)?;
+    crate::privs::become_runtime_user(config)?;
+    let mut report = RescueReport { dry_run: opts.dry_run, ..RescueReport::default() };
+    // Databases.
+    if !config.database_path.exists() {
+        if opts.dry_run {
+            report
+                .salvage
+                .notes
+                .push(format!("would create the missing database home {}", config.database_path.display()));
+        } else {
+            match crate::store::Store::init(config.clone()) {
+                Ok(_) => report.database.created = true,
+                Err(e) => report.database.error = Some(e.to_string()),
+            }
+        }
+    }
+    // The ladder only when msdb_verify finds something (recovery rewrites snapshots even
+    // when nothing is wrong, and a second rescue must change nothing).
+    let clean = || {
+        crate::db::verify::verify(&crate::fs::RealFs, &config.database_path)
+            .is_ok_and(|v| v.status == crate::db::verify::Status::Clean)
+    };
+    if config.database_path.exists() && !(report.database.created || clean()) {
+        let ropts = crate::db::repair::RepairOptions {
+            backup_dir: config.backup_path.clone(),
+            durability: config.durability,
+            dry_run: opts.dry_run,
+        };
+        match crate::db::repair::repair(&crate::fs::RealFs, &config.database_path, &ropts) {
+            Ok(r) => report.database.repair = Some(r),
+            Err(e) => report.database.error = Some(e.to_string()),
+        }
+    }
+    report.salvage = finish(config, got, &opts);
+    if !opts.dry_run {
+        let scope = crate::verify::Scope::default();
+        let vopts = crate::verify::Options { quick: opts.quick, threads: opts.threads };
+        match crate::verify::run_config(config.clone(), &scope, &vopts, &NoVerifyProgress) {
+            Ok(v) => report.verify = Some(v),
+            Err(e) => report.salvage.errors.push(format!("verify: {e}")),
+        }
+    }
+    Ok(report)
+}
+
+struct NoVerifyProgress;
+impl crate::verify::Progress for NoVerifyProgress {}

@@ -51,6 +51,12 @@ fn io_err(e: rustix::io::Errno) -> std::io::Error {
     e.into()
 }
 
+/// Set a file's modification (and access) time through its descriptor.
+fn set_mtime(f: &std::fs::File, secs: i64) -> std::io::Result<()> {
+    let ts = rustix::fs::Timespec { tv_sec: secs, tv_nsec: 0 };
+    rustix::fs::futimens(f, &rustix::fs::Timestamps { last_access: ts, last_modification: ts }).map_err(io_err)
+}
+
 /// Apply owner and mode through a descriptor.
 fn own(fd: impl AsFd, owner: Option<Owner>, mode: u32) -> std::io::Result<()> {
     if let Some(o) = owner {
@@ -202,7 +208,7 @@ fn place_one(
                 Ok(()) => {
                     let (f, _) = tgt.open_file(OsStr::new(&name))?;
                     own(&f, owner, 0o640)?;
-                    crate::io::set_mtime(&f, p.mtime)?;
+                    set_mtime(&f, p.mtime)?;
                     if durability == Durability::Sync {
                         rustix::fs::fsync(src_dir.fd()).map_err(io_err)?;
                     }
@@ -251,8 +257,10 @@ fn write_copy(
     let written = (|| -> std::io::Result<()> {
         out.write_all(bytes)?;
         own(&out, owner, 0o640)?;
-        crate::io::set_mtime(&out, p.mtime)?;
-        durability.sync_file(&out)?;
+        set_mtime(&out, p.mtime)?;
+        if durability == Durability::Sync {
+            out.sync_all()?;
+        }
         rustix::fs::renameat_with(
             tgt.fd(),
             cstr(&tmp).as_c_str(),
@@ -355,7 +363,9 @@ pub fn restore_db_home(
             let mut out = std::fs::File::from(fd);
             out.write_all(&bytes)?;
             own(&out, owner, 0o640)?;
-            config.durability.sync_file(&out)?;
+            if config.durability == Durability::Sync {
+                out.sync_all()?;
+            }
             match rustix::fs::renameat_with(
                 hdir.fd(),
                 cstr(&tmp).as_c_str(),

@@ -144,7 +144,11 @@ pub struct PlanOptions {
     pub registered: HashMap<(String, MailboxName), String>,
 }
 
-fn hash_file(dir: &super::tree::Dir, name: &std::ffi::OsStr) -> std::io::Result<(u64, [u8; 32], Vec<u8>)> {
+/// A file read: its size, BLAKE3 and first 16 KiB (its header, for a message no record
+/// knows).
+type Read = (u64, [u8; 32], Vec<u8>);
+
+fn hash_file(dir: &super::tree::Dir, name: &std::ffi::OsStr) -> std::io::Result<Read> {
     let (f, m) = dir.open_file(name)?;
     let bytes = crate::io::read_file_at(&f, m.size, true)?;
     let head = bytes[..bytes.len().min(16 * 1024)].to_vec();
@@ -333,7 +337,7 @@ pub fn plan(config: &Config, s: &Survey, opts: &PlanOptions) -> Plan {
         })
         .map(|(i, _)| i)
         .collect();
-    let read: Vec<Option<(u64, [u8; 32], Vec<u8>)>> = par_map(to_hash.len(), opts.threads, |j| {
+    let read: Vec<Option<Read>> = par_map(to_hash.len(), opts.threads, |j| {
         let c = &s.candidates[to_hash[j]];
         let root = s.sources[c.source].dir.as_ref()?;
         let dir = super::tree::descend(root, &c.rel[..c.rel.len() - 1]).ok()?;

@@ -261,13 +261,11 @@ fn survey_store(config: &Config, s: &mut Survey) {
                             }
                         }
                         EntryKind::StoreFile => store.push(n.clone()),
-                        EntryKind::SubMailbox => {
-                            if comps.len() < tree::MAX_DEPTH {
-                                if let Ok(sub) = dir.sub(n) {
-                                    let mut c = comps.clone();
-                                    c.push(n.to_string_lossy().into_owned());
-                                    stack.push((sub, c));
-                                }
+                        EntryKind::SubMailbox if comps.len() < tree::MAX_DEPTH => {
+                            if let Ok(sub) = dir.sub(n) {
+                                let mut c = comps.clone();
+                                c.push(n.to_string_lossy().into_owned());
+                                stack.push((sub, c));
                             }
                         }
                         _ => {}

@@ -216,7 +216,8 @@ pub struct Skipped {
     pub items: Vec<(PathBuf, String)>,
 }
 
-/// Every regular file below `root` (depth first, in name order), at most `limit`.
+/// Every regular file below `root`, at most `limit`: each directory's files in name
+/// order, then its sub-directories', depth first.
 /// `keep_dir` decides whether to descend into a directory (given its components).
 pub fn walk(root: &Dir, limit: usize, mut keep_dir: impl FnMut(&[OsString], &Meta) -> bool) -> (Vec<Found>, Skipped) {
     let mut out = Vec::new();
@@ -326,7 +327,7 @@ mod tests {
         let root = Dir::open(r).expect("open");
         let (found, skipped) = walk(&root, 100, |_, _| true);
         let names: Vec<PathBuf> = found.iter().map(Found::rel_path).collect();
-        assert_eq!(names, [PathBuf::from("a/1."), PathBuf::from("a/b/2."), PathBuf::from("z")]);
+        assert_eq!(names, [PathBuf::from("z"), PathBuf::from("a/1."), PathBuf::from("a/b/2.")]);
         assert_eq!(skipped.items.len(), 2, "{skipped:?}");
         assert!(skipped.items.iter().all(|(_, why)| why.contains("symbolic link")));
         let d = descend(&root, &[OsString::from("a")]).expect("descend");

@@ -35,7 +35,7 @@ pub const PREFIX_LEN: usize = 512;
 
 /// The prefix hash of a message (`formats/index.md`, "Prefix hash"): XXH3-64 (seed 0) of
 /// its first `min(size, 512)` bytes, with 0 (which means "unknown" in a record) mapped to
-/// 1. Cheap enough to compute at every sector of a raw device, so carving can find where
+/// one. Cheap enough to compute at every sector of a raw device, so carving can find where
 /// a known message starts with one hash per sector; a candidate is confirmed by the
 /// BLAKE3 of its whole size.
 pub fn prefix_hash(bytes: &[u8]) -> u64 {
