@@ -33,6 +33,14 @@ pub const GROUPS: &[Group] = &[
         ],
     },
     Group {
+        title: "After a disk failure",
+        commands: &[
+            ("rescue", "mstore rescue --image /dev/sdb1 --from /backup/spool"),
+            ("salvage", "mstore salvage --from /backup/spool"),
+            ("ledger", "mstore ledger list example.com"),
+        ],
+    },
+    Group {
         title: "Databases (the guide's msdb_* commands)",
         commands: &[
             ("db-verify", "msdb_verify"),
@@ -95,6 +103,33 @@ pub const EXIT_STATUSES: &[(&str, &[(u8, &str)])] = &[
         ],
     ),
     ("verify", &[(0, "clean"), (4, "findings (each with the command that repairs it)"), (8, "could not scan")]),
+    (
+        "rescue",
+        &[
+            (0, "nothing was wrong"),
+            (1, "repaired, and everything known came back"),
+            (4, "something is still missing (kept in the loss ledger) or damaged: see the report and mstore verify"),
+            (8, "could not run"),
+        ],
+    ),
+    (
+        "salvage",
+        &[
+            (0, "nothing to bring back"),
+            (1, "messages brought back"),
+            (4, "some known messages were found nowhere (they stay in the loss ledger), or could not be put back"),
+            (8, "could not run"),
+        ],
+    ),
+    (
+        "ledger",
+        &[
+            (0, "no outstanding loss (list), or acknowledged nothing"),
+            (1, "losses acknowledged"),
+            (4, "outstanding losses listed"),
+            (8, "could not run"),
+        ],
+    ),
     ("doctor", &[(0, "no problems"), (1, "--fix repaired every finding"), (4, "findings left"), (8, "could not run")]),
     (
         "recover",
