@@ -304,8 +304,10 @@ pub fn parse_uidlist(text: &[u8]) -> HashMap<String, u32> {
                 None => rest.trim(),
             }
         };
-        if uid > 0 && !name.is_empty() {
-            map.insert(base_name(name).to_string(), uid);
+        // A name that is all info part (`:2,S`) has no base to match a file by.
+        let base = base_name(name);
+        if uid > 0 && !base.is_empty() {
+            map.insert(base.to_string(), uid);
         }
     }
     map
