@@ -69,6 +69,11 @@ pub fn fuzz_index(data: &[u8]) {
         assert_eq!(again, data, "accepted index must re-encode to the same bytes (in its version)");
     }
     let s = index::salvage(data);
+    assert!(s.damaged.len() <= index::MAX_DAMAGED, "damaged records listed beyond the cap");
+    if let (Some(h), Some((off, len))) = (&s.header, s.beyond_count) {
+        assert_eq!(off as usize, 128 + 128 * h.message_count as usize);
+        assert_eq!((off + len) as usize, data.len());
+    }
     for (off, r) in &s.records {
         assert_eq!(index::decode_record(data, *off as usize), Ok(*r));
     }

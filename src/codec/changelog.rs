@@ -374,6 +374,14 @@ pub fn decode_record(
     decode_record_in(bytes, offset, unique_id).map(|(seq, rec, len, _)| (seq, rec, len))
 }
 
+/// Whether a record could start at `offset`: a kind other than 0, a length in range that
+/// fits in `bytes`. (No allocation, no checksum: the resynchronising scan's filter.)
+fn may_start_record(bytes: &[u8], offset: usize) -> bool {
+    let Some(head) = bytes.get(offset..offset + 5) else { return false };
+    let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+    head[4] != 0 && (20..=MAX_RECORD_LEN).contains(&len) && offset + len as usize <= bytes.len()
+}
+
 /// [`decode_record`], with whether the record ends its change.
 pub fn decode_record_in(
     bytes: &[u8],
@@ -555,7 +563,12 @@ pub fn scan_each(bytes: &[u8], mut each: impl FnMut(u64, u64, LogRecord)) -> Res
                 }
                 s.skipped.push(e);
                 // Resynchronise: the next offset where a whole valid record starts.
-                match (off + 1..bytes.len()).find(|&o| decode_record(bytes, o, &uid).is_ok()) {
+                // A cheap look at the head first: most offsets of damaged or zeroed space
+                // cannot start a record, and a full decode at each would make a large
+                // damaged log cost far more than reading it.
+                match (off + 1..bytes.len())
+                    .find(|&o| may_start_record(bytes, o) && decode_record(bytes, o, &uid).is_ok())
+                {
                     Some(next) => off = next,
                     None => break,
                 }

@@ -279,7 +279,16 @@ pub struct IndexSalvage {
     pub damaged: Vec<FormatError>,
     /// Bytes at the end too few for a whole record (a truncated file), as (offset, len).
     pub partial_tail: Option<(u64, u64)>,
+    /// Bytes past the records a valid header counts, as (offset, len): never read (an
+    /// index is written whole, so nothing there is a record; a file extended by damage or
+    /// by hand costs one finding, not one per 128 bytes).
+    pub beyond_count: Option<(u64, u64)>,
+    /// Damaged records beyond the first [`MAX_DAMAGED`] listed in `damaged`.
+    pub damaged_more: u64,
 }
+
+/// Damaged records listed at most by [`salvage`]; the rest are counted.
+pub const MAX_DAMAGED: usize = 100;
 
 /// Read every record that can still be trusted, record by record. Never fails.
 pub fn salvage(bytes: &[u8]) -> IndexSalvage {
@@ -291,13 +300,20 @@ pub fn salvage(bytes: &[u8]) -> IndexSalvage {
     if bytes.len() < HEADER_LEN {
         return s;
     }
-    let body = bytes.len() - HEADER_LEN;
+    let mut body = bytes.len() - HEADER_LEN;
+    if let Some(h) = &s.header {
+        let counted = (h.message_count as usize).saturating_mul(RECORD_LEN);
+        if body > counted {
+            s.beyond_count = Some(((HEADER_LEN + counted) as u64, (body - counted) as u64));
+            body = counted;
+        }
+    }
     let whole = body / RECORD_LEN;
-    s.records.reserve(whole);
     for i in 0..whole {
         let off = HEADER_LEN + i * RECORD_LEN;
         match decode_record(bytes, off) {
             Ok(r) => s.records.push((off as u64, r)),
+            Err(_) if s.damaged.len() >= MAX_DAMAGED => s.damaged_more += 1,
             Err(e) => s.damaged.push(e),
         }
     }

@@ -151,24 +151,25 @@ impl Fs for RealFs {
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         use std::io::Read;
-        let mut f = open_regular(path, OFlags::RDONLY)?;
-        let len = f.metadata()?.len();
+        let f = open_regular(path, OFlags::RDONLY)?;
+        // Its real content, not its apparent size (a sparse file stops at a hole).
+        let len = crate::io::content_len(&f)?;
         // Reserve what the file holds, capped: a size read from disk never sizes memory.
         let mut buf = Vec::with_capacity(len.min(64 << 20) as usize);
-        f.read_to_end(&mut buf)?;
+        f.take(len).read_to_end(&mut buf)?;
         Ok(buf)
     }
 
     fn read_bytes(&self, path: &Path) -> io::Result<crate::io::Bytes> {
         let f = open_regular(path, OFlags::RDONLY)?;
-        let len = f.metadata()?.len();
+        let len = crate::io::content_len(&f)?;
         crate::io::read_file_at(&f, len, true)
     }
 
     fn read_at(&self, path: &Path, offset: u64, max: u64) -> io::Result<Vec<u8>> {
         use std::io::{Read, Seek, SeekFrom};
         let mut f = open_regular(path, OFlags::RDONLY)?;
-        let len = f.metadata()?.len();
+        let len = crate::io::content_len(&f)?;
         let want = len.saturating_sub(offset).min(max);
         f.seek(SeekFrom::Start(offset))?;
         let mut buf = Vec::with_capacity(want.min(64 << 20) as usize);

@@ -6,9 +6,11 @@
 //! [`crate::fs::Fs`], so the crash tests see every one of them.
 
 mod bytes;
+mod content;
 mod write;
 
 pub use bytes::{
     Bytes, Contents, MAP_THRESHOLD, ReadBuf, file_size, open_at, read_file, read_file_at, read_file_into, with_read_buf,
 };
+pub use content::{HOLE_BUDGET, content_len};
 pub use write::Durability;

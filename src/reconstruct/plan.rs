@@ -257,7 +257,8 @@ fn read_in<'b>(
     buf: &'b mut ReadBuf,
 ) -> std::io::Result<Contents<'b>> {
     let f = open_in(dir, fd, name)?;
-    let len = crate::io::file_size(&f)?;
+    // Its real content, not its apparent size: a sparse file stops at a hole.
+    let len = crate::io::content_len(&f)?;
     crate::io::read_file_into(&f, len, map, buf)
 }
 

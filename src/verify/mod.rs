@@ -32,6 +32,12 @@ use crate::util::shell_quote;
 
 pub mod links;
 
+/// A store file's bytes for the detailed findings: never through a link, never more than
+/// its real content (a sparse file stops at a hole: see [`crate::io::content_len`]).
+fn read_store_file(path: PathBuf) -> std::io::Result<Vec<u8>> {
+    crate::fs::Fs::read(&crate::fs::RealFs, &path)
+}
+
 /// What to scan.
 #[derive(Clone, Debug, Default)]
 pub struct Scope {
@@ -184,7 +190,7 @@ pub fn run(store: &Store, scope: &Scope, opts: &Options, progress: &dyn Progress
     };
     report.mailboxes = targets.len() as u64;
     crate::scan::run(&shared, targets, threads).map_err(|e| Error::Invalid(format!("verify: {e}")))?;
-    report.findings = shared.findings.into_inner().into_iter().flatten().flatten().collect();
+    report.findings = cap_per_file(shared.findings.into_inner().into_iter().flatten().flatten().collect());
     for f in links::outside_mailboxes(store, &domains, scope.domain.is_none()) {
         // A registered mailbox directory that is a link was reported by its own scan.
         if !report.findings.iter().any(|g| g.kind == f.kind && g.path == f.path) {
@@ -200,6 +206,35 @@ pub fn run(store: &Store, scope: &Scope, opts: &Options, progress: &dyn Progress
     report.messages = shared.messages.into_inner();
     report.bytes_read = shared.bytes.into_inner();
     Ok(report)
+}
+
+/// Findings listed at most for one file; the rest are counted in one more finding.
+pub const MAX_FINDINGS_PER_FILE: usize = 100;
+
+/// Keep the first [`MAX_FINDINGS_PER_FILE`] findings of each file and count the rest in
+/// one finding of the same kind, so a garbage file costs a bounded report.
+fn cap_per_file(findings: Vec<Finding>) -> Vec<Finding> {
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut out = Vec::with_capacity(findings.len().min(1 << 16));
+    let mut extra: Vec<(usize, Finding)> = Vec::new();
+    for f in findings {
+        let n = seen.entry(f.path.clone()).or_insert(0);
+        *n += 1;
+        if *n <= MAX_FINDINGS_PER_FILE {
+            out.push(f);
+        } else if *n == MAX_FINDINGS_PER_FILE + 1 {
+            extra.push((out.len(), f));
+        }
+    }
+    // Each summary goes right after the last listed finding of its file.
+    for (at, mut f) in extra.into_iter().rev() {
+        let more = seen.get(&f.path).copied().unwrap_or(0) - MAX_FINDINGS_PER_FILE;
+        f.offset = None;
+        f.uid = None;
+        f.message = format!("{more} more findings for this file not listed (the first {MAX_FINDINGS_PER_FILE} are)");
+        out.insert(at, f);
+    }
+    out
 }
 
 /// The databases and their transaction log (what `msdb_verify` checks), as findings.
@@ -616,7 +651,7 @@ fn structural_findings(place: &MailboxPlace, old: &OldState, target: &Target) ->
     let fe = |kind: &'static str, file: &str, e: &FormatError| mk(kind, file, Some(e.offset()), e.to_string());
     if old.current.is_none() {
         // Detailed, offset-precise findings for each file.
-        match std::fs::read(place.dir.join(HEADER_FILE)) {
+        match read_store_file(place.dir.join(HEADER_FILE)) {
             Ok(b) => {
                 if let Err(e) = MailboxHeader::decode(&b) {
                     let kept = if header::decode_fixed(&b).is_ok() { " (its fixed part survives)" } else { "" };
@@ -630,7 +665,7 @@ fn structural_findings(place: &MailboxPlace, old: &OldState, target: &Target) ->
                 crate::error::describe_io(&e, &place.dir.join(HEADER_FILE)),
             )),
         }
-        match std::fs::read(place.dir.join(INDEX_FILE)) {
+        match read_store_file(place.dir.join(INDEX_FILE)) {
             Ok(b) => {
                 if let Err(e) = index::decode(&b) {
                     let s = index::salvage(&b);
@@ -640,6 +675,26 @@ fn structural_findings(place: &MailboxPlace, old: &OldState, target: &Target) ->
                     for d in &s.damaged {
                         out.push(fe("index-record-corrupt", INDEX_FILE, d));
                     }
+                    if s.damaged_more > 0 {
+                        out.push(mk(
+                            "index-record-corrupt",
+                            INDEX_FILE,
+                            None,
+                            format!("{} more damaged records not listed", s.damaged_more),
+                        ));
+                    }
+                    if let Some((off, _)) = s.beyond_count {
+                        let size = std::fs::symlink_metadata(place.dir.join(INDEX_FILE)).map_or(0, |m| m.len());
+                        out.push(mk(
+                            "index-excess",
+                            INDEX_FILE,
+                            Some(off),
+                            format!(
+                                "the file is {size} bytes, {} past the records its header counts: not read (an index is written whole; nothing there is a record)",
+                                size.saturating_sub(off)
+                            ),
+                        ));
+                    }
                     if let Some((off, len)) = s.partial_tail {
                         out.push(mk(
                             "index-truncated",
@@ -648,7 +703,11 @@ fn structural_findings(place: &MailboxPlace, old: &OldState, target: &Target) ->
                             format!("{len} bytes of a cut record at the end"),
                         ));
                     }
-                    if s.header_error.is_none() && s.damaged.is_empty() && s.partial_tail.is_none() {
+                    if s.header_error.is_none()
+                        && s.damaged.is_empty()
+                        && s.partial_tail.is_none()
+                        && s.beyond_count.is_none()
+                    {
                         out.push(fe("index-corrupt", INDEX_FILE, &e));
                     }
                 }
@@ -660,7 +719,7 @@ fn structural_findings(place: &MailboxPlace, old: &OldState, target: &Target) ->
                 crate::error::describe_io(&e, &place.dir.join(INDEX_FILE)),
             )),
         }
-        match std::fs::read(place.dir.join(LOG_FILE)) {
+        match read_store_file(place.dir.join(LOG_FILE)) {
             Ok(b) => match changelog::scan(&b) {
                 Ok(s) => {
                     // One finding per damage: mid-log corruption says it all; a log that lost

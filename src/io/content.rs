@@ -1,0 +1,103 @@
+//! How much of a file to read: its real content, not its apparent size.
+//!
+//! A damaged or hostile file can claim gigabytes it does not hold: `truncate -s 3G ms.log`
+//! makes a sparse file whose holes read as zeros. Reading it whole would cost memory and
+//! time in proportion to the apparent size. [`content_len`] walks the file's data extents
+//! (`SEEK_DATA`/`SEEK_HOLE`) and stops before the first hole larger than the data seen so
+//! far plus [`HOLE_BUDGET`]: what lies beyond is zeros, or data placed far behind zeros,
+//! which no store file ever holds (they are appended or replaced whole). A few zero bytes
+//! of the hole are still read, so a reader sees the file go on with zeros where it stops
+//! (a torn tail, a length that does not match), exactly as it would reading everything.
+//!
+//! Memory and time are then bounded by about twice the real content plus the budget. A
+//! dense file (allocated blocks cover its size) costs one `statx` and is read whole.
+
+use std::fs::File;
+
+use rustix::fs::{AtFlags, SeekFrom, StatxFlags};
+
+/// Zero bytes a file may hold in holes beyond the data it holds before a read stops.
+pub const HOLE_BUDGET: u64 = 1 << 20;
+/// Zero bytes of the hole where a read stops that are still read.
+const HOLE_SHOWN: u64 = 4096;
+/// Data extents walked at most (a file fragmented on purpose stops there).
+const MAX_EXTENTS: u32 = 1 << 16;
+
+/// The number of bytes from the start of `file` worth reading (see the module comment):
+/// its size, unless holes beyond the budget make it shorter.
+pub fn content_len(file: &File) -> std::io::Result<u64> {
+    let st = rustix::fs::statx(file, c"", AtFlags::EMPTY_PATH, StatxFlags::SIZE | StatxFlags::BLOCKS)?;
+    let size = st.stx_size;
+    let allocated = st.stx_blocks.saturating_mul(512);
+    if st.stx_mask & StatxFlags::BLOCKS.bits() == 0 || allocated.saturating_add(HOLE_BUDGET) >= size {
+        return Ok(size);
+    }
+    // SEEK_DATA/SEEK_HOLE move the file offset: put it back for the caller's read.
+    let here = rustix::fs::seek(file, SeekFrom::Current(0))?;
+    let len = walk_extents(file, size);
+    rustix::fs::seek(file, SeekFrom::Start(here))?;
+    Ok(len)
+}
+
+fn walk_extents(file: &File, size: u64) -> u64 {
+    let stop = |at: u64| at.saturating_add(HOLE_SHOWN).min(size);
+    let (mut pos, mut data) = (0u64, 0u64);
+    for _ in 0..MAX_EXTENTS {
+        let start = match rustix::fs::seek(file, SeekFrom::Data(pos)) {
+            Ok(s) => s,
+            // No data after `pos` (ENXIO): the rest is one trailing hole.
+            Err(rustix::io::Errno::NXIO) => break,
+            // No SEEK_DATA here: read everything, as before.
+            Err(_) => return size,
+        };
+        if start - pos > data + HOLE_BUDGET {
+            return stop(pos);
+        }
+        let end = match rustix::fs::seek(file, SeekFrom::Hole(start)) {
+            Ok(e) => e.min(size),
+            Err(_) => return size,
+        };
+        data += end - start;
+        pos = end;
+        if pos >= size {
+            return size;
+        }
+    }
+    if size - pos > data + HOLE_BUDGET { stop(pos) } else { size }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Seek, Write};
+
+    #[test]
+    fn dense_files_are_read_whole_and_holes_beyond_the_budget_are_not() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("f");
+        let mut f = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&p).expect("create");
+        f.write_all(&[7u8; 10_000]).expect("write");
+        assert_eq!(content_len(&f).expect("len"), 10_000);
+        // A 3 GiB trailing hole: read stops 4 KiB into it (the data ends on a block).
+        f.set_len(3 << 30).expect("extend");
+        let n = content_len(&f).expect("len");
+        assert!((10_000 + HOLE_SHOWN..=12_288 + HOLE_SHOWN).contains(&n), "{n}");
+        // Data far behind the hole is not reached either.
+        f.seek(std::io::SeekFrom::Start((3 << 30) - 10)).expect("seek");
+        f.write_all(b"0123456789").expect("write");
+        assert_eq!(content_len(&f).expect("len"), n);
+        // The file offset is where it was: a read after it starts at the start.
+        f.seek(std::io::SeekFrom::Start(0)).expect("seek");
+        content_len(&f).expect("len");
+        let mut again = [0u8; 4];
+        std::io::Read::read_exact(&mut f, &mut again).expect("read");
+        assert_eq!(again, [7; 4]);
+        // A small hole (within the budget) is read through.
+        let q = dir.path().join("g");
+        let mut g = std::fs::File::create(&q).expect("create");
+        g.write_all(&[1u8; 8192]).expect("write");
+        g.seek(std::io::SeekFrom::Start(8192 + 65536)).expect("seek");
+        g.write_all(&[2u8; 8192]).expect("write");
+        assert_eq!(content_len(&g).expect("len"), 8192 + 65536 + 8192);
+    }
+}

@@ -1,0 +1,155 @@
+//! Work on damaged files is bounded by their real content, not their apparent size
+//! (issue 13): a sparse `ms.index` extended to 3 GiB, a sparse `ms.log` of 3 GiB, a sparse
+//! `mailboxes.db` of 2 GiB and `-f /dev/zero`. Each command runs as a child whose peak
+//! resident set (`ru_maxrss` from `wait4`) must stay under [`RSS_BOUND_KIB`]; before the
+//! change they took about the apparent size (2-3 GiB each, measured by this test with the
+//! read bound switched off). No timing is asserted. (`ru_maxrss` of a child also counts
+//! the test process's own resident set at the spawn, so it is an upper bound; a clean run
+//! of these commands peaks near 6 MiB.)
+
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use mstore::store::Store;
+
+/// Peak resident set allowed to any command here (a clean run takes about 12 MiB).
+const RSS_BOUND_KIB: i64 = 128 * 1024;
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_mstore"))
+}
+
+struct Measured {
+    code: i32,
+    max_rss_kib: i64,
+    stderr: String,
+}
+
+/// Run `mstore ARGS` and measure the child's peak resident set with `wait4`.
+fn measured(args: &[&str]) -> Measured {
+    let err = tempfile::NamedTempFile::new().expect("stderr file");
+    let child = Command::new(bin())
+        .args(args)
+        .env_remove("MS_CONF")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(err.reopen().expect("reopen"))
+        .spawn()
+        .expect("spawn");
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: a zeroed `rusage` is a valid value of this plain C struct, and `wait4` only
+    // writes through the two pointers, which point to live locals.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    assert_eq!(r, pid, "wait4: {}", std::io::Error::last_os_error());
+    drop(child); // already reaped
+    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 };
+    let stderr = std::fs::read_to_string(err.path()).unwrap_or_default();
+    Measured { code, max_rss_kib: ru.ru_maxrss, stderr }
+}
+
+fn assert_bounded(what: &str, m: &Measured) {
+    assert!(
+        m.max_rss_kib < RSS_BOUND_KIB,
+        "{what}: peak RSS {} MiB (bound {} MiB): {}",
+        m.max_rss_kib / 1024,
+        RSS_BOUND_KIB / 1024,
+        m.stderr
+    );
+}
+
+/// A small generated store of the current user; its config path.
+fn store(dir: &Path) -> PathBuf {
+    let (u, g) = mstore::cli::current_user_and_group();
+    let cfg = mstore::synth::write_config(dir, &u, &g, mstore::io::Durability::NoSync).expect("config");
+    let st = Store::init(cfg.clone()).expect("init");
+    mstore::synth::populate(&st, &mstore::synth::demo_cast(), 40, 3, 1).expect("populate");
+    cfg.path
+}
+
+fn mailbox_dir(conf: &Path, domain: &str, name: &str) -> PathBuf {
+    let st = Store::open(mstore::config::Config::load(conf).expect("config")).expect("store");
+    let e = st.entry(domain, &mstore::layout::MailboxName::parse(name).expect("name")).expect("entry");
+    st.place(&e).expect("place").dir
+}
+
+/// Make `path` `len` bytes long by extending it with a hole; checks the file is sparse.
+fn extend_sparse(path: &Path, len: u64) {
+    let f = OpenOptions::new().write(true).open(path).expect("open");
+    f.set_len(len).expect("extend");
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).expect("stat");
+    assert_eq!(m.len(), len);
+    assert!(m.blocks() * 512 < 16 << 20, "setup: {} is not sparse ({} blocks)", path.display(), m.blocks());
+}
+
+#[test]
+fn a_sparse_3_gib_index_costs_its_real_content() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let conf = store(tmp.path());
+    let c = conf.to_str().expect("utf-8");
+    let dir = mailbox_dir(&conf, "example.com", "user/joe");
+    extend_sparse(&dir.join("ms.index"), 3 << 30);
+    let v = measured(&["verify", "-f", c, "--json", "--no-progress", "example.com", "user/joe"]);
+    assert_eq!(v.code, 4, "{}", v.stderr);
+    assert_bounded("verify", &v);
+    let s = measured(&["show", "-f", c, "example.com", "user/joe"]);
+    assert_bounded("show", &s);
+    // One finding for everything past the records the header counts, not one per record.
+    let o =
+        Command::new(bin()).args(["verify", "-f", c, "--json", "--no-progress", "example.com", "user/joe"]).output();
+    let j: serde_json::Value = serde_json::from_slice(&o.expect("verify").stdout).expect("json");
+    let kinds: Vec<&str> =
+        j["findings"].as_array().expect("findings").iter().filter_map(|f| f["kind"].as_str()).collect();
+    assert_eq!(kinds, vec!["index-excess"], "{j}");
+}
+
+#[test]
+fn a_sparse_3_gib_log_costs_its_real_content() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let conf = store(tmp.path());
+    let c = conf.to_str().expect("utf-8");
+    let dir = mailbox_dir(&conf, "example.com", "user/joe");
+    let log = dir.join("ms.log");
+    extend_sparse(&log, 3 << 30);
+    for args in [
+        vec!["show", "-f", c, "example.com", "user/joe"],
+        vec!["verify", "-f", c, "--no-progress", "example.com", "user/joe"],
+    ] {
+        let m = measured(&args);
+        assert!(m.code == 0 || m.code == 4, "{args:?}: {}", m.stderr);
+        assert_bounded(args[0], &m);
+    }
+    let msg = tmp.path().join("m.eml");
+    std::fs::write(&msg, "From: a@example.com\nSubject: after the hole\n\nbody\n").expect("write");
+    let a = measured(&["append", "-f", c, "example.com", "user/joe", msg.to_str().expect("utf-8")]);
+    assert_eq!(a.code, 0, "{}", a.stderr);
+    assert_bounded("append", &a);
+    assert!(std::fs::metadata(&log).expect("stat").len() < 1 << 20, "append cut the zeroed tail of the log");
+}
+
+#[test]
+fn a_sparse_2_gib_mailbox_list_costs_its_real_content() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let conf = store(tmp.path());
+    let c = conf.to_str().expect("utf-8");
+    // Write the snapshots (recovery ends with a checkpoint), then extend the mailbox list.
+    let r = measured(&["recover", "-f", c]);
+    assert!(r.code == 0 || r.code == 1, "{}", r.stderr);
+    let db = tmp.path().join("store/database/mailboxes.db");
+    assert!(db.is_file(), "setup: recovery wrote {}", db.display());
+    extend_sparse(&db, 2 << 30);
+    let v = measured(&["db-verify", "-f", c]);
+    assert_eq!(v.code, 4, "a damaged snapshot: {}", v.stderr);
+    assert_bounded("msdb_verify", &v);
+}
+
+#[test]
+fn an_endless_configuration_fails_at_once() {
+    let m = measured(&["ls", "-f", "/dev/zero"]);
+    assert_eq!(m.code, 8);
+    assert!(m.stderr.contains("/dev/zero is larger than 1048576 bytes"), "{}", m.stderr);
+    assert_bounded("ls -f /dev/zero", &m);
+}
