@@ -85,19 +85,26 @@ pub fn outside_mailboxes(store: &Store, domains: &[String], database: bool) -> V
         }
     }
     if database {
-        let home = &cfg.database_path;
-        if std::fs::symlink_metadata(home).is_ok_and(|m| m.file_type().is_symlink()) {
-            out.push(finding(home));
-        }
-        for (name, ty) in entries(home) {
-            let p = home.join(&name);
-            if ty == FileType::Symlink {
-                out.push(finding(&p));
-            } else if ty == FileType::Directory {
-                out.extend(
-                    entries(&p).into_iter().filter(|(_, t)| *t == FileType::Symlink).map(|(n, _)| finding(&p.join(n))),
-                );
-            }
+        out.extend(in_database_home(cfg));
+    }
+    out
+}
+
+/// Links in the database home (the home itself, its files, one level of directories).
+pub fn in_database_home(cfg: &crate::config::Config) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let home = &cfg.database_path;
+    if is_link(home) {
+        out.push(finding(home));
+    }
+    for (name, ty) in entries(home) {
+        let p = home.join(&name);
+        if ty == FileType::Symlink {
+            out.push(finding(&p));
+        } else if ty == FileType::Directory {
+            out.extend(
+                entries(&p).into_iter().filter(|(_, t)| *t == FileType::Symlink).map(|(n, _)| finding(&p.join(n))),
+            );
         }
     }
     out
