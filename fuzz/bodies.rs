@@ -15,8 +15,21 @@ use std::path::Path;
 use mstore::codec::{cache, changelog, dbsnap, header, index, listings, wal};
 
 /// Fuzz targets, by name (the file names under `fuzz/fuzz_targets/`).
-pub const TARGETS: &[&str] =
-    &["header", "index", "cache", "changelog", "dbsnap", "wal", "config", "message", "mbox", "listings", "maildir", "ledger", "carve"];
+pub const TARGETS: &[&str] = &[
+    "header",
+    "index",
+    "cache",
+    "changelog",
+    "dbsnap",
+    "wal",
+    "config",
+    "message",
+    "mbox",
+    "listings",
+    "maildir",
+    "ledger",
+    "carve",
+];
 
 /// Run one target on `data`. Panics (what the fuzzer catches) only on a broken invariant.
 pub fn run(target: &str, data: &[u8]) {
@@ -249,7 +262,7 @@ pub fn fuzz_carve(data: &[u8]) {
         let at = data.get(off as usize..(off + s.size) as usize).expect("found inside the image");
         assert_eq!(blake3::hash(at).as_bytes(), &s.hash, "found bytes confirmed by BLAKE3");
     }
-    if start % 512 == 0 {
+    if start.is_multiple_of(512) {
         assert!(c.found.iter().any(|&(id, _)| id == 0), "a sought message on a sector is found");
     }
 }
