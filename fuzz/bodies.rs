@@ -254,15 +254,20 @@ pub fn fuzz_carve(data: &[u8]) {
         },
         Sought { id: 1, size: 700, hash: [7; 32], prefix: 0x5eed },
     ];
-    let path = std::env::temp_dir().join(format!("mstore-fuzz-carve-{}", std::process::id()));
+    // One file per call: the seed tests run this from several threads at once.
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("mstore-fuzz-carve-{}-{n}", std::process::id()));
     std::fs::write(&path, data).expect("write the image");
-    let c = carve(&path, &sought, |_| {}).expect("carve");
+    let c = carve(&path, &sought, |_| {});
+    let _ = std::fs::remove_file(&path);
+    let c = c.expect("carve");
     for &(id, off) in &c.found {
         let s = &sought[id];
         let at = data.get(off as usize..(off + s.size) as usize).expect("found inside the image");
         assert_eq!(blake3::hash(at).as_bytes(), &s.hash, "found bytes confirmed by BLAKE3");
     }
-    if start.is_multiple_of(512) {
+    if start & 511 == 0 {
         assert!(c.found.iter().any(|&(id, _)| id == 0), "a sought message on a sector is found");
     }
 }
