@@ -254,7 +254,7 @@ pub fn fuzz_carve(data: &[u8]) {
         },
         Sought { id: 1, size: 700, hash: [7; 32], prefix: 0x5eed },
     ];
-    // One file per call: the seed tests run this from several threads at once.
+    // One file per call: tests/fuzz_seeds.rs runs this from several threads at once.
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let path = std::env::temp_dir().join(format!("mstore-fuzz-carve-{}-{n}", std::process::id()));
