@@ -124,9 +124,35 @@ const SYSTEM_DIRS: &[&str] = &[
     "/var/www",
 ];
 
-/// Whether `canonical` (an absolute path without symlinks) is a system directory.
+/// Trees no store root may be anywhere inside: the system's own files (`/etc/sudoers.d`
+/// or `/root/.ssh` are as dangerous to give away as `/etc` itself, even when empty).
+const SYSTEM_TREES: &[&str] = &[
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/snap",
+    "/sys",
+    "/usr",
+    "/var/backups",
+    "/var/cache",
+    "/var/empty",
+    "/var/lib",
+    "/var/log",
+];
+
+/// Whether `canonical` (an absolute path without symlinks) is a system directory, or lies
+/// inside a system tree.
 pub fn is_system_dir(canonical: &Path) -> bool {
-    SYSTEM_DIRS.iter().any(|d| Path::new(d) == canonical)
+    SYSTEM_DIRS.iter().any(|d| Path::new(d) == canonical) || SYSTEM_TREES.iter().any(|t| canonical.starts_with(t))
 }
 
 /// What a store root is for; decides what its layout accounts for.
@@ -775,7 +801,7 @@ fn run(config: &Config, fix: bool) -> (DoctorReport, u64, Vec<String>) {
                     "unsafe-root",
                     path.display().to_string(),
                     format!(
-                        "{key} is {}, a system directory: the doctor checks and changes nothing there; a store lives in a directory of its own",
+                        "{key} is {}, a system directory or inside one: the doctor checks and changes nothing there; a store lives in a directory of its own",
                         canonical.display()
                     ),
                 )

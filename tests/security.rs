@@ -333,6 +333,19 @@ fn ms_conf_is_never_chowned_and_cannot_point_root_at_a_tree() {
     let etc2 = std::fs::metadata("/etc").expect("stat");
     assert_eq!((etc2.uid(), etc2.gid(), etc2.mode()), (etc.uid(), etc.gid(), etc.mode()));
     d.one("unsafe-root", Path::new("/etc"));
+    // Inside a system tree is as bad, even an empty directory (root's own, say).
+    let inner = Path::new("/etc/mstest-sec-empty.d");
+    std::fs::create_dir_all(inner).expect("mkdir");
+    std::fs::write(
+        &fx.conf,
+        format!("{}partition-inner: {}\n", std::fs::read_to_string(&fx.conf).expect("read"), inner.display()),
+    )
+    .expect("write");
+    let d = fx.doctor(&["--fix"]);
+    let owner = std::fs::metadata(inner).expect("stat").uid();
+    std::fs::remove_dir(inner).expect("rmdir");
+    assert_eq!(owner, 0, "an empty directory under /etc was given away");
+    assert!(d.of("unsafe-root").iter().any(|f| Path::new(&f.path) == inner), "{:#?}", d.findings);
     assert!(d.of("foreign").iter().any(|f| Path::new(&f.path).starts_with(&tree)), "{:#?}", d.findings);
     let w = d.one("config-writable", &fx.conf);
     assert_eq!(w.severity, "warning");
