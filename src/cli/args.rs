@@ -56,6 +56,11 @@ pub struct ReconstructArgs {
     /// Worker threads (default: the configuration's `threads`, else one per core).
     #[arg(short = 'j', long = "threads", value_name = "N")]
     pub threads: Option<usize>,
+    /// Requests kept in flight on the disk: threads that read message files ahead of the
+    /// workers (default 32, which keeps a solid-state, virtual or spinning disk busy; 0: the
+    /// workers read).
+    #[arg(long = "io-threads", value_name = "N")]
+    pub io_threads: Option<usize>,
     /// Never show a progress bar.
     #[arg(long)]
     pub no_progress: bool,
@@ -368,6 +373,11 @@ pub struct VerifyArgs {
     /// Worker threads (default: the configuration's `threads`, else one per core).
     #[arg(short = 'j', long = "threads", value_name = "N")]
     pub threads: Option<usize>,
+    /// Requests kept in flight on the disk: threads that read message files ahead of the
+    /// workers (default 32, which keeps a solid-state, virtual or spinning disk busy; 0: the
+    /// workers read).
+    #[arg(long = "io-threads", value_name = "N")]
+    pub io_threads: Option<usize>,
     /// Never show a progress bar.
     #[arg(long)]
     pub no_progress: bool,

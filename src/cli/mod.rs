@@ -248,7 +248,7 @@ fn verify(a: &VerifyArgs) -> Result<Exit> {
     let cfg = load_config(&a.common)?;
     let scope =
         crate::verify::Scope { domain: a.domain.clone(), recursive: a.recursive, mailboxes: a.mailboxes.clone() };
-    let opts = crate::verify::Options { quick: a.quick, threads: a.threads.unwrap_or(0) };
+    let opts = crate::verify::Options { quick: a.quick, threads: a.threads.unwrap_or(0), io_threads: a.io_threads };
     let bar = progress::Bar::new(!a.no_progress, "verify");
     let report = crate::verify::run_config(cfg, &scope, &opts, &bar)?;
     bar.finish();
@@ -400,6 +400,7 @@ fn reconstruct(a: &ReconstructArgs) -> Result<Exit> {
         verify_content: a.verify_content,
         quarantine: a.quarantine,
         threads: a.threads.unwrap_or(0),
+        io_threads: a.io_threads,
         mmap: true,
         all_changes: a.json,
         keep_uids: a.keep_uids,

@@ -284,6 +284,7 @@ fn after_a_crash_orphans_are_refused_then_reconstructed_and_get_their_flags_back
         verify_content: false,
         quarantine: false,
         threads: 1,
+        io_threads: None,
         mmap: false,
         all_changes: false,
         keep_uids: false,

@@ -211,6 +211,93 @@ pub fn read_file_into<'b>(
     Ok(Contents::Read(bytes))
 }
 
+/// A file's contents fetched by one thread (an I/O thread of [`crate::scan`]) for another
+/// to work on: mapped, or read into a page-aligned buffer taken from a pool shared by all
+/// threads and given back to it when dropped (so a run allocates a few buffers, not one
+/// per file, and the copy out of the page cache lands page-aligned, see [`ReadBuf`]).
+pub struct Fetched(FetchedInner);
+
+enum FetchedInner {
+    Mapped(memmap2::Mmap),
+    Read(ReadBuf, usize),
+    Owned(Vec<u8>),
+}
+
+/// Buffers given back by dropped [`Fetched`] values.
+static POOL: parking_lot::Mutex<Vec<ReadBuf>> = parking_lot::Mutex::new(Vec::new());
+/// Most buffers kept in the pool, and the largest buffer kept (bigger ones are freed).
+const POOL_MAX: usize = 256;
+const POOL_BUF_MAX: usize = 1 << 20;
+
+impl Deref for Fetched {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match &self.0 {
+            FetchedInner::Mapped(m) => m,
+            FetchedInner::Read(b, n) => &zerocopy::IntoBytes::as_bytes(&b.pages[..])[..*n],
+            FetchedInner::Owned(v) => v,
+        }
+    }
+}
+
+impl Drop for Fetched {
+    fn drop(&mut self) {
+        if let FetchedInner::Read(b, _) = &mut self.0 {
+            if b.capacity() <= POOL_BUF_MAX {
+                let mut pool = POOL.lock();
+                if pool.len() < POOL_MAX {
+                    pool.push(std::mem::take(b));
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Fetched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match &self.0 {
+            FetchedInner::Mapped(_) => "Mapped",
+            FetchedInner::Read(..) => "Read",
+            FetchedInner::Owned(_) => "Owned",
+        };
+        write!(f, "Fetched::{kind}({} bytes)", self.len())
+    }
+}
+
+/// [`read_file_into`] for a file another thread will work on: same mapping policy and
+/// checks, the buffer from the shared pool. A file to be mapped is first announced to the
+/// kernel (`POSIX_FADV_WILLNEED`: read all of it now, in large requests, rather than page
+/// by page as the mapping is touched).
+pub fn fetch_file(file: &File, len: u64, allow_map: bool) -> std::io::Result<Fetched> {
+    if allow_map && len >= MAP_THRESHOLD {
+        let _ = rustix::fs::fadvise(file, 0, std::num::NonZeroU64::new(len), rustix::fs::Advice::WillNeed);
+        if let Ok(map) = map(file) {
+            if map.len() as u64 == len {
+                return Ok(Fetched(FetchedInner::Mapped(map)));
+            }
+        }
+    }
+    if len > READ_CAP {
+        return read_small(file, len).map(|v| Fetched(FetchedInner::Owned(v)));
+    }
+    let mut buf = POOL.lock().pop().unwrap_or_default();
+    let n = len as usize;
+    let pages = n.div_ceil(4096);
+    if buf.pages.len() < pages {
+        buf.pages.resize(pages, Page([0; 4096]));
+    }
+    let bytes = &mut zerocopy::IntoBytes::as_mut_bytes(&mut buf.pages[..])[..n];
+    let mut reader = file;
+    reader.read_exact(bytes).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file shrank while being read")
+        } else {
+            e
+        }
+    })?;
+    Ok(Fetched(FetchedInner::Read(buf, n)))
+}
+
 #[expect(unsafe_code, reason = "memory-mapping a file is inherently unsafe")]
 fn map(file: &File) -> std::io::Result<memmap2::Mmap> {
     // SAFETY: the mapping is read-only and private. Files the store maps are never
@@ -243,6 +330,28 @@ mod tests {
         let f = File::open(&p).expect("open");
         let e = read_file_into(&f, 10, false, &mut buf).err().expect("shrank");
         assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn fetched_files_come_back_whole_and_their_buffers_are_reused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (i, n) in [5000usize, 1, 0, 4096, 300_000, 17, 9000].into_iter().enumerate() {
+            let p = dir.path().join(format!("f{i}"));
+            let data: Vec<u8> = (0..n).map(|k| (k * 13 + i) as u8).collect();
+            std::fs::write(&p, &data).expect("write");
+            let f = File::open(&p).expect("open");
+            let got = fetch_file(&f, n as u64, true).expect("fetch");
+            assert_eq!(&got[..], &data[..], "size {n}");
+            assert_eq!(matches!(got.0, FetchedInner::Mapped(_)), n as u64 >= MAP_THRESHOLD, "size {n}");
+            drop(got);
+            if (n as u64) < MAP_THRESHOLD {
+                assert!(!POOL.lock().is_empty(), "a read buffer goes back to the pool");
+            }
+        }
+        let p = dir.path().join("short");
+        std::fs::write(&p, b"abc").expect("write");
+        let f = File::open(&p).expect("open");
+        assert_eq!(fetch_file(&f, 10, true).expect_err("shrank").kind(), std::io::ErrorKind::UnexpectedEof);
     }
 
     #[test]

@@ -53,6 +53,9 @@ pub struct Options {
     pub quarantine: bool,
     /// Worker threads (0: from the configuration).
     pub threads: usize,
+    /// I/O threads, reading ahead of the workers (`None`: [`crate::scan::DEFAULT_IO_THREADS`];
+    /// 0: the workers read).
+    pub io_threads: Option<usize>,
     /// Allow memory-mapping large files.
     pub mmap: bool,
     /// Keep every change in the report (for `--json`); otherwise the first few of each
@@ -276,7 +279,9 @@ pub fn run_with(
         ledger_dir: crate::ledger::dir(store.config()),
         hints: hints.into_iter().map(|(k, v)| (k, std::sync::Arc::new(v))).collect(),
     };
-    crate::scan::run(&shared, targets, threads).map_err(|e| Error::Invalid(format!("reconstruct: {e}")))?;
+    let io = opts.io_threads.unwrap_or(crate::scan::DEFAULT_IO_THREADS);
+    crate::scan::run(&shared, targets, crate::scan::Threads { cpu: threads, io })
+        .map_err(|e| Error::Invalid(format!("reconstruct: {e}")))?;
 
     let regs = shared.registrations.into_inner();
     let mut reports: Vec<MailboxReport> = shared.reports.into_inner().into_iter().flatten().collect();
@@ -293,6 +298,7 @@ pub fn run_with(
 impl crate::scan::Planner for Shared<'_> {
     type Target = Target;
     type Job = Job;
+    type Loaded = Loaded;
 
     fn plan(&self, order: usize, target: Target) -> Option<Job> {
         match prepare(self, order, target) {
@@ -311,22 +317,22 @@ impl crate::scan::Planner for Shared<'_> {
     fn run_len(&self, job: &Job) -> usize {
         if job.read_all { 16 } else { 256 }
     }
-    fn process(&self, job: &Job, start: usize, end: usize) {
-        let full = |uid: u32| {
-            let mut record = None;
-            (process_file(job, uid, self.opts, &mut record), record)
-        };
-        let run: RunOutcomes = if job.quick {
-            let records = &job.old.index_records.as_slice()[start..end];
-            job.listing.messages[start..end]
-                .iter()
-                .zip(records)
-                .filter(|&(&uid, r)| !matches_record(job, uid, r))
-                .map(|(&uid, _)| full(uid))
-                .collect()
-        } else {
-            job.listing.messages[start..end].iter().map(|&uid| full(uid)).collect()
-        };
+    fn load(&self, job: &Job, i: usize) -> Loaded {
+        let uid = job.listing.messages[i];
+        if job.quick && job.old.index_records.as_slice().get(i).is_some_and(|r| matches_record(job, uid, r)) {
+            return Loaded::Same;
+        }
+        load_file(job, uid, self.opts)
+    }
+    fn held(&self, l: &Loaded) -> usize {
+        match l {
+            Loaded::Read { bytes, .. } => bytes.len(),
+            _ => 0,
+        }
+    }
+    fn process(&self, job: &Job, start: usize, loaded: Vec<Loaded>) {
+        let end = start + loaded.len();
+        let run: RunOutcomes = loaded.into_iter().filter_map(|l| derive_file(job, l)).collect();
         place_run(job, start, end, run);
     }
     fn finish(&self, job: &Job) {
@@ -491,14 +497,28 @@ fn fstat_size_mtime(file: &File) -> std::io::Result<(u64, i64)> {
     Ok((st.stx_size, st.stx_mtime.tv_sec))
 }
 
-/// Look at one message file: stat only when its record can be trusted on metadata, else
-/// open, read, parse and hash it. A new cache record for it is left in `record`, to be
-/// placed in order by [`place_run`].
-fn process_file(job: &Job, uid: u32, opts: &Options, record: &mut Option<Vec<u8>>) -> FileOutcome {
+/// What the I/O stage found of one message file.
+enum Loaded {
+    /// A quick run's file that matches the record at its position: no outcome.
+    Same,
+    /// Decided without reading it (matched its record on metadata, vanished, unreadable,
+    /// empty).
+    Done(FileOutcome),
+    /// Read: to be parsed and hashed.
+    Read { info: FileInfo, bytes: crate::io::Fetched, best: Option<crate::codec::index::MessageRecord> },
+}
+
+/// The blocking part of looking at one message file: stat only when its record can be
+/// trusted on metadata, else open, fstat and read it (parsed and hashed by
+/// [`derive_file`]).
+fn load_file(job: &Job, uid: u32, opts: &Options) -> Loaded {
     let name = layout::MessageName::new(uid);
     let path = || job.place.dir.join(name.as_str());
     let dirfd = job.dirfd.as_ref();
     let best = merge::best_candidate(&job.old, uid).copied();
+    let unreadable = |e: &std::io::Error| {
+        Loaded::Done(FileOutcome::Unreadable { uid, error: crate::error::describe_io(e, &path()) })
+    };
     if !job.read_all {
         let st = match dirfd {
             Some(d) => stat_at(d, name.as_c_str()),
@@ -511,12 +531,12 @@ fn process_file(job: &Job, uid: u32, opts: &Options, record: &mut Option<Vec<u8>
             Ok((size, mtime)) => {
                 if let Some(r) = best {
                     if r.size == size && r.internal_date == mtime && size > 0 {
-                        return FileOutcome::Matched(FileInfo { uid, size, mtime });
+                        return Loaded::Done(FileOutcome::Matched(FileInfo { uid, size, mtime }));
                     }
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return FileOutcome::Vanished { uid },
-            Err(e) => return FileOutcome::Unreadable { uid, error: crate::error::describe_io(&e, &path()) },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Loaded::Done(FileOutcome::Vanished { uid }),
+            Err(e) => return unreadable(&e),
         }
     }
     let opened = match dirfd {
@@ -525,28 +545,36 @@ fn process_file(job: &Job, uid: u32, opts: &Options, record: &mut Option<Vec<u8>
     };
     let file = match opened {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return FileOutcome::Vanished { uid },
-        Err(e) => return FileOutcome::Unreadable { uid, error: crate::error::describe_io(&e, &path()) },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Loaded::Done(FileOutcome::Vanished { uid }),
+        Err(e) => return unreadable(&e),
     };
     let (size, mtime) = match fstat_size_mtime(&file) {
         Ok(m) => m,
-        Err(e) => return FileOutcome::Unreadable { uid, error: crate::error::describe_io(&e, &path()) },
+        Err(e) => return unreadable(&e),
     };
     let info = FileInfo { uid, size, mtime };
     if size == 0 {
-        return FileOutcome::Empty(info);
+        return Loaded::Done(FileOutcome::Empty(info));
     }
-    let plausible = mtime > 0 && mtime <= now() + 86_400;
-    let derived = crate::io::with_read_buf(|buf| {
-        crate::io::read_file_into(&file, size, opts.mmap, buf)
-            .map(|bytes| crate::store::derive::derive(uid, &bytes, !plausible))
-    });
-    let d = match derived {
-        Ok(d) => d,
-        Err(e) => return FileOutcome::Unreadable { uid, error: crate::error::describe_io(&e, &path()) },
+    match crate::io::fetch_file(&file, size, opts.mmap) {
+        Ok(bytes) => Loaded::Read { info, bytes, best },
+        Err(e) => unreadable(&e),
+    }
+}
+
+/// The CPU part: parse and hash a file [`load_file`] read. A new cache record for it is
+/// returned beside its outcome, to be placed in order by [`place_run`]. `None` for a
+/// quick run's file that matched.
+fn derive_file(job: &Job, loaded: Loaded) -> Option<(FileOutcome, Option<Vec<u8>>)> {
+    let (info, bytes, best) = match loaded {
+        Loaded::Same => return None,
+        Loaded::Done(o) => return Some((o, None)),
+        Loaded::Read { info, bytes, best } => (info, bytes, best),
     };
-    drop(file);
-    job.bytes_read.fetch_add(size, Ordering::Relaxed);
+    let plausible = info.mtime > 0 && info.mtime <= now() + 86_400;
+    let d = crate::store::derive::derive(info.uid, &bytes, !plausible);
+    drop(bytes);
+    job.bytes_read.fetch_add(info.size, Ordering::Relaxed);
     // A record that already describes this content keeps its cache record when that
     // record is byte-for-byte what we would write.
     let keep_cache = !job.cache_rewrite
@@ -557,20 +585,21 @@ fn process_file(job: &Job, uid: u32, opts: &Options, record: &mut Option<Vec<u8>
                     o.checked_add(l).and_then(|e| c.get(o..e)) == Some(&d.cache_record[..])
                 })
         });
-    if !keep_cache {
-        *record = Some(d.cache_record);
-    }
-    FileOutcome::Read(
-        info,
-        Derived {
-            content_hash: d.content_hash,
-            prefix_hash: d.prefix_hash,
-            header_size: d.header_size,
-            sent_date: d.sent_date,
-            received_date: d.received_date,
-            cache: None,
-        },
-    )
+    let record = (!keep_cache).then_some(d.cache_record);
+    Some((
+        FileOutcome::Read(
+            info,
+            Derived {
+                content_hash: d.content_hash,
+                prefix_hash: d.prefix_hash,
+                header_size: d.header_size,
+                sent_date: d.sent_date,
+                received_date: d.received_date,
+                cache: None,
+            },
+        ),
+        record,
+    ))
 }
 
 /// A quick run's outcomes (the files that did not match) completed with a `Matched`

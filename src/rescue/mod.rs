@@ -717,7 +717,7 @@ pub fn rescue(config: &Config, opts: &Options) -> Result<RescueReport> {
     report.salvage = finish(config, got, &opts);
     if !opts.dry_run {
         let scope = crate::verify::Scope::default();
-        let vopts = crate::verify::Options { quick: opts.quick, threads: opts.threads };
+        let vopts = crate::verify::Options { quick: opts.quick, threads: opts.threads, ..Default::default() };
         match crate::verify::run_config(config.clone(), &scope, &vopts, &NoVerifyProgress) {
             Ok(v) => report.verify = Some(v),
             Err(e) => report.salvage.errors.push(format!("verify: {e}")),

@@ -56,6 +56,9 @@ pub struct Options {
     pub quick: bool,
     /// Worker threads (0: from the configuration).
     pub threads: usize,
+    /// I/O threads, reading ahead of the workers (`None`: [`crate::scan::DEFAULT_IO_THREADS`];
+    /// 0: the workers read).
+    pub io_threads: Option<usize>,
 }
 
 /// Progress callbacks.
@@ -198,7 +201,9 @@ pub fn run(store: &Store, scope: &Scope, opts: &Options, progress: &dyn Progress
         progress,
     };
     report.mailboxes = targets.len() as u64;
-    crate::scan::run(&shared, targets, threads).map_err(|e| Error::Invalid(format!("verify: {e}")))?;
+    let io = opts.io_threads.unwrap_or(crate::scan::DEFAULT_IO_THREADS);
+    crate::scan::run(&shared, targets, crate::scan::Threads { cpu: threads, io })
+        .map_err(|e| Error::Invalid(format!("verify: {e}")))?;
     report.findings = cap_per_file(shared.findings.into_inner().into_iter().flatten().flatten().collect());
     for f in links::outside_mailboxes(store, &domains, scope.domain.is_none()) {
         // A registered mailbox directory that is a link was reported by its own scan.
@@ -327,6 +332,7 @@ impl Shared<'_> {
 impl crate::scan::Planner for Shared<'_> {
     type Target = (String, Target);
     type Job = Job;
+    type Loaded = (u32, Loaded);
 
     fn plan(&self, order: usize, (domain, target): (String, Target)) -> Option<Job> {
         let mut findings = Vec::new();
@@ -478,11 +484,21 @@ impl crate::scan::Planner for Shared<'_> {
         if self.opts.quick { 256 } else { 16 }
     }
 
-    fn process(&self, job: &Job, start: usize, end: usize) {
-        let mut local = Vec::with_capacity(end - start);
-        for &uid in &job.listing.messages[start..end] {
-            local.push((uid, check_file(job, uid, self.opts.quick, &self.bytes)));
+    fn load(&self, job: &Job, i: usize) -> (u32, Loaded) {
+        let uid = job.listing.messages[i];
+        (uid, load_file(job, uid, self.opts.quick))
+    }
+
+    fn held(&self, (_, l): &(u32, Loaded)) -> usize {
+        match l {
+            Loaded::Read { bytes, .. } => bytes.len(),
+            Loaded::Checked(_) => 0,
         }
+    }
+
+    fn process(&self, job: &Job, _start: usize, loaded: Vec<(u32, Loaded)>) {
+        let mut local: Vec<(u32, FileCheck)> =
+            loaded.into_iter().map(|(uid, l)| (uid, check_file(l, &self.bytes))).collect();
         job.outcomes.lock().append(&mut local);
     }
 
@@ -848,46 +864,63 @@ fn cache_findings(place: &MailboxPlace, old: &OldState, expected: &UidMap<Messag
     out
 }
 
-/// Stat (quick) or read and hash one message file.
-fn check_file(job: &Job, uid: u32, quick: bool, bytes: &std::sync::atomic::AtomicU64) -> FileCheck {
+/// What the I/O stage found of one message file.
+enum Loaded {
+    /// Stat'ed (quick), or found missing or unreadable.
+    Checked(FileCheck),
+    /// Read: to be hashed.
+    Read { bytes: crate::io::Fetched, uid: u32, gid: u32 },
+}
+
+/// The blocking part: stat (quick) or open and read one message file.
+fn load_file(job: &Job, uid: u32, quick: bool) -> Loaded {
     use rustix::fs::{AtFlags, Mode, OFlags, StatxFlags, openat, statx};
     let name = layout::MessageName::new(uid);
     let Some(dir) = job.dirfd.as_ref() else {
-        return FileCheck::Unreadable("mailbox directory could not be opened".into());
+        return Loaded::Checked(FileCheck::Unreadable("mailbox directory could not be opened".into()));
     };
     let path = || job.place.dir.join(name.as_str());
     if quick {
-        return match statx(
-            dir,
-            name.as_c_str(),
-            AtFlags::SYMLINK_NOFOLLOW | AtFlags::STATX_DONT_SYNC,
-            StatxFlags::SIZE | StatxFlags::MTIME | StatxFlags::UID | StatxFlags::GID,
-        ) {
-            Ok(st) => {
-                FileCheck::Meta { size: st.stx_size, mtime: st.stx_mtime.tv_sec, uid: st.stx_uid, gid: st.stx_gid }
-            }
-            Err(rustix::io::Errno::NOENT) => FileCheck::Missing,
-            Err(e) => FileCheck::Unreadable(crate::error::describe_io(&e.into(), &path())),
-        };
+        return Loaded::Checked(
+            match statx(
+                dir,
+                name.as_c_str(),
+                AtFlags::SYMLINK_NOFOLLOW | AtFlags::STATX_DONT_SYNC,
+                StatxFlags::SIZE | StatxFlags::MTIME | StatxFlags::UID | StatxFlags::GID,
+            ) {
+                Ok(st) => {
+                    FileCheck::Meta { size: st.stx_size, mtime: st.stx_mtime.tv_sec, uid: st.stx_uid, gid: st.stx_gid }
+                }
+                Err(rustix::io::Errno::NOENT) => FileCheck::Missing,
+                Err(e) => FileCheck::Unreadable(crate::error::describe_io(&e.into(), &path())),
+            },
+        );
     }
     let file = match openat(dir, name.as_c_str(), OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::empty()) {
         Ok(fd) => File::from(fd),
-        Err(rustix::io::Errno::NOENT) => return FileCheck::Missing,
-        Err(e) => return FileCheck::Unreadable(crate::error::describe_io(&e.into(), &path())),
+        Err(rustix::io::Errno::NOENT) => return Loaded::Checked(FileCheck::Missing),
+        Err(e) => return Loaded::Checked(FileCheck::Unreadable(crate::error::describe_io(&e.into(), &path()))),
     };
     let meta = match file.metadata() {
         Ok(m) => m,
-        Err(e) => return FileCheck::Unreadable(e.to_string()),
+        Err(e) => return Loaded::Checked(FileCheck::Unreadable(e.to_string())),
     };
     use std::os::unix::fs::MetadataExt;
-    let read = crate::io::with_read_buf(|buf| {
-        crate::io::read_file_into(&file, meta.len(), true, buf).map(|b| (b.len() as u64, *blake3::hash(&b).as_bytes()))
-    });
-    match read {
-        Ok((size, hash)) => {
+    match crate::io::fetch_file(&file, meta.len(), true) {
+        Ok(bytes) => Loaded::Read { bytes, uid: meta.uid(), gid: meta.gid() },
+        Err(e) => Loaded::Checked(FileCheck::Unreadable(crate::error::describe_io(&e, &path()))),
+    }
+}
+
+/// The CPU part: hash what [`load_file`] read.
+fn check_file(loaded: Loaded, bytes: &std::sync::atomic::AtomicU64) -> FileCheck {
+    match loaded {
+        Loaded::Checked(c) => c,
+        Loaded::Read { bytes: b, uid, gid } => {
+            let size = b.len() as u64;
+            let hash = *blake3::hash(&b).as_bytes();
             bytes.fetch_add(size, std::sync::atomic::Ordering::Relaxed);
-            FileCheck::Read { size, hash, uid: meta.uid(), gid: meta.gid() }
+            FileCheck::Read { size, hash, uid, gid }
         }
-        Err(e) => FileCheck::Unreadable(crate::error::describe_io(&e, &path())),
     }
 }

@@ -83,21 +83,21 @@ fn median_of(n: usize, mut once: impl FnMut() -> Result<(f64, u64)>) -> Result<(
 }
 
 /// One measured row.
-struct Row {
-    name: &'static str,
-    messages: u64,
-    bytes: u64,
-    seconds: f64,
-    rss_kib: u64,
+pub(crate) struct Row {
+    pub name: String,
+    pub messages: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub rss_kib: u64,
     /// Ratio to the floor measured in pairs (see [`paired`]); else `seconds / floor`.
-    ratio: Option<f64>,
+    pub ratio: Option<f64>,
 }
 
 /// Run the floor and `row` alternately `n` times: (median row seconds, largest peak RSS,
 /// median of the n ratios row / floor). The machine drifts by 10-20 % over a minute; a
 /// ratio taken against a floor measured seconds before it drifts much less than one
 /// against a floor measured at the start.
-fn paired(
+pub(crate) fn paired(
     n: usize,
     mut floor: impl FnMut() -> Result<(f64, u64)>,
     mut row: impl FnMut() -> Result<(f64, u64)>,
@@ -128,7 +128,7 @@ pub fn run(suite: &Suite) -> Result<()> {
 
 /// Run `cmd`, returning (seconds, peak RSS in KiB of the child). Dirty pages of the
 /// previous row are written back first, so one row's writeback is not timed in the next.
-fn timed(cmd: &mut Command) -> Result<(f64, u64)> {
+pub(crate) fn timed(cmd: &mut Command) -> Result<(f64, u64)> {
     // SAFETY: sync(2) takes no arguments and cannot fail.
     unsafe { libc::sync() };
     std::thread::sleep(std::time::Duration::from_millis(500));
@@ -151,7 +151,7 @@ fn timed(cmd: &mut Command) -> Result<(f64, u64)> {
     Ok((secs, usage.ru_maxrss as u64))
 }
 
-fn domains(conf: &Path) -> Result<Vec<String>> {
+pub(crate) fn domains(conf: &Path) -> Result<Vec<String>> {
     let cfg = mstore::config::Config::load(conf)?;
     let st = mstore::store::Store::open(cfg)?;
     let mut d: Vec<String> = st.list(None)?.into_iter().map(|e| e.domain).collect();
@@ -159,7 +159,7 @@ fn domains(conf: &Path) -> Result<Vec<String>> {
     Ok(d)
 }
 
-fn mailbox_dirs(conf: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn mailbox_dirs(conf: &Path) -> Result<Vec<PathBuf>> {
     let cfg = mstore::config::Config::load(conf)?;
     let st = mstore::store::Store::open(cfg)?;
     let mut v = Vec::new();
@@ -211,11 +211,12 @@ fn prepare(a: &BenchArgs) -> Result<(PathBuf, PathBuf, usize, u64, u64, Row)> {
     let bytes: u64 = it.next().and_then(|s| s.parse().ok()).context("floor output")?;
 
     let (s, rss) = median_of(a.repeat, || timed(floor_cmd().stdout(std::process::Stdio::null())))?;
-    let floor = Row { name: "floor: open+read+blake3", messages: files, bytes, seconds: s, rss_kib: rss, ratio: None };
+    let floor =
+        Row { name: "floor: open+read+blake3".into(), messages: files, bytes, seconds: s, rss_kib: rss, ratio: None };
     Ok((conf, dir, threads, files, bytes, floor))
 }
 
-fn print_rows(title: &str, rows: &[Row]) {
+pub(crate) fn print_rows(title: &str, rows: &[Row]) {
     let floor = rows[0].seconds;
     println!("{title}");
     println!("| run | messages/s | MB/s | peak RSS MiB | time s | ratio to floor |");
@@ -247,7 +248,7 @@ fn verify(a: &BenchArgs) -> Result<()> {
         c.stdout(std::process::Stdio::null());
         let (s, rss) = median_of(a.repeat, || timed(&mut c))?;
         rows.push(Row {
-            name,
+            name: name.into(),
             messages: files,
             bytes: if quick { 0 } else { bytes },
             seconds: s,
@@ -302,7 +303,7 @@ fn reconstruct(a: &BenchArgs) -> Result<()> {
     };
     let mut row = |name: &'static str, bytes: u64, run: &mut dyn FnMut() -> Result<(f64, u64)>| -> Result<()> {
         let (s, rss, ratio) = paired(a.repeat, floor, run)?;
-        rows.push(Row { name, messages: files, bytes, seconds: s, rss_kib: rss, ratio: Some(ratio) });
+        rows.push(Row { name: name.into(), messages: files, bytes, seconds: s, rss_kib: rss, ratio: Some(ratio) });
         Ok(())
     };
     let mut meta = Command::new(&exe);
@@ -383,7 +384,7 @@ fn import(a: &BenchArgs) -> Result<()> {
     let (files, bytes, _, _) = floor(1)?;
     let (_, _, s1, rss1) = floor(1)?;
     rows.push(Row {
-        name: "floor: open+read+blake3, 1 thread",
+        name: "floor: open+read+blake3, 1 thread".into(),
         messages: files,
         bytes,
         seconds: s1,
@@ -392,7 +393,7 @@ fn import(a: &BenchArgs) -> Result<()> {
     });
     let cores = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let (_, _, sn, rssn) = floor(cores)?;
-    rows.push(Row { name: "floor, all cores", messages: files, bytes, seconds: sn, rss_kib: rssn, ratio: None });
+    rows.push(Row { name: "floor, all cores".into(), messages: files, bytes, seconds: sn, rss_kib: rssn, ratio: None });
     for (what, dest) in [("maildir", &md), ("mbox", &mbox)] {
         if dest.exists() {
             continue;
@@ -402,7 +403,7 @@ fn import(a: &BenchArgs) -> Result<()> {
         cmd.stdout(std::process::Stdio::null());
         let (s, rss) = timed(&mut cmd)?;
         let name = if what == "maildir" { "export maildir" } else { "export mbox" };
-        rows.push(Row { name, messages: files, bytes, seconds: s, rss_kib: rss, ratio: None });
+        rows.push(Row { name: name.into(), messages: files, bytes, seconds: s, rss_kib: rss, ratio: None });
     }
     for (what, from) in [("maildir", &md), ("mbox", &mbox)] {
         let target = base.join(format!("target-{what}"));
@@ -422,14 +423,14 @@ fn import(a: &BenchArgs) -> Result<()> {
         cmd.stdout(std::process::Stdio::null());
         let (s, rss) = timed(&mut cmd)?;
         let name = if what == "maildir" { "import maildir" } else { "import mbox" };
-        rows.push(Row { name, messages: files, bytes, seconds: s, rss_kib: rss, ratio: None });
+        rows.push(Row { name: name.into(), messages: files, bytes, seconds: s, rss_kib: rss, ratio: None });
         // A re-run finds everything present (hash + date per message) and appends nothing.
         let mut cmd = Command::new(&bin);
         cmd.args(["import", what, "-f", &tc, "--no-progress"]).arg(from).args(["example.com", "user/imported"]);
         cmd.stdout(std::process::Stdio::null());
         let (s, rss) = timed(&mut cmd)?;
         let name = if what == "maildir" { "re-run maildir (all present)" } else { "re-run mbox (all present)" };
-        rows.push(Row { name, messages: files, bytes, seconds: s, rss_kib: rss, ratio: None });
+        rows.push(Row { name: name.into(), messages: files, bytes, seconds: s, rss_kib: rss, ratio: None });
     }
     println!("import bench: {files} messages, {:.1} MiB, corpus {}", bytes as f64 / 1048576.0, base.display());
     println!("| run | messages/s | MB/s | peak RSS MiB | time s | ratio to 1-thread floor |");

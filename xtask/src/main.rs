@@ -3,13 +3,14 @@
 //! - `corpus --messages N --out DIR [--seed S]`: a deterministic generated store.
 //! - `ci`: what CI runs (`bash .ci/run`).
 //! - `seeds`: write the fuzz seed inputs to `corpus/fuzz/`.
-//! - `bench reconstruct|verify|import|db`: benchmark suites (see the README).
+//! - `bench reconstruct|verify|import|db`, `bench --cold`: benchmark suites (see the README).
 //! - `crash`: the long crash-state enumeration of the databases.
 //! - `dist [--check]`: man pages and shell completions into `dist/` (checked in).
 //! - `deb [--check]`: the Debian package (cargo-deb); `--check` installs, uses and purges it (root).
 //! - `fuzz [TARGET...] [--seconds N] [--time TARGET=N]`: run the cargo-fuzz targets (`fuzz.rs`).
 
 mod bench;
+mod bench_cold;
 mod bench_db;
 #[allow(dead_code)]
 #[path = "../../fuzz/bodies.rs"]
@@ -40,16 +41,28 @@ enum Cmd {
     Ci,
     /// Write the fuzz targets' seed inputs to corpus/fuzz/<target>/seed-*.
     Seeds,
-    /// Run a benchmark suite.
+    /// Run a benchmark suite; --cold: the cold-cache rows (root).
+    #[command(args_conflicts_with_subcommands = true)]
     Bench {
+        /// Cold page cache (root only): reconstruct full rebuild and no-op, verify and
+        /// verify --quick, each paired with the cold floor, page cache dropped before each run.
+        #[arg(long)]
+        cold: bool,
+        #[command(flatten)]
+        args: bench::BenchArgs,
+        #[command(flatten)]
+        cold_args: bench_cold::ColdArgs,
         #[command(subcommand)]
-        suite: bench::Suite,
+        suite: Option<bench::Suite>,
     },
     /// Enumerate crash states of the databases at length (the tests run a bounded version).
     Crash(crash::CrashArgs),
     /// Internal: the floor of the corpus benches, in its own process.
     #[command(name = "__floor", hide = true)]
     Floor { conf: String, threads: usize },
+    /// Internal: the cold floor (list, open and read with N requests in flight).
+    #[command(name = "__cold_floor", hide = true)]
+    ColdFloor { conf: String, inflight: usize },
     /// Internal: the metadata floor of the reconstruct bench (list + statx), in its own process.
     #[command(name = "__meta_floor", hide = true)]
     MetaFloor { conf: String, threads: usize },
@@ -88,9 +101,14 @@ fn main() -> Result<()> {
             let deb = deb::build()?;
             if check { deb::check(&deb) } else { Ok(()) }
         }
-        Cmd::Bench { suite } => bench::run(&suite),
+        Cmd::Bench { suite: Some(suite), .. } => bench::run(&suite),
+        Cmd::Bench { suite: None, cold: true, args, cold_args } => bench_cold::run(&args, &cold_args),
+        Cmd::Bench { suite: None, cold: false, .. } => {
+            bail!("name a suite (cargo xtask bench reconstruct|verify|import|db) or --cold")
+        }
         Cmd::Crash(a) => crash::run(&a),
         Cmd::Floor { conf, threads } => bench::floor_child(&conf, threads),
+        Cmd::ColdFloor { conf, inflight } => bench_cold::cold_floor_child(&conf, inflight),
         Cmd::MetaFloor { conf, threads } => bench::meta_floor_child(&conf, threads),
         Cmd::Seeds => {
             let root = project_root();
