@@ -153,3 +153,57 @@ fn an_endless_configuration_fails_at_once() {
     assert!(m.stderr.contains("/dev/zero is larger than 1048576 bytes"), "{}", m.stderr);
     assert_bounded("ls -f /dev/zero", &m);
 }
+
+/// A garbage index that is real content, not a hole: a valid header counting 200,000
+/// records, and 200,000 records of noise (25 MiB). Before the bound this gave one finding
+/// per record (the issue saw 2,096,838 findings, 833 MB of JSON, for 256 MiB); now the
+/// report for the file is at most [`mstore::verify::MAX_FINDINGS_PER_FILE`] findings and
+/// a count of the rest.
+#[test]
+fn a_garbage_index_gives_a_bounded_report() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let conf = store(tmp.path());
+    let c = conf.to_str().expect("utf-8");
+    let dir = mailbox_dir(&conf, "example.com", "user/joe");
+    let index = dir.join("ms.index");
+    let mut bytes = std::fs::read(&index).expect("read")[..128].to_vec();
+    const N: u32 = 200_000;
+    bytes[48..52].copy_from_slice(&N.to_le_bytes());
+    let crc = mstore::format::crc(&bytes[..124]);
+    bytes[124..128].copy_from_slice(&crc.to_le_bytes());
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    bytes.reserve(N as usize * 128);
+    for _ in 0..N as usize * 16 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        bytes.extend_from_slice(&x.to_le_bytes());
+    }
+    std::fs::write(&index, &bytes).expect("write");
+    let m = measured(&["verify", "-f", c, "--json", "--no-progress", "example.com", "user/joe"]);
+    assert!(m.code == 4 || m.code == 8, "{}", m.stderr);
+    assert_bounded("verify", &m);
+    let o = Command::new(bin())
+        .args(["verify", "-f", c, "--json", "--no-progress", "example.com", "user/joe"])
+        .output()
+        .expect("verify");
+    assert!(o.stdout.len() < 256 << 10, "verify printed {} bytes of JSON", o.stdout.len());
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let path = index.display().to_string();
+    let of_index: Vec<&serde_json::Value> =
+        j["findings"].as_array().expect("findings").iter().filter(|f| f["path"] == path.as_str()).collect();
+    assert!(
+        of_index.len() <= mstore::verify::MAX_FINDINGS_PER_FILE + 1,
+        "{} findings for one garbage file",
+        of_index.len()
+    );
+    // The setup really reached the records: the header was taken as valid (no header
+    // finding) and the rest of the damaged records are counted, not dropped silently.
+    assert!(!of_index.iter().any(|f| f["kind"] == "index-header-corrupt"), "{j}");
+    let counted: u64 = of_index
+        .iter()
+        .filter_map(|f| f["message"].as_str()?.split_whitespace().next()?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0);
+    assert!(counted > u64::from(N) / 2, "the damaged records are not counted: {of_index:#?}");
+}

@@ -697,15 +697,23 @@ fn structural_findings(place: &MailboxPlace, old: &OldState, target: &Target) ->
                     if let Some(h) = &s.header_error {
                         out.push(fe("index-header-corrupt", INDEX_FILE, h));
                     }
-                    for d in &s.damaged {
+                    // Leave room under the per-file cap for the other findings of this
+                    // file and the count of the rest, so the count is never capped away.
+                    let others = 1
+                        + usize::from(s.header_error.is_some())
+                        + usize::from(s.beyond_count.is_some())
+                        + usize::from(s.partial_tail.is_some());
+                    let listed = s.damaged.len().min(MAX_FINDINGS_PER_FILE.saturating_sub(others));
+                    for d in &s.damaged[..listed] {
                         out.push(fe("index-record-corrupt", INDEX_FILE, d));
                     }
-                    if s.damaged_more > 0 {
+                    let more = s.damaged_more + (s.damaged.len() - listed) as u64;
+                    if more > 0 {
                         out.push(mk(
                             "index-record-corrupt",
                             INDEX_FILE,
                             None,
-                            format!("{} more damaged records not listed", s.damaged_more),
+                            format!("{more} more damaged records not listed (the first {listed} are)"),
                         ));
                     }
                     if let Some((off, _)) = s.beyond_count {
