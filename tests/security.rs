@@ -808,3 +808,55 @@ fn verify_reports_every_symlink_in_the_store_and_follows_none() {
     std::fs::rename(&real, &seg).expect("move back");
     assert_eq!(verify_findings(&fx).1, 0);
 }
+
+/// Run `cat PATH` (or `ls` for a directory) as `uid:gid` (the standard library drops the
+/// supplementary groups when it switches user); whether it could read it.
+fn can_read_as(uid: u32, gid: u32, path: &Path) -> bool {
+    use std::os::unix::process::CommandExt;
+    let tool = if path.is_dir() { "ls" } else { "cat" };
+    let mut c = Command::new(tool);
+    c.arg(path).uid(uid).gid(gid);
+    c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status().expect("run").success()
+}
+
+#[test]
+fn a_local_user_cannot_read_mail_index_or_cache_even_with_the_directories_open() {
+    if skip_unless_root("local user reads") {
+        return;
+    }
+    let fx = Fx::new(20);
+    let (euid, egid) = user(EVIL);
+    let joe = fx.mailbox("example.com", "user/joe");
+    // What the local user read: subjects, senders and Message-IDs from ms.cache.
+    let cache = std::fs::read(joe.join("ms.cache")).expect("read");
+    let msg = std::fs::read_to_string(joe.join("1.")).expect("read");
+    let subject = msg.lines().find_map(|l| l.strip_prefix("Subject: ")).expect("a subject").trim();
+    assert!(cache.windows(subject.len()).any(|w| w == subject.as_bytes()), "setup: ms.cache holds {subject:?}");
+    let files = [joe.join("ms.cache"), joe.join("ms.index"), joe.join("ms.header"), joe.join("ms.log"), joe.join("1.")];
+    for f in &files {
+        assert!(!can_read_as(euid, egid, f), "{} is readable by another local user", f.display());
+    }
+    assert!(!can_read_as(euid, egid, &joe), "the mailbox directory is listable by another local user");
+    // Even with every directory on the way opened to everyone, the files' own modes
+    // keep them from other users; and a world-readable file there is readable, so the
+    // check above really ran as that user and reached the directory.
+    let mut opened = Vec::new();
+    for d in joe.ancestors().take_while(|d| d.starts_with(fx.root())) {
+        let m = std::fs::metadata(d).expect("stat").mode();
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode((m & 0o7777) | 0o005)).expect("chmod");
+        opened.push((d.to_path_buf(), m & 0o7777));
+    }
+    let probe = joe.join("probe.txt");
+    std::fs::write(&probe, "x").expect("write");
+    std::fs::set_permissions(&probe, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    assert!(can_read_as(euid, egid, &probe), "setup: the other user reaches the mailbox directory");
+    let readable: Vec<_> = files.iter().filter(|f| can_read_as(euid, egid, f)).collect();
+    std::fs::remove_file(&probe).expect("rm");
+    for (d, m) in opened {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(m)).expect("chmod back");
+    }
+    assert!(readable.is_empty(), "readable by another local user: {readable:?}");
+    // Doctor says so when mail is world-readable.
+    std::fs::set_permissions(joe.join("ms.cache"), std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    fx.doctor(&[]).one("world-access", &joe.join("ms.cache"));
+}
