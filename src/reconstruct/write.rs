@@ -136,14 +136,19 @@ pub(super) fn finish(
             detail: "found on disk but missing from the mailbox list: registered again".into(),
         });
     }
+    // A message read whose cache record was not kept got a new one (appended even where
+    // it lands at the offset the index already says: a cache cut short and put back).
+    let cache_records_written =
+        outcomes.iter().any(|o| matches!(o, FileOutcome::Read(_, d) if d.cache.is_some()));
     let must_write = merged.changed
         || merged.placement_changed
+        || cache_records_written
         || cache_rewritten
         || job.old.header_problem.is_some()
         || job.old.index_problem.is_some()
         || job.old.log_problem.is_some()
         || job.old.log_torn.is_some();
-    if merged.placement_changed && !merged.changed {
+    if (merged.placement_changed || cache_records_written) && !merged.changed && !cache_rewritten {
         report.changes.push(Change {
             uid: None,
             what: "cache-records-rebuilt",
