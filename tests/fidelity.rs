@@ -362,3 +362,69 @@ fn index_and_log_lost_reappend_by_default_and_keep_uids_on_request() {
         assert_eq!(hashes(&before), hashes(&after));
     }
 }
+
+/// A binary of the crate, run with `-f CONF`.
+fn db_cmd(fx: &Fx, name: &str, args: &[&str]) -> Run {
+    let bin = std::path::Path::new(RECONSTRUCT).with_file_name(name);
+    let o =
+        std::process::Command::new(bin).arg("-f").arg(&fx.conf).args(args).env_remove("MS_CONF").output().expect("run");
+    Run {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn a_missing_database_home_is_recreated_by_the_repair_commands_and_mailboxes_registered_again() {
+    let fx = Fx::new();
+    fx.mailbox(D, JOE, 6);
+    fx.mailbox(D, "user/mary", 5);
+    fx.mailbox("foo.com", "admin", 4);
+    let before: Vec<Value> =
+        [(D, JOE), (D, "user/mary"), ("foo.com", "admin")].iter().map(|(d, n)| fx.show(d, n)).collect();
+    let listed = fx.listed();
+    let home = fx.store.config().database_path.clone();
+    let rm_home = || std::fs::remove_dir_all(&home).expect("remove database home");
+
+    // The guide's recovery without `mstore init`: reconstruct -r for each domain.
+    rm_home();
+    let r = fx.mstore(&["ls"]);
+    assert_eq!(r.code, 8);
+    assert!(r.stderr.contains("msdb_repair") && r.stderr.contains("reconstruct"), "{}", r.stderr);
+    let r = fx.reconstruct(&["-r", D]);
+    r.expect_code(1, "reconstruct -r with the database home missing");
+    assert!(r.stdout.contains("database home") && r.stdout.contains("recreated"), "{}", r.stdout);
+    fx.reconstruct(&["-r", "foo.com"]).expect_code(1, "second domain");
+    assert_eq!(fx.listed(), listed, "every mailbox on disk is registered again");
+    for ((d, n), b) in [(D, JOE), (D, "user/mary"), ("foo.com", "admin")].iter().zip(&before) {
+        assert_survived(b, &fx.show(d, n));
+    }
+    assert_eq!(verify(&fx).0, 0);
+
+    // msdb_recover recreates it too (and says so); a dry run does not.
+    rm_home();
+    let r = db_cmd(&fx, "msdb_recover", &["-n"]);
+    assert_eq!(r.code, 8, "{}", r.stderr);
+    assert!(!home.exists(), "a dry run writes nothing");
+    let r = db_cmd(&fx, "msdb_recover", &[]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("recreated") && r.stderr.contains("reconstruct"), "{}", r.stderr);
+    for d in [D, "foo.com"] {
+        fx.reconstruct(&["-r", d]).expect_code(1, "register again");
+    }
+    assert_eq!(fx.listed(), listed);
+
+    // msdb_backup never makes an empty database to back up (it would rotate good backups
+    // out): it fails and says what to run; with a backup, msdb_repair restores it.
+    db_cmd(&fx, "msdb_backup", &[]).expect_code(0, "backup");
+    rm_home();
+    let r = db_cmd(&fx, "msdb_backup", &[]);
+    assert_eq!(r.code, 8, "{}", r.stderr);
+    assert!(!home.exists(), "msdb_backup does not recreate the home");
+    assert_eq!(db_cmd(&fx, "msdb_verify", &[]).code, 8, "msdb_verify only reads");
+    let r = db_cmd(&fx, "msdb_repair", &[]);
+    assert_eq!(r.code, 3, "restored the last backup\n{}\n{}", r.stdout, r.stderr);
+    assert_eq!(fx.listed(), listed, "the backup's mailbox list");
+    assert_eq!(verify(&fx).0, 0);
+}

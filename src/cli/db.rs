@@ -93,11 +93,33 @@ fn backup_path(cfg: &Config, name: &str) -> PathBuf {
     if name.contains('/') { PathBuf::from(name) } else { cfg.backup_path.join(name) }
 }
 
+/// A lost database home, recreated (empty) for a repair command, said on standard error
+/// (standard output may be JSON); `true` if it was. Not in a dry run.
+fn recreate_home(cfg: &Config, prog: &str, dry_run: bool) -> Result<bool> {
+    if dry_run {
+        return Ok(false);
+    }
+    let note = crate::store::Store::recreate_database_home(cfg)?;
+    if let Some(n) = &note {
+        eprintln!(
+            "{prog}: note: {n}: run `reconstruct -f {} -r DOMAIN` for each domain",
+            crate::util::shell_quote(&cfg.path.to_string_lossy())
+        );
+    }
+    Ok(note.is_some())
+}
+
+/// At least "repaired" when the database home had to be recreated.
+fn at_least_repaired(exit: Exit, recreated: bool) -> Exit {
+    if recreated && exit == Exit::Ok { Exit::Repaired } else { exit }
+}
+
 /// `msdb_recover`.
 pub fn recover(a: &RecoverArgs) -> Result<Exit> {
     let prog = "msdb_recover";
     let cfg = super::load_config_for_writing(&a.common)?;
     refuse_root(&cfg, prog)?;
+    let recreated = recreate_home(&cfg, prog, a.dry_run)?;
     let fs = RealFs;
     let mode = if a.strict {
         Mode::Strict
@@ -120,7 +142,7 @@ pub fn recover(a: &RecoverArgs) -> Result<Exit> {
     };
     let opts = RecoverOptions { mode, durability: cfg.durability, dry_run: a.dry_run };
     match crate::db::recover::recover(&fs, &cfg.database_path, &opts) {
-        Ok(rep) => emit(&rep, Format::json_if(a.json)),
+        Ok(rep) => emit(&rep, Format::json_if(a.json)).map(|e| at_least_repaired(e, recreated)),
         Err(e) => Ok(fail(prog, &explain(e, &cfg))),
     }
 }
@@ -155,6 +177,7 @@ pub fn restore(a: &RestoreArgs) -> Result<Exit> {
     let prog = "msdb_restore";
     let cfg = super::load_config_for_writing(&a.common)?;
     refuse_root(&cfg, prog)?;
+    recreate_home(&cfg, prog, a.dry_run)?;
     let name = a.backup.as_deref();
     match restore::restore(&RealFs, &cfg.database_path, &cfg.backup_path, name, cfg.durability, a.dry_run) {
         Ok(rep) => emit(&DryRun { report: &rep, dry_run: a.dry_run }, Format::json_if(a.json)),
@@ -167,6 +190,17 @@ pub fn repair(a: &RepairArgs) -> Result<Exit> {
     let prog = "msdb_repair";
     let cfg = super::load_config_for_writing(&a.common)?;
     refuse_root(&cfg, prog)?;
+    if recreate_home(&cfg, prog, a.dry_run)? {
+        // Nothing to recover from: the last good backup is the best state there is (the
+        // ladder's third rung); with none, the empty databases stay.
+        return match restore::restore(&RealFs, &cfg.database_path, &cfg.backup_path, None, cfg.durability, false) {
+            Ok(rep) => emit(&DryRun { report: &rep, dry_run: false }, Format::json_if(a.json)).map(|_| Exit::Restored),
+            Err(e) => {
+                eprintln!("{prog}: no backup restored ({e}); the databases are empty");
+                Ok(Exit::Repaired)
+            }
+        };
+    }
     let opts = RepairOptions { backup_dir: cfg.backup_path.clone(), durability: cfg.durability, dry_run: a.dry_run };
     let rep = match crate::db::repair::repair(&RealFs, &cfg.database_path, &opts) {
         Ok(r) => r,

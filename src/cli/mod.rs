@@ -387,7 +387,9 @@ fn mtime(p: &Path) -> Result<i64> {
 
 fn reconstruct(a: &ReconstructArgs) -> Result<Exit> {
     let cfg = load_config_for_writing(&a.common)?;
-    // A dry run only reads: the databases too.
+    // A repair command: a lost database home is recreated (the run registers the
+    // mailboxes it finds on disk), except in a dry run, which only reads: the databases too.
+    let recreated = if a.dry_run { None } else { Store::recreate_database_home(&cfg)? };
     let st = if a.dry_run { Store::open_read_only(cfg)? } else { Store::open(cfg)? };
     let sel = crate::reconstruct::Selection {
         domain: a.domain.clone(),
@@ -406,7 +408,11 @@ fn reconstruct(a: &ReconstructArgs) -> Result<Exit> {
         keep_uids: a.keep_uids,
     };
     let bar = progress::Bar::new(!a.no_progress, "reconstruct");
-    let report = crate::reconstruct::run(&st, &sel, &opts, &bar)?;
+    let mut report = crate::reconstruct::run(&st, &sel, &opts, &bar)?;
     bar.finish();
+    if let Some(message) = recreated {
+        report.notes.insert(0, crate::reconstruct::discover::SelectionNote { message, error: false });
+        report.repaired_store = true;
+    }
     emit(&report, Format::json_if(a.json))
 }

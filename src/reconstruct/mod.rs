@@ -292,7 +292,7 @@ pub fn run_with(
             }
         }
     }
-    Ok(RunReport { domain, dry_run: opts.dry_run, notes, mailboxes: reports })
+    Ok(RunReport { domain, dry_run: opts.dry_run, notes, mailboxes: reports, repaired_store: false })
 }
 
 impl crate::scan::Planner for Shared<'_> {

@@ -148,6 +148,9 @@ pub struct RunReport {
     pub notes: Vec<SelectionNote>,
     /// Mailboxes in name order.
     pub mailboxes: Vec<MailboxReport>,
+    /// Something outside the mailboxes was repaired (a lost database home recreated).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub repaired_store: bool,
 }
 
 fn notes_json<S: serde::Serializer>(n: &[SelectionNote], s: S) -> Result<S::Ok, S::Error> {
@@ -219,6 +222,9 @@ impl RunReport {
     /// 8 failed).
     pub fn exit_code(&self) -> u8 {
         let mut bits = self.mailboxes.iter().fold(0u8, |b, m| b | m.exit_bits());
+        if self.repaired_store {
+            bits |= Exit::Repaired as u8;
+        }
         if self.notes.iter().any(|n| n.error) {
             bits |= Exit::Error as u8;
         }
@@ -250,7 +256,7 @@ impl RunReport {
             }
         }
         let total = self.mailboxes.len();
-        if repaired == 0 && would == 0 && failed == 0 && self.notes.iter().all(|n| !n.error) {
+        if repaired == 0 && would == 0 && failed == 0 && !self.repaired_store && self.notes.iter().all(|n| !n.error) {
             let _ = writeln!(
                 s,
                 "reconstruct: {}: nothing to do: {total} mailbox(es), {messages} messages, all consistent",

@@ -138,8 +138,7 @@ pub(super) fn finish(
     }
     // A message read whose cache record was not kept got a new one (appended even where
     // it lands at the offset the index already says: a cache cut short and put back).
-    let cache_records_written =
-        outcomes.iter().any(|o| matches!(o, FileOutcome::Read(_, d) if d.cache.is_some()));
+    let cache_records_written = outcomes.iter().any(|o| matches!(o, FileOutcome::Read(_, d) if d.cache.is_some()));
     let must_write = merged.changed
         || merged.placement_changed
         || cache_records_written

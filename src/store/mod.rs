@@ -68,17 +68,46 @@ impl Store {
         let opts = EnvOptions { fs: Arc::clone(&fs), ..EnvOptions::from_config(&config) };
         let env = match Env::open_for(&dir, opts, access) {
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                let conf = shell_quote(&config.path.to_string_lossy());
                 return Err(Error::Invalid(format!(
-                    "unable to open database: database home {} is missing (ms-path {} from {}); create a store with `mstore init -f {}`",
+                    "unable to open database: database home {} is missing (ms-path {} from {}); if the store had databases, `msdb_repair -f {conf}` recreates them from the last backup and `reconstruct -f {conf} -r DOMAIN` registers each domain's mailboxes again; a new store is made with `mstore init -f {conf}`",
                     dir.display(),
                     config.ms_path.display(),
                     config.path.display(),
-                    shell_quote(&config.path.to_string_lossy()),
                 )));
             }
             other => other?,
         };
         Ok(Store { config, env, fs })
+    }
+
+    /// Recreate a missing database home (empty databases) for a repair command, when the
+    /// store itself is there (ms-path exists: a missing ms-path is more likely a wrong
+    /// `-f` or `ms-path` than a lost database, and is refused with the fix). Returns what
+    /// was done, for the report; `None` when the home exists.
+    pub fn recreate_database_home(config: &Config) -> Result<Option<String>> {
+        let home = &config.database_path;
+        match std::fs::symlink_metadata(home) {
+            Ok(_) => return Ok(None),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io("look at", home, e)),
+            Err(_) => {}
+        }
+        if !config.ms_path.is_dir() {
+            return Err(Error::NeedsRepair {
+                reason: format!(
+                    "unable to open database: the database home {} and ms-path {} (from {}) are both missing: is this the right configuration file?",
+                    home.display(),
+                    config.ms_path.display(),
+                    config.path.display()
+                ),
+                fix: format!("mstore init -f {}", shell_quote(&config.path.to_string_lossy())),
+            });
+        }
+        Env::create_with(home, crate::db::EnvOptions::from_config(config))?;
+        Ok(Some(format!(
+            "the database home {} was missing: recreated with empty databases (the mailbox list, subscriptions); mailboxes found on disk are registered again by reconstruct",
+            home.display()
+        )))
     }
 
     /// Create the store's directories (ms-path, database home, partitions) if missing,
