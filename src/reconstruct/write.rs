@@ -169,6 +169,36 @@ pub(super) fn finish(
         });
     }
 
+    // A message file whose mtime is not its internal date (touched since it was indexed):
+    // the mtime is set back (the store's invariant, where Maildir tools read the date, and
+    // what the next run's stat compares). Re-appended files are renamed first.
+    let renamed_to: std::collections::HashMap<u32, u32> = merged.renames.iter().copied().collect();
+    let mtimes: Vec<(u32, i64, i64)> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            FileOutcome::Read(info, _) => Some(info),
+            _ => None,
+        })
+        .filter_map(|info| {
+            let uid = renamed_to.get(&info.uid).copied().unwrap_or(info.uid);
+            let i = merged.records.binary_search_by_key(&uid, |r| r.uid).ok()?;
+            let date = merged.records[i].internal_date;
+            (date != info.mtime).then_some((uid, info.mtime, date))
+        })
+        .collect();
+    for &(uid, was, date) in &mtimes {
+        report.changes.push(Change {
+            uid: Some(uid),
+            what: "mtime-restored",
+            old: Some(serde_json::json!(was)),
+            new: Some(serde_json::json!(date)),
+            detail: format!(
+                "{uid}.: file mtime {was} {}set back to its internal date {date}",
+                if opts.dry_run { "would be " } else { "" }
+            ),
+        });
+    }
+
     if opts.dry_run {
         for (name, why) in &leftovers {
             report.problems.push(format!(
@@ -176,7 +206,7 @@ pub(super) fn finish(
                 if opts.quarantine { " (--quarantine would move it aside)" } else { "" }
             ));
         }
-        report.status = if must_write || registration_needed || !merged.set_aside.is_empty() {
+        report.status = if must_write || registration_needed || !merged.set_aside.is_empty() || !mtimes.is_empty() {
             Status::WouldRepair
         } else {
             Status::Unchanged
@@ -203,6 +233,7 @@ pub(super) fn finish(
             }
         }
         if !must_write && merged.set_aside.is_empty() {
+            set_mtimes(fs, dir, &mtimes)?;
             if let Some(CacheSink::Append { out: Some(mut out), .. }) = sink {
                 out.flush().ctx("write", &dir.join(CACHE_FILE))?;
             }
@@ -256,6 +287,7 @@ pub(super) fn finish(
             quarantine(fs, dir, &layout::message_file_name(uid), d)?;
         }
         fs::sync_dir(fs, dir, d).ctx("sync directory", dir)?;
+        set_mtimes(fs, dir, &mtimes)?;
         // A re-appended message's cache record was derived under its old UID: derive it
         // again under the new one (re-appends are rare; the file is small or mapped).
         let mut sink = sink;
@@ -431,7 +463,7 @@ pub(super) fn finish(
     match result {
         Err(e) => report.status = Status::Failed(e.to_string()),
         Ok(()) => {
-            if must_write || registration_needed || moved_any || !merged.set_aside.is_empty() {
+            if must_write || registration_needed || moved_any || !merged.set_aside.is_empty() || !mtimes.is_empty() {
                 report.status = Status::Repaired;
             }
             let entry = default_entry(place, &merged.header, job.target.entry.as_ref(), merged.ceiling);
@@ -475,6 +507,15 @@ fn record_losses(ledger_dir: &Path, place: &MailboxPlace, merged: &Merged) -> Re
                 merged.losses.len()
             ))
         })?;
+    }
+    Ok(())
+}
+
+/// Set message files' mtimes back to their internal dates: (uid, was, date).
+fn set_mtimes(fs: &dyn Fs, dir: &Path, mtimes: &[(u32, i64, i64)]) -> Result<()> {
+    for &(uid, _, date) in mtimes {
+        let path = dir.join(layout::message_file_name(uid));
+        fs.open_write(&path).and_then(|mut f| f.set_mtime(date)).ctx("set the mtime of", &path)?;
     }
     Ok(())
 }

@@ -121,7 +121,7 @@ struct Job {
 
 enum FileCheck {
     Meta { size: u64, mtime: i64, uid: u32, gid: u32 },
-    Read { size: u64, hash: [u8; 32], uid: u32, gid: u32 },
+    Read { size: u64, mtime: i64, hash: [u8; 32], uid: u32, gid: u32 },
     Missing,
     Unreadable(String),
 }
@@ -149,11 +149,18 @@ pub fn run_config(
     // Verify writes nothing: the databases are opened read-only too.
     match Store::open_read_only(config) {
         Ok(st) => run(&st, scope, opts, progress),
-        Err(e @ Error::Db(_)) => {
+        // A database that does not open: damage (the log, or a snapshot it names), reported
+        // with where it is.
+        Err(e @ (Error::Db(_) | Error::Corrupt { .. })) => {
             let mut r = VerifyReport { quick: opts.quick, ..VerifyReport::default() };
-            r.findings.push(
-                Finding::at(Severity::Error, "db-corrupt", home, e.to_string()).fix(format!("msdb_repair -f {conf}")),
-            );
+            let mut f = Finding::at(Severity::Error, "db-corrupt", home, e.to_string());
+            if let Error::Corrupt { path, offset, .. }
+            | Error::Db(crate::db::DbError::LogCorrupt { path, offset, .. }) = &e
+            {
+                f.path = path.display().to_string();
+                f.offset = Some(*offset);
+            }
+            r.findings.push(f.fix(format!("msdb_repair -f {conf}")));
             r.errors.push(
                 "mailboxes not scanned: the mailbox list cannot be opened until the databases are repaired".into(),
             );
@@ -551,12 +558,18 @@ impl crate::scan::Planner for Shared<'_> {
                     } else {
                         "message file not in the index"
                     };
-                    findings.push(mk(
+                    let mut f = mk(
                         Severity::Error,
                         if *size == 0 { "message-empty" } else { "message-extra" },
                         *uid,
                         what.into(),
-                    ));
+                    );
+                    if *size == 0 {
+                        // An empty file is no message: reconstruct moves it aside only when
+                        // asked to (it never deletes, nor indexes, an empty file).
+                        f.fix = Some(self.fix(&job.place, " --quarantine"));
+                    }
+                    findings.push(f);
                 }
                 (
                     FileCheck::Meta { size, uid: u, gid: g, .. } | FileCheck::Read { size, uid: u, gid: g, .. },
@@ -564,12 +577,19 @@ impl crate::scan::Planner for Shared<'_> {
                 ) => {
                     findings.extend(owner(*u, *g));
                     match o {
-                        _ if *size != r.size => findings.push(mk(
-                            Severity::Error,
-                            "message-size",
-                            *uid,
-                            format!("file is {size} bytes, the index says {}", r.size),
-                        )),
+                        _ if *size != r.size => {
+                            let mut f = mk(
+                                Severity::Error,
+                                "message-size",
+                                *uid,
+                                format!("file is {size} bytes, the index says {}", r.size),
+                            );
+                            if *size == 0 {
+                                // Its record is dropped and the empty file moved aside.
+                                f.fix = Some(self.fix(&job.place, " --quarantine"));
+                            }
+                            findings.push(f)
+                        }
                         FileCheck::Meta { mtime, .. } if *mtime != r.internal_date => findings.push(mk(
                             Severity::Warning,
                             "message-mtime",
@@ -595,6 +615,15 @@ impl crate::scan::Planner for Shared<'_> {
                             f.fix = Some(self.fix(&job.place, " --verify-content"));
                             findings.push(f);
                         }
+                        FileCheck::Read { mtime, .. } if *mtime != r.internal_date => findings.push(mk(
+                            Severity::Warning,
+                            "message-mtime",
+                            *uid,
+                            format!(
+                                "file mtime {mtime} differs from the internal date {} (the content is unchanged)",
+                                r.internal_date
+                            ),
+                        )),
                         _ => {}
                     }
                 }
@@ -877,7 +906,7 @@ enum Loaded {
     /// Stat'ed (quick), or found missing or unreadable.
     Checked(FileCheck),
     /// Read: to be hashed.
-    Read { bytes: crate::io::Fetched, uid: u32, gid: u32 },
+    Read { bytes: crate::io::Fetched, mtime: i64, uid: u32, gid: u32 },
 }
 
 /// The blocking part: stat (quick) or open and read one message file.
@@ -915,7 +944,7 @@ fn load_file(job: &Job, uid: u32, quick: bool) -> Loaded {
     };
     use std::os::unix::fs::MetadataExt;
     match crate::io::fetch_file(&file, meta.len(), true) {
-        Ok(bytes) => Loaded::Read { bytes, uid: meta.uid(), gid: meta.gid() },
+        Ok(bytes) => Loaded::Read { bytes, mtime: meta.mtime(), uid: meta.uid(), gid: meta.gid() },
         Err(e) => Loaded::Checked(FileCheck::Unreadable(crate::error::describe_io(&e, &path()))),
     }
 }
@@ -924,11 +953,11 @@ fn load_file(job: &Job, uid: u32, quick: bool) -> Loaded {
 fn check_file(loaded: Loaded, bytes: &std::sync::atomic::AtomicU64) -> FileCheck {
     match loaded {
         Loaded::Checked(c) => c,
-        Loaded::Read { bytes: b, uid, gid } => {
+        Loaded::Read { bytes: b, mtime, uid, gid } => {
             let size = b.len() as u64;
             let hash = *blake3::hash(&b).as_bytes();
             bytes.fetch_add(size, std::sync::atomic::Ordering::Relaxed);
-            FileCheck::Read { size, hash, uid, gid }
+            FileCheck::Read { size, mtime, hash, uid, gid }
         }
     }
 }
