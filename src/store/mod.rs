@@ -87,12 +87,13 @@ impl Store {
     /// was done, for the report; `None` when the home exists.
     pub fn recreate_database_home(config: &Config) -> Result<Option<String>> {
         let home = &config.database_path;
-        match std::fs::symlink_metadata(home) {
+        let fs = RealFs;
+        match fs.metadata(home) {
             Ok(_) => return Ok(None),
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io("look at", home, e)),
             Err(_) => {}
         }
-        if !config.ms_path.is_dir() {
+        if !fs.metadata(&config.ms_path).is_ok_and(|m| m.is_dir) {
             return Err(Error::NeedsRepair {
                 reason: format!(
                     "unable to open database: the database home {} and ms-path {} (from {}) are both missing: is this the right configuration file?",
