@@ -247,3 +247,25 @@ fn the_whole_tree_above_the_partitions_lost_rescue_brings_back_everything() {
     r.expect_code(0, "second rescue");
     assert_eq!(snapshot(&fx.root().join("ms")), snap, "{}", r.stdout);
 }
+
+#[test]
+fn an_expunged_message_is_never_brought_back_from_an_older_copy() {
+    let fx = Fx::new();
+    let dir = fx.mailbox("example.com", "user/eve", 20);
+    let backup = fx.root().join("backup-copy");
+    copy_tree(&fx.root().join("ms/spool"), &backup);
+    // After the copy: UID 5 is expunged, and a checkpoint compacts its expunge record away.
+    let name = mstore::layout::MailboxName::parse("user/eve").expect("name");
+    let mut mb = fx.store.open_mailbox_locked("example.com", &name).expect("open");
+    assert_eq!(mb.expunge(Some(&[5])).expect("expunge"), vec![5]);
+    mb.checkpoint().expect("checkpoint");
+    drop(mb);
+    let before = fx.show("example.com", "user/eve");
+    // Then UID 7's file is lost.
+    std::fs::remove_file(dir.join("7.")).expect("rm");
+    fx.reconstruct(&["example.com", "user/eve"]).expect_code(1, "reconstruct drops 7");
+    let r = salvage(&fx, mstore::rescue::Options { from: vec![backup], threads: 2, ..Default::default() });
+    assert_eq!(r.back(), 1, "only the lost message comes back, never the expunged one:\n{}", r.text());
+    assert_eq!(state(&fx.show("example.com", "user/eve")), state(&before), "{}", r.text());
+    assert!(!dir.join("5.").exists(), "an expunged message came back");
+}

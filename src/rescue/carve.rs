@@ -232,3 +232,89 @@ mod tests {
         assert!(carve(&img, &[sought(0, &m)], |_| {}).expect("carve").found.is_empty());
     }
 }
+
+/// Largest store file taken from an image.
+const STORE_FILE_CAP: u64 = 1 << 30;
+
+/// The store's own files still on an image whose inodes were lost (an index, a change
+/// log, a header: their blocks are free but hold what they held), found by their magic at
+/// sector boundaries in one sequential pass; each is handed to `each` with its offset, cut
+/// to the length its own header gives (a log: as far as its records verify). Older
+/// generations are found too: the catalog keeps the newest state of each message and a
+/// complete checkpoint says what was expunged since.
+pub fn scan_store_files(
+    image: &Path,
+    mut each: impl FnMut(super::catalog::FileKind, u64, &[u8]),
+) -> std::io::Result<u64> {
+    use super::catalog::FileKind;
+    let f = File::open(image)?;
+    let len = device_len(&f)?;
+    let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::Sequential);
+    let mut buf = vec![0u8; CHUNK];
+    let mut pos = 0u64;
+    let mut found = 0;
+    while pos < len {
+        let n = read_full(&f, &mut buf[..((len - pos) as usize).min(CHUNK)], pos)?;
+        if n == 0 {
+            break;
+        }
+        let mut off = 0;
+        while off + 64 <= n {
+            let head = &buf[off..off + 64];
+            let kind = match &head[..8] {
+                m if m == crate::format::header::MAGIC => Some(FileKind::Header),
+                m if m == crate::format::index::MAGIC => Some(FileKind::Index),
+                m if m == crate::format::changelog::MAGIC => Some(FileKind::Log),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                let at = pos + off as u64;
+                let bytes = match kind {
+                    FileKind::Header => {
+                        let total = u32::from_le_bytes([head[12], head[13], head[14], head[15]]) as u64;
+                        if (68..=65536).contains(&total) { read_at_most(&f, at, total, len)? } else { Vec::new() }
+                    }
+                    FileKind::Index => {
+                        let count = u32::from_le_bytes([head[48], head[49], head[50], head[51]]) as u64;
+                        let want = (128 + 128 * count).min(STORE_FILE_CAP);
+                        read_at_most(&f, at, want, len)?
+                    }
+                    _ => read_log(&f, at, len)?,
+                };
+                if !bytes.is_empty() {
+                    found += 1;
+                    each(kind, at, &bytes);
+                }
+            }
+            off += SECTOR;
+        }
+        pos += n as u64;
+    }
+    Ok(found)
+}
+
+/// `want` bytes at `at`, fewer at the end of the device.
+fn read_at_most(f: &File, at: u64, want: u64, len: u64) -> std::io::Result<Vec<u8>> {
+    let n = want.min(len.saturating_sub(at)) as usize;
+    let mut b = vec![0u8; n];
+    let got = read_full(f, &mut b, at)?;
+    b.truncate(got);
+    Ok(b)
+}
+
+/// A change log at `at`: read in growing windows while its records keep verifying up to
+/// the end of the window; cut where they stop.
+fn read_log(f: &File, at: u64, len: u64) -> std::io::Result<Vec<u8>> {
+    let mut window = 1u64 << 20;
+    loop {
+        let b = read_at_most(f, at, window, len)?;
+        let Ok(scan) = crate::codec::changelog::scan_each(&b, |_, _, _| {}) else { return Ok(Vec::new()) };
+        let end = scan.valid_end as usize;
+        if end + (64 << 10) < b.len() || (b.len() as u64) < window || window >= STORE_FILE_CAP {
+            let mut b = b;
+            b.truncate(end);
+            return Ok(b);
+        }
+        window *= 4;
+    }
+}

@@ -107,6 +107,21 @@ pub struct Known {
     pub ledger: HashMap<u32, Entry>,
     /// Every file that contributed.
     pub sources: Vec<PathBuf>,
+    /// The newest complete checkpoint found (a strictly valid index, or the compacted part
+    /// of a log): every message live at its sequence number is in it, so an older record of
+    /// a UID it lacks was expunged since (its expunge record compacted away), never lost.
+    pub checkpoint: Option<Checkpoint>,
+}
+
+/// A complete state of a mailbox at one sequence number.
+#[derive(Clone, Debug, Default)]
+pub struct Checkpoint {
+    /// Every change up to this sequence number is in it.
+    pub seq: u64,
+    /// The last UID given at that point.
+    pub last_uid: u32,
+    /// The UIDs live at that point, sorted.
+    pub uids: Vec<u32>,
 }
 
 impl Known {
@@ -146,9 +161,24 @@ impl Known {
         }
     }
 
-    /// The live records: expunged ones (an expunge newer than the record) left out.
+    /// The live records: left out are those an expunge newer than the record removed, and
+    /// those a newer complete checkpoint lacks (expunged, the expunge compacted away) — unless
+    /// the loss ledger says the record was lost, not expunged.
     pub fn live(&self) -> impl Iterator<Item = &MessageRecord> {
-        self.records.values().filter(|r| self.expunged.get(&r.uid).is_none_or(|&e| e < r.modseq))
+        self.records.values().filter(|r| {
+            let lost = self.ledger.get(&r.uid).is_some_and(|e| e.record.content_hash == r.content_hash);
+            let expunged = self.expunged.get(&r.uid).is_some_and(|&e| e >= r.modseq);
+            let gone = self.checkpoint.as_ref().is_some_and(|c| {
+                r.modseq <= c.seq && r.uid <= c.last_uid && c.uids.binary_search(&r.uid).is_err()
+            });
+            lost || !(expunged || gone)
+        })
+    }
+
+    fn offer_checkpoint(&mut self, c: Checkpoint) {
+        if self.checkpoint.as_ref().is_none_or(|o| c.seq > o.seq) {
+            self.checkpoint = Some(c);
+        }
     }
 }
 
@@ -201,6 +231,12 @@ impl Catalog {
 
     /// Add an `ms.index` (salvaged record by record). Returns how many records were read.
     pub fn add_index(&mut self, path: &Path, bytes: &[u8]) -> usize {
+        if let Ok((h, recs)) = index::decode(bytes) {
+            let mut uids: Vec<u32> = recs.iter().map(|r| r.uid).collect();
+            uids.sort_unstable();
+            let k = self.entry((h.unique_id, h.uid_validity));
+            k.offer_checkpoint(Checkpoint { seq: h.log_seq.max(h.highest_modseq), last_uid: h.last_uid, uids });
+        }
         let s = index::salvage(bytes);
         let n = s.records.len();
         match s.header {
@@ -229,6 +265,30 @@ impl Catalog {
         let h = scan.header;
         let k = self.entry((h.unique_id, h.uid_validity));
         let n = recs.len();
+        // A log's first records, all at its base sequence number, are a compaction: the
+        // whole live state then (a log never compacted, base 0, says nothing of the kind).
+        if h.base_seq > 0 && !matches!(scan.end, changelog::LogEnd::Corrupt { .. }) {
+            let mut uids: Vec<u32> = recs
+                .iter()
+                .take_while(|(seq, _)| *seq == h.base_seq)
+                .filter_map(|(_, r)| match r {
+                    LogRecord::Message(m) => Some(m.uid),
+                    _ => None,
+                })
+                .collect();
+            uids.sort_unstable();
+            let last = recs
+                .iter()
+                .take_while(|(seq, _)| *seq == h.base_seq)
+                .filter_map(|(_, r)| match r {
+                    LogRecord::LastUid { last_uid, .. } => Some(*last_uid),
+                    LogRecord::Message(m) => Some(m.uid),
+                    _ => None,
+                })
+                .max()
+                .unwrap_or(0);
+            k.offer_checkpoint(Checkpoint { seq: h.base_seq, last_uid: last, uids });
+        }
         for (seq, r) in recs {
             k.highest_modseq = k.highest_modseq.max(seq);
             match r {

@@ -160,7 +160,11 @@ impl SalvageReport {
                     s += &format!(
                         "searched: {} ({}): {} candidate file(s), {} {}put back\n",
                         src.path.display(),
-                        if src.kind == SourceKind::LostFound { "lost+found" } else { "copy" },
+                        match src.kind {
+                        SourceKind::LostFound => "lost+found",
+                        SourceKind::From => "copy",
+                        SourceKind::Image => "image, carved",
+                    },
                         src.candidates,
                         src.used,
                         would
@@ -308,6 +312,19 @@ pub fn collect(config: &Config, opts: &Options) -> Result<Salvaged> {
     trees.extend(opts.from.iter().cloned().map(|p| (SourceKind::From, p)));
     trees.extend(opts.images.iter().cloned().map(|p| (SourceKind::Image, p)));
     let mut s = survey::survey(config, trees);
+    // Store files whose inodes were lost are still on the images: read them before
+    // planning (their records say which messages are missing, and with which flags).
+    for src in s.sources.iter_mut().filter(|x| x.kind == SourceKind::Image && x.error.is_none()) {
+        let path = src.path.clone();
+        let cat = &mut s.catalog;
+        let r = carve::scan_store_files(&path, |kind, off, bytes| {
+            let at = PathBuf::from(format!("{}@{off}", path.display()));
+            survey::add_store_file(cat, &at, kind, bytes);
+        });
+        if let Err(e) = r {
+            src.error = Some(crate::error::describe_io(&e, &path));
+        }
+    }
     let threads = if opts.threads > 0 { opts.threads } else { config.worker_threads() };
     let runtime_uid = crate::privs::resolve(config).ok().map(|i| i.uid);
     let popts = PlanOptions {

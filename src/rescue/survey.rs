@@ -145,7 +145,7 @@ fn read_head(dir: &Dir, name: &OsStr) -> std::io::Result<Vec<u8>> {
 }
 
 /// Add one store file to the catalog; the identity it names, if any.
-fn add_store_file(cat: &mut Catalog, path: &Path, kind: FileKind, bytes: &[u8]) -> Option<Id> {
+pub fn add_store_file(cat: &mut Catalog, path: &Path, kind: FileKind, bytes: &[u8]) -> Option<Id> {
     match kind {
         FileKind::Header => match crate::codec::header::MailboxHeader::decode(bytes) {
             Ok(h) => {

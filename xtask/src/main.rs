@@ -8,6 +8,8 @@
 //! - `dist [--check]`: man pages and shell completions into `dist/` (checked in).
 //! - `deb [--check]`: the Debian package (cargo-deb); `--check` installs, uses and purges it (root).
 //! - `fuzz [TARGET...] [--seconds N] [--time TARGET=N]`: run the cargo-fuzz targets (`fuzz.rs`).
+//! - `drill [--messages N] [SCENARIO...]`: the real disk-failure drill on a loop-mounted ext4
+//!   image (root): damage, `e2fsck -fy`, `mstore rescue`, the matrix (`drill.rs`).
 
 mod bench;
 mod bench_cold;
@@ -19,6 +21,7 @@ mod corpus;
 mod crash;
 mod deb;
 mod dist;
+mod drill;
 mod fuzz;
 
 use std::process::Command;
@@ -81,6 +84,27 @@ enum Cmd {
     },
     /// Run the cargo-fuzz targets for a time each (RUSTC_BOOTSTRAP=1 cargo install cargo-fuzz).
     Fuzz(fuzz::FuzzArgs),
+    /// The real disk-failure drill (root): a demo store on a loop-mounted ext4 image, damage
+    /// below the file system, e2fsck -fy, mstore rescue; prints the matrix.
+    Drill {
+        /// Messages in the demo store.
+        #[arg(long, default_value_t = 3000)]
+        messages: u32,
+        /// Scenarios (dirblocks, inodes, data, tree; default: all).
+        scenarios: Vec<String>,
+        /// Where the images go (default: a directory under target/).
+        #[arg(long)]
+        work: Option<std::path::PathBuf>,
+        /// Keep the images and copies.
+        #[arg(long)]
+        keep: bool,
+        /// Seed of the damage.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Print the rows as JSON too.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> Result<()> {
@@ -96,6 +120,52 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::Fuzz(a) => fuzz::run(&a),
+        Cmd::Drill { messages, scenarios, work, keep, seed, json } => {
+            drill::available().map_err(anyhow::Error::msg)?;
+            let root = project_root();
+            let st = Command::new("cargo")
+                .args(["build", "--release", "--bin", "mstore"])
+                .current_dir(&root)
+                .status()
+                .context("cargo build")?;
+            if !st.success() {
+                bail!("cargo build --release failed");
+            }
+            let scs: Vec<drill::Scenario> = if scenarios.is_empty() {
+                drill::Scenario::ALL.to_vec()
+            } else {
+                scenarios
+                    .iter()
+                    .map(|s| drill::Scenario::parse(s).with_context(|| format!("no scenario {s} (dirblocks, inodes, data, tree)")))
+                    .collect::<Result<_>>()?
+            };
+            let o = drill::Options {
+                messages,
+                work: work.unwrap_or_else(|| root.join("target/drill")),
+                mstore: root.join("target/release/mstore"),
+                keep,
+                seed,
+            };
+            let mut rows = Vec::new();
+            for sc in scs {
+                eprintln!("drill: {} ({} messages)...", sc.describe(), messages);
+                let t = std::time::Instant::now();
+                let row = drill::scenario(&o, sc).map_err(anyhow::Error::msg)?;
+                eprintln!("drill: {}: {:.1} s", sc.name(), t.elapsed().as_secs_f64());
+                rows.push(row);
+            }
+            println!("{}", drill::HEADER);
+            for r in &rows {
+                println!("{}", r.markdown());
+            }
+            for r in &rows {
+                println!("{}: put back from {:?}", r.scenario, r.sources);
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            }
+            Ok(())
+        }
         Cmd::Dist { check } => dist::run(check),
         Cmd::Deb { check } => {
             let deb = deb::build()?;
