@@ -229,6 +229,9 @@ fn account(ctx: Ctx, name: &[u8], is_dir: bool) -> Accounted {
     match ctx {
         Ctx::MsPathTop => match name {
             b"lost+found" => Skip,
+            // The state of a salvage or rescue: its runner's own (root's, 0700), which it
+            // checks itself; given to the runtime user it would no longer be trusted.
+            n if n == crate::rescue::state::DIR.as_bytes() => Skip,
             b"listings" => dir_or(Ctx::Listings, "ms-path/listings is not a directory"),
             _ => Foreign("not part of the store's layout"),
         },

@@ -34,8 +34,7 @@ fn lose_directory_blocks(dir: &Path, lf: &Path) {
 
 fn salvage(fx: &Fx, opts: mstore::rescue::Options) -> mstore::rescue::SalvageReport {
     let cfg = Config::load(&fx.conf).expect("config");
-    let got = mstore::rescue::collect(&cfg, &opts).expect("salvage");
-    mstore::rescue::finish(&cfg, got, &opts)
+    mstore::rescue::salvage(&cfg, &opts).expect("salvage")
 }
 
 fn lf_opts(lf: &Path) -> mstore::rescue::Options {
@@ -241,11 +240,121 @@ fn the_whole_tree_above_the_partitions_lost_rescue_brings_back_everything() {
     for ((d, n), b) in names.iter().zip(&before) {
         assert_eq!(&state(&fx.show(d, n)), b, "{d} {n}\n{}", r.stdout);
     }
-    // A second rescue right after the first changes nothing.
-    let snap = snapshot(&fx.root().join("ms"));
+    // A second rescue right after the first changes nothing (but its own journal).
+    let store_only = |m: std::collections::BTreeMap<PathBuf, (u64, i64, u64)>| {
+        m.into_iter().filter(|(p, _)| !p.to_string_lossy().contains("/ms.rescue")).collect::<Vec<_>>()
+    };
+    let snap = store_only(snapshot(&fx.root().join("ms")));
     let r = fx.mstore(&["rescue", "--lost-found", lf.to_str().expect("utf-8")]);
     r.expect_code(0, "second rescue");
-    assert_eq!(snapshot(&fx.root().join("ms")), snap, "{}", r.stdout);
+    assert_eq!(store_only(snapshot(&fx.root().join("ms"))), snap, "{}", r.stdout);
+}
+
+/// Lines of the `taken` list: (how, from, to).
+fn taken(fx: &Fx) -> Vec<(String, String, String)> {
+    let t = std::fs::read_to_string(fx.root().join("ms/ms.rescue/taken")).unwrap_or_default();
+    t.lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            assert_eq!(f.len(), 6, "{l}");
+            (f[1].to_string(), f[2].to_string(), f[3].to_string())
+        })
+        .collect()
+}
+
+/// The damage of the kill drill: a mailbox's directory blocks and the database home lost
+/// (fsck put them in lost+found), three messages whose inodes were cleared (their bytes
+/// on an image). Returns the lost+found, the image and the states to come back.
+fn kill_drill_damage(fx: &Fx) -> (PathBuf, PathBuf, Vec<(Value, support::Essentials)>) {
+    let dir = fx.mailbox("example.com", "user/joe", 10);
+    let dan = fx.mailbox("example.com", "user/dan", 6);
+    let before = vec![state(&fx.show("example.com", "user/joe")), state(&fx.show("example.com", "user/dan"))];
+    let mut dev: Vec<u8> = (0..32 * 4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+    let mut at = 4096;
+    for uid in [1u32, 3, 6] {
+        let f = dan.join(format!("{uid}."));
+        let b = std::fs::read(&f).expect("read");
+        dev[at..at + b.len()].copy_from_slice(&b);
+        at += b.len().div_ceil(4096) * 4096 + 4096;
+        std::fs::remove_file(&f).expect("clear the inode");
+    }
+    let img = fx.root().join("disk.img");
+    std::fs::write(&img, &dev).expect("image");
+    let lf = fx.root().join("lost+found");
+    lose_directory_blocks(&dir, &lf);
+    to_lost_found(&fx.root().join("ms/database"), &lf);
+    (lf, img, before)
+}
+
+#[test]
+fn a_rescue_killed_at_any_point_continues_where_it_stopped() {
+    // Each debug-build step (a journal event, a file put back, a database file restored)
+    // is a kill point (MSTORE_RESCUE_KILL_AT: SIGKILL, as kill -9). After a kill at step
+    // n, a plain rescue must bring everything back exactly once, not redo a finished
+    // carving pass, and list every file it took.
+    let mut n = 1;
+    loop {
+        let fx = Fx::new();
+        let (lf, img, before) = kill_drill_damage(&fx);
+        let lf_files = files_below(&lf).len();
+        let args = ["rescue", "--lost-found", lf.to_str().expect("utf-8"), "--image", img.to_str().expect("utf-8")];
+        let o = std::process::Command::new(support::MSTORE)
+            .arg("-f")
+            .arg(&fx.conf)
+            .args(args)
+            .env("MSTORE_RESCUE_KILL_AT", n.to_string())
+            .output()
+            .expect("run");
+        if o.status.code().is_some() {
+            // The whole run took fewer steps: it ran to its end.
+            assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stdout));
+            assert!(n > 10, "a rescue of this store takes more than {n} steps");
+            break;
+        }
+        let journal = std::fs::read_to_string(fx.root().join("ms/ms.rescue/journal")).unwrap_or_default();
+        let r = fx.mstore(&args);
+        // Killed right after its last step: the run was complete, the next has nothing to do.
+        let finished = journal.contains("\"event\":\"finished\"");
+        r.expect_code(if finished { 0 } else { 1 }, &format!("the rescue after a kill at step {n}"));
+        assert!(r.stdout.contains("verify: no problems found"), "kill at {n}:\n{}", r.stdout);
+        // One carving pass in all, whether the kill came before or after it.
+        let j = std::fs::read_to_string(fx.root().join(if finished {
+            "ms/ms.rescue/journal.prev"
+        } else {
+            "ms/ms.rescue/journal"
+        }))
+        .expect("journal");
+        assert_eq!(j.matches("\"event\":\"carved\"").count(), 1, "kill at {n}: the carving was redone:\n{j}");
+        assert_eq!(j.matches("\"event\":\"store-files\"").count(), 1, "kill at {n}: the image was read again:\n{j}");
+        if journal.contains("\"event\":\"run\"") && !finished {
+            assert!(r.stdout.contains("continuing the salvage begun at"), "kill at {n}:\n{}", r.stdout);
+        }
+        let after = vec![state(&fx.show("example.com", "user/joe")), state(&fx.show("example.com", "user/dan"))];
+        assert_eq!(after, before, "kill at step {n}:\n{}", r.stdout);
+        // Every file taken is listed; nothing of the store is left in lost+found.
+        let t = taken(&fx);
+        assert!(t.iter().filter(|x| x.0 == "carved").count() >= 3, "kill at {n}: {t:?}");
+        let joe = fx.show("example.com", "user/joe")["messages"].as_array().expect("messages").len();
+        assert_eq!(
+            t.iter().filter(|x| x.0 == "moved").map(|x| &x.2).collect::<std::collections::BTreeSet<_>>().len(),
+            joe,
+            "kill at {n}: {t:?}"
+        );
+        assert_eq!(files_below(&lf).len(), lf_files - joe, "kill at {n}: joe's message files moved, once");
+        // Every file put back has the store's owner and mode (a kill between a move and
+        // its chown would leave it root's).
+        for (_, _, to) in &t {
+            let m = std::fs::metadata(to).expect("stat");
+            let p = Path::new(to);
+            assert_eq!((m.uid(), m.mode() & 0o777), (fx_owner(&fx), 0o640), "kill at {n}: {}", p.display());
+        }
+        n += 1;
+    }
+}
+
+/// The uid message files of the fixture belong to.
+fn fx_owner(fx: &Fx) -> u32 {
+    std::fs::metadata(fx.root().join("ms/spool")).expect("stat").uid()
 }
 
 #[test]

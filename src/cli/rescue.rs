@@ -39,9 +39,7 @@ pub(super) fn salvage(a: &SalvageArgs) -> Result<Exit> {
         reconstruct_all: false,
     };
     // Stage one may need root (lost+found is root's); stage two runs as the runtime user.
-    let got = crate::rescue::collect(&cfg, &opts)?;
-    crate::privs::become_runtime_user(&cfg)?;
-    let report = crate::rescue::finish(&cfg, got, &opts);
+    let report = crate::rescue::salvage(&cfg, &opts)?;
     print(a.json, &report, &report.text())?;
     Ok(report.exit())
 }

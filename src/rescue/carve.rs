@@ -133,7 +133,8 @@ fn fixed(h: u64) -> u64 {
 }
 
 /// Whether `size` bytes at `at` have the sought BLAKE3.
-fn confirm(f: &File, at: u64, s: &Sought) -> std::io::Result<bool> {
+/// Whether the `s.size` bytes at `at` have the BLAKE3 sought.
+pub fn confirm(f: &File, at: u64, s: &Sought) -> std::io::Result<bool> {
     let mut h = blake3::Hasher::new();
     let mut left = s.size;
     let mut p = at;
@@ -183,54 +184,6 @@ pub fn read_extent(image: &Path, at: u64, size: u64) -> std::io::Result<Vec<u8>>
         return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "extent past the end of the image"));
     }
     Ok(buf)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::derive::{content_hash, prefix_hash};
-
-    fn sought(id: usize, m: &[u8]) -> Sought {
-        Sought { id, size: m.len() as u64, hash: content_hash(m), prefix: prefix_hash(m) }
-    }
-
-    #[test]
-    fn finds_contiguous_messages_at_any_sector_and_reports_fragments() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let img = tmp.path().join("disk.img");
-        let mut dev = vec![0xA5u8; 40 * 4096];
-        let big: Vec<u8> = (0..9000u32).map(|i| (i * 7 % 251) as u8).collect();
-        let small = b"Subject: tiny\r\n\r\nhi\r\n".to_vec();
-        let frag: Vec<u8> = (0..3000u32).map(|i| (i * 13 % 241) as u8).collect();
-        dev[4096..4096 + big.len()].copy_from_slice(&big);
-        dev[7 * 512..7 * 512 + small.len()].copy_from_slice(&small);
-        // Fragmented: its first 1024 bytes here, the rest elsewhere.
-        dev[20 * 4096..20 * 4096 + 1024].copy_from_slice(&frag[..1024]);
-        dev[30 * 4096..30 * 4096 + 1976].copy_from_slice(&frag[1024..]);
-        std::fs::write(&img, &dev).expect("write");
-        let absent = b"Subject: never written\r\n\r\nno\r\n".repeat(40);
-        let s = [sought(1, &big), sought(2, &small), sought(3, &frag), sought(4, &absent)];
-        let r = carve(&img, &s, |_| {}).expect("carve");
-        let mut found = r.found.clone();
-        found.sort_unstable();
-        assert_eq!(found, [(1, 4096), (2, 7 * 512)]);
-        assert_eq!(r.partial, [(3, 20 * 4096)]);
-        assert_eq!(r.bytes, dev.len() as u64);
-        assert_eq!(read_extent(&img, 4096, big.len() as u64).expect("read"), big);
-    }
-
-    #[test]
-    fn a_garbage_image_finds_nothing_and_never_panics() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let img = tmp.path().join("garbage.img");
-        let g: Vec<u8> = (0..100_003u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
-        std::fs::write(&img, &g).expect("write");
-        let m = b"From: a\r\n\r\nx".to_vec();
-        let r = carve(&img, &[sought(0, &m)], |_| {}).expect("carve");
-        assert!(r.found.is_empty() && r.partial.is_empty());
-        std::fs::write(&img, b"").expect("empty");
-        assert!(carve(&img, &[sought(0, &m)], |_| {}).expect("carve").found.is_empty());
-    }
 }
 
 /// Largest store file taken from an image.
@@ -293,6 +246,25 @@ pub fn scan_store_files(
     Ok(found)
 }
 
+/// The store files an earlier pass found on `image` (kind name, offset, length), read
+/// again where they are, without a pass.
+pub fn read_store_files(
+    image: &Path,
+    files: &[super::state::StoreFileAt],
+    mut each: impl FnMut(super::catalog::FileKind, u64, &[u8]),
+) -> std::io::Result<()> {
+    let f = File::open(image)?;
+    let len = device_len(&f)?;
+    for (kind, off, n) in files {
+        let Some(kind) = super::catalog::FileKind::from_name(kind) else { continue };
+        let bytes = read_at_most(&f, *off, (*n).min(STORE_FILE_CAP), len)?;
+        if !bytes.is_empty() {
+            each(kind, *off, &bytes);
+        }
+    }
+    Ok(())
+}
+
 /// `want` bytes at `at`, fewer at the end of the device.
 fn read_at_most(f: &File, at: u64, want: u64, len: u64) -> std::io::Result<Vec<u8>> {
     let n = want.min(len.saturating_sub(at)) as usize;
@@ -316,5 +288,53 @@ fn read_log(f: &File, at: u64, len: u64) -> std::io::Result<Vec<u8>> {
             return Ok(b);
         }
         window *= 4;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::derive::{content_hash, prefix_hash};
+
+    fn sought(id: usize, m: &[u8]) -> Sought {
+        Sought { id, size: m.len() as u64, hash: content_hash(m), prefix: prefix_hash(m) }
+    }
+
+    #[test]
+    fn finds_contiguous_messages_at_any_sector_and_reports_fragments() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let img = tmp.path().join("disk.img");
+        let mut dev = vec![0xA5u8; 40 * 4096];
+        let big: Vec<u8> = (0..9000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let small = b"Subject: tiny\r\n\r\nhi\r\n".to_vec();
+        let frag: Vec<u8> = (0..3000u32).map(|i| (i * 13 % 241) as u8).collect();
+        dev[4096..4096 + big.len()].copy_from_slice(&big);
+        dev[7 * 512..7 * 512 + small.len()].copy_from_slice(&small);
+        // Fragmented: its first 1024 bytes here, the rest elsewhere.
+        dev[20 * 4096..20 * 4096 + 1024].copy_from_slice(&frag[..1024]);
+        dev[30 * 4096..30 * 4096 + 1976].copy_from_slice(&frag[1024..]);
+        std::fs::write(&img, &dev).expect("write");
+        let absent = b"Subject: never written\r\n\r\nno\r\n".repeat(40);
+        let s = [sought(1, &big), sought(2, &small), sought(3, &frag), sought(4, &absent)];
+        let r = carve(&img, &s, |_| {}).expect("carve");
+        let mut found = r.found.clone();
+        found.sort_unstable();
+        assert_eq!(found, [(1, 4096), (2, 7 * 512)]);
+        assert_eq!(r.partial, [(3, 20 * 4096)]);
+        assert_eq!(r.bytes, dev.len() as u64);
+        assert_eq!(read_extent(&img, 4096, big.len() as u64).expect("read"), big);
+    }
+
+    #[test]
+    fn a_garbage_image_finds_nothing_and_never_panics() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let img = tmp.path().join("garbage.img");
+        let g: Vec<u8> = (0..100_003u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        std::fs::write(&img, &g).expect("write");
+        let m = b"From: a\r\n\r\nx".to_vec();
+        let r = carve(&img, &[sought(0, &m)], |_| {}).expect("carve");
+        assert!(r.found.is_empty() && r.partial.is_empty());
+        std::fs::write(&img, b"").expect("empty");
+        assert!(carve(&img, &[sought(0, &m)], |_| {}).expect("carve").found.is_empty());
     }
 }

@@ -40,6 +40,22 @@ pub enum FileKind {
     Other,
 }
 
+impl FileKind {
+    /// The store file kinds carving finds, by name (the rescue journal's words).
+    const NAMED: [(FileKind, &'static str); 3] =
+        [(FileKind::Header, "header"), (FileKind::Index, "index"), (FileKind::Log, "log")];
+
+    /// The name of a store file kind carving finds (`header`, `index`, `log`).
+    pub fn name(self) -> &'static str {
+        Self::NAMED.iter().find(|(k, _)| *k == self).map_or("other", |(_, n)| n)
+    }
+
+    /// The kind of a name [`FileKind::name`] gave.
+    pub fn from_name(name: &str) -> Option<FileKind> {
+        Self::NAMED.iter().find(|(_, n)| *n == name).map(|(k, _)| *k)
+    }
+}
+
 /// Bytes [`identify`] needs.
 pub const IDENTIFY_LEN: usize = 1024;
 
@@ -168,9 +184,10 @@ impl Known {
         self.records.values().filter(|r| {
             let lost = self.ledger.get(&r.uid).is_some_and(|e| e.record.content_hash == r.content_hash);
             let expunged = self.expunged.get(&r.uid).is_some_and(|&e| e >= r.modseq);
-            let gone = self.checkpoint.as_ref().is_some_and(|c| {
-                r.modseq <= c.seq && r.uid <= c.last_uid && c.uids.binary_search(&r.uid).is_err()
-            });
+            let gone = self
+                .checkpoint
+                .as_ref()
+                .is_some_and(|c| r.modseq <= c.seq && r.uid <= c.last_uid && c.uids.binary_search(&r.uid).is_err());
             lost || !(expunged || gone)
         })
     }

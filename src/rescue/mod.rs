@@ -13,6 +13,7 @@ pub mod carve;
 pub mod catalog;
 pub mod place;
 pub mod plan;
+pub mod state;
 pub mod survey;
 pub mod tree;
 
@@ -120,6 +121,16 @@ pub struct SalvageReport {
     pub notes: Vec<String>,
     /// What went wrong.
     pub errors: Vec<String>,
+    /// This run continued one that was stopped: what it kept of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resumed: Option<String>,
+    /// Files the stopped run this one continues had put back (they count as this run's:
+    /// the exit status is the whole salvage's).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub resumed_placed: u64,
+    /// Where the files taken are listed (`ms-path/ms.rescue/taken`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub taken_list: Option<PathBuf>,
 }
 
 impl SalvageReport {
@@ -140,7 +151,7 @@ impl SalvageReport {
             Exit::Error
         } else if self.missing() > 0 || failed || rc_bits & 4 != 0 {
             Exit::Unrepaired
-        } else if self.back() > 0 || !self.database.is_empty() || rc_bits & 1 != 0 {
+        } else if self.back() > 0 || self.resumed_placed > 0 || !self.database.is_empty() || rc_bits & 1 != 0 {
             Exit::Repaired
         } else {
             Exit::Ok
@@ -151,6 +162,9 @@ impl SalvageReport {
     pub fn text(&self) -> String {
         let mut s = String::new();
         let would = if self.dry_run { "would be " } else { "" };
+        if let Some(r) = &self.resumed {
+            s += &format!("{r}\n");
+        }
         for src in &self.sources {
             match &src.error {
                 Some(e) => {
@@ -161,10 +175,10 @@ impl SalvageReport {
                         "searched: {} ({}): {} candidate file(s), {} {}put back\n",
                         src.path.display(),
                         match src.kind {
-                        SourceKind::LostFound => "lost+found",
-                        SourceKind::From => "copy",
-                        SourceKind::Image => "image, carved",
-                    },
+                            SourceKind::LostFound => "lost+found",
+                            SourceKind::From => "copy",
+                            SourceKind::Image => "image, carved",
+                        },
                         src.candidates,
                         src.used,
                         would
@@ -224,6 +238,9 @@ impl SalvageReport {
         for e in &self.errors {
             s += &format!("error: {e}\n");
         }
+        if let Some(t) = self.taken_list.as_ref().filter(|_| self.back() > 0) {
+            s += &format!("every file taken is listed in {}\n", t.display());
+        }
         s += &format!(
             "salvage: {} message(s) {}put back, {} still missing{}\n",
             self.back(),
@@ -233,6 +250,10 @@ impl SalvageReport {
         );
         s
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The `lost+found` of every file system holding ms-path, the database home or a
@@ -297,7 +318,7 @@ pub struct Salvaged {
 
 /// Stage one of a salvage (root's, when run as root): survey, plan and put files back;
 /// a missing database home is restored from database files found in the trees.
-pub fn collect(config: &Config, opts: &Options) -> Result<Salvaged> {
+pub fn collect(config: &Config, opts: &Options, state: &mut state::State) -> Result<Salvaged> {
     let owner = owner_for(config)?;
     let mut trees: Vec<(SourceKind, PathBuf)> = Vec::new();
     let mut lfs = opts.lost_found.clone();
@@ -312,14 +333,29 @@ pub fn collect(config: &Config, opts: &Options) -> Result<Salvaged> {
     trees.extend(opts.from.iter().cloned().map(|p| (SourceKind::From, p)));
     trees.extend(opts.images.iter().cloned().map(|p| (SourceKind::Image, p)));
     let mut s = survey::survey(config, trees);
+    let mut kept: Vec<String> = Vec::new();
     // Store files whose inodes were lost are still on the images: read them before
     // planning (their records say which messages are missing, and with which flags).
     for src in s.sources.iter_mut().filter(|x| x.kind == SourceKind::Image && x.error.is_none()) {
         let path = src.path.clone();
         let cat = &mut s.catalog;
-        let r = carve::scan_store_files(&path, |kind, off, bytes| {
-            let at = PathBuf::from(format!("{}@{off}", path.display()));
-            survey::add_store_file(cat, &at, kind, bytes);
+        let r = state::ImageId::of(&path).and_then(|id| {
+            if let Some(files) = state.resume.store_files_of(&id) {
+                carve::read_store_files(&path, files, |kind, off, bytes| {
+                    let at = PathBuf::from(format!("{}@{off}", path.display()));
+                    survey::add_store_file(cat, &at, kind, bytes);
+                })?;
+                kept.push(format!("the store files found on {}", path.display()));
+                return Ok(());
+            }
+            let mut files = Vec::new();
+            carve::scan_store_files(&path, |kind, off, bytes| {
+                files.push((kind.name().to_string(), off, bytes.len() as u64));
+                let at = PathBuf::from(format!("{}@{off}", path.display()));
+                survey::add_store_file(cat, &at, kind, bytes);
+            })?;
+            state.record(&state::Event::StoreFiles { image: id, files });
+            Ok(())
         });
         if let Err(e) = r {
             src.error = Some(crate::error::describe_io(&e, &path));
@@ -331,17 +367,30 @@ pub fn collect(config: &Config, opts: &Options) -> Result<Salvaged> {
         quick: opts.quick,
         threads,
         runtime_uid,
-        recovered_name: format!(
-            "Recovered/{}",
-            &crate::message::DateTime { unix: crate::util::now(), offset_minutes: 0 }.to_rfc3339()[..10]
-        ),
+        recovered_name: state.recovered_name(),
         registered: as_owner(owner, || registered(config)),
     };
     let mut p = plan::plan(config, &s, &popts);
     let mut report = SalvageReport { dry_run: opts.dry_run, notes: s.notes.clone(), ..SalvageReport::default() };
     // Carving reads every image before anything is written: the blocks of a message whose
     // inode fsck cleared are free, and the next file written may take them.
-    let preloaded = carve_images(&mut s, &mut p, &mut report);
+    let preloaded = carve_images(&mut s, &mut p, &mut report, state, &mut kept);
+    report.notes.extend(state.notes.iter().cloned());
+    if let Some(t) = state.resume.started {
+        let mut r = format!(
+            "continuing the salvage begun at {} (it was stopped before its end)",
+            crate::message::DateTime { unix: t, offset_minutes: 0 }.to_rfc3339()
+        );
+        if !kept.is_empty() {
+            r += &format!(": kept {}", kept.join(", "));
+        }
+        if state.resume.placed > 0 {
+            r += &format!("; {} file(s) it put back are in place", state.resume.placed);
+        }
+        report.resumed = Some(r);
+        report.resumed_placed = state.resume.placed;
+    }
+    report.taken_list = state.taken_path();
     report.notes.extend(p.notes.iter().cloned());
     for (path, why) in s.skipped.iter().take(50) {
         report.notes.push(format!("not looked at: {}: {why}", path.display()));
@@ -370,7 +419,33 @@ pub fn collect(config: &Config, opts: &Options) -> Result<Salvaged> {
     let outcomes = if opts.dry_run {
         vec![Outcome::Placed { how: How::Copy }; p.placements.len()]
     } else {
-        place::place_all(config, &s, &p, &preloaded, owner)
+        // Listed before they are taken (a kill between the two leaves a line the next run
+        // repeats, never a file taken unlisted).
+        let lines: Vec<(String, String, PathBuf, u64, [u8; 32])> = p
+            .placements
+            .iter()
+            .map(|pl| {
+                let c = &s.candidates[pl.candidate];
+                let (how, from) = match c.offset {
+                    Some(off) => ("carved", format!("{}@{off}", s.sources[c.source].path.display())),
+                    None => (if pl.how == How::Move { "moved" } else { "copied" }, plan::describe(&s, c)),
+                };
+                let to = p.targets[pl.target].dir.join(crate::layout::message_file_name(pl.uid));
+                (how.to_string(), from, to, pl.size, pl.hash)
+            })
+            .collect();
+        if let Err(e) = state.list_taken(&lines) {
+            return Err(Error::Invalid(format!(
+                "{}: {e}: nothing was put back (every file taken is listed there first)",
+                state.path().join("taken").display()
+            )));
+        }
+        let o = place::place_all(config, &s, &p, &preloaded, owner);
+        let n = o.iter().filter(|o| matches!(o, Outcome::Placed { .. })).count() as u64;
+        if n > 0 {
+            state.record(&state::Event::Placed { files: n });
+        }
+        o
     };
     // The report, mailbox by mailbox.
     let mut used: HashMap<usize, u64> = HashMap::new();
@@ -458,7 +533,13 @@ const PRELOAD_CAP: u64 = 2 << 30;
 /// Carve every image for the wanted messages still missing; they become candidates with
 /// placements. For a block device, the carved bytes are read into memory before anything
 /// is written. Returns those bytes by candidate.
-fn carve_images(s: &mut survey::Survey, p: &mut plan::Plan, report: &mut SalvageReport) -> HashMap<usize, Vec<u8>> {
+fn carve_images(
+    s: &mut survey::Survey,
+    p: &mut plan::Plan,
+    report: &mut SalvageReport,
+    state: &mut state::State,
+    kept: &mut Vec<String>,
+) -> HashMap<usize, Vec<u8>> {
     let mut preloaded = HashMap::new();
     let images: Vec<usize> = s
         .sources
@@ -493,7 +574,7 @@ fn carve_images(s: &mut survey::Survey, p: &mut plan::Plan, report: &mut Salvage
             break;
         }
         let path = s.sources[i].path.clone();
-        let carved = match carve::carve(&path, &sought, |_| {}) {
+        let carved = match carve_one(&path, &sought, state, kept) {
             Ok(c) => c,
             Err(e) => {
                 s.sources[i].error = Some(crate::error::describe_io(&e, &path));
@@ -568,8 +649,48 @@ fn carve_images(s: &mut survey::Survey, p: &mut plan::Plan, report: &mut Salvage
     preloaded
 }
 
+/// One image carved for `sought`: from what an earlier pass of this salvage found when
+/// it looked for all of them (each confirmed again by its BLAKE3), else by a new pass,
+/// whose result goes into the journal.
+fn carve_one(
+    path: &std::path::Path,
+    sought: &[carve::Sought],
+    state: &mut state::State,
+    kept: &mut Vec<String>,
+) -> std::io::Result<carve::Carved> {
+    let id = state::ImageId::of(path)?;
+    let hashes: Vec<[u8; 32]> = sought.iter().map(|x| x.hash).collect();
+    if let Some(known) = state.resume.carved_on(&id, &hashes) {
+        let f = std::fs::File::open(path)?;
+        let mut out = carve::Carved::default();
+        for x in sought {
+            if let Some(&off) = known.get(&x.hash) {
+                if carve::confirm(&f, off, x)? {
+                    out.found.push((x.id, off));
+                } else {
+                    out.partial.push((x.id, off));
+                }
+            }
+        }
+        kept.push(format!("the carving of {} ({} found, no new pass)", path.display(), out.found.len()));
+        return Ok(out);
+    }
+    let carved = carve::carve(path, sought, |_| {})?;
+    let by_id: HashMap<usize, &carve::Sought> = sought.iter().map(|x| (x.id, x)).collect();
+    let found = carved
+        .found
+        .iter()
+        .filter_map(|(i, off)| {
+            by_id.get(i).map(|x| state::Found { hash: crate::util::hex(&x.hash), size: x.size, offset: *off })
+        })
+        .collect();
+    let looked = sought.iter().map(|x| crate::util::hex(&x.hash[..16])).collect();
+    state.record(&state::Event::Carved { image: id, sought: looked, found });
+    Ok(carved)
+}
+
 /// Stage two (as the runtime user): reconstruct what stage one touched, with its hints.
-pub fn finish(config: &Config, mut got: Salvaged, opts: &Options) -> SalvageReport {
+pub fn finish(config: &Config, mut got: Salvaged, opts: &Options, state: &mut state::State) -> SalvageReport {
     if opts.dry_run {
         return got.report;
     }
@@ -585,6 +706,10 @@ pub fn finish(config: &Config, mut got: Salvaged, opts: &Options) -> SalvageRepo
     let domains: Vec<String> =
         if opts.reconstruct_all { got.domains.clone() } else { got.hints.keys().cloned().collect() };
     for domain in domains {
+        // A domain a stopped run reconstructed is done, unless this run put something back.
+        if state.resume.reconstructed.contains(&domain) && !got.hints.contains_key(&domain) {
+            continue;
+        }
         let hints = got.hints.remove(&domain).unwrap_or_default();
         let mut names: Vec<String> = hints.keys().map(|n| n.as_str().to_string()).collect();
         names.sort();
@@ -595,7 +720,12 @@ pub fn finish(config: &Config, mut got: Salvaged, opts: &Options) -> SalvageRepo
             mailboxes: if opts.reconstruct_all { Vec::new() } else { names },
         };
         match crate::reconstruct::run_with(&store, &sel, &ropts, &crate::reconstruct::NoProgress, hints) {
-            Ok(r) => got.report.reconstruct.push(r),
+            Ok(r) => {
+                if r.exit_code() & 8 == 0 {
+                    state.record(&state::Event::Reconstructed { domain: domain.clone() });
+                }
+                got.report.reconstruct.push(r)
+            }
             Err(e) => got.report.errors.push(format!("reconstruct {domain}: {e}")),
         }
     }
@@ -697,7 +827,8 @@ pub fn rescue(config: &Config, opts: &Options) -> Result<RescueReport> {
     let mut opts = opts.clone();
     opts.auto_lost_found = true;
     opts.reconstruct_all = true;
-    let got = collect(config, &opts)?;
+    let mut state = open_state(config, &opts)?;
+    let got = collect(config, &opts, &mut state)?;
     crate::privs::become_runtime_user(config)?;
     let mut report = RescueReport { dry_run: opts.dry_run, ..RescueReport::default() };
     // Databases.
@@ -731,7 +862,7 @@ pub fn rescue(config: &Config, opts: &Options) -> Result<RescueReport> {
             Err(e) => report.database.error = Some(e.to_string()),
         }
     }
-    report.salvage = finish(config, got, &opts);
+    report.salvage = finish(config, got, &opts, &mut state);
     if !opts.dry_run {
         let scope = crate::verify::Scope::default();
         let vopts = crate::verify::Options { quick: opts.quick, threads: opts.threads, ..Default::default() };
@@ -740,7 +871,41 @@ pub fn rescue(config: &Config, opts: &Options) -> Result<RescueReport> {
             Err(e) => report.salvage.errors.push(format!("verify: {e}")),
         }
     }
+    state.record(&state::Event::Finished { at: crate::util::now() });
     Ok(report)
+}
+
+/// `mstore salvage`: stage one ([`collect`], as root where a lost+found needs it), then as
+/// the runtime user stage two ([`finish`]); the state under ms-path lets a stopped run
+/// continue.
+pub fn salvage(config: &Config, opts: &Options) -> Result<SalvageReport> {
+    let mut state = open_state(config, opts)?;
+    let got = collect(config, opts, &mut state)?;
+    crate::privs::become_runtime_user(config)?;
+    let report = finish(config, got, opts, &mut state);
+    state.record(&state::Event::Finished { at: crate::util::now() });
+    Ok(report)
+}
+
+/// The state of this salvage or rescue under ms-path (opened as root, before anything is
+/// written; a dry run reads it only).
+pub fn open_state(config: &Config, opts: &Options) -> Result<state::State> {
+    let owner = owner_for(config)?;
+    let fresh = format!(
+        "Recovered/{}",
+        &crate::message::DateTime { unix: crate::util::now(), offset_minutes: 0 }.to_rfc3339()[..10]
+    );
+    let st = state::State::open(
+        &config.ms_path,
+        !opts.dry_run,
+        config.durability == crate::io::Durability::Sync,
+        &fresh,
+        owner,
+    );
+    match st.busy.clone() {
+        Some(e) => Err(Error::Invalid(e)),
+        None => Ok(st),
+    }
 }
 
 struct NoVerifyProgress;

@@ -114,7 +114,7 @@ pub fn mailbox_components(domain: &str, name: &MailboxName) -> Vec<OsString> {
 
 /// A fresh unpredictable temporary name (`ms.tmp.rescue.<random>`).
 fn temp_name() -> String {
-    format!("ms.tmp.rescue.{}", crate::util::hex(&crate::util::random_id()))
+    format!("{}{}", super::state::TEMP_PREFIX, crate::util::hex(&crate::util::random_id()))
 }
 
 fn cstr(s: &str) -> std::ffi::CString {
@@ -153,6 +153,29 @@ fn hash_at(dir: &Dir, name: &str) -> Option<[u8; 32]> {
     Some(crate::store::derive::content_hash(&b))
 }
 
+/// A message file already in place (a run killed after putting it back): its owner and
+/// mode made right through its descriptor.
+fn already_there(dir: &Dir, name: &str, owner: Option<Owner>) -> std::io::Result<Outcome> {
+    let (f, m) = dir.open_file(OsStr::new(name))?;
+    if m.nlink == 1 {
+        own(&f, owner, 0o640)?;
+    }
+    Ok(Outcome::AlreadyThere)
+}
+
+/// Files `ms.tmp.rescue.*` a killed copy left in a mailbox directory: set aside into
+/// `ms.quarantine/` (never deleted: the name is not proof of who made them).
+fn set_aside_stale_temps(dir: &Dir, owner: Option<Owner>, durability: Durability) -> std::io::Result<u64> {
+    let mut n = 0;
+    for name in dir.names()? {
+        if let Some(name) = name.to_str().filter(|n| n.starts_with(super::state::TEMP_PREFIX)) {
+            set_aside(dir, name, owner, durability)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 /// Put one file back into the open mailbox directory `tgt`.
 fn place_one(
     s: &Survey,
@@ -167,7 +190,7 @@ fn place_one(
     if let Some(off) = c.offset {
         if let Some(h) = hash_at(tgt, &name) {
             if h == p.hash {
-                return Ok(Outcome::AlreadyThere);
+                return already_there(tgt, &name, owner);
             }
             if !p.set_aside {
                 return Ok(Outcome::Failed { error: format!("{name} is in use by another message") });
@@ -185,7 +208,7 @@ fn place_one(
     let src_name = c.rel.last().cloned().unwrap_or_default();
     if let Some(h) = hash_at(tgt, &name) {
         if h == p.hash {
-            return Ok(Outcome::AlreadyThere);
+            return already_there(tgt, &name, owner);
         }
         if !p.set_aside {
             return Ok(Outcome::Failed { error: format!("{name} is in use by another message") });
@@ -193,9 +216,13 @@ fn place_one(
         set_aside(tgt, &name, owner, durability)?;
     }
     if p.how == How::Move {
-        // Only the very file surveyed: same inode, same size.
-        let m = src_dir.meta(&src_name)?;
+        // Only the very file surveyed: same inode, same size. Its owner, mode and date are
+        // set (through its descriptor) before it moves, so a file in a mailbox is never
+        // root's, even when a kill falls right after the rename.
+        let (sf, m) = src_dir.open_file(&src_name)?;
         if m.ino == c.meta.ino && m.size == p.size && m.nlink == 1 {
+            own(&sf, owner, 0o640)?;
+            set_mtime(&sf, p.mtime)?;
             let sn = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(src_name.as_os_str()))
                 .map_err(|_| std::io::Error::other("NUL in a name"))?;
             match rustix::fs::renameat_with(
@@ -206,9 +233,6 @@ fn place_one(
                 RenameFlags::NOREPLACE,
             ) {
                 Ok(()) => {
-                    let (f, _) = tgt.open_file(OsStr::new(&name))?;
-                    own(&f, owner, 0o640)?;
-                    set_mtime(&f, p.mtime)?;
                     if durability == Durability::Sync {
                         rustix::fs::fsync(src_dir.fd()).map_err(io_err)?;
                     }
@@ -313,11 +337,18 @@ pub fn place_all(
                 continue;
             }
         };
+        if let Err(e) = set_aside_stale_temps(&tgt, owner, durability) {
+            for i in ps {
+                out[i] = Outcome::Failed { error: format!("mailbox directory {}: {e}", target.dir.display()) };
+            }
+            continue;
+        }
         for i in ps {
             out[i] = match place_one(s, &plan.placements[i], preloaded, &tgt, owner, durability) {
                 Ok(o) => o,
                 Err(e) => Outcome::Failed { error: e.to_string() },
             };
+            super::state::step();
         }
         if durability == Durability::Sync {
             let _ = rustix::fs::fsync(tgt.fd());
@@ -344,8 +375,14 @@ pub fn restore_db_home(
         groups.entry((f.source, f.rel[..f.rel.len() - 1].to_vec())).or_default().push(i);
     }
     let (_, files) = groups.into_iter().max_by_key(|(_, v)| v.len())?;
+    // Built under a temporary name beside it and renamed into place whole: a kill leaves
+    // either no home (the next run builds it again) or a complete one.
+    let parent = home.parent().unwrap_or(Path::new("/"));
+    let home_name = home.file_name().map(OsStr::to_os_string).unwrap_or_default();
+    let staging = temp_name();
     let result = (|| -> std::io::Result<Vec<PathBuf>> {
-        let hdir = ensure_dir(home, owner, config.durability)?;
+        let pdir = ensure_dir(parent, owner, config.durability)?;
+        let hdir = make_dirs(&pdir, &[OsString::from(&staging)], owner, config.durability)?;
         let mut done = Vec::new();
         for i in files {
             let f = &s.db_files[i];
@@ -373,7 +410,10 @@ pub fn restore_db_home(
                 cstr(&f.home_name).as_c_str(),
                 RenameFlags::NOREPLACE,
             ) {
-                Ok(()) => done.push(home.join(&f.home_name)),
+                Ok(()) => {
+                    done.push(home.join(&f.home_name));
+                    super::state::step();
+                }
                 Err(e) => {
                     let _ = rustix::fs::unlinkat(hdir.fd(), cstr(&tmp).as_c_str(), rustix::fs::AtFlags::empty());
                     if e != rustix::io::Errno::EXIST {
@@ -384,6 +424,19 @@ pub fn restore_db_home(
         }
         if config.durability == Durability::Sync {
             rustix::fs::fsync(hdir.fd()).map_err(io_err)?;
+        }
+        let hn = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(home_name.as_os_str()))
+            .map_err(|_| std::io::Error::other("NUL in a name"))?;
+        rustix::fs::renameat_with(
+            pdir.fd(),
+            cstr(&staging).as_c_str(),
+            pdir.fd(),
+            hn.as_c_str(),
+            RenameFlags::NOREPLACE,
+        )
+        .map_err(io_err)?;
+        if config.durability == Durability::Sync {
+            rustix::fs::fsync(pdir.fd()).map_err(io_err)?;
         }
         Ok(done)
     })();

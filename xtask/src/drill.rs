@@ -243,11 +243,20 @@ fn state(o: &Options, conf: &Path) -> Result<(State, Names), String> {
         );
         let mut msgs = BTreeMap::new();
         for x in v["messages"].as_array().cloned().unwrap_or_default() {
-            let flags: BTreeSet<String> =
-                x["flags"].as_array().cloned().unwrap_or_default().iter().filter_map(|f| f.as_str().map(String::from)).collect();
+            let flags: BTreeSet<String> = x["flags"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|f| f.as_str().map(String::from))
+                .collect();
             msgs.insert(
                 x["uid"].as_u64().unwrap_or(0),
-                (flags, x["internal_date"].as_str().unwrap_or("").to_string(), x["content_hash"].as_str().unwrap_or("").to_string()),
+                (
+                    flags,
+                    x["internal_date"].as_str().unwrap_or("").to_string(),
+                    x["content_hash"].as_str().unwrap_or("").to_string(),
+                ),
             );
         }
         out.insert((d, n), msgs);
@@ -282,7 +291,8 @@ fn is_message(p: &Path) -> bool {
 /// Physical blocks of a file or directory of the image (`debugfs blocks`), by its path
 /// inside the file system.
 fn blocks(img: &Path, inner: &str) -> Result<Vec<u64>, String> {
-    let out = ok(Command::new("debugfs").arg("-R").arg(format!("blocks \"{inner}\"")).arg(img).env("DEBUGFS_PAGER", "cat"))?;
+    let out =
+        ok(Command::new("debugfs").arg("-R").arg(format!("blocks \"{inner}\"")).arg(img).env("DEBUGFS_PAGER", "cat"))?;
     Ok(out.split_whitespace().filter_map(|w| w.parse::<u64>().ok()).collect())
 }
 
@@ -326,11 +336,17 @@ pub fn scenario(o: &Options, sc: Scenario) -> Result<Row, String> {
     let f = std::fs::File::create(&img).map_err(|e| e.to_string())?;
     f.set_len(size_mb << 20).map_err(|e| e.to_string())?;
     drop(f);
-    ok(Command::new("mkfs.ext4").args(["-F", "-q", "-b", "4096", "-i", "4096", "-E", "lazy_itable_init=0,lazy_journal_init=0"]).arg(&img))?;
+    ok(Command::new("mkfs.ext4")
+        .args(["-F", "-q", "-b", "4096", "-i", "4096", "-E", "lazy_itable_init=0,lazy_journal_init=0"])
+        .arg(&img))?;
     let mnt = dir.join("mnt");
     let mut m = Mounted::attach(&img, &mnt)?;
     let demo = mnt.join("demo");
-    let o2 = ok(Command::new(&o.mstore).arg("demo").arg(&demo).args(["--messages", &o.messages.to_string()]).env_remove("MS_CONF"))?;
+    let o2 = ok(Command::new(&o.mstore)
+        .arg("demo")
+        .arg(&demo)
+        .args(["--messages", &o.messages.to_string()])
+        .env_remove("MS_CONF"))?;
     drop(o2);
     // The configuration outside the image (as /etc/md/store/ms.conf is), absolute paths.
     let conf = dir.join("ms.conf");
@@ -367,7 +383,7 @@ pub fn scenario(o: &Options, sc: Scenario) -> Result<Row, String> {
             dirs_by_size.push((ms.len(), path.clone()));
         }
     }
-    dirs_by_size.sort_by(|a, b| b.0.cmp(&a.0));
+    dirs_by_size.sort_by_key(|a| std::cmp::Reverse(a.0));
     m.unmount()?;
     let (bs, isz, ipg, tables) = geometry(&img)?;
     let zero = vec![0u8; bs as usize];
@@ -485,11 +501,16 @@ pub fn scenario(o: &Options, sc: Scenario) -> Result<Row, String> {
             *sources.entry("unknown → Recovered".into()).or_insert(0) += mb["unknown"].as_u64().unwrap_or(0);
         }
     } else {
-        return Err(format!("rescue said:\n{}{}", String::from_utf8_lossy(&r.stdout), String::from_utf8_lossy(&r.stderr)));
+        return Err(format!(
+            "rescue said:\n{}{}",
+            String::from_utf8_lossy(&r.stdout),
+            String::from_utf8_lossy(&r.stderr)
+        ));
     }
     let verify = mstore(o, &conf, &["verify"])?.status.code().unwrap_or(-1);
     let (after, _) = state(o, &conf)?;
-    let ledger: Value = serde_json::from_slice(&mstore(o, &conf, &["ledger", "list", "--json"])?.stdout).unwrap_or(Value::Null);
+    let ledger: Value =
+        serde_json::from_slice(&mstore(o, &conf, &["ledger", "list", "--json"])?.stdout).unwrap_or(Value::Null);
     let in_ledger: HashSet<(String, String, u64)> = ledger
         .as_array()
         .cloned()
@@ -497,7 +518,11 @@ pub fn scenario(o: &Options, sc: Scenario) -> Result<Row, String> {
         .iter()
         .filter(|e| e["kind"] == "lost")
         .map(|e| {
-            (e["domain"].as_str().unwrap_or("").to_string(), e["mailbox"].as_str().unwrap_or("").to_string(), e["uid"].as_u64().unwrap_or(0))
+            (
+                e["domain"].as_str().unwrap_or("").to_string(),
+                e["mailbox"].as_str().unwrap_or("").to_string(),
+                e["uid"].as_u64().unwrap_or(0),
+            )
         })
         .collect();
     let recreated: HashSet<(String, String)> = ledger
@@ -515,7 +540,9 @@ pub fn scenario(o: &Options, sc: Scenario) -> Result<Row, String> {
         for (uid, e) in ms {
             if now.and_then(|x| x.get(uid)) == Some(e) {
                 row.identical += 1;
-            } else if in_ledger.contains(&(d.clone(), u8name.clone(), *uid)) || recreated.contains(&(d.clone(), u8name.clone())) {
+            } else if in_ledger.contains(&(d.clone(), u8name.clone(), *uid))
+                || recreated.contains(&(d.clone(), u8name.clone()))
+            {
                 row.in_ledger += 1;
             } else {
                 row.lost += 1;
@@ -534,7 +561,9 @@ pub fn scenario(o: &Options, sc: Scenario) -> Result<Row, String> {
         files(root)
             .into_iter()
             // The listing cache is a cache (a remount voids it and the next run rewrites it).
-            .filter(|(p, _, _)| !p.starts_with(root.join("store/listings")))
+            .filter(|(p, _, _)| {
+                !p.starts_with(root.join("store/listings")) && !p.starts_with(root.join("store/ms.rescue"))
+            })
             .map(|(p, ino, len)| {
                 let mt = std::fs::metadata(&p).map(|m| m.mtime()).unwrap_or(0);
                 (p, ino, len, mt)

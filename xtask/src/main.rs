@@ -136,7 +136,10 @@ fn main() -> Result<()> {
             } else {
                 scenarios
                     .iter()
-                    .map(|s| drill::Scenario::parse(s).with_context(|| format!("no scenario {s} (dirblocks, inodes, data, tree)")))
+                    .map(|s| {
+                        drill::Scenario::parse(s)
+                            .with_context(|| format!("no scenario {s} (dirblocks, inodes, data, tree)"))
+                    })
                     .collect::<Result<_>>()?
             };
             let o = drill::Options {
