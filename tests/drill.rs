@@ -16,7 +16,9 @@ fn options(work: &std::path::Path) -> drill::Options {
         messages: 200,
         work: work.to_path_buf(),
         mstore: std::path::PathBuf::from(env!("CARGO_BIN_EXE_mstore")),
-        keep: false,
+        // MSTORE_DRILL_KEEP=1 keeps the images, the store and the copies (to look at a
+        // failure), under MSTORE_DRILL_WORK when it is set.
+        keep: std::env::var_os("MSTORE_DRILL_KEEP").is_some(),
         seed: 11,
     }
 }
@@ -32,8 +34,9 @@ fn ext4_drill_directory_blocks_and_inode_tables() {
         return;
     }
     let tmp = tempfile::tempdir().expect("tempdir");
+    let work = std::env::var_os("MSTORE_DRILL_WORK").map_or_else(|| tmp.path().to_path_buf(), std::path::PathBuf::from);
     for sc in [drill::Scenario::DirBlocks, drill::Scenario::Inodes] {
-        let row = drill::scenario(&options(tmp.path()), sc).unwrap_or_else(|e| panic!("{}: {e}", sc.name()));
+        let row = drill::scenario(&options(&work), sc).unwrap_or_else(|e| panic!("{}: {e}", sc.name()));
         assert!(row.hit > 0, "{}: the damage reached nothing: {row:?}", sc.name());
         assert_eq!(row.lost, 0, "{}: {row:?}", sc.name());
         assert!(!row.second_run_changed, "{}: a second rescue changed the store: {row:?}", sc.name());

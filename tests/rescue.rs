@@ -378,3 +378,27 @@ fn an_expunged_message_is_never_brought_back_from_an_older_copy() {
     assert_eq!(state(&fx.show("example.com", "user/eve")), state(&before), "{}", r.text());
     assert!(!dir.join("5.").exists(), "an expunged message came back");
 }
+
+#[test]
+fn a_mailbox_whose_index_and_log_inodes_were_cleared_gets_its_flags_from_the_image() {
+    // Its message files and header survived; its index and log vanished, but their blocks
+    // are on the image. Nothing is put back (every file is there): the records found on
+    // the image must still reach reconstruct, or it renumbers the files and drops flags.
+    let fx = Fx::new();
+    let dir = fx.mailbox("example.com", "user/kim", 8);
+    let before = fx.show("example.com", "user/kim");
+    let mut dev: Vec<u8> = (0..16 * 4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+    let mut at = 4096;
+    for name in ["ms.index", "ms.log"] {
+        let b = std::fs::read(dir.join(name)).expect("read");
+        assert!(at + b.len() < dev.len(), "the image is big enough");
+        dev[at..at + b.len()].copy_from_slice(&b);
+        at += b.len().div_ceil(4096) * 4096 + 4096;
+        std::fs::remove_file(dir.join(name)).expect("clear the inode");
+    }
+    let img = fx.root().join("disk.img");
+    std::fs::write(&img, &dev).expect("image");
+    let r = salvage(&fx, mstore::rescue::Options { images: vec![img], threads: 2, ..Default::default() });
+    assert_eq!(state(&fx.show("example.com", "user/kim")), state(&before), "{}", r.text());
+    fx.mstore(&["verify"]).expect_code(0, "nothing left to find");
+}

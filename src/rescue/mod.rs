@@ -464,7 +464,6 @@ pub fn collect(config: &Config, opts: &Options, state: &mut state::State) -> Res
             );
         }
     }
-    let mut failed_targets: std::collections::HashSet<usize> = Default::default();
     for (pl, o) in p.placements.iter().zip(&outcomes) {
         let m = by_target.get_mut(&pl.target).expect("every placement's target is reported");
         let c = &s.candidates[pl.candidate];
@@ -485,7 +484,6 @@ pub fn collect(config: &Config, opts: &Options, state: &mut state::State) -> Res
             }
             Outcome::AlreadyThere => m.already_there += 1,
             Outcome::Failed { error } => {
-                failed_targets.insert(pl.target);
                 m.failed.push(format!("UID {} from {}: {error}", pl.uid, plan::describe(&s, c)));
             }
         }
@@ -511,12 +509,13 @@ pub fn collect(config: &Config, opts: &Options, state: &mut state::State) -> Res
     }
     let mut hints: BTreeMap<String, HashMap<MailboxName, crate::reconstruct::merge::Hints>> = BTreeMap::new();
     let mut domains: Vec<String> = Vec::new();
-    for (t, target) in p.targets.into_iter().enumerate() {
+    for target in p.targets {
         domains.push(target.domain.clone());
-        if target.touched && !target.hints.is_empty() && !failed_targets.contains(&t) {
-            hints.entry(target.domain.clone()).or_default().insert(target.name.clone(), target.hints);
-        } else if target.touched && !target.hints.is_empty() {
-            // Put back what could be; the rest of the hints still hold for what is there.
+        // Hints go to reconstruct whether or not anything was put back: a mailbox whose
+        // files are all there but whose index and log were lost gets its flags, dates and
+        // UIDs from the records salvage found (on an image, in a lost+found). Where a
+        // placement failed, the hints still hold for what is there.
+        if !target.hints.is_empty() {
             hints.entry(target.domain.clone()).or_default().insert(target.name.clone(), target.hints);
         }
     }

@@ -272,7 +272,7 @@ pub fn plan(config: &Config, s: &Survey, opts: &PlanOptions) -> Plan {
         let own_id = target.in_place.and_then(|i| s.in_place[i].own);
         // The mailbox's own records count only for the identity it will carry (merge
         // ignores its files' records when it takes another identity back).
-        let own_known = own_id.filter(|o| Some(*o) == home).and_then(|id| cat.known.get(&id));
+        let own_records = own_id.filter(|o| Some(*o) == home).and(target.in_place).map(|i| &s.in_place[i].own_records);
         let mut hints: Vec<Hint> = Vec::new();
         let mut wants: Vec<Want> = Vec::new();
         // The identity it carries first: its records are the ones a file keeps.
@@ -289,9 +289,7 @@ pub fn plan(config: &Config, s: &Survey, opts: &PlanOptions) -> Plan {
                     Some(&uid) => {
                         // Present. Unless the mailbox's own files describe it, its flags
                         // and date come from this record.
-                        let own_describes = own_known
-                            .and_then(|o| o.records.get(&uid))
-                            .is_some_and(|o| o.content_hash == r.content_hash);
+                        let own_describes = own_records.and_then(|o| o.get(&uid)).is_some_and(|h| *h == r.content_hash);
                         if !own_describes {
                             hints.push(hint_for(k, r, uid, "a record found by salvage", ledger));
                         }

@@ -94,6 +94,10 @@ pub struct InPlace {
     pub own_last_uid: u32,
     /// Message files: (uid, size, mtime).
     pub files: Vec<(u32, u64, i64)>,
+    /// What its own index and log say of each UID (BLAKE3), for its own identity: what
+    /// reconstruct will find without help. (The catalog merges every copy of an identity,
+    /// an image's or a lost+found's included.)
+    pub own_records: HashMap<u32, [u8; 32]>,
 }
 
 /// Everything the survey found.
@@ -283,10 +287,12 @@ fn survey_store(config: &Config, s: &mut Survey) {
                     Some(layout::INDEX_FILE) => 1,
                     _ => 2,
                 });
+                let mut mine = Catalog::default();
                 for n in store {
                     let path = dir.path.join(&n);
                     let Ok(bytes) = read_whole(&dir, &n) else { continue };
                     let kind = identify(&bytes[..bytes.len().min(IDENTIFY_LEN)]);
+                    add_store_file(&mut mine, &path, kind, &bytes);
                     if let Some(id) = add_store_file(&mut s.catalog, &path, kind, &bytes) {
                         if own.is_none() {
                             own = Some(id);
@@ -298,6 +304,10 @@ fn survey_store(config: &Config, s: &mut Survey) {
                     }
                 }
                 files.sort_unstable();
+                let own_records = own
+                    .and_then(|id| mine.known.get(&id))
+                    .map(|k| k.live().map(|r| (r.uid, r.content_hash)).collect())
+                    .unwrap_or_default();
                 s.in_place.push(InPlace {
                     partition: pname.clone(),
                     domain: domain.to_string(),
@@ -306,6 +316,7 @@ fn survey_store(config: &Config, s: &mut Survey) {
                     own,
                     own_last_uid,
                     files,
+                    own_records,
                 });
             }
         }

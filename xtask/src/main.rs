@@ -17,6 +17,7 @@ mod bench_db;
 #[allow(dead_code)]
 #[path = "../../fuzz/bodies.rs"]
 mod bodies;
+mod carve_speed;
 mod corpus;
 mod crash;
 mod deb;
@@ -104,6 +105,10 @@ enum Cmd {
         /// Print the rows as JSON too.
         #[arg(long)]
         json: bool,
+        /// Instead of the scenarios: how fast carving reads an image of N MiB, against a
+        /// plain sequential read of it, cold (as root) and warm.
+        #[arg(long, value_name = "MIB")]
+        carve_speed: Option<u64>,
     },
 }
 
@@ -120,7 +125,12 @@ fn main() -> Result<()> {
             Ok(())
         }
         Cmd::Fuzz(a) => fuzz::run(&a),
-        Cmd::Drill { messages, scenarios, work, keep, seed, json } => {
+        Cmd::Drill { carve_speed: Some(mib), work, .. } => {
+            let root = project_root();
+            let work = work.unwrap_or_else(|| root.join("target/drill"));
+            carve_speed::run(&work, mib, (mib as usize * 4).max(100), 3).map_err(anyhow::Error::msg)
+        }
+        Cmd::Drill { messages, scenarios, work, keep, seed, json, carve_speed: None } => {
             drill::available().map_err(anyhow::Error::msg)?;
             let root = project_root();
             let st = Command::new("cargo")
