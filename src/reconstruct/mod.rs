@@ -171,7 +171,10 @@ impl Job {
     fn old_cache(&self) -> Option<&[u8]> {
         self.old_cache
             .get_or_init(|| {
-                if self.old.cache.usable { crate::io::read_file(&self.place.dir.join(CACHE_FILE)).ok() } else { None }
+                // Through the layer: never through a link swapped in since the cache was
+                // looked at, never blocking on a FIFO.
+                let path = self.place.dir.join(CACHE_FILE);
+                if self.old.cache.usable { crate::fs::RealFs.read_bytes(&path).ok() } else { None }
             })
             .as_deref()
     }

@@ -876,7 +876,7 @@ fn cache_findings(place: &MailboxPlace, old: &OldState, expected: &UidMap<Messag
         out.push(mk("cache-corrupt", Some(0), None, old.cache.problem.clone().unwrap_or_else(|| "unusable".into())));
         return out;
     }
-    let Ok(bytes) = crate::io::read_file(&path) else {
+    let Ok(bytes) = crate::fs::Fs::read_bytes(&crate::fs::RealFs, &path) else {
         out.push(mk("cache-corrupt", None, None, "cannot read".into()));
         return out;
     };
