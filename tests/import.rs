@@ -500,11 +500,15 @@ fn exported_maildir_reads_back_in_python_with_the_same_bytes_flags_and_dates() {
             }
             let mut letters: Vec<char> = letters.chars().collect();
             letters.sort();
-            let other_kw: Vec<&String> = k.iter().filter(|x| *x != "$Forwarded").collect();
             let mut l: String = letters.into_iter().collect();
-            // Keyword letters: $Work is slot 0 -> 'a'; x -> 'b' (slots in first-use order).
-            for kw in other_kw {
-                l.push(if kw == "$Work" { 'a' } else { 'b' });
+            // Keyword letters: $Work is slot 0 -> 'a', $Forwarded 'b' (also written as `P`,
+            // which Dovecot does not turn into a keyword), x -> 'c' (slots in first-use order).
+            for kw in k {
+                l.push(match kw.as_str() {
+                    "$Work" => 'a',
+                    "$Forwarded" => 'b',
+                    _ => 'c',
+                });
             }
             let mut l: Vec<char> = l.chars().collect();
             l.sort();

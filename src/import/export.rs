@@ -2,12 +2,15 @@
 //! or an mbox file, with flags, keywords and internal dates, in UID order.
 //!
 //! **Maildir**: each message is written to `tmp/`, given the internal date as its mtime,
-//! then renamed into `cur/` as `DATE.MUIDVUIDVALIDITY.mstore,S=SIZE:2,FLAGS` (flag letters
-//! in ASCII order: `D` draft, `F` flagged, `P` for the `$Forwarded` keyword, `R`
-//! answered, `S` seen, `T` deleted, then keyword letters). `dovecot-keywords` names the
-//! keyword letters (26 at most: further keywords are reported and not written), and
+//! then renamed into `cur/` as `DATE.MUIDVUIDVALIDITY.mstore,S=SIZE[,Z=+hhmm]:2,FLAGS`
+//! (`Z`: the internal date's zone, when it is not UTC, for our import; flag letters in
+//! ASCII order: `D` draft, `F` flagged, `P` for the `$Forwarded` keyword, `R` answered,
+//! `S` seen, `T` deleted, then keyword letters). `$Forwarded` is also written as a keyword
+//! letter: Dovecot does not turn `P` into a keyword. `dovecot-keywords` names the keyword
+//! letters (26 at most: further keywords are reported and not written), and
 //! `dovecot-uidlist` (version 3) gives every file its UID and the mailbox its UID
-//! validity, so Dovecot, and our own import, keep UIDs order and keywords. Sub-mailboxes
+//! validity and next UID, so Dovecot, and our own import into a new mailbox, keep every
+//! UID, the UID validity and keywords. Sub-mailboxes
 //! (with `recursive`) become Maildir++ folders `.a.b` with a `maildirfolder` file.
 //!
 //! **mbox**: see [`super::mbox::write_message`]. The file is written under a temporary
@@ -237,9 +240,6 @@ fn write_maildir_folder(
     let mut lost = Vec::new();
     for slot in used.slots() {
         let Some(kw) = mb.header().flag_name(slot) else { continue };
-        if kw == PASSED_KEYWORD {
-            continue;
-        }
         if letters.len() < 26 {
             let letter = b'a' + letters.len() as u8;
             keywords_file.push_str(&format!("{} {kw}\n", letters.len()));
@@ -265,7 +265,8 @@ fn write_maildir_folder(
                 continue;
             }
         };
-        let base = format!("{}.M{}V{}.mstore,S={}", r.internal_date, r.uid, mb.uid_validity(), data.len());
+        let zone = if r.internal_offset != 0 { super::maildir::zone_field(r.internal_offset) } else { String::new() };
+        let base = format!("{}.M{}V{}.mstore,S={}{zone}", r.internal_date, r.uid, mb.uid_validity(), data.len());
         let mut info = system_letters(r.system_flags.0, forwarded_slot.is_some_and(|s| r.user_flags.has(s)));
         for &(slot, letter) in &letters {
             if r.user_flags.has(slot) {

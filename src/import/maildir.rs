@@ -32,7 +32,15 @@
 //! Order: by UID when `dovecot-uidlist` names the file (matched by the part of its name
 //! before the info), then the others in delivery order (the number that starts the name,
 //! then the name). The internal date is the file's modification time, which is where
-//! Dovecot and Courier keep it (`dovecot-uidlist` holds UIDs, GUIDs and sizes, no date).
+//! Dovecot and Courier keep it (`dovecot-uidlist` holds UIDs, GUIDs and sizes, no date);
+//! its zone comes from a `,Z=+hhmm` field of the name before the info, where our export
+//! writes it (Maildir has no place for it; Dovecot ignores fields it does not know).
+//!
+//! UIDs: when the target mailbox is new (or has the UID validity of the folder's
+//! `dovecot-uidlist`, as a resumed import's does), it gets that UID validity, each message
+//! the UID the list gives it and the mailbox the list's next UID, so a Maildir export
+//! read back by import keeps every UID. Into a mailbox of another UID validity, messages
+//! are appended at new UIDs.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -76,6 +84,33 @@ pub struct MaildirEntry {
     pub keywords: Vec<String>,
     /// UID from `dovecot-uidlist`, if it names the file.
     pub uid: Option<u32>,
+    /// Zone of the internal date (minutes east of UTC) from a `,Z=+hhmm` name field.
+    pub zone: Option<i16>,
+}
+
+/// The `,Z=+hhmm` field of a Maildir file name's base (the zone of the internal date, as
+/// our export writes it), in minutes east of UTC.
+pub fn zone_of(name: &str) -> Option<i16> {
+    let base = base_name(name);
+    let i = base.find(",Z=")?;
+    let f = &base[i + 3..];
+    let f = f.split(',').next().unwrap_or(f).as_bytes();
+    if f.len() != 5 || !matches!(f[0], b'+' | b'-') || !f[1..].iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = |a: u8, b: u8| i16::from(a - b'0') * 10 + i16::from(b - b'0');
+    let (h, m) = (n(f[1], f[2]), n(f[3], f[4]));
+    if h > 23 || m > 59 {
+        return None;
+    }
+    let v = h * 60 + m;
+    Some(if f[0] == b'-' { -v } else { v })
+}
+
+/// The `,Z=` name field for a zone offset (minutes east of UTC).
+pub fn zone_field(offset_minutes: i16) -> String {
+    let a = offset_minutes.unsigned_abs();
+    format!(",Z={}{:02}{:02}", if offset_minutes < 0 { '-' } else { '+' }, a / 60, a % 60)
 }
 
 /// Metadata file names at the top of a Maildir or in a loose folder that are never messages.
@@ -286,6 +321,32 @@ pub fn read_uidlist(dir: &Path) -> HashMap<String, u32> {
     read_metadata_file(&dir.join("dovecot-uidlist")).map(|t| parse_uidlist(&t)).unwrap_or_default()
 }
 
+/// The UID validity and next UID of `dir`'s `dovecot-uidlist` (version 3 header
+/// `3 V<validity> N<next> ...`), if it has them.
+pub fn read_uidlist_header(dir: &Path) -> Option<(u32, u32)> {
+    let text = read_metadata_file(&dir.join("dovecot-uidlist"))?;
+    parse_uidlist_header(&text)
+}
+
+/// See [`read_uidlist_header`].
+pub fn parse_uidlist_header(text: &[u8]) -> Option<(u32, u32)> {
+    let line = text.split(|&b| b == b'\n').next()?;
+    let line = std::str::from_utf8(line).ok()?.trim_end_matches('\r');
+    let mut words = line.split(' ');
+    if words.next()? != "3" {
+        return None;
+    }
+    let (mut v, mut n) = (None, None);
+    for w in words {
+        if let Some(x) = w.strip_prefix('V') {
+            v = x.parse::<u32>().ok();
+        } else if let Some(x) = w.strip_prefix('N') {
+            n = x.parse::<u32>().ok();
+        }
+    }
+    Some((v.filter(|&v| v > 0)?, n.unwrap_or(1)))
+}
+
 /// The text of a `dovecot-uidlist` file (versions 1 and 3): base file name → UID.
 pub fn parse_uidlist(text: &[u8]) -> HashMap<String, u32> {
     let mut map = HashMap::new();
@@ -453,7 +514,8 @@ pub fn list_messages(folder: &Folder) -> Result<(Vec<MaildirEntry>, Vec<char>), 
             }
             let uid = uidlist.get(base_name(&name)).copied();
             let key = delivery_key(&name);
-            (uid, key, MaildirEntry { path, system_flags, keywords, uid })
+            let zone = zone_of(&name);
+            (uid, key, MaildirEntry { path, system_flags, keywords, uid, zone })
         })
         .collect();
     entries.sort_by(|a, b| match (a.0, b.0) {
@@ -483,6 +545,21 @@ mod tests {
         assert_eq!(s, SystemFlags::ALL);
         assert_eq!(k, vec!["$Forwarded", "$Work", "$MaildirKeyword_b"]);
         assert_eq!(u, vec!['b']);
+    }
+
+    #[test]
+    fn zone_fields_and_uidlist_header() {
+        assert_eq!(zone_of("1.M1V2.mstore,S=5,Z=+0130:2,S"), Some(90));
+        assert_eq!(zone_of("1.M1V2.mstore,Z=-0800,S=5:2,S"), Some(-480));
+        assert_eq!(zone_of("1.M1V2.mstore,S=5:2,S"), None);
+        assert_eq!(zone_of("1.M1V2.mstore,Z=+2460:2,"), None);
+        assert_eq!(zone_of("1.x:2,Z=+0100"), None);
+        for z in [-720, -90, 0, 45, 840] {
+            assert_eq!(zone_of(&format!("1.a{}:2,", zone_field(z))), Some(z));
+        }
+        assert_eq!(parse_uidlist_header(b"3 V1613 N783 Gabc\n1 :a\n"), Some((1613, 783)));
+        assert_eq!(parse_uidlist_header(b"1 1613 783\n"), None);
+        assert_eq!(parse_uidlist_header(b"3 N7\n"), None);
     }
 
     #[test]

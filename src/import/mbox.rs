@@ -35,9 +35,12 @@
 //! [`write_message`]: the From_ line (`From MAILER-DAEMON` and the internal date in its own
 //! zone, the zone after the year unless it is UTC), the message with every line matching
 //! `>*From ` quoted (mboxrd), the bookkeeping fields inserted just before the blank line
-//! that ends the header (or at the end of a header-only message), then one line end
-//! (`\r\n` if the message ends in `\r\n`, else `\n`). A message that does not end in a
-//! line end gets a `Content-Length` field, so its end is exact. A message the format
+//! that ends the header (or at the end of a header-only message), then the separator: one
+//! `\n`, also after a CRLF message (a `\r\n` separator would be read as part of the
+//! message by readers that only take `\n` as the blank line, such as Python's `mailbox`).
+//! A message that does not end in a line end gets a `Content-Length` field, so its end is
+//! exact for readers that honour it (ours, mutt); a reader that does not (Python's
+//! `mailbox`) sees it with one `\n` added, unless it is the last message of the file. A message the format
 //! cannot carry unchanged (it holds its own bookkeeping fields, or it is header-only
 //! without a final line end) is written changed, and [`WriteOutcome::changed`] says so.
 
@@ -832,11 +835,11 @@ pub fn write_message(
     for (s, e) in lines(rest) {
         n += write_quoted_line(w, &rest[s..e])?;
     }
-    let sep: &[u8] =
-        if msg.ends_with(b"\r\n") || (rest_start == msg.len() && eol == b"\r\n") { b"\r\n" } else { b"\n" };
-    let sep = if !ends_eol && rest_start != msg.len() { &b"\n"[..] } else { sep };
-    w.write_all(sep)?;
-    n += sep.len() as u64;
+    // The separator is one `\n`, also after a CRLF message: readers that take only `\n` as
+    // the blank line before a From_ line (Python's `mailbox`) would keep a `\r\n` in the
+    // message before it; ours strips either.
+    w.write_all(b"\n")?;
+    n += 1;
     Ok(WriteOutcome { bytes: n, changed })
 }
 

@@ -212,6 +212,8 @@ impl Summary {
 
 /// A message waiting in a batch.
 struct Pending {
+    /// The UID the source gives it (kept when the target keeps the source's UIDs).
+    uid: Option<u32>,
     bytes: Payload,
     date: DateTime,
     system_flags: u32,
@@ -247,18 +249,49 @@ struct Target {
     dropped_names: Vec<String>,
     /// Flags to give back to records that reconstruct made without them.
     restore: Vec<(u32, u32, Vec<String>)>,
+    /// The source's UIDs are kept (a new mailbox given the source's UID validity).
+    keep_uids: bool,
     count: MailboxCount,
 }
 
-/// Open (or create) a target mailbox, refusing one with orphan message files.
-fn open_target(store: &Store, domain: &str, name: &MailboxName, opts: &Options) -> Result<Target> {
+/// UIDs of a Maildir source: its UID validity, and the file each listed UID names.
+struct SourceUids<'a> {
+    validity: u32,
+    files: HashMap<u32, &'a Path>,
+}
+
+impl SourceUids<'_> {
+    /// Whether `mb` holds only messages of this source at their source UIDs (size and date
+    /// alike): an import of it that was interrupted, which goes on keeping UIDs.
+    fn resumed_in(&self, mb: &Mailbox) -> bool {
+        mb.uid_validity() == self.validity
+            && mb.records().iter().all(|r| {
+                self.files
+                    .get(&r.uid)
+                    .and_then(|p| std::fs::symlink_metadata(p).ok())
+                    .is_some_and(|m| m.is_file() && m.len() == r.size && m.mtime() == r.internal_date)
+            })
+    }
+}
+
+/// Open (or create) a target mailbox, refusing one with orphan message files. With the
+/// UIDs of a Maildir source (its `dovecot-uidlist`), a new mailbox gets the source's UID
+/// validity and keeps its UIDs, and so does one an interrupted import of it created.
+fn open_target(
+    store: &Store,
+    domain: &str,
+    name: &MailboxName,
+    opts: &Options,
+    source: Option<&SourceUids<'_>>,
+) -> Result<Target> {
+    let uid_validity = source.map(|s| s.validity);
     let (mb, created) = match store.open_mailbox_locked(domain, name) {
         Ok(mb) => (mb, false),
         Err(Error::NoSuchMailbox { .. }) => {
             let mb = store.create_mailbox(
                 domain,
                 name,
-                CreateOptions { partition: opts.partition.clone(), ..CreateOptions::default() },
+                CreateOptions { partition: opts.partition.clone(), uid_validity, ..CreateOptions::default() },
             )?;
             (mb, true)
         }
@@ -293,7 +326,9 @@ fn open_target(store: &Store, domain: &str, name: &MailboxName, opts: &Options) 
         Some(map)
     };
     let count = MailboxCount { mailbox: name.to_string(), created, ..MailboxCount::default() };
+    let keep_uids = source.is_some_and(|s| (created && mb.uid_validity() == s.validity) || s.resumed_in(&mb));
     Ok(Target {
+        keep_uids,
         mb,
         present,
         batch: Vec::new(),
@@ -376,7 +411,9 @@ impl Target {
                 user_flags: p.user_flags.clone(),
             })
             .collect();
-        let uids = self.mb.append(&msgs)?;
+        let wanted: Vec<Option<u32>> =
+            if self.keep_uids { self.batch.iter().map(|p| p.uid).collect() } else { Vec::new() };
+        let uids = self.mb.append_at(&msgs, &wanted)?;
         self.count.imported += uids.len() as u64;
         self.count.bytes += self.batch_bytes as u64;
         progress.messages(uids.len() as u64);
@@ -407,7 +444,7 @@ pub fn import_mbox(
     let mut summary = Summary::default();
     let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
     progress.start(total, true);
-    let mut target = open_target(store, &domain, name, opts)?;
+    let mut target = open_target(store, &domain, name, opts, None)?;
     for path in files {
         if cancelled(cancel) {
             summary.interrupted = true;
@@ -443,6 +480,7 @@ pub fn import_mbox(
                         ));
                     }
                     let p = Pending {
+                        uid: None,
                         bytes: Payload::Owned(m.bytes),
                         date: m.from.date,
                         system_flags: m.system_flags,
@@ -538,9 +576,17 @@ pub fn import_maildir(
             break;
         }
         // The root mailbox always exists afterwards; a sub-folder only once it has mail.
-        let mut target =
-            if folder.components.is_empty() { Some(open_target(store, &domain, &mbname, opts)?) } else { None };
-        for e in entries {
+        let header = maildir::read_uidlist_header(&folder.path);
+        let source = header.map(|(validity, _)| SourceUids {
+            validity,
+            files: entries.iter().filter_map(|e| Some((e.uid?, e.path.as_path()))).collect(),
+        });
+        let mut target = if folder.components.is_empty() {
+            Some(open_target(store, &domain, &mbname, opts, source.as_ref())?)
+        } else {
+            None
+        };
+        for e in &entries {
             progress.advance(1);
             match read_entry(&e, folder.kind, &canonical_root) {
                 Ok(Ok(p)) => {
@@ -552,7 +598,7 @@ pub fn import_maildir(
                     }
                     let t = match &mut target {
                         Some(t) => t,
-                        None => target.insert(open_target(store, &domain, &mbname, opts)?),
+                        None => target.insert(open_target(store, &domain, &mbname, opts, source.as_ref())?),
                     };
                     t.add(p, opts, progress, &mut summary.notes)?;
                 }
@@ -566,6 +612,12 @@ pub fn import_maildir(
         }
         if let Some(mut t) = target {
             t.flush(progress)?;
+            // The source's next UID: UIDs it gave to messages since expunged stay used.
+            if t.keep_uids && !summary.interrupted {
+                if let Some((_, next)) = header {
+                    t.mb.reserve_uids(next.saturating_sub(1))?;
+                }
+            }
             summary.mailboxes.push(t.count);
         }
         if summary.interrupted {
@@ -592,8 +644,9 @@ fn read_entry(
         return Ok(Err("not a message (no header field first)"));
     }
     Ok(Ok(Pending {
+        uid: e.uid,
         bytes: Payload::File(bytes),
-        date: DateTime { unix: meta.mtime(), offset_minutes: 0 },
+        date: DateTime { unix: meta.mtime(), offset_minutes: e.zone.unwrap_or(0) },
         system_flags: e.system_flags,
         user_flags: e.keywords.clone(),
     }))

@@ -509,6 +509,13 @@ impl Mailbox {
 
     /// Append messages; returns their UIDs. Durable when this returns.
     pub fn append(&mut self, messages: &[NewMessage<'_>]) -> Result<Vec<u32>> {
+        self.append_at(messages, &[])
+    }
+
+    /// [`Mailbox::append`], each message at the UID `wanted[i]` where that is above every
+    /// UID given so far (else, or when `wanted` has no entry for it, at the next UID), so an
+    /// import keeps the UIDs of its source without ever reusing one.
+    pub fn append_at(&mut self, messages: &[NewMessage<'_>], wanted: &[Option<u32>]) -> Result<Vec<u32>> {
         self.writable()?;
         // An empty file is not a message: reconstruct drops the record of an empty file,
         // so the store must never make one.
@@ -530,7 +537,7 @@ impl Mailbox {
         let cache_base = cache_file.size().ctx("stat", &cache_path)?;
         let mut new_records = Vec::with_capacity(messages.len());
         let mut uids = Vec::with_capacity(messages.len());
-        for m in messages {
+        for (i, m) in messages.iter().enumerate() {
             let (user_flags, names) = self.flag_slots(&m.user_flags, true)?;
             log.extend(names);
             let date = m.internal_date.unwrap_or(DateTime { unix: now(), offset_minutes: 0 });
@@ -542,6 +549,9 @@ impl Mailbox {
                     self.place.label()
                 ))
             })?;
+            if let Some(w) = wanted.get(i).copied().flatten() {
+                uid = uid.max(w);
+            }
             loop {
                 let name = layout::message_file_name(uid);
                 if fs::create_new_file(&*fs, &dir, &name, m.bytes, Some(date.unix), d)
@@ -586,6 +596,20 @@ impl Mailbox {
         self.apply(committed);
         self.maybe_checkpoint()?;
         Ok(uids)
+    }
+
+    /// Raise the last UID given to `last_uid` (the UIDs up to it are never given again;
+    /// an import keeps its source's next UID so). Returns whether it changed.
+    pub fn reserve_uids(&mut self, last_uid: u32) -> Result<bool> {
+        self.writable()?;
+        if last_uid <= self.last_uid {
+            return Ok(false);
+        }
+        let committed =
+            self.commit_log(vec![LogRecord::LastUid { last_uid, uid_validity: self.header.uid_validity }])?;
+        self.apply(committed);
+        self.maybe_checkpoint()?;
+        Ok(true)
     }
 
     /// Change flags of `uids` (unknown UIDs are ignored). Returns how many messages changed.

@@ -1,10 +1,11 @@
 //! What some tests need and a machine may lack: `../shared/corpus-ext` beside the checkout
-//! (real-world mail; a fresh clone has none), root (chown, users, privilege switches).
+//! (real-world mail; a fresh clone has none), root (chown, users, privilege switches),
+//! Dovecot's `doveadm` (an independent reader of our Maildir export).
 //!
 //! Where it is missing, such a test says so in one line on standard error (written past the
 //! test harness's capture, so it shows in `cargo test`'s output) and passes without running
 //! what needs it. Under the variable of the need set to `1` (`.ci/run` sets both), it fails
-//! instead: CI never skips silently. Every test that would return early uses this.
+//! instead: CI never skips silently (`.ci/run` also installs Dovecot and sets its variable). Every test that would return early uses this.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -16,6 +17,8 @@ pub enum Need {
     Shared,
     /// Running as root (and able to create the unprivileged user `mstest`).
     Root,
+    /// Dovecot's `doveadm` installed (Debian's `dovecot-core`; `.ci/run` installs it).
+    Dovecot,
 }
 
 impl Need {
@@ -24,6 +27,7 @@ impl Need {
         match self {
             Need::Shared => "MSTORE_REQUIRE_SHARED",
             Need::Root => "MSTORE_REQUIRE_ROOT",
+            Need::Dovecot => "MSTORE_REQUIRE_DOVECOT",
         }
     }
 }
