@@ -588,7 +588,7 @@ pub fn import_maildir(
         };
         for e in &entries {
             progress.advance(1);
-            match read_entry(&e, folder.kind, &canonical_root) {
+            match read_entry(e, folder.kind, &canonical_root) {
                 Ok(Ok(p)) => {
                     if folder.kind == maildir::FolderKind::Loose && maildir::looks_like_mbox(&p.bytes) {
                         summary.notes.push(format!(
