@@ -6,6 +6,7 @@
 //! handed to a visitor (usually a [`Replayer`]).
 
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -199,6 +200,9 @@ pub struct RecInfo {
     pub kind: &'static str,
     /// Commit or checkpoint time.
     pub time: Option<i64>,
+    /// For a commit: what its transaction did, from its operation records that could be
+    /// read (empty when they were in the damaged bytes).
+    pub ops: Vec<String>,
 }
 
 impl RecInfo {
@@ -209,8 +213,83 @@ impl RecInfo {
             Body::Commit { time, .. } => ("commit", Some(time)),
             Body::Checkpoint { time, .. } => ("checkpoint", Some(time)),
         };
-        RecInfo { file: file.to_path_buf(), offset, lsn: r.lsn, txn: r.txn, kind, time }
+        RecInfo { file: file.to_path_buf(), offset, lsn: r.lsn, txn: r.txn, kind, time, ops: Vec::new() }
     }
+
+    /// One line for a lost transaction: its id, commit time and what it did.
+    pub fn describe_txn(&self) -> String {
+        let when = self.time.map(|t| format!(" committed {}", crate::util::utc_stamp(t))).unwrap_or_default();
+        let what = if self.ops.is_empty() {
+            "its operations were in the damaged bytes".to_string()
+        } else {
+            self.ops.join("; ")
+        };
+        format!("transaction {}{when} (LSN {}): {what}", self.txn, self.lsn)
+    }
+}
+
+/// Most operations named per transaction in a report.
+const OPS_NAMED: usize = 20;
+
+/// The operations of transactions met in a run of records, for the commit records that end
+/// them (see [`RecInfo::ops`]).
+#[derive(Default)]
+pub struct TxnOps(HashMap<u64, (Vec<String>, usize)>);
+
+impl TxnOps {
+    /// Note record `r`; for a commit, its [`RecInfo`] with the operations seen before it.
+    pub fn see(&mut self, file: &Path, offset: u64, r: &Record<'_>) -> Option<RecInfo> {
+        let op = match r.body {
+            Body::Put { db, key, .. } => describe_op(true, db, key),
+            Body::Delete { db, key } => describe_op(false, db, key),
+            Body::Commit { .. } => {
+                let mut info = RecInfo::of(file, offset, r);
+                if let Some((ops, more)) = self.0.remove(&r.txn) {
+                    info.ops = ops;
+                    if more > 0 {
+                        info.ops.push(format!("and {more} more operations"));
+                    }
+                }
+                return Some(info);
+            }
+            Body::Checkpoint { .. } => return None,
+        };
+        let e = self.0.entry(r.txn).or_default();
+        if e.0.len() < OPS_NAMED {
+            e.0.push(op);
+        } else {
+            e.1 += 1;
+        }
+        None
+    }
+}
+
+/// What a put or delete did, in the administrator's words.
+pub fn describe_op(put: bool, db: u8, key: &[u8]) -> String {
+    let parts: Vec<String> =
+        key.split(|&b| b == 0).map(|p| String::from_utf8_lossy(p).escape_debug().to_string()).collect();
+    let k = parts.join(" ");
+    match (super::Db::from_id(db), put) {
+        (Some(super::Db::Mailboxes), true) => format!("mailbox {k} created or changed"),
+        (Some(super::Db::Mailboxes), false) => format!("mailbox {k} deleted"),
+        (Some(super::Db::Subscriptions), true) => format!("subscription {k} added"),
+        (Some(super::Db::Subscriptions), false) => format!("subscription {k} removed"),
+        (None, true) => format!("put {k} in database {db}"),
+        (None, false) => format!("delete {k} from database {db}"),
+    }
+}
+
+/// One line per transaction of `recs` (see [`RecInfo::describe_txn`]), then how many more
+/// there were (`total`) than listed.
+pub fn txn_lines(recs: &[RecInfo], total: usize, indent: &str) -> String {
+    let mut s = String::new();
+    for r in recs {
+        s += &format!("{indent}{}\n", r.describe_txn());
+    }
+    if total > recs.len() {
+        s += &format!("{indent}… and {} more\n", total - recs.len());
+    }
+    s
 }
 
 /// Where the readable log stops, and why.
@@ -617,10 +696,13 @@ fn later_in_segment(
     let (found, count) = find_records_after(bytes, base, from, salt, next_lsn, 100_000);
     d.later_records += count;
     let mut proof = false;
+    let mut ops = TxnOps::default();
     for (off, r) in &found {
         proof |= r.synced_lsn >= next_lsn;
-        if matches!(r.body, Body::Commit { .. }) && d.later_commits.len() < 1000 {
-            d.later_commits.push(RecInfo::of(file, *off, r));
+        if let Some(info) = ops.see(file, *off, r) {
+            if d.later_commits.len() < 1000 {
+                d.later_commits.push(info);
+            }
         }
     }
     proof
@@ -641,9 +723,12 @@ fn later_segments(fs: &dyn Fs, heads: &[SegHead], from: usize, out: &mut ReadOut
             usize::MAX,
         );
         d.later_records += scan.records.len();
+        let mut ops = TxnOps::default();
         for (off, r) in &scan.records {
-            if matches!(r.body, Body::Commit { .. }) && d.later_commits.len() < 1000 {
-                d.later_commits.push(RecInfo::of(&h.path, *off, r));
+            if let Some(info) = ops.see(&h.path, *off, r) {
+                if d.later_commits.len() < 1000 {
+                    d.later_commits.push(info);
+                }
             }
         }
     }

@@ -125,7 +125,8 @@ impl RecoverReport {
             );
         }
         if self.dropped_count > 0 {
-            s += &format!("dropped {} committed transactions: {}\n", self.dropped_count, log::txn_list(&self.dropped));
+            s += &format!("dropped {} committed transactions:\n", self.dropped_count);
+            s += &log::txn_lines(&self.dropped, self.dropped_count, "  ");
         }
         for a in &self.actions {
             s += &format!("{a}\n");
@@ -367,21 +368,14 @@ fn finish_normal(
 fn commits_after(fs: &dyn Fs, heads: &[SegHead], from: u64) -> Result<(Vec<RecInfo>, usize)> {
     let mut list = Vec::new();
     let mut count = 0;
+    let mut ops = log::TxnOps::default();
     log::read_log(fs, heads, from, 0, &mut |file, off, r| {
-        if r.lsn >= from && matches!(r.body, wal::Body::Commit { .. }) {
-            count += 1;
-            if list.len() < 1000 {
-                list.push(RecInfo {
-                    file: file.to_path_buf(),
-                    offset: off,
-                    lsn: r.lsn,
-                    txn: r.txn,
-                    kind: "commit",
-                    time: match r.body {
-                        wal::Body::Commit { time, .. } => Some(time),
-                        _ => None,
-                    },
-                });
+        if r.lsn >= from {
+            if let Some(info) = ops.see(file, off, r) {
+                count += 1;
+                if list.len() < 1000 {
+                    list.push(info);
+                }
             }
         }
         Ok(true)

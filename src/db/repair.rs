@@ -70,6 +70,10 @@ pub struct RepairReport {
     pub lost_count: usize,
     /// Uncommitted transactions discarded.
     pub discarded: Vec<TxnInfo>,
+    /// The log ended before the snapshots' LSN (cut or replaced): commits after the
+    /// snapshots that it held are gone and cannot be counted (msdb_verify's "committed log
+    /// records are missing").
+    pub uncounted: Option<String>,
 }
 
 impl RepairReport {
@@ -97,7 +101,11 @@ impl RepairReport {
         }
         if self.lost_count > 0 {
             s += &format!("transactions lost: {} ({})\n", self.lost_count, log::txn_list(&self.lost));
-        } else if self.succeeded.is_some() {
+            s += &log::txn_lines(&self.lost, self.lost_count, "  lost: ");
+        }
+        if let Some(u) = &self.uncounted {
+            s += &format!("{u}\n");
+        } else if self.lost_count == 0 && self.succeeded.is_some() {
             s += "no committed transaction was lost\n";
         }
         s += &match (self.nothing_wrong, self.succeeded) {
@@ -125,6 +133,13 @@ pub fn repair(fs: &dyn Fs, dir: &Path, opts: &RepairOptions) -> Result<RepairRep
         r1.found.push(dmg.describe());
     }
     r1.found.extend(before.problems.iter().cloned());
+    let snapshot_lsn = before.snapshots.iter().filter_map(|s| s.checkpoint_lsn).max().unwrap_or(0);
+    if !before.segments.is_empty() && before.damage.is_none() && snapshot_lsn > before.end_lsn {
+        report.uncounted = Some(format!(
+            "committed transactions may be lost and cannot be counted: the log ends at LSN {} but the snapshots include LSN {snapshot_lsn} (it was cut or replaced), so whatever was committed after LSN {snapshot_lsn} is gone; mailboxes created since are on disk: `reconstruct -r DOMAIN` registers them again",
+            before.end_lsn
+        ));
+    }
     let rec = {
         let _x = fs.lock(dir, LockMode::Exclusive).ctx("lock database home", dir)?;
         recover_locked(fs, dir, &RecoverOptions { mode: Mode::Normal, durability: d, dry_run: opts.dry_run })
