@@ -360,3 +360,29 @@ fn concurrent_processes_commit_through_the_lock_and_lose_nothing() {
     }
     code("msdb_verify", &["-f", s.c()], 0);
 }
+
+/// Exit statuses the other tests do not reach: `msdb_backup` 4 on damaged databases,
+/// `msdb_verify` 8 when the database home is not a directory, `doctor` 8 without a
+/// configuration file.
+#[test]
+fn exit_statuses_backup_4_verify_8_doctor_8() {
+    let s = Store::new("");
+    s.create("user/joe");
+    s.create("admin");
+    let (seg, recs) = s.records();
+    flip(&seg, recs[1].0 + 44);
+    let before = s.backups();
+    let out = code("msdb_backup", &["-f", s.c()], 4);
+    assert!(out.contains(&seg.display().to_string()) && out.contains("byte offset"), "{out}");
+    assert_eq!(s.backups(), before, "a backup of damaged databases was kept");
+
+    let s = Store::new("");
+    std::fs::remove_dir_all(&s.home).expect("rm");
+    std::fs::write(&s.home, b"").expect("a file where the home was");
+    let out = code("msdb_verify", &["-f", s.c()], 8);
+    assert!(out.contains("is not a directory") && out.contains(&s.home.display().to_string()), "{out}");
+
+    let missing = format!("{}.missing", s.c());
+    let out = code("mstore", &["-f", &missing, "doctor"], 8);
+    assert!(out.contains(&missing), "{out}");
+}
