@@ -402,3 +402,75 @@ fn a_mailbox_whose_index_and_log_inodes_were_cleared_gets_its_flags_from_the_ima
     assert_eq!(state(&fx.show("example.com", "user/kim")), state(&before), "{}", r.text());
     fx.mstore(&["verify"]).expect_code(0, "nothing left to find");
 }
+
+#[test]
+fn foreign_truncated_and_garbage_inputs_are_findings_never_panics() {
+    // A lost+found full of what is not ours or is cut short, and images that are garbage,
+    // empty, a text file, a directory, or missing: salvage says what it could not use,
+    // puts nothing wrong back, changes nothing in the store, never panics.
+    let fx = Fx::new();
+    let dir = fx.mailbox("example.com", "user/eve", 6);
+    let before = state(&fx.show("example.com", "user/eve"));
+    let lf = fx.root().join("lost+found");
+    std::fs::create_dir_all(&lf).expect("lost+found");
+    let junk: Vec<u8> = (0..70_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 9) as u8).collect();
+    std::fs::write(lf.join("#901"), &junk).expect("junk");
+    std::fs::write(lf.join("#902"), b"\x7fELF\x02\x01\x01\x00").expect("elf");
+    std::fs::write(lf.join("#903"), b"").expect("empty");
+    std::os::unix::fs::symlink("/etc/shadow", lf.join("#904")).expect("symlink");
+    let sparse = std::fs::File::create(lf.join("#905")).expect("sparse");
+    sparse.set_len(3 << 30).expect("a 3 GiB hole");
+    // Store files cut short: a header, an index and a log of eve's, each halved, and a
+    // snapshot of the mailbox list cut to 40 bytes.
+    for (i, name) in ["ms.header", "ms.index", "ms.log"].iter().enumerate() {
+        let b = std::fs::read(dir.join(name)).expect("read");
+        std::fs::write(lf.join(format!("#91{i}")), &b[..b.len() / 2]).expect("cut");
+    }
+    let db: Vec<PathBuf> = std::fs::read_dir(fx.root().join("ms/database"))
+        .expect("ls")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "db"))
+        .collect();
+    if let Some(p) = db.first() {
+        let b = std::fs::read(p).expect("read");
+        std::fs::write(lf.join("#920"), &b[..b.len().min(40)]).expect("cut snapshot");
+    }
+    let garbage = fx.root().join("garbage.img");
+    std::fs::write(&garbage, &junk).expect("garbage");
+    let text = fx.root().join("notes.txt");
+    std::fs::write(&text, b"this is not a file system\n").expect("text");
+    let empty = fx.root().join("empty.img");
+    std::fs::write(&empty, b"").expect("empty");
+    let a_dir = fx.root().join("a-directory");
+    std::fs::create_dir_all(&a_dir).expect("mkdir");
+    let missing = fx.root().join("no-such.img");
+    let snap = support::message_files(&fx.root().join("ms"));
+    let s = |p: &Path| p.to_str().expect("utf-8").to_string();
+    let mut args: Vec<String> = vec!["salvage".into(), "--lost-found".into(), s(&lf)];
+    for img in [&garbage, &text, &empty, &a_dir, &missing] {
+        args.extend(["--image".to_string(), s(img)]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = fx.mstore(&args);
+    assert!(r.code == 0 || r.code == 8, "{}{}", r.stdout, r.stderr);
+    for bad in [&a_dir, &missing] {
+        assert!(r.stdout.contains(&format!("{}", bad.display())), "{} is not named:\n{}", bad.display(), r.stdout);
+    }
+    assert!(r.stdout.contains("cannot be searched"), "{}", r.stdout);
+    // A store file cut short that nothing can be used of is named, with what it is (a log
+    // cut short is used up to its last whole record; an index record by record).
+    for (n, what) in [("#910", "ms.header")] {
+        assert!(
+            r.stdout.lines().any(|l| l.contains(&format!("lost+found/{n}")) && l.contains(what)),
+            "{n} ({what}) is not named:\n{}",
+            r.stdout
+        );
+    }
+    assert!(r.stdout.contains("neither store files nor messages"), "{}", r.stdout);
+    assert_eq!(state(&fx.show("example.com", "user/eve")), before, "{}", r.stdout);
+    assert_eq!(support::message_files(&fx.root().join("ms")), snap, "no message file changed:\n{}", r.stdout);
+    for n in ["#901", "#902", "#903", "#904", "#905", "#910", "#911", "#912"] {
+        assert!(std::fs::symlink_metadata(lf.join(n)).is_ok(), "{n} was taken:\n{}", r.stdout);
+    }
+    fx.mstore(&["verify"]).expect_code(0, "the store is as it was");
+}

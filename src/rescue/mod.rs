@@ -168,17 +168,13 @@ impl SalvageReport {
         for src in &self.sources {
             match &src.error {
                 Some(e) => {
-                    s += &format!("searched: {} ({:?}): cannot be searched: {e}\n", src.path.display(), src.kind)
+                    s += &format!("searched: {} ({}): cannot be searched: {e}\n", src.path.display(), src.kind.label())
                 }
                 None => {
                     s += &format!(
                         "searched: {} ({}): {} candidate file(s), {} {}put back\n",
                         src.path.display(),
-                        match src.kind {
-                            SourceKind::LostFound => "lost+found",
-                            SourceKind::From => "copy",
-                            SourceKind::Image => "image, carved",
-                        },
+                        src.kind.label(),
                         src.candidates,
                         src.used,
                         would
@@ -392,6 +388,12 @@ pub fn collect(config: &Config, opts: &Options, state: &mut state::State) -> Res
     }
     report.taken_list = state.taken_path();
     report.notes.extend(p.notes.iter().cloned());
+    if s.foreign > 0 {
+        report.notes.push(format!(
+            "{} file(s) found are neither store files nor messages any record knows: left where they are",
+            s.foreign
+        ));
+    }
     for (path, why) in s.skipped.iter().take(50) {
         report.notes.push(format!("not looked at: {}: {why}", path.display()));
     }

@@ -31,6 +31,17 @@ pub enum SourceKind {
     Image,
 }
 
+impl SourceKind {
+    /// How a report names it.
+    pub fn label(&self) -> &'static str {
+        match self {
+            SourceKind::LostFound => "lost+found",
+            SourceKind::From => "copy",
+            SourceKind::Image => "image, carved",
+        }
+    }
+}
+
 /// One tree to search.
 #[derive(Debug)]
 pub struct Source {
@@ -146,6 +157,16 @@ fn read_head(dir: &Dir, name: &OsStr) -> std::io::Result<Vec<u8>> {
     }
     head.truncate(n);
     Ok(head)
+}
+
+/// What a store file is, in words.
+fn kind_name(kind: FileKind) -> &'static str {
+    match kind {
+        FileKind::Header => "a mailbox header (ms.header)",
+        FileKind::Index => "a mailbox index (ms.index)",
+        FileKind::Log => "a mailbox change log (ms.log)",
+        _ => "a store file",
+    }
 }
 
 /// Add one store file to the catalog; the identity it names, if any.
@@ -355,8 +376,19 @@ fn survey_tree(s: &mut Survey, i: usize) {
         match kind {
             FileKind::Header | FileKind::Index | FileKind::Log | FileKind::Ledger => match read_whole(dir, &name) {
                 Ok(bytes) => {
-                    if let Some(id) = add_store_file(&mut s.catalog, &path, kind, &bytes) {
-                        dir_ids.entry(parent).or_insert(id);
+                    match add_store_file(&mut s.catalog, &path, kind, &bytes) {
+                        Some(id) => {
+                            dir_ids.entry(parent).or_insert(id);
+                        }
+                        None if kind != FileKind::Ledger => s.skipped.push((
+                            path.clone(),
+                            format!(
+                                "{} of {} bytes, cut short or damaged: its header does not verify, nothing in it is used",
+                                kind_name(kind),
+                                bytes.len()
+                            ),
+                        )),
+                        None => {}
                     }
                     s.store_files.push((path, kind));
                 }

@@ -132,7 +132,8 @@ impl Dir {
                 self.path.join(name).display()
             )));
         }
-        Ok(Dir { fd, path: self.path.join(name), dev: m.dev, mnt_id: m.mnt_id })
+        let path = if name == "." { self.path.clone() } else { self.path.join(name) };
+        Ok(Dir { fd, path, dev: m.dev, mnt_id: m.mnt_id })
     }
 
     /// The entries (names only; `.` and `..` left out).
