@@ -472,3 +472,27 @@ fn foreign_truncated_and_garbage_inputs_are_findings_never_panics() {
     }
     fx.mstore(&["verify"]).expect_code(0, "the store is as it was");
 }
+
+#[test]
+fn a_damaged_copy_in_lost_found_stays_there_when_the_good_bytes_come_back() {
+    // fsck moved a whole mailbox directory into lost+found; one of its message files was
+    // hit by the failure. The good bytes come from a backup copy: the damaged file is left
+    // in lost+found (named as such), not delivered to a recovery mailbox.
+    let fx = Fx::new();
+    let dir = fx.mailbox("example.com", "user/lou", 10);
+    let before = fx.show("example.com", "user/lou");
+    let backup = fx.root().join("backup-copy");
+    copy_tree(&fx.root().join("ms/spool"), &backup);
+    support::flip(&dir.join("4."), 200, 3);
+    let lf = fx.root().join("lost+found");
+    let moved = to_lost_found(&dir, &lf);
+    let r = salvage(
+        &fx,
+        mstore::rescue::Options { lost_found: vec![lf.clone()], from: vec![backup], threads: 2, ..Default::default() },
+    );
+    assert_eq!(state(&fx.show("example.com", "user/lou")), state(&before), "{}", r.text());
+    assert!(moved.join("4.").exists(), "the damaged copy stays in lost+found:\n{}", r.text());
+    assert!(r.text().contains("a damaged copy of a message whose good bytes are in the store"), "{}", r.text());
+    assert!(r.mailboxes.iter().all(|m| m.unknown == 0), "{}", r.text());
+    fx.mstore(&["verify"]).expect_code(0, "nothing left");
+}

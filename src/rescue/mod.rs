@@ -702,8 +702,15 @@ pub fn finish(config: &Config, mut got: Salvaged, opts: &Options, state: &mut st
             return got.report;
         }
     };
-    let ropts =
-        crate::reconstruct::Options { threads: opts.threads, mmap: true, ..crate::reconstruct::Options::default() };
+    // After a disk failure every byte is suspect: a rescue reads every message file and
+    // checks every cache record (`reconstruct --verify-content`); its survey read them all
+    // anyway.
+    let ropts = crate::reconstruct::Options {
+        threads: opts.threads,
+        mmap: true,
+        verify_content: opts.reconstruct_all,
+        ..crate::reconstruct::Options::default()
+    };
     let domains: Vec<String> =
         if opts.reconstruct_all { got.domains.clone() } else { got.hints.keys().cloned().collect() };
     for domain in domains {

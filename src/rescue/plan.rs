@@ -365,6 +365,7 @@ pub fn plan(config: &Config, s: &Survey, opts: &PlanOptions) -> Plan {
     });
     let recovered_targets: HashMap<String, usize> = HashMap::new();
     let mut recovered_targets = recovered_targets;
+    let mut unknowns: Vec<usize> = Vec::new();
     for ci in order {
         let h = p.candidate_hash[&ci];
         let c = &s.candidates[ci];
@@ -383,11 +384,25 @@ pub fn plan(config: &Config, s: &Survey, opts: &PlanOptions) -> Plan {
             everywhere.insert(h);
             continue;
         }
-        if !from_lf {
-            continue;
+        if from_lf {
+            unknowns.push(ci);
         }
+    }
+    // Then what no wanted record knows (after every wanted message is placed: a damaged
+    // copy is told from a new message by whether the good bytes came back).
+    for ci in unknowns {
+        let h = p.candidate_hash[&ci];
+        let c = &s.candidates[ci];
         if everywhere.contains(&h) {
             p.left.push((ci, "its bytes are already in the store"));
+            continue;
+        }
+        // A file fsck reconnected with its mailbox's store files, under the name of a UID
+        // whose record knows other bytes that are in the store: a damaged copy of a message
+        // that came back whole from elsewhere (a backup, an image). Left where it is.
+        let damaged_copy = c.context.zip(c.name_uid).and_then(|(id, u)| cat.known.get(&id)?.records.get(&u));
+        if damaged_copy.is_some_and(|r| r.content_hash != h && everywhere.contains(&r.content_hash)) {
+            p.left.push((ci, "a damaged copy of a message whose good bytes are in the store"));
             continue;
         }
         if !c.message_like {
