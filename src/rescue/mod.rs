@@ -371,6 +371,13 @@ pub fn collect(config: &Config, opts: &Options, state: &mut state::State) -> Res
     // Carving reads every image before anything is written: the blocks of a message whose
     // inode fsck cleared are free, and the next file written may take them.
     let preloaded = carve_images(&mut s, &mut p, &mut report, state, &mut kept);
+    // Every image is read: from here on the run may write (its state first).
+    if !opts.dry_run {
+        state.begin();
+        if let Some(b) = &state.busy {
+            return Err(Error::Invalid(b.clone()));
+        }
+    }
     report.notes.extend(state.notes.iter().cloned());
     if let Some(t) = state.resume.started {
         let mut r = format!(

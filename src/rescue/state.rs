@@ -185,6 +185,14 @@ pub struct State {
     pub busy: Option<String>,
     sync: bool,
     fresh_name: String,
+    /// Whether this run writes a state ([`State::begin`] creates it).
+    want: bool,
+    /// Whether [`State::begin`] ran.
+    begun: bool,
+    /// Events recorded before [`State::begin`] (nothing is written before it).
+    pending: Vec<Event>,
+    ms_path: PathBuf,
+    owner: Option<super::place::Owner>,
 }
 
 fn io_err(e: rustix::io::Errno) -> std::io::Error {
@@ -205,11 +213,17 @@ impl State {
             busy: None,
             sync: false,
             fresh_name: String::new(),
+            want: false,
+            begun: false,
+            pending: Vec::new(),
+            ms_path: PathBuf::new(),
+            owner: None,
         }
     }
 
-    /// Open (creating when `create`) `ms_path/ms.rescue` and read what an unfinished run
-    /// left; with `create`, start a run (a finished journal is kept as `journal.prev`).
+    /// Read what an unfinished run left in `ms_path/ms.rescue` (nothing is written: the
+    /// images are read first). With `create`, this run keeps a state from [`State::begin`]
+    /// on; what it records before is written then.
     pub fn open(
         ms_path: &Path,
         create: bool,
@@ -221,7 +235,35 @@ impl State {
         st.sync = sync;
         st.path = ms_path.join(DIR);
         st.fresh_name = recovered_name.to_string();
-        match st.open_inner(ms_path, create, owner) {
+        st.want = create;
+        st.ms_path = ms_path.to_path_buf();
+        st.owner = owner;
+        st.report(ms_path, false);
+        st
+    }
+
+    /// Start writing the state (after every image was read, before anything else is
+    /// written): the directory, the lock (a second run stops here, [`State::busy`]), the
+    /// journal with this run's first event and what was recorded until now.
+    pub fn begin(&mut self) {
+        if !self.want || self.begun {
+            return;
+        }
+        self.begun = true;
+        let ms_path = self.ms_path.clone();
+        self.report(&ms_path, true);
+        if self.busy.is_some() {
+            return;
+        }
+        for e in std::mem::take(&mut self.pending) {
+            self.record(&e);
+        }
+    }
+
+    /// [`State::open_inner`], a failure turned into a note.
+    fn report(&mut self, ms_path: &Path, create: bool) {
+        let st = self;
+        match st.open_inner(ms_path, create, st.owner) {
             Ok(()) => {}
             Err(e) => {
                 st.notes.push(format!(
@@ -233,7 +275,6 @@ impl State {
                 st.taken = None;
             }
         }
-        st
     }
 
     fn open_inner(&mut self, ms_path: &Path, create: bool, owner: Option<super::place::Owner>) -> std::io::Result<()> {
@@ -274,7 +315,17 @@ impl State {
         }
         if create {
             let lock = open_own(&dir, c"lock", true)?;
-            if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+            // A run that just ended may still hold it for an instant (a process forked
+            // while it ran keeps the descriptor until its exec): wait up to 2 seconds.
+            let mut locked = false;
+            for _ in 0..100 {
+                if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok() {
+                    locked = true;
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            if !locked {
                 self.busy = Some(format!(
                     "another mstore salvage or rescue is running on this store ({} is locked): wait for it to end",
                     self.path.join("lock").display()
@@ -338,7 +389,12 @@ impl State {
     /// Append `event` to the journal (written and synced before this returns). A journal
     /// that cannot be written is given up, with a note: the run goes on without it.
     pub fn record(&mut self, event: &Event) {
-        let Some(j) = self.journal.as_mut() else { return };
+        let Some(j) = self.journal.as_mut() else {
+            if self.want && !self.begun {
+                self.pending.push(event.clone());
+            }
+            return;
+        };
         let body = match serde_json::to_string(event) {
             Ok(b) => b,
             Err(e) => return self.notes.push(format!("rescue journal: {e}")),
@@ -516,6 +572,7 @@ mod tests {
     fn an_unfinished_run_is_continued_and_a_finished_one_starts_afresh() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let mut st = State::open(tmp.path(), true, false, "Recovered/2026-12-06", None);
+        st.begin();
         assert!(st.active(), "{:?}", st.notes);
         st.record(&Event::StoreFiles { image: id(1), files: vec![("index".into(), 4096, 256)] });
         let h = [7u8; 32];
@@ -527,7 +584,8 @@ mod tests {
         });
         st.record(&Event::Reconstructed { domain: "example.com".into() });
         drop(st);
-        let st = State::open(tmp.path(), true, false, "Recovered/2026-12-07", None);
+        let mut st = State::open(tmp.path(), true, false, "Recovered/2026-12-07", None);
+        st.begin();
         assert_eq!(st.recovered_name(), "Recovered/2026-12-06", "the name of the run continued");
         assert_eq!(st.resume.store_files_of(&id(1)).expect("kept"), [("index".to_string(), 4096, 256)]);
         assert!(st.resume.store_files_of(&id(2)).is_none(), "another image is read again");
@@ -535,10 +593,10 @@ mod tests {
         assert_eq!(got.get(&h), Some(&8192));
         assert!(st.resume.carved_on(&id(1), &[[1; 32]]).is_none(), "not looked for: a new pass");
         assert!(st.resume.reconstructed.contains("example.com"));
-        let mut st = st;
         st.record(&Event::Finished { at: 1 });
         drop(st);
-        let st = State::open(tmp.path(), true, false, "Recovered/2026-12-08", None);
+        let mut st = State::open(tmp.path(), true, false, "Recovered/2026-12-08", None);
+        st.begin();
         assert!(st.resume.started.is_none() && st.resume.reconstructed.is_empty());
         assert_eq!(st.recovered_name(), "Recovered/2026-12-08");
         assert!(tmp.path().join("ms.rescue/journal.prev").exists());
@@ -548,6 +606,7 @@ mod tests {
     fn a_cut_or_damaged_line_ends_the_journal_and_garbage_never_panics() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let mut st = State::open(tmp.path(), true, false, "R", None);
+        st.begin();
         st.record(&Event::Reconstructed { domain: "a.example".into() });
         st.record(&Event::Reconstructed { domain: "b.example".into() });
         drop(st);
@@ -577,13 +636,15 @@ mod tests {
         std::fs::create_dir(tmp.path().join(DIR)).expect("mkdir");
         std::fs::set_permissions(tmp.path().join(DIR), std::os::unix::fs::PermissionsExt::from_mode(0o777))
             .expect("chmod");
-        let st = State::open(tmp.path(), true, false, "R", None);
+        let mut st = State::open(tmp.path(), true, false, "R", None);
+        st.begin();
         assert!(!st.active());
         assert!(st.notes[0].contains("not trusted"), "{:?}", st.notes);
         // A link in place of the directory is never followed.
         let tmp2 = tempfile::tempdir().expect("tempdir");
         std::os::unix::fs::symlink(tmp.path(), tmp2.path().join(DIR)).expect("symlink");
-        let st = State::open(tmp2.path(), true, false, "R", None);
+        let mut st = State::open(tmp2.path(), true, false, "R", None);
+        st.begin();
         assert!(!st.active(), "{:?}", st.notes);
         assert!(!tmp.path().join(DIR).join("journal").exists());
     }
