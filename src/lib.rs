@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod doctor;
 pub mod error;
+pub mod estimate;
 pub mod finding;
 pub mod flags;
 pub mod format;

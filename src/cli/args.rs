@@ -353,6 +353,24 @@ pub enum LedgerAction {
     },
 }
 
+/// `mstore estimate [-f config_file] [domain ...]`
+#[derive(Args, Clone, Debug)]
+pub struct EstimateArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Domains to estimate (default: the whole store).
+    pub domains: Vec<String>,
+    /// Message files to sample (in clusters of 16 consecutive messages of a mailbox).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub sample: usize,
+    /// CPU workers the repair will use (default: the configuration's `threads`, else one per core).
+    #[arg(short = 'j', long = "threads", value_name = "N")]
+    pub threads: Option<usize>,
+    /// Print the estimate as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `mstore verify [-f config_file] [-r] [domain [mailbox ...]]`
 #[derive(Args, Clone, Debug)]
 pub struct VerifyArgs {
@@ -571,6 +589,9 @@ pub enum Command {
     Flags(FlagsArgs),
     /// Read-only scan of the store: checksums, index against message files, bit rot, owners.
     Verify(VerifyArgs),
+    /// Predict how long a full rebuild, a no-op, a verify and a rescue take here, from a
+    /// sample of the store (read-only, no lock).
+    Estimate(EstimateArgs),
     /// Check owners, modes and the configuration; print (or, as root, apply) the fix.
     Doctor(DoctorArgs),
     /// Rebuild the header, index and cache files of mailboxes from their message files.

@@ -22,6 +22,7 @@ pub const GROUPS: &[Group] = &[
             ("ls", "mstore ls example.com"),
             ("show", "mstore show example.com user/joe"),
             ("verify", "mstore verify --quick"),
+            ("estimate", "mstore estimate"),
             ("doctor", "mstore doctor"),
         ],
     },

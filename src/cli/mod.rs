@@ -165,6 +165,7 @@ fn dispatch(cmd: &Command) -> Result<Exit> {
         Command::Salvage(a) => rescue::salvage(a),
         Command::Ledger(a) => rescue::ledger(a),
         Command::Verify(a) => verify(a),
+        Command::Estimate(a) => estimate(a),
         Command::Doctor(a) => doctor(a),
         Command::Reconstruct(a) => reconstruct(a),
         Command::Recover(a) => db::recover(a),
@@ -302,6 +303,18 @@ fn config_fix(path: &Path, e: &config::ConfigError) -> String {
             "make it readable by the runtime user: chown root:sms {p} && chmod 0640 {p} (root's, readable by the group), or, as the M-Store administration guide has it, chown sms:sms {p}"
         ),
     }
+}
+
+fn estimate(a: &EstimateArgs) -> Result<Exit> {
+    let cfg = load_config(&a.common)?;
+    let st = Store::open_read_only(cfg)?;
+    let opts = crate::estimate::Options {
+        domains: a.domains.clone(),
+        sample: a.sample,
+        threads: a.threads.unwrap_or(0),
+        ..Default::default()
+    };
+    emit(&crate::estimate::run(&st, &opts)?, Format::json_if(a.json))
 }
 
 fn ls(a: &LsArgs) -> Result<Exit> {

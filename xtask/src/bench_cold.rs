@@ -115,6 +115,7 @@ pub fn run(a: &BenchArgs, c: &ColdArgs) -> Result<()> {
         f32.push(floor32()?.0);
     }
     f32.sort_by(f64::total_cmp);
+    eprintln!("  cold floor: 32 in flight {:.2} s, 2 in flight {s:.2} s", f32[f32.len() / 2]);
     rows.push(Row {
         name: "cold floor: list + open + read, 32 in flight".into(),
         messages: files,
@@ -164,6 +165,10 @@ pub fn run(a: &BenchArgs, c: &ColdArgs) -> Result<()> {
     };
     for (suffix, bin, extra) in &setups {
         let mut push = |name: &str, bytes: u64, (s, rss, ratio): (f64, u64, f64)| {
+            eprintln!(
+                "  {name}{suffix}: {s:.2} s, ratio to the cold floor {ratio:.2}, peak RSS {:.0} MiB",
+                rss as f64 / 1024.0
+            );
             rows.push(Row {
                 name: format!("{name}{suffix}"),
                 messages: files,
@@ -205,6 +210,7 @@ pub fn run(a: &BenchArgs, c: &ColdArgs) -> Result<()> {
             push(name, if quick { 0 } else { bytes }, r);
         }
     }
+    let checks = if want("estimate") { check_estimate(a, &bin, &confs, &rows)? } else { Vec::new() };
     print_rows(
         &format!(
             "cold bench: {files} messages, {:.1} MiB, {} domains, default options, page cache dropped before \
@@ -218,7 +224,74 @@ pub fn run(a: &BenchArgs, c: &ColdArgs) -> Result<()> {
         ),
         &rows,
     );
+    if !checks.is_empty() {
+        println!();
+        println!(
+            "mstore estimate (run cold, default sample) against the cold runs above: the prediction must be within ±25 %"
+        );
+        println!("| run | predicted s (± error bar) | bound | measured s | predicted / measured | within ±25 % |");
+        println!("|---|---|---|---|---|---|");
+        for c in &checks {
+            println!(
+                "| {} | {:.2} (±{:.0} %) | {} | {:.2} | {:.2} | {} |",
+                c.run,
+                c.predicted,
+                c.error * 100.0,
+                c.bound,
+                c.measured,
+                c.predicted / c.measured,
+                if (c.predicted / c.measured - 1.0).abs() <= 0.25 { "yes" } else { "NO" }
+            );
+        }
+    }
     Ok(())
+}
+
+/// One prediction of `mstore estimate` next to the run it predicts.
+struct Check {
+    run: String,
+    predicted: f64,
+    error: f64,
+    bound: String,
+    measured: f64,
+}
+
+/// Run `mstore estimate --json` cold (`a.repeat` times: the median prediction of each
+/// run) and pair its predictions with the measured default rows.
+fn check_estimate(a: &BenchArgs, bin: &Path, confs: &str, rows: &[Row]) -> Result<Vec<Check>> {
+    let mut runs: Vec<serde_json::Value> = Vec::new();
+    for _ in 0..a.repeat.max(1) {
+        drop_caches()?;
+        let out = Command::new(bin.join("mstore")).args(["-f", confs, "estimate", "--json"]).output()?;
+        if !out.status.success() {
+            bail!("mstore estimate failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        runs.push(serde_json::from_slice(&out.stdout).context("mstore estimate --json")?);
+    }
+    let measured = |name: &str| rows.iter().find(|r| r.name == name).map(|r| r.seconds);
+    let mut checks = Vec::new();
+    for (run, row) in [
+        ("rebuild", "reconstruct full rebuild (index+cache removed)"),
+        ("noop", "reconstruct no-op"),
+        ("verify", "verify"),
+    ] {
+        let Some(m) = measured(row) else { continue };
+        let mut preds: Vec<(f64, f64, String)> = runs
+            .iter()
+            .filter_map(|v| {
+                let p = v["predictions"].as_array()?.iter().find(|p| p["run"] == run)?;
+                Some((p["seconds"].as_f64()?, p["error"].as_f64()?, p["bound"].as_str()?.to_string()))
+            })
+            .collect();
+        if preds.is_empty() {
+            bail!("mstore estimate --json has no prediction for {run}");
+        }
+        preds.sort_by(|x, y| x.0.total_cmp(&y.0));
+        let (p, e, b) = preds.swap_remove(preds.len() / 2);
+        eprintln!("  estimate {run}: predicted {p:.2} s (±{:.0} %, {b}), measured {m:.2} s", e * 100.0);
+        checks.push(Check { run: run.into(), predicted: p, error: e, bound: b, measured: m });
+    }
+    Ok(checks)
 }
 
 /// The cold floor, in its own process: list every mailbox directory, then open and read

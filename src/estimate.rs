@@ -1,0 +1,550 @@
+//! `mstore estimate`: how long a repair of the store will take on this machine, before
+//! running it, from a sample of the administrator's own store.
+//!
+//! Read-only and lock-free, like `mstore verify`: the databases are opened read-only, every
+//! mailbox directory in scope is listed (that gives the message count, and times the
+//! listing a repair does too), and a sample of a few thousand message files is measured
+//! in three passes:
+//!
+//! 1. `statx` of every sampled file, [`IO_DEPTH`] in flight (what a no-op does per message);
+//! 2. open, `posix_fadvise(DONTNEED)` (drop what the page cache holds of it, so the read is
+//!    cold where the kernel lets it be), read whole, [`IO_DEPTH`] in flight: the device's
+//!    part of a full rebuild or a verify;
+//! 3. read again (now from the page cache) and parse and hash as a rebuild does, then
+//!    read again and hash as verify does, each on as many threads as the repair's CPU
+//!    workers (so whatever else takes the cores now is seen too): the CPU part. Each file
+//!    is then dropped from the page cache again (`DONTNEED`), so the sample pollutes
+//!    nothing.
+//!
+//! The sample is spread over the whole scope in clusters of [`CLUSTER`] consecutive
+//! messages of one mailbox, at random positions: a repair reads a mailbox's files in UID
+//! order, so neighbouring files (their inodes and data, usually written one after the
+//! other) are read together, and a cluster keeps that locality where single random files
+//! would not.
+//!
+//! Each run's prediction is the larger of its device time and its CPU time (each the
+//! sample's time scaled by the message count), plus [`OVERLAP_LOSS`] of the smaller one,
+//! plus the listing: the pipeline overlaps the two (I/O threads read ahead of the CPU
+//! workers), so the larger one bounds it. The error bar is twice the standard error over
+//! clusters plus [`DRIFT`] for a machine whose speed drifts between runs.
+//!
+//! What it does not see: a cold `statx` costs an inode-table read that the page cache
+//! keeps across the sample (dropping it needs root: `echo 3 > /proc/sys/vm/drop_caches`),
+//! so on a warm machine the no-op prediction is a warm one; directories listed here are
+//! warm for the repair that follows.
+
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::layout;
+use crate::report::{Exit, Render};
+use crate::store::Store;
+
+/// Requests kept in flight while sampling: what a repair keeps ([`crate::scan::DEFAULT_IO_THREADS`]).
+pub const IO_DEPTH: usize = crate::scan::DEFAULT_IO_THREADS;
+/// Consecutive messages of one mailbox sampled together.
+pub const CLUSTER: usize = 16;
+/// Relative error added for a machine whose speed drifts from one run to the next (10-20 %
+/// over a minute on a shared virtual machine).
+pub const DRIFT: f64 = 0.15;
+/// Part of the smaller of a run's device and CPU parts not hidden behind the larger.
+pub const OVERLAP_LOSS: f64 = 0.25;
+
+/// What to estimate.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Domains (empty: the whole store).
+    pub domains: Vec<String>,
+    /// Message files to sample (at least one cluster).
+    pub sample: usize,
+    /// CPU workers a repair will use (0: the configuration's `threads`, else one per core).
+    pub threads: usize,
+    /// Seed of the sample's positions.
+    pub seed: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { domains: Vec::new(), sample: 10_000, threads: 0, seed: 1 }
+    }
+}
+
+/// One predicted run.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Prediction {
+    /// `rebuild`, `noop`, `verify`, `rescue`.
+    pub run: &'static str,
+    /// What the run is.
+    pub what: &'static str,
+    /// Predicted wall time, seconds.
+    pub seconds: f64,
+    /// Relative error bar (0.2: ±20 %).
+    pub error: f64,
+    /// What bounds it: `device` or `cpu`.
+    pub bound: &'static str,
+    /// Its device part, seconds.
+    pub device_seconds: f64,
+    /// Its CPU part (over every worker), seconds.
+    pub cpu_seconds: f64,
+}
+
+/// The estimate.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Estimate {
+    /// Mailboxes in scope (registered and listed).
+    pub mailboxes: u64,
+    /// Message files in scope.
+    pub messages: u64,
+    /// Their bytes, estimated from the sample.
+    pub bytes_estimated: u64,
+    /// Files sampled.
+    pub sampled: u64,
+    /// Bytes of the files sampled.
+    pub sampled_bytes: u64,
+    /// CPU workers assumed.
+    pub threads: usize,
+    /// Requests in flight assumed.
+    pub io_depth: usize,
+    /// Seconds listing every mailbox directory in scope took.
+    pub listing_seconds: f64,
+    /// Seconds of the sample's `statx` pass, read pass, and CPU pass.
+    pub sample_stat_seconds: f64,
+    /// See above.
+    pub sample_read_seconds: f64,
+    /// See above.
+    pub sample_cpu_seconds: f64,
+    /// The predictions.
+    pub predictions: Vec<Prediction>,
+    /// Mailboxes that could not be listed (path: error), not counted.
+    pub errors: Vec<String>,
+}
+
+/// Estimate a repair of `opts.domains` (all when empty) of `store`.
+pub fn run(store: &Store, opts: &Options) -> Result<Estimate> {
+    let mut est = Estimate::default();
+    let threads = if opts.threads > 0 { opts.threads } else { store.config().worker_threads() };
+    est.threads = threads;
+    est.io_depth = IO_DEPTH;
+    let mut entries = Vec::new();
+    if opts.domains.is_empty() {
+        entries = store.list(None)?;
+    } else {
+        for d in &opts.domains {
+            entries.extend(store.list(Some(&layout::domain(d)?))?);
+        }
+    }
+    // List every mailbox directory (as a repair does): the message count, and its time.
+    let t = Instant::now();
+    let mut boxes: Vec<(std::path::PathBuf, Vec<u32>)> = Vec::new();
+    for e in &entries {
+        let place = store.place(e)?;
+        match crate::reconstruct::plan::list(&place.dir) {
+            Ok(l) => boxes.push((place.dir, l.messages)),
+            Err(err) => est.errors.push(crate::error::describe_io(&err, &place.dir)),
+        }
+    }
+    est.listing_seconds = t.elapsed().as_secs_f64();
+    est.mailboxes = boxes.len() as u64;
+    est.messages = boxes.iter().map(|b| b.1.len() as u64).sum();
+    if est.messages == 0 {
+        est.predictions = predict(&est, &[], [0.0; 4]);
+        return Ok(est);
+    }
+    let clusters = pick_clusters(&boxes, opts.sample.max(1), opts.seed);
+    let files: Vec<(usize, u32, usize)> = clusters
+        .iter()
+        .enumerate()
+        .flat_map(|(c, &(b, start, n))| boxes[b].1[start..start + n].iter().map(move |&uid| (b, uid, c)))
+        .collect();
+    let dirs: Vec<Option<OwnedFd>> = boxes.iter().map(|(d, _)| open_dir(d).ok()).collect();
+
+    // Pass 1: statx, IO_DEPTH in flight.
+    let t = Instant::now();
+    parallel(&files, IO_DEPTH, |&(b, uid, _)| {
+        if let Some(d) = &dirs[b] {
+            let _ = rustix::fs::statx(
+                d,
+                layout::MessageName::new(uid).as_c_str(),
+                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+                rustix::fs::StatxFlags::SIZE | rustix::fs::StatxFlags::MTIME,
+            );
+        }
+    });
+    est.sample_stat_seconds = t.elapsed().as_secs_f64();
+
+    // Pass 2: open, drop from the page cache, read whole; IO_DEPTH in flight.
+    let t = Instant::now();
+    parallel(&files, IO_DEPTH, |&(b, uid, _)| {
+        if let Some(f) = open_message(dirs[b].as_ref(), uid) {
+            let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed);
+            let len = crate::io::content_len(&f).unwrap_or(0);
+            let _ = crate::io::fetch_file(&f, len, true);
+        }
+    });
+    est.sample_read_seconds = t.elapsed().as_secs_f64();
+
+    // Pass 3: warm, on as many threads as the repair's CPU workers (so that what other
+    // processes take of the cores is seen too): read + parse and hash (rebuild), then
+    // read + BLAKE3 (verify); per-cluster thread times for the error bar.
+    let per_cluster: Vec<parking_lot::Mutex<ClusterCost>> =
+        (0..clusters.len()).map(|_| parking_lot::Mutex::new(ClusterCost::default())).collect();
+    let t = Instant::now();
+    parallel(&files, threads, |&(b, uid, c)| {
+        let Some(f) = open_message(dirs[b].as_ref(), uid) else { return };
+        let t0 = Instant::now();
+        let len = crate::io::content_len(&f).unwrap_or(0);
+        let Ok(bytes) = crate::io::fetch_file(&f, len, true) else { return };
+        std::hint::black_box(crate::store::derive::derive(uid, &bytes, false));
+        let dt = t0.elapsed().as_secs_f64();
+        let mut pc = per_cluster[c].lock();
+        pc.files += 1;
+        pc.bytes += len;
+        pc.rebuild += dt;
+    });
+    let rebuild_wall = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    parallel(&files, threads, |&(b, uid, c)| {
+        let Some(f) = open_message(dirs[b].as_ref(), uid) else { return };
+        let t0 = Instant::now();
+        let len = crate::io::content_len(&f).unwrap_or(0);
+        if let Ok(bytes) = crate::io::fetch_file(&f, len, true) {
+            std::hint::black_box(blake3::hash(&bytes));
+        }
+        let dt = t0.elapsed().as_secs_f64();
+        // Out of the page cache again: the sample pollutes nothing.
+        let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed);
+        per_cluster[c].lock().verify += dt;
+    });
+    let verify_wall = t.elapsed().as_secs_f64();
+    let per_cluster: Vec<ClusterCost> = per_cluster.into_iter().map(|m| m.into_inner()).collect();
+    est.sample_cpu_seconds = rebuild_wall + verify_wall;
+    est.sampled = per_cluster.iter().map(|c| c.files).sum();
+    est.sampled_bytes = per_cluster.iter().map(|c| c.bytes).sum();
+    est.bytes_estimated =
+        if est.sampled > 0 { (est.sampled_bytes as f64 / est.sampled as f64 * est.messages as f64) as u64 } else { 0 };
+    est.predictions =
+        predict(&est, &per_cluster, [est.sample_stat_seconds, est.sample_read_seconds, rebuild_wall, verify_wall]);
+    Ok(est)
+}
+
+/// What the CPU pass measured of one cluster.
+#[derive(Clone, Copy, Debug, Default)]
+struct ClusterCost {
+    files: u64,
+    bytes: u64,
+    /// Seconds: read (warm) + parse and hash, as a rebuild does.
+    rebuild: f64,
+    /// Seconds: read (warm) + BLAKE3, as verify does.
+    verify: f64,
+}
+
+/// Relative standard error of the per-file mean of `f` over clusters (each cluster one
+/// observation, weighted by its files).
+fn rel_stderr(clusters: &[ClusterCost], f: impl Fn(&ClusterCost) -> f64) -> f64 {
+    let cs: Vec<&ClusterCost> = clusters.iter().filter(|c| c.files > 0).collect();
+    let k = cs.len() as f64;
+    let files: f64 = cs.iter().map(|c| c.files as f64).sum();
+    if k < 2.0 || files == 0.0 {
+        return 1.0;
+    }
+    let mean = cs.iter().map(|c| f(c)).sum::<f64>() / files;
+    if mean <= 0.0 {
+        return 0.0;
+    }
+    // Ratio estimator: variance of (total_c - mean * files_c) over clusters.
+    let avg_files = files / k;
+    let var = cs.iter().map(|c| (f(c) - mean * c.files as f64).powi(2)).sum::<f64>() / (k - 1.0);
+    (var / k).sqrt() / avg_files / mean
+}
+
+fn predict(
+    est: &Estimate,
+    clusters: &[ClusterCost],
+    [stat_s, read_s, rebuild_s, verify_s]: [f64; 4],
+) -> Vec<Prediction> {
+    let n = est.messages as f64;
+    let sampled = est.sampled as f64;
+    let scale = if sampled > 0.0 { n / sampled } else { 0.0 };
+    // The device part of reading every file scales with the bytes and the files alike:
+    // scaled by count (the sample's size mix stands for the store's). The CPU parts were
+    // timed on the workers' thread count, so they scale the same way.
+    let read_dev = read_s * scale;
+    let stat_dev = stat_s * scale;
+    let rebuild_cpu = rebuild_s * scale;
+    let verify_cpu = verify_s * scale;
+    let size_err = rel_stderr(clusters, |c| c.bytes as f64);
+    let err_of = |cpu_bound: bool, f: fn(&ClusterCost) -> f64| {
+        let e = if cpu_bound { rel_stderr(clusters, f) } else { size_err };
+        (2.0 * e + DRIFT).min(1.0)
+    };
+    let list = est.listing_seconds;
+    let one = |run, what, dev: f64, cpu: f64, f: fn(&ClusterCost) -> f64| {
+        let cpu_bound = cpu > dev;
+        Prediction {
+            run,
+            what,
+            // The I/O threads read ahead of the workers, so the larger part bounds the run;
+            // they overlap imperfectly (both copy out of the page cache; the last files
+            // read are worked on after the device is idle): a quarter of the smaller part.
+            seconds: list + dev.max(cpu) + OVERLAP_LOSS * dev.min(cpu),
+            error: err_of(cpu_bound, f),
+            bound: if cpu_bound { "cpu" } else { "device" },
+            device_seconds: dev,
+            cpu_seconds: cpu,
+        }
+    };
+    let rebuild = one(
+        "rebuild",
+        "reconstruct, every message read and parsed (index and cache lost)",
+        read_dev,
+        rebuild_cpu,
+        |c| c.rebuild,
+    );
+    let verify = one("verify", "mstore verify (every message read and hashed)", read_dev, verify_cpu, |c| c.verify);
+    // A no-op stats every message: its device part is the statx pass; its CPU part a
+    // fraction of a warm read (no bytes copied) that the statx pass bounds from above.
+    let noop = Prediction {
+        run: "noop",
+        what: "reconstruct with nothing to repair (one statx per message)",
+        seconds: list + stat_dev,
+        error: (2.0 * size_err.min(0.5) + DRIFT + 0.1).min(1.0),
+        bound: "device",
+        device_seconds: stat_dev,
+        cpu_seconds: 0.0,
+    };
+    // Rescue after a disk failure: every mailbox rebuilt, then the closing verify.
+    let rescue = Prediction {
+        run: "rescue",
+        what: "mstore rescue: every mailbox rebuilt, then verify (the worst case)",
+        seconds: rebuild.seconds + verify.seconds,
+        error: rebuild.error.max(verify.error),
+        bound: if rebuild.bound == "cpu" || verify.bound == "cpu" { "cpu" } else { "device" },
+        device_seconds: rebuild.device_seconds + verify.device_seconds,
+        cpu_seconds: rebuild.cpu_seconds + verify.cpu_seconds,
+    };
+    vec![rebuild, noop, verify, rescue]
+}
+
+/// Up to `sample / CLUSTER` clusters (mailbox, first position, length) at random positions
+/// over every message of `boxes` (a mailbox with more messages gets more), not overlapping.
+fn pick_clusters(boxes: &[(std::path::PathBuf, Vec<u32>)], sample: usize, seed: u64) -> Vec<(usize, usize, usize)> {
+    let total: usize = boxes.iter().map(|b| b.1.len()).sum();
+    let want = sample.div_ceil(CLUSTER).max(1);
+    let mut rng = seed ^ 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        // splitmix64
+        rng = rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    if want * CLUSTER >= total {
+        // Every file: each mailbox cut into clusters.
+        return boxes
+            .iter()
+            .enumerate()
+            .flat_map(|(b, (_, m))| (0..m.len()).step_by(CLUSTER).map(move |s| (b, s, CLUSTER.min(m.len() - s))))
+            .collect();
+    }
+    let mut starts: Vec<usize> = (0..want).map(|_| (next() % total as u64) as usize).collect();
+    starts.sort_unstable();
+    // Global position -> (mailbox, offset); clusters end at their mailbox's end.
+    let mut out: Vec<(usize, usize, usize)> = Vec::new();
+    let (mut b, mut base) = (0usize, 0usize);
+    for s in starts {
+        while s >= base + boxes[b].1.len() {
+            base += boxes[b].1.len();
+            b += 1;
+        }
+        let mut start = s - base;
+        if let Some(&(pb, ps, pn)) = out.last() {
+            if pb == b && start < ps + pn {
+                start = ps + pn;
+            }
+        }
+        let n = CLUSTER.min(boxes[b].1.len().saturating_sub(start));
+        if n > 0 {
+            out.push((b, start, n));
+        }
+    }
+    out
+}
+
+fn open_dir(dir: &std::path::Path) -> std::io::Result<OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    Ok(rustix::fs::open(dir, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::empty())?)
+}
+
+/// A message file, relative to its mailbox directory, never through a link.
+fn open_message(dir: Option<&OwnedFd>, uid: u32) -> Option<File> {
+    use rustix::fs::{Mode, OFlags};
+    let d = dir?;
+    rustix::fs::openat(
+        d,
+        layout::MessageName::new(uid).as_c_str(),
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NOCTTY,
+        Mode::empty(),
+    )
+    .ok()
+    .map(File::from)
+}
+
+/// Run `f` over `items` on `threads` threads.
+fn parallel<T: Sync>(items: &[T], threads: usize, f: impl Fn(&T) + Sync) {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..threads.clamp(1, items.len().max(1)) {
+            s.spawn(|| {
+                while let Some(it) = items.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) {
+                    f(it);
+                }
+            });
+        }
+    });
+}
+
+impl Render for Estimate {
+    fn text(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{} messages in {} mailboxes, about {:.0} MiB; sampled {} messages ({:.1} MiB) in clusters of {CLUSTER}",
+            self.messages,
+            self.mailboxes,
+            self.bytes_estimated as f64 / 1048576.0,
+            self.sampled,
+            self.sampled_bytes as f64 / 1048576.0
+        );
+        let _ = writeln!(
+            s,
+            "assuming {} CPU workers and {} requests in flight (the defaults); listing took {:.2} s",
+            self.threads, self.io_depth, self.listing_seconds
+        );
+        for p in &self.predictions {
+            let (lo, hi) = (p.seconds * (1.0 - p.error), p.seconds * (1.0 + p.error));
+            let _ = writeln!(
+                s,
+                "{:<8} {:>9} (±{:.0}%: {} to {}), bound by the {}: {}",
+                p.run,
+                fmt_secs(p.seconds),
+                p.error * 100.0,
+                fmt_secs(lo),
+                fmt_secs(hi),
+                if p.bound == "cpu" { "CPU" } else { "device" },
+                p.what
+            );
+        }
+        for e in &self.errors {
+            let _ = writeln!(s, "not counted: {e}");
+        }
+        s
+    }
+    fn exit(&self) -> Exit {
+        Exit::Ok
+    }
+}
+
+fn fmt_secs(s: f64) -> String {
+    if s < 60.0 {
+        format!("{s:.1} s")
+    } else if s < 3600.0 {
+        format!("{:.0} min {:02.0} s", (s / 60.0).floor(), s % 60.0)
+    } else {
+        format!("{:.0} h {:02.0} min", (s / 3600.0).floor(), (s % 3600.0) / 60.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(root: &std::path::Path) -> Vec<(std::path::PathBuf, u64, i64)> {
+        use std::os::unix::fs::MetadataExt;
+        let mut out = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
+                let m = e.path().symlink_metadata().expect("meta");
+                out.push((e.path(), m.len(), m.mtime_nsec() + m.mtime() * 1_000_000_000));
+                if m.is_dir() {
+                    stack.push(e.path());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn counts_every_message_samples_some_predicts_every_run_and_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (u, g) = crate::cli::current_user_and_group();
+        let cfg = crate::synth::write_config(dir.path(), &u, &g, crate::io::Durability::NoSync).expect("config");
+        let st = Store::init(cfg.clone()).expect("init");
+        crate::synth::populate(&st, &crate::synth::demo_cast(), 300, 5, 1).expect("populate");
+        drop(st);
+        let st = Store::open_read_only(cfg).expect("open");
+        let on_disk: u64 = st
+            .list(None)
+            .expect("list")
+            .iter()
+            .map(|e| {
+                crate::reconstruct::plan::list(&st.place(e).expect("place").dir).expect("ls").messages.len() as u64
+            })
+            .sum();
+        let before = tree(dir.path());
+        let est = run(&st, &Options { sample: 40, ..Options::default() }).expect("estimate");
+        assert_eq!(tree(dir.path()), before, "estimate writes nothing, takes no lock file");
+        assert_eq!(est.messages, on_disk);
+        assert_eq!(est.messages, 300);
+        assert!(est.sampled >= 16 && est.sampled <= 48, "sampled {}", est.sampled);
+        assert!(est.sampled_bytes > 0 && est.bytes_estimated >= est.sampled_bytes);
+        let runs: Vec<&str> = est.predictions.iter().map(|p| p.run).collect();
+        assert_eq!(runs, ["rebuild", "noop", "verify", "rescue"]);
+        for p in &est.predictions {
+            assert!(p.seconds > 0.0 && p.seconds.is_finite(), "{p:?}");
+            assert!(p.error > 0.0 && p.error <= 1.0, "{p:?}");
+            assert!(p.bound == "cpu" || p.bound == "device", "{p:?}");
+            assert!(p.seconds >= p.device_seconds.max(p.cpu_seconds) * 0.999, "{p:?}");
+        }
+        let text = est.text();
+        assert!(
+            text.contains("300 messages in") && text.contains("rebuild") && text.contains("bound by the"),
+            "{text}"
+        );
+        // One domain only: fewer messages.
+        let one = run(&st, &Options { domains: vec!["example.com".into()], sample: 40, ..Options::default() })
+            .expect("estimate one domain");
+        assert!(one.messages > 0 && one.messages < 300, "{}", one.messages);
+    }
+
+    #[test]
+    fn clusters_stay_inside_their_mailbox_never_overlap_and_cover_all_when_asked_for_more() {
+        let boxes: Vec<(std::path::PathBuf, Vec<u32>)> = [0usize, 5, 40, 1, 300, 17]
+            .iter()
+            .map(|&n| (std::path::PathBuf::new(), (1..=n as u32).collect()))
+            .collect();
+        let total: usize = boxes.iter().map(|b| b.1.len()).sum();
+        for (sample, seed) in [(1, 1), (50, 2), (160, 3), (10_000, 4)] {
+            let cs = pick_clusters(&boxes, sample, seed);
+            let mut seen = std::collections::HashSet::new();
+            for &(b, start, n) in &cs {
+                assert!((1..=CLUSTER).contains(&n) && start + n <= boxes[b].1.len(), "{b} {start} {n}");
+                for i in start..start + n {
+                    assert!(seen.insert((b, i)), "file ({b}, {i}) sampled twice");
+                }
+            }
+            assert!(!cs.is_empty());
+            assert!(seen.len() <= sample.div_ceil(CLUSTER) * CLUSTER);
+            if sample >= total {
+                assert_eq!(seen.len(), total, "every file once");
+            }
+        }
+    }
+}
