@@ -76,12 +76,17 @@ pub fn parse(p: &Path, bytes: &[u8]) -> Result<Ledger> {
     })
 }
 
+/// Open a ledger for reading: never through a link, never blocking on a FIFO or device the
+/// runtime user put in its place (opened non-blocking, then checked to be a regular file).
 fn open_nofollow(p: &Path) -> std::io::Result<std::fs::File> {
-    std::fs::File::options().read(true).custom_flags(libc_nofollow()).open(p)
-}
-
-fn libc_nofollow() -> i32 {
-    rustix::fs::OFlags::NOFOLLOW.bits() as i32 | rustix::fs::OFlags::CLOEXEC.bits() as i32
+    use rustix::fs::OFlags;
+    let flags = OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
+    let f = std::fs::File::options().read(true).custom_flags(flags.bits() as i32).open(p)?;
+    if !f.metadata()?.file_type().is_file() {
+        return Err(std::io::Error::other("not a regular file (a ledger is one): not read"));
+    }
+    rustix::fs::fcntl_setfl(&f, OFlags::empty())?;
+    Ok(f)
 }
 
 /// Append `entries` to the ledger of `domain`, creating it (and `<ms-path>/ledger/`) if
@@ -271,5 +276,17 @@ mod tests {
         assert!(append_at(&RealFs, &d, "example.com", &[lost(1, 1)], Durability::NoSync).is_err());
         assert!(read_file(&d.join("example.com")).is_err());
         assert_eq!(std::fs::read(&victim).expect("read"), b"root's file");
+    }
+
+    #[test]
+    fn a_fifo_in_place_of_a_ledger_is_refused_without_blocking() {
+        // The runtime user can put a FIFO where a ledger belongs: verify (as root) must
+        // not wait on it forever.
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let p = tmp.path().join("example.com");
+        rustix::fs::mknodat(rustix::fs::CWD, &p, rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o666), 0)
+            .expect("mkfifo");
+        let e = read_file(&p).expect_err("a FIFO is not a ledger");
+        assert!(e.to_string().contains("not a regular file"), "{e}");
     }
 }
