@@ -187,25 +187,8 @@ fn place_one(
 ) -> std::io::Result<Outcome> {
     let c = &s.candidates[p.candidate];
     let name = layout::message_file_name(p.uid);
-    if let Some(off) = c.offset {
-        if let Some(h) = hash_at(tgt, &name) {
-            if h == p.hash {
-                return already_there(tgt, &name, owner);
-            }
-            if !p.set_aside {
-                return Ok(Outcome::Failed { error: format!("{name} is in use by another message") });
-            }
-            set_aside(tgt, &name, owner, durability)?;
-        }
-        let bytes = match preloaded.get(&p.candidate) {
-            Some(b) => b.clone(),
-            None => super::carve::read_extent(&s.sources[c.source].path, off, p.size)?,
-        };
-        return write_copy(tgt, &name, &bytes, p, owner, durability);
-    }
-    let root = s.sources[c.source].dir.as_ref().ok_or_else(|| std::io::Error::other("source not open"))?;
-    let src_dir = tree::descend(root, &c.rel[..c.rel.len() - 1])?;
-    let src_name = c.rel.last().cloned().unwrap_or_default();
+    // The UID's file already there: the same bytes (a run killed after putting it back),
+    // or another message's (damaged: set aside first, if the plan says so).
     if let Some(h) = hash_at(tgt, &name) {
         if h == p.hash {
             return already_there(tgt, &name, owner);
@@ -215,6 +198,16 @@ fn place_one(
         }
         set_aside(tgt, &name, owner, durability)?;
     }
+    if let Some(off) = c.offset {
+        let bytes = match preloaded.get(&p.candidate) {
+            Some(b) => b.clone(),
+            None => super::carve::read_extent(&s.sources[c.source].path, off, p.size)?,
+        };
+        return write_copy(tgt, &name, &bytes, p, owner, durability);
+    }
+    let root = s.sources[c.source].dir.as_ref().ok_or_else(|| std::io::Error::other("source not open"))?;
+    let src_dir = tree::descend(root, &c.rel[..c.rel.len() - 1])?;
+    let src_name = c.rel.last().cloned().unwrap_or_default();
     if p.how == How::Move {
         // Only the very file surveyed: same inode, same size. Its owner, mode and date are
         // set (through its descriptor) before it moves, so a file in a mailbox is never
