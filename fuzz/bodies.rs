@@ -131,7 +131,11 @@ pub fn fuzz_changelog(data: &[u8]) {
 pub fn fuzz_dbsnap(data: &[u8]) {
     if let Ok(s) = dbsnap::decode(data) {
         assert_eq!(dbsnap::encode(&s), data, "accepted snapshot must re-encode to the same bytes");
+        assert_eq!(dbsnap::salvage(data).entries, s.entries, "an intact snapshot must salvage whole");
     }
+    let got = dbsnap::salvage(data);
+    let unreadable: u64 = got.unreadable.iter().map(|r| r.1).sum();
+    assert!(unreadable <= data.len() as u64, "unreadable ranges lie within the file");
 }
 
 /// Transaction log segments (`log.<n>`), and the small text files of the database home

@@ -386,3 +386,66 @@ fn exit_statuses_backup_4_verify_8_doctor_8() {
     let out = code("mstore", &["-f", &missing, "doctor"], 8);
     assert!(out.contains(&missing), "{out}");
 }
+
+/// Every rung failing: mid-log corruption (rung 1 refuses), a file where the quarantine
+/// directory belongs (rung 2 cannot set the log aside, and never deletes it instead) and
+/// no backup (rung 3): exit 4, naming each cause, and the databases left as they were.
+#[test]
+fn msdb_repair_exits_4_when_every_rung_fails_and_changes_nothing() {
+    let s = Store::new("");
+    for n in ["user/joe", "admin", "user/mary", "user/zoe"] {
+        s.create(n);
+    }
+    let (seg, recs) = s.records();
+    flip(&seg, recs[recs.len() - 4].0 + 44);
+    std::fs::write(s.home.join("quarantine"), b"not a directory").expect("file in the way");
+    let before = std::fs::read(&seg).expect("read");
+    let out = code("msdb_repair", &["-f", s.c()], 4);
+    assert!(out.contains("NOT repaired: every rung failed"), "{out}");
+    let q = s.home.join("quarantine");
+    assert!(out.contains(&format!("{} is not a directory", q.display())), "rung 2's cause: {out}");
+    assert!(out.contains(&format!("no good backup in {}", s.backups.display())), "rung 3's cause: {out}");
+    assert_eq!(std::fs::read(&seg).expect("read"), before, "the log is untouched");
+    assert!(!out.contains("no committed transaction was lost"), "{out}");
+}
+
+/// A damaged `mailboxes.db` loses nothing when what it lost is still somewhere: the log
+/// reaching back to LSN 1 holds every entry, and a snapshot damaged only in its trailer
+/// still reads back entry by entry (even with the log gone).
+#[test]
+fn a_damaged_snapshot_is_rebuilt_whole_from_the_log_or_from_its_own_entries() {
+    let names = ["user/joe", "admin", "user/mary"];
+    let s = Store::new("");
+    for n in names {
+        s.create(n);
+    }
+    code("msdb_recover", &["-f", s.c()], 0);
+    let db = s.home.join("mailboxes.db");
+    let b = std::fs::read(&db).expect("read");
+    let at = b.windows(8).position(|w| w == b"user/joe").expect("joe");
+    flip(&db, at as u64);
+    let out = code("msdb_repair", &["-f", s.c()], 2);
+    assert!(out.contains("no committed transaction was lost") && !out.contains("cannot be counted"), "{out}");
+    let ls = s.ls();
+    for n in names {
+        assert!(ls.contains(&format!("\t{n}\t")), "{n} missing:\n{ls}");
+    }
+
+    let s = Store::new("");
+    for n in names {
+        s.create(n);
+    }
+    code("msdb_recover", &["-f", s.c()], 0);
+    let db = s.home.join("mailboxes.db");
+    let len = std::fs::metadata(&db).expect("stat").len();
+    flip(&db, len - 2);
+    let (seg, _) = s.records();
+    std::fs::write(&seg, b"").expect("the log emptied");
+    let out = code("msdb_repair", &["-f", s.c()], 2);
+    assert!(out.contains("no committed transaction was lost") && !out.contains("cannot be counted"), "{out}");
+    let ls = s.ls();
+    for n in names {
+        assert!(ls.contains(&format!("\t{n}\t")), "{n} missing:\n{ls}");
+    }
+    code("msdb_verify", &["-f", s.c()], 0);
+}

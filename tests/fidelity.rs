@@ -428,3 +428,54 @@ fn a_missing_database_home_is_recreated_by_the_repair_commands_and_mailboxes_reg
     assert_eq!(fx.listed(), listed, "the backup's mailbox list");
     assert_eq!(verify(&fx).0, 0);
 }
+
+/// The mailbox list damaged, every log segment overwritten and no backup: the repair
+/// keeps every entry that still reads back, says that what is gone cannot be counted and
+/// how to register it again (never "no committed transaction was lost"), and
+/// `reconstruct -r` brings the lost mailbox back with its UID validity, flags and dates.
+#[test]
+fn a_damaged_mailbox_list_without_log_or_backup_keeps_what_reads_back_and_says_what_is_lost() {
+    let fx = Fx::new();
+    fx.mailbox(D, JOE, 6);
+    fx.mailbox(D, "user/mary", 5);
+    fx.mailbox("foo.com", "admin", 4);
+    let before: Vec<Value> =
+        [(D, JOE), (D, "user/mary"), ("foo.com", "admin")].iter().map(|(d, n)| fx.show(d, n)).collect();
+    let listed = fx.listed();
+    db_cmd(&fx, "msdb_recover", &[]).expect_code(0, "checkpoint");
+    let home = fx.store.config().database_path.clone();
+    let db = home.join("mailboxes.db");
+    let mut bytes = std::fs::read(&db).expect("read mailboxes.db");
+    let at = bytes.windows(JOE.len()).position(|w| w == JOE.as_bytes()).expect("joe's entry");
+    bytes[at] ^= 0x40;
+    std::fs::write(&db, &bytes).expect("damage mailboxes.db");
+    let mut segments = 0;
+    for e in std::fs::read_dir(&home).expect("home") {
+        let p = e.expect("entry").path();
+        if p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("log.")) {
+            let len = std::fs::metadata(&p).expect("stat").len();
+            std::fs::write(&p, vec![0u8; len as usize]).expect("overwrite segment");
+            segments += 1;
+        }
+    }
+    assert!(segments > 0, "the log was overwritten");
+    assert_eq!(db_cmd(&fx, "msdb_verify", &[]).code, 4);
+
+    let r = db_cmd(&fx, "msdb_repair", &[]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    let out = format!("{}{}", r.stdout, r.stderr);
+    assert!(!out.contains("no committed transaction was lost"), "{out}");
+    assert!(out.contains("cannot be counted") && out.contains("reconstruct -r DOMAIN"), "{out}");
+    assert!(out.contains("2 entries were read back, up to 1 of its 3 entries are gone"), "{out}");
+    let now = fx.listed();
+    assert_eq!(now.len(), 2, "what read back is kept: {now:?}");
+    assert!(!now.iter().any(|(_, n)| n == JOE), "{now:?}");
+    assert_eq!(db_cmd(&fx, "msdb_verify", &[]).code, 0);
+
+    fx.reconstruct(&["-r", D]).expect_code(1, "register the lost mailbox again");
+    assert_eq!(fx.listed(), listed, "every mailbox is listed again");
+    for ((d, n), b) in [(D, JOE), (D, "user/mary"), ("foo.com", "admin")].iter().zip(&before) {
+        assert_survived(b, &fx.show(d, n));
+    }
+    assert_eq!(verify(&fx).0, 0);
+}

@@ -133,9 +133,111 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, FormatError> {
     Ok(Snapshot { name: name.to_string(), checkpoint_lsn: head.checkpoint_lsn, written: head.written, entries })
 }
 
+/// What [`salvage`] read from a damaged snapshot.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Salvaged {
+    /// The header, when it is intact.
+    pub header: Option<SnapHeaderInfo>,
+    /// Every entry whose own checksum holds, in file order (duplicate or out-of-order keys
+    /// are kept once, the first seen).
+    pub entries: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Byte ranges `(offset, length)` no intact entry, header or trailer accounts for.
+    pub unreadable: Vec<(u64, u64)>,
+    /// The trailer was found intact (its entry count, when so).
+    pub trailer_count: Option<u64>,
+}
+
+/// Read whatever survives of a damaged snapshot: the header if intact, and every entry
+/// whose checksum holds, resynchronising byte by byte past damage. Work is bounded by the
+/// file: checksums over at most 64 times its length are tried, the rest is unreadable.
+pub fn salvage(bytes: &[u8]) -> Salvaged {
+    let mut out = Salvaged { header: decode_header(bytes).ok(), ..Salvaged::default() };
+    let mut seen = std::collections::HashSet::new();
+    let mut budget = bytes.len().saturating_mul(64);
+    let mut pos = HEADER_LEN.min(bytes.len());
+    let mut bad_from: Option<usize> = None;
+    let end = bytes.len();
+    while pos < end {
+        let entry = read_at::<EntryHead>(bytes, pos, "snapshot entry").ok().and_then(|e| {
+            let (kl, vl) = (e.key_len.get() as usize, e.value_len.get() as usize);
+            if kl == 0 || kl > MAX_KEY_LEN as usize || vl > MAX_VALUE_LEN as usize {
+                return None;
+            }
+            let total = 8 + kl + vl;
+            if pos + total + 4 > end || budget < total {
+                return None;
+            }
+            budget -= total;
+            let covered = &bytes[pos..pos + total];
+            let stored = read_u32(bytes, pos + total, "entry checksum").ok()?;
+            (crc(covered) == stored).then_some((covered, kl, total))
+        });
+        match entry {
+            Some((covered, kl, total)) => {
+                if let Some(b) = bad_from.take() {
+                    out.unreadable.push((b as u64, (pos - b) as u64));
+                }
+                let key = covered[8..8 + kl].to_vec();
+                if seen.insert(key.clone()) {
+                    out.entries.push((key, covered[8 + kl..].to_vec()));
+                }
+                pos += total + 4;
+            }
+            None if bytes[pos..].starts_with(&END_MAGIC) && end - pos >= std::mem::size_of::<SnapTrailer>() => {
+                if let Some(b) = bad_from.take() {
+                    out.unreadable.push((b as u64, (pos - b) as u64));
+                }
+                if let Ok(t) = read_at::<SnapTrailer>(bytes, pos, "snapshot trailer") {
+                    if crc_append(crc(&bytes[..pos]), &t.as_bytes()[..20]) == t.crc.get() {
+                        out.trailer_count = Some(t.entry_count.get());
+                    }
+                }
+                pos += std::mem::size_of::<SnapTrailer>();
+            }
+            None => {
+                bad_from.get_or_insert(pos);
+                pos += 1;
+            }
+        }
+    }
+    if let Some(b) = bad_from {
+        out.unreadable.push((b as u64, (end - b) as u64));
+    }
+    if out.header.is_none() && !bytes.is_empty() {
+        out.unreadable.insert(0, (0, HEADER_LEN.min(bytes.len()) as u64));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn salvage_keeps_every_intact_entry_around_damage() {
+        let s = sample();
+        let mut b = encode(&s);
+        assert_eq!(salvage(&b).entries, s.entries, "an intact snapshot salvages whole");
+        assert!(salvage(&b).unreadable.is_empty());
+        // Damage the first entry's key: the others survive, the header too.
+        b[HEADER_LEN + 9] ^= 0x40;
+        let got = salvage(&b);
+        assert_eq!(got.header.as_ref().map(|h| h.checkpoint_lsn), Some(s.checkpoint_lsn));
+        assert_eq!(got.entries, s.entries[1..].to_vec());
+        assert_eq!(got.unreadable.len(), 1);
+        assert_eq!(got.unreadable[0].0, HEADER_LEN as u64);
+        // A damaged header loses only the header.
+        let mut b = encode(&s);
+        b[33] ^= 1;
+        let got = salvage(&b);
+        assert!(got.header.is_none());
+        assert_eq!(got.entries, s.entries);
+        // Garbage of any length: no panic, nothing salvaged.
+        for n in [0, 1, 63, 64, 65, 500] {
+            let g: Vec<u8> = (0..n).map(|i| (i * 7 + 3) as u8).collect();
+            assert!(salvage(&g).entries.is_empty());
+        }
+    }
 
     fn sample() -> Snapshot {
         Snapshot {

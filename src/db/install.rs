@@ -107,9 +107,16 @@ pub fn pending(fs: &dyn Fs, dir: &Path) -> Result<bool> {
 /// A new directory name under `dir/quarantine/`: `<UTC stamp>-<reason>`.
 pub fn quarantine_name(fs: &dyn Fs, dir: &Path, reason: &str) -> Result<String> {
     let base = format!("{QUARANTINE}/{}-{reason}", crate::util::utc_stamp(crate::util::now()));
+    let qdir = dir.join(QUARANTINE);
+    if fs.metadata(&qdir).is_ok_and(|m| !m.is_dir) {
+        return Err(Error::Invalid(format!(
+            "{} is not a directory: it is where recovery sets replaced database files aside; move it elsewhere and run again",
+            qdir.display()
+        )));
+    }
     let mut name = base.clone();
     let mut n = 2;
-    while exists(fs, &dir.join(&name)).ctx("open database home", dir)? {
+    while exists(fs, &dir.join(&name)).ctx("look in the quarantine directory", &qdir)? {
         name = format!("{base}-{n}");
         n += 1;
     }

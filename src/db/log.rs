@@ -46,6 +46,23 @@ pub fn list_segments(fs: &dyn Fs, dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     Ok(names.iter().filter_map(|n| parse_segment_name(n).map(|num| (num, dir.join(n)))).collect())
 }
 
+/// What was read back of one damaged snapshot ([`Tables::load_salvaging`]).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SnapSalvage {
+    /// Database name.
+    pub db: &'static str,
+    /// The snapshot file.
+    pub file: PathBuf,
+    /// Its checkpoint LSN, when the header is intact.
+    pub checkpoint_lsn: Option<u64>,
+    /// How many entries it held, when the header (or the trailer) is intact.
+    pub entry_count: Option<u64>,
+    /// Entries read back (their own checksums hold).
+    pub salvaged: usize,
+    /// Bytes no intact header, entry or trailer accounts for.
+    pub unreadable_bytes: u64,
+}
+
 /// One key/value table per database.
 pub type Table = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -81,6 +98,42 @@ impl Tables {
             t.maps[db.index()] = snap.entries.into_iter().collect();
         }
         Ok(t)
+    }
+
+    /// [`Tables::load`], but a snapshot that does not decode is salvaged entry by entry
+    /// (`dbsnap::salvage`) instead of refused: its intact entries are kept, its LSN is its
+    /// header's (0 when the header is damaged too), and what was read is returned.
+    pub fn load_salvaging(fs: &dyn Fs, dir: &Path) -> Result<(Tables, Vec<SnapSalvage>)> {
+        let mut t = Tables::default();
+        let mut salvaged = Vec::new();
+        for db in Db::ALL {
+            let path = dir.join(db.file_name());
+            let bytes = match fs.read(&path) {
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(Error::io("open database", path, e)),
+            };
+            if let Ok(snap) = dbsnap::decode(&bytes) {
+                if snap.name == db.name() {
+                    t.applied[db.index()] = snap.checkpoint_lsn;
+                    t.maps[db.index()] = snap.entries.into_iter().collect();
+                    continue;
+                }
+            }
+            let got = dbsnap::salvage(&bytes);
+            let header = got.header.filter(|h| h.name == db.name());
+            t.applied[db.index()] = header.as_ref().map_or(0, |h| h.checkpoint_lsn);
+            t.maps[db.index()] = got.entries.iter().cloned().collect();
+            salvaged.push(SnapSalvage {
+                db: db.name(),
+                file: path,
+                checkpoint_lsn: header.as_ref().map(|h| h.checkpoint_lsn),
+                entry_count: header.as_ref().map(|h| h.entry_count).or(got.trailer_count),
+                salvaged: got.entries.len(),
+                unreadable_bytes: got.unreadable.iter().map(|r| r.1).sum(),
+            });
+        }
+        Ok((t, salvaged))
     }
 
     /// The lowest LSN any database includes.

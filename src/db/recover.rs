@@ -91,6 +91,11 @@ pub struct RecoverReport {
     /// Whether anything was wrong (damage found, an install finished, transactions
     /// discarded or dropped).
     pub repaired: bool,
+    /// Damaged snapshots a rebuild read entry by entry, and what it read of each.
+    pub salvaged: Vec<log::SnapSalvage>,
+    /// Losses a rebuild cannot count (entries of a damaged snapshot the log does not hold,
+    /// or transactions between the snapshots and the start of the log), with what to do.
+    pub uncounted: Option<String>,
     /// BLAKE3 of the recovered contents.
     #[serde(serialize_with = "hex32")]
     pub digest: [u8; 32],
@@ -131,6 +136,9 @@ impl RecoverReport {
         for a in &self.actions {
             s += &format!("{a}\n");
         }
+        if let Some(u) = &self.uncounted {
+            s += &format!("{u}\n");
+        }
         s += &format!("databases at LSN {}: {} entries\n", self.lsn, self.entries);
         s
     }
@@ -166,7 +174,9 @@ pub fn recover_locked(fs: &dyn Fs, dir: &Path, opts: &RecoverOptions) -> Result<
             (rp, outcome, heads, true)
         }
         _ => {
-            let tables = if opts.mode == Mode::Rebuild { Tables::default() } else { Tables::load(fs, dir)? };
+            let rebuild = opts.mode == Mode::Rebuild;
+            let (tables, salvaged) =
+                if rebuild { Tables::load_salvaging(fs, dir)? } else { (Tables::load(fs, dir)?, Vec::new()) };
             report.snapshot_lsn = tables.applied;
             if let Limit::Lsn(n) = limit {
                 if tables.max_applied() > n {
@@ -178,11 +188,26 @@ pub fn recover_locked(fs: &dyn Fs, dir: &Path, opts: &RecoverOptions) -> Result<
             }
             let segs = log::list_segments(fs, dir)?;
             let heads = log::read_heads(fs, &segs)?;
-            let (from, tolerate) =
-                if opts.mode == Mode::Rebuild { (0, 0) } else { (tables.min_applied() + 1, tables.min_applied()) };
-            let mut rp = Replayer::new(tables, limit);
+            let (from, tolerate) = if rebuild { (0, 0) } else { (tables.min_applied() + 1, tables.min_applied()) };
+            // A rebuild replays the whole readable log over what the snapshots still hold:
+            // puts and deletes are idempotent, so the result is right for every key the log
+            // touches, and the snapshots' own entries stand for the rest.
+            let floors = tables.applied;
+            let mut start = tables;
+            if rebuild {
+                start.applied = [0; 2];
+            }
+            let mut rp = Replayer::new(start, limit);
             let outcome = log::read_log(fs, &heads, from, tolerate, &mut |_, _, r| rp.visit(r))?;
-            log::check_coverage(dir, &rp.tables, &outcome)?;
+            if rebuild {
+                for (a, f) in rp.tables.applied.iter_mut().zip(floors) {
+                    *a = (*a).max(f);
+                }
+                report.uncounted = rebuild_losses(&salvaged, floors, &outcome);
+                report.salvaged = salvaged;
+            } else {
+                log::check_coverage(dir, &rp.tables, &outcome)?;
+            }
             (rp, outcome, heads, false)
         }
     };
@@ -265,6 +290,8 @@ pub fn recover_locked(fs: &dyn Fs, dir: &Path, opts: &RecoverOptions) -> Result<
     report.entries = rp.tables.entries();
     report.digest = rp.tables.digest();
     report.repaired |= from_backup
+        || report.uncounted.is_some()
+        || !report.salvaged.is_empty()
         || outcome.damage.is_some()
         || !outcome.tolerated.is_empty()
         || !report.discarded.is_empty()
@@ -307,6 +334,53 @@ pub fn recover_locked(fs: &dyn Fs, dir: &Path, opts: &RecoverOptions) -> Result<
     let stale = report.snapshot_lsn.iter().any(|&s| s < last_commit);
     finish_normal(fs, dir, &mut tables, pos, torn, stale, lsn, d, &mut report)?;
     Ok(report)
+}
+
+/// What a rebuild lost and cannot name: entries of a damaged snapshot that the log does
+/// not hold again (unless the log reaches back to LSN 1, when it holds everything), and
+/// transactions between what the snapshots include and the first record of the log.
+fn rebuild_losses(salvaged: &[log::SnapSalvage], floors: [u64; 2], outcome: &log::ReadOutcome) -> Option<String> {
+    let from_start = outcome.first_lsn == Some(1);
+    let mut parts = Vec::new();
+    let mut mailboxes = false;
+    for s in salvaged {
+        if from_start || s.entry_count == Some(s.salvaged as u64) {
+            continue;
+        }
+        mailboxes |= s.db == "mailboxes";
+        let gone = match s.entry_count {
+            Some(n) => format!("up to {} of its {n} entries are gone", n.saturating_sub(s.salvaged as u64)),
+            None => "an unknown number of its entries are gone (its header is damaged too)".to_string(),
+        };
+        let log = match outcome.first_lsn {
+            Some(f) => format!("the log reaches back only to LSN {f}"),
+            None => "no log record is readable".to_string(),
+        };
+        parts.push(format!(
+            "{} is damaged ({} bytes unreadable): {} entries were read back, {gone}, and {log}",
+            s.file.display(),
+            s.unreadable_bytes,
+            s.salvaged
+        ));
+    }
+    let floor = floors.iter().copied().min().unwrap_or(0);
+    if parts.is_empty() {
+        if let Some(f) = outcome.first_lsn.filter(|&f| f > floor + 1) {
+            mailboxes = true;
+            parts.push(format!(
+                "the log starts at LSN {f} but the snapshots include only LSN {floor}: what was committed in between is gone"
+            ));
+        }
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    let fix = if mailboxes {
+        "; mailboxes no longer listed are still on disk: `reconstruct -r DOMAIN` registers them again"
+    } else {
+        "; subscriptions no longer listed must be made again"
+    };
+    Some(format!("committed transactions were lost and cannot be counted: {}{fix}", parts.join("; ")))
 }
 
 /// Normal ending: make the log durable, close a torn tail with a new segment, write the

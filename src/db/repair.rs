@@ -8,9 +8,11 @@
 //! - **Rung 2** — copy the whole database home into `<backup-path>/<stamp>-pre-repair/`
 //!   (an unverified evidence copy), then salvage: point-in-time recovery from the live
 //!   snapshots (the valid prefix of the log), or, if a snapshot is damaged, a rebuild
-//!   from the whole log (when it still reaches back to LSN 1) or catastrophic recovery
-//!   from the last good backup plus the live log. The log and replaced snapshots move
-//!   into `quarantine/<stamp>-…/`. The transactions lost are listed.
+//!   from the entries it still holds plus the whole readable log (first when that loses
+//!   nothing: the log reaches back to LSN 1 or every entry was read back), catastrophic
+//!   recovery from the last good backup plus the live log, and a rebuild that loses
+//!   entries last. The log and replaced snapshots move into `quarantine/<stamp>-…/`. The
+//!   transactions lost are listed; losses that cannot be counted are said, with the fix.
 //! - **Rung 3** — restore the last good backup (`msdb_restore`).
 //!
 //! After rungs 2 and 3 a normal recovery and `msdb_verify` must come out clean.
@@ -200,6 +202,12 @@ fn add_losses(report: &mut RepairReport, rep: &RecoverReport) {
     report.lost.truncate(1000);
     report.lost_count += rep.dropped_count;
     report.discarded.extend(rep.discarded.iter().cloned());
+    if let Some(u) = &rep.uncounted {
+        report.uncounted = Some(match report.uncounted.take() {
+            Some(before) => format!("{before}\n{u}"),
+            None => u.clone(),
+        });
+    }
 }
 
 /// Verify after a rung; note what is still wrong.
@@ -233,20 +241,31 @@ fn rung2(fs: &dyn Fs, dir: &Path, opts: &RepairOptions, rung: &mut Rung, report:
     }
     let _x = fs.lock(dir, LockMode::Exclusive).ctx("lock database home", dir)?;
     let snapshots_ok = log::Tables::load(fs, dir).is_ok();
+    let backup = backup::list_backups(fs, &opts.backup_dir).ok().and_then(|l| l.last().cloned());
     let mut modes = Vec::new();
     if snapshots_ok {
         modes.push(Mode::PointInTime);
+        modes.extend(backup.map(|b| Mode::Catastrophic(b.path)));
     } else {
         rung.found.push("a snapshot is damaged".to_string());
-        modes.push(Mode::Rebuild);
-    }
-    if let Ok(Some(b)) = backup::list_backups(fs, &opts.backup_dir).map(|l| l.last().cloned()) {
-        modes.push(Mode::Catastrophic(b.path));
+        // A rebuild that loses nothing it cannot count first; else the backup plus the
+        // live log; a rebuild that loses entries of the damaged snapshot last.
+        let whole = recover_locked(fs, dir, &RecoverOptions { mode: Mode::Rebuild, durability: d, dry_run: true })
+            .is_ok_and(|r| r.uncounted.is_none());
+        if whole {
+            modes.push(Mode::Rebuild);
+        }
+        modes.extend(backup.map(|b| Mode::Catastrophic(b.path)));
+        if !whole {
+            modes.push(Mode::Rebuild);
+        }
     }
     for mode in modes {
         let shown = match &mode {
             Mode::PointInTime => "point-in-time recovery (salvage the valid prefix of the log)".to_string(),
-            Mode::Rebuild => "rebuild from the whole log (the snapshots are damaged)".to_string(),
+            Mode::Rebuild => {
+                "rebuild from what the damaged snapshots still hold and the whole readable log".to_string()
+            }
             Mode::Catastrophic(b) => format!("catastrophic recovery from the backup {} plus the live log", b.display()),
             _ => String::new(),
         };
