@@ -449,3 +449,33 @@ fn a_damaged_snapshot_is_rebuilt_whole_from_the_log_or_from_its_own_entries() {
     }
     code("msdb_verify", &["-f", s.c()], 0);
 }
+
+/// A damaged commit record: its transaction's operations are read but it cannot be told
+/// committed; msdb_verify and msdb_repair both name it, with what it did, as lost if it was
+/// committed, besides the commits readable after the damage.
+#[test]
+fn a_transaction_whose_commit_record_is_damaged_is_named_as_possibly_lost() {
+    let s = Store::new("");
+    for n in ["user/joe", "admin", "user/lost1", "user/after"] {
+        s.create(n);
+    }
+    let (seg, recs) = s.records();
+    // From the end: commit and put of user/after, then commit and put of user/lost1.
+    let (off, lsn) = recs[recs.len() - 3];
+    flip(&seg, off + 20);
+    let v = code("msdb_verify", &["-f", s.c()], 4);
+    let line = format!(
+        "its commit record would be at LSN {lsn}, where the damage begins: mailbox example.com user/lost1 created or changed"
+    );
+    assert!(v.contains(&line), "{v}");
+    let out = code("msdb_repair", &["-f", s.c()], 2);
+    assert!(out.contains("may have been committed and is lost if it was") && out.contains(&line), "{out}");
+    assert!(
+        out.contains("transactions lost: 1") && out.contains("mailbox example.com user/after created or changed"),
+        "{out}"
+    );
+    assert!(!out.contains("no committed transaction was lost"), "{out}");
+    let ls = s.ls();
+    assert!(ls.contains("\tadmin\t") && !ls.contains("user/lost1") && !ls.contains("user/after"), "{ls}");
+    code("msdb_verify", &["-f", s.c()], 0);
+}

@@ -159,3 +159,75 @@ fn a_store_opened_read_only_refuses_every_change() {
     drop(st);
     assert_unchanged(&before, &tree(&root), "a read-only store");
 }
+
+/// A binary of the crate, run with `-f CONF`.
+fn db_cmd(fx: &Fx, name: &str, args: &[&str]) -> support::Run {
+    let bin = Path::new(support::RECONSTRUCT).with_file_name(name);
+    let o =
+        std::process::Command::new(bin).arg("-f").arg(&fx.conf).args(args).env_remove("MS_CONF").output().expect("run");
+    support::Run {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// The dry runs of the database commands (`msdb_recover -n` in each mode, `msdb_restore
+/// -n`, `msdb_repair -n`) change no byte, time or inode anywhere under ms-path, the
+/// backups included, whatever damage they find: a torn tail, mid-log corruption, a
+/// damaged snapshot, an interrupted install.
+#[test]
+fn database_dry_runs_change_nothing() {
+    type Damage = fn(&Path);
+    let torn: Damage = |home| {
+        let seg = mstore::db::log::list_segments(&RealFs, home).expect("segments").last().expect("segment").1.clone();
+        let mut b = std::fs::read(&seg).expect("read");
+        b.extend_from_slice(&[9u8; 21]);
+        std::fs::write(&seg, b).expect("write");
+    };
+    let mid_log: Damage = |home| {
+        let seg = mstore::db::log::list_segments(&RealFs, home).expect("segments").last().expect("segment").1.clone();
+        let mut b = std::fs::read(&seg).expect("read");
+        b[64 + 30] ^= 0x40;
+        std::fs::write(&seg, b).expect("write");
+    };
+    let snapshot: Damage = |home| {
+        let db = home.join("mailboxes.db");
+        let mut b = std::fs::read(&db).expect("read");
+        b[70] ^= 0x40;
+        std::fs::write(&db, b).expect("write");
+    };
+    let install: Damage = |home| interrupt_an_install(home);
+    for (what, damage) in [
+        ("torn tail", torn),
+        ("mid-log corruption", mid_log),
+        ("damaged snapshot", snapshot),
+        ("interrupted install", install),
+    ] {
+        let fx = Fx::new();
+        fx.mailbox("example.com", "user/joe", 5);
+        fx.mailbox("example.com", "user/mary", 4);
+        db_cmd(&fx, "msdb_recover", &[]).expect_code(0, "checkpoint");
+        db_cmd(&fx, "msdb_backup", &[]).expect_code(0, "backup");
+        fx.mailbox("example.com", "shared/later", 4);
+        let home = fx.store.config().database_path.clone();
+        damage(&home);
+        let root = fx.root().to_path_buf();
+        let before = tree(&root);
+        let runs: [(&str, &[&str]); 6] = [
+            ("msdb_recover", &["-n"]),
+            ("msdb_recover", &["-n", "--point-in-time"]),
+            ("msdb_recover", &["-n", "--catastrophic"]),
+            ("msdb_recover", &["-n", "--to-lsn", "3"]),
+            ("msdb_restore", &["-n"]),
+            ("msdb_repair", &["-n"]),
+        ];
+        for (bin, args) in runs {
+            let r = db_cmd(&fx, bin, args);
+            assert!(r.code >= 0, "{what}: {bin} {args:?}: {}", r.stderr);
+            assert_unchanged(&before, &tree(&root), &format!("{what}: {bin} {}", args.join(" ")));
+        }
+        let r = db_cmd(&fx, "msdb_repair", &["-n"]);
+        assert_ne!(r.code, 0, "{what}: the dry run saw the damage\n{}\n{}", r.stdout, r.stderr);
+    }
+}

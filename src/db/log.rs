@@ -332,6 +332,24 @@ pub fn describe_op(put: bool, db: u8, key: &[u8]) -> String {
     }
 }
 
+/// What became of a transaction that was not replayed for want of a commit record: an
+/// uncommitted one discarded, or one whose commit record would be the first damaged record
+/// (it may have been committed: then it is lost), with what it did.
+pub fn discarded_line(t: &TxnInfo) -> String {
+    let what = if t.ops.is_empty() { String::new() } else { format!(": {}", t.ops.join(", ")) };
+    if t.commit_in_damage {
+        format!(
+            "transaction {} ({} records from LSN {}) may have been committed and is lost if it was: its commit record would be at LSN {}, where the damage begins{what}",
+            t.txn,
+            t.records,
+            t.first_lsn,
+            t.first_lsn + u64::from(t.records)
+        )
+    } else {
+        format!("discarded uncommitted transaction {} ({} records from LSN {}){what}", t.txn, t.records, t.first_lsn)
+    }
+}
+
 /// One line per transaction of `recs` (see [`RecInfo::describe_txn`]), then how many more
 /// there were (`total`) than listed.
 pub fn txn_lines(recs: &[RecInfo], total: usize, indent: &str) -> String {
@@ -811,6 +829,11 @@ pub struct TxnInfo {
     pub records: u32,
     /// LSN of its commit record, if it has one.
     pub commit_lsn: Option<u64>,
+    /// What its operation records that were read did (at most 20 named).
+    pub ops: Vec<String>,
+    /// Its commit record would be the first damaged record: it may have been committed,
+    /// and is lost if it was.
+    pub commit_in_damage: bool,
 }
 
 struct PendingOp {
@@ -874,11 +897,18 @@ impl Replayer {
 
     /// The transaction whose records were read last but that has no commit (yet).
     pub fn open_txn(&self) -> Option<TxnInfo> {
-        (self.pending_count > 0).then_some(TxnInfo {
+        (self.pending_count > 0).then(|| TxnInfo {
             txn: self.pending_txn,
             first_lsn: self.pending_first,
             records: self.pending_count,
             commit_lsn: None,
+            ops: self
+                .pending
+                .iter()
+                .take(OPS_NAMED)
+                .map(|op| describe_op(op.value.is_some(), op.db.id(), &op.key))
+                .collect(),
+            commit_in_damage: false,
         })
     }
 
@@ -910,6 +940,8 @@ impl Replayer {
                         first_lsn: self.pending_first,
                         records: self.pending_count + 1,
                         commit_lsn: Some(r.lsn),
+                        ops: Vec::new(),
+                        commit_in_damage: false,
                     });
                     return Ok(false);
                 }

@@ -124,10 +124,8 @@ impl RecoverReport {
             self.replayed, self.commits
         );
         for t in &self.discarded {
-            s += &format!(
-                "discarded uncommitted transaction {} ({} records from LSN {})\n",
-                t.txn, t.records, t.first_lsn
-            );
+            s += &log::discarded_line(t);
+            s += "\n";
         }
         if self.dropped_count > 0 {
             s += &format!("dropped {} committed transactions:\n", self.dropped_count);
@@ -255,6 +253,12 @@ pub fn recover_locked(fs: &dyn Fs, dir: &Path, opts: &RecoverOptions) -> Result<
         rp.discard_open();
     }
     report.discarded = rp.discarded.clone();
+    if let Some(d) = &outcome.damage {
+        let at = d.at().lsn;
+        for t in &mut report.discarded {
+            t.commit_in_damage = t.first_lsn + u64::from(t.records) == at;
+        }
+    }
     let in_snapshots = report.snapshot_lsn.iter().copied().min().unwrap_or(0);
     if let Some(d) = &outcome.damage {
         let lost: Vec<RecInfo> = d.at().later_commits.iter().filter(|c| c.lsn > in_snapshots).cloned().collect();

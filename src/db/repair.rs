@@ -105,9 +105,13 @@ impl RepairReport {
             s += &format!("transactions lost: {} ({})\n", self.lost_count, log::txn_list(&self.lost));
             s += &log::txn_lines(&self.lost, self.lost_count, "  lost: ");
         }
+        for t in &self.discarded {
+            s += &format!("{}\n", log::discarded_line(t));
+        }
         if let Some(u) = &self.uncounted {
             s += &format!("{u}\n");
-        } else if self.lost_count == 0 && self.succeeded.is_some() {
+        } else if self.lost_count == 0 && self.succeeded.is_some() && !self.discarded.iter().any(|t| t.commit_in_damage)
+        {
             s += "no committed transaction was lost\n";
         }
         s += &match (self.nothing_wrong, self.succeeded) {

@@ -140,7 +140,7 @@ impl VerifyReport {
             s += &format!("  {}\n", d.describe());
         }
         for t in &self.uncommitted {
-            s += &format!("  uncommitted transaction {} ({} records from LSN {})\n", t.txn, t.records, t.first_lsn);
+            s += &format!("  {}\n", log::discarded_line(t).replace("discarded uncommitted", "uncommitted"));
         }
         for p in &self.problems {
             s += &format!("  problem: {p}\n");
@@ -262,6 +262,13 @@ pub fn verify_locked(fs: &dyn Fs, dir: &Path) -> Result<VerifyReport> {
             notes.push(format!("leftover temporary file {name} (from an interrupted write; harmless)"));
         }
     }
+    let mut uncommitted = rp.discarded;
+    if let Some(d) = &outcome.damage {
+        let at = d.at().lsn;
+        for t in &mut uncommitted {
+            t.commit_in_damage = t.first_lsn + u64::from(t.records) == at;
+        }
+    }
     Ok(VerifyReport {
         dir: dir.to_path_buf(),
         status,
@@ -273,7 +280,7 @@ pub fn verify_locked(fs: &dyn Fs, dir: &Path) -> Result<VerifyReport> {
         records,
         commits: rp.commits,
         last_commit: rp.last_commit,
-        uncommitted: rp.discarded,
+        uncommitted,
         problems,
         notes,
     })
