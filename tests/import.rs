@@ -600,3 +600,84 @@ fn cli_import_resume_export_and_refusals() {
     assert_eq!(o.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&o.stderr).starts_with("mstore (M-Store toolkit) "));
 }
+
+/// Message files (`N.`) anywhere below `dir`.
+fn count_message_files(dir: &Path) -> usize {
+    let mut n = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(e.path());
+            } else if name.ends_with('.') && name[..name.len() - 1].bytes().all(|b| b.is_ascii_digit()) {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// Ctrl-C during an import: the run commits what it read, says it was interrupted and
+/// how to resume, exits 4; the next run imports the rest, and every message is there
+/// exactly once.
+#[test]
+fn an_interrupted_import_exits_4_and_the_next_run_resumes_without_duplicates() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (st, conf) = store(tmp.path());
+    drop(st);
+    // fsync on, one message per commit: slow enough to be interrupted half-way.
+    let text = std::fs::read_to_string(&conf).expect("conf").replace("fsync: no", "fsync: yes");
+    std::fs::write(&conf, text).expect("conf");
+    let c = conf.to_str().expect("utf-8");
+    let total = 4000;
+    let mut mbox = String::new();
+    for i in 0..total {
+        mbox += &format!(
+            "From sender@example.com Mon Jan  1 00:00:00 2024\nSubject: message {i}\nMessage-ID: <{i}@example.com>\n\nbody {i}\n\n"
+        );
+    }
+    let src = tmp.path().join("bulk.mbox");
+    std::fs::write(&src, mbox).expect("mbox");
+    let s = src.to_str().expect("utf-8");
+    let mut child = Command::new(bin())
+        .args(["import", "mbox", "-f", c, "--batch", "1", s, "example.com", "bulk"])
+        .env_remove("MS_CONF")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let ms = tmp.path().join("ms");
+    let started = std::time::Instant::now();
+    while count_message_files(&ms) < 20 {
+        assert!(started.elapsed().as_secs() < 60, "the import did not start");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(child.id() as i32).expect("pid"),
+        rustix::process::Signal::INT,
+    )
+    .expect("SIGINT");
+    let o = child.wait_with_output().expect("wait");
+    let out = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let imported_first = count_message_files(&ms);
+    assert!(imported_first < total, "setup: the import was still running when interrupted ({imported_first} files)");
+    assert_eq!(o.status.code(), Some(4), "{out}");
+    assert!(out.contains("interrupted (run it again to resume)"), "{out}");
+    let o = run(&["import", "mbox", "-f", c, s, "example.com", "bulk"]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("already present"), "{out}");
+    let st = Store::open(Config::load(&conf).expect("config")).expect("store");
+    let m = st.open_mailbox("example.com", &name("bulk")).expect("open");
+    assert_eq!(m.records().len(), total, "every message exactly once");
+    let mut subjects = std::collections::BTreeSet::new();
+    for r in m.records() {
+        let b = m.read_message(r.uid).expect("read");
+        let t = String::from_utf8_lossy(&b);
+        let subj = t.lines().find(|l| l.starts_with("Subject: ")).expect("subject").to_string();
+        assert!(subjects.insert(subj.clone()), "{subj} twice");
+    }
+    assert_eq!(subjects.len(), total);
+    assert_eq!(count_message_files(&ms), total, "no file left over");
+}

@@ -860,3 +860,32 @@ fn a_local_user_cannot_read_mail_index_or_cache_even_with_the_directories_open()
     std::fs::set_permissions(joe.join("ms.cache"), std::fs::Permissions::from_mode(0o644)).expect("chmod");
     fx.doctor(&[]).one("world-access", &joe.join("ms.cache"));
 }
+
+/// A message file the runtime user cannot read (root's, mode 000, as a mistaken copy by
+/// root leaves it): reconstruct, run as root, works as the runtime user, names the file
+/// and why, leaves it as it is, keeps every other message, and exits 4.
+#[test]
+fn reconstruct_exits_4_on_a_message_file_it_cannot_read_and_names_it() {
+    if skip_unless_root("reconstruct on an unreadable message file") {
+        return;
+    }
+    let fx = Fx::new(40);
+    let dir = fx.mailbox("example.com", "user/joe");
+    let victim = dir.join("2.");
+    let bytes = std::fs::read(&victim).expect("read");
+    std::os::unix::fs::chown(&victim, Some(0), Some(0)).expect("chown");
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+    let (uid, gid) = user(RUNTIME);
+    assert!(!can_read_as(uid, gid, &victim), "setup: the runtime user cannot read {}", victim.display());
+    let o = run("reconstruct", &["-f", fx.c(), "example.com", "user/joe"]);
+    let out = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.status.code(), Some(4), "{out}");
+    assert!(out.contains("2.") && out.to_lowercase().contains("permission denied"), "{out}");
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    assert_eq!(std::fs::read(&victim).expect("read"), bytes, "the file is left as it was");
+    let show = run("mstore", &["-f", fx.c(), "show", "--json", "example.com", "user/joe"]);
+    let v: serde_json::Value = serde_json::from_slice(&show.stdout).expect("show --json");
+    let uids: Vec<u64> =
+        v["messages"].as_array().expect("messages").iter().map(|m| m["uid"].as_u64().expect("uid")).collect();
+    assert!(uids.contains(&2), "UID 2 keeps its record while its file cannot be read: {uids:?}");
+}

@@ -488,9 +488,33 @@ fn matches_record(job: &Job, uid: u32, r: &crate::codec::index::MessageRecord) -
 /// what is compared, with no path walk.
 fn stat_at(dir: &File, name: &std::ffi::CStr) -> std::io::Result<(u64, i64)> {
     use rustix::fs::{AtFlags, StatxFlags, statx};
-    let st =
-        statx(dir, name, AtFlags::SYMLINK_NOFOLLOW | AtFlags::STATX_DONT_SYNC, StatxFlags::SIZE | StatxFlags::MTIME)?;
+    let want = StatxFlags::SIZE | StatxFlags::MTIME | StatxFlags::MODE | StatxFlags::UID | StatxFlags::GID;
+    let st = statx(dir, name, AtFlags::SYMLINK_NOFOLLOW | AtFlags::STATX_DONT_SYNC, want)?;
+    readable_or_denied(u32::from(st.stx_mode), st.stx_uid, st.stx_gid)?;
     Ok((st.stx_size, st.stx_mtime.tv_sec))
+}
+
+/// A file matched on metadata is not read, so a file whose owner and mode keep this
+/// process (the runtime user) from reading it, which an IMAP server running as that
+/// user could not serve either, is found here: `PermissionDenied`. Root reads anything.
+fn readable_or_denied(mode: u32, uid: u32, gid: u32) -> std::io::Result<()> {
+    let euid = rustix::process::geteuid().as_raw();
+    if euid == 0 {
+        return Ok(());
+    }
+    let bit = if uid == euid {
+        0o400
+    } else if gid == rustix::process::getegid().as_raw()
+        || rustix::process::getgroups().is_ok_and(|g| g.iter().any(|x| x.as_raw() == gid))
+    {
+        0o040
+    } else {
+        0o004
+    };
+    if mode & bit == 0 {
+        return Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+    }
+    Ok(())
 }
 
 /// Size and mtime of an open file: one `statx` asking for those two only.
@@ -525,9 +549,10 @@ fn load_file(job: &Job, uid: u32, opts: &Options) -> Loaded {
     if !job.read_all {
         let st = match dirfd {
             Some(d) => stat_at(d, name.as_c_str()),
-            None => std::fs::symlink_metadata(path()).map(|m| {
+            None => std::fs::symlink_metadata(path()).and_then(|m| {
                 use std::os::unix::fs::MetadataExt;
-                (m.len(), m.mtime())
+                readable_or_denied(m.mode(), m.uid(), m.gid())?;
+                Ok((m.len(), m.mtime()))
             }),
         };
         match st {

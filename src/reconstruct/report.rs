@@ -256,7 +256,16 @@ impl RunReport {
             }
         }
         let total = self.mailboxes.len();
+        let with_problems = self.mailboxes.iter().filter(|m| !m.problems.is_empty()).count();
         if repaired == 0 && would == 0 && failed == 0 && !self.repaired_store && self.notes.iter().all(|n| !n.error) {
+            if with_problems > 0 {
+                let _ = writeln!(
+                    s,
+                    "reconstruct: {}: nothing repaired: {total} mailbox(es), {messages} messages; problems left in {with_problems} (listed above)",
+                    self.domain
+                );
+                return s;
+            }
             let _ = writeln!(
                 s,
                 "reconstruct: {}: nothing to do: {total} mailbox(es), {messages} messages, all consistent",

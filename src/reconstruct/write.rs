@@ -88,6 +88,13 @@ pub(super) fn finish(
         report.status = Status::Failed(format!("writing the new cache failed: {e}"));
         return report;
     }
+    let unreadable = report.changes.iter().filter(|c| c.what == "unreadable").count() as u64
+        + report.elided.iter().filter(|e| e.what == "unreadable").map(|e| e.count).sum::<u64>();
+    if unreadable > 0 {
+        report.problems.push(format!(
+            "{unreadable} message file(s) could not be read and were left as they are: `mstore doctor` reports wrong owners and modes; run reconstruct again once they are readable"
+        ));
+    }
     for (what, p) in
         [("header", &job.old.header_problem), ("index", &job.old.index_problem), ("change log", &job.old.log_problem)]
     {
