@@ -640,7 +640,7 @@ fn an_interrupted_import_exits_4_and_the_next_run_resumes_without_duplicates() {
     let src = tmp.path().join("bulk.mbox");
     std::fs::write(&src, mbox).expect("mbox");
     let s = src.to_str().expect("utf-8");
-    let mut child = Command::new(bin())
+    let child = Command::new(bin())
         .args(["import", "mbox", "-f", c, "--batch", "1", s, "example.com", "bulk"])
         .env_remove("MS_CONF")
         .stdout(std::process::Stdio::piped())
