@@ -176,6 +176,7 @@ fn mbox_export_reads_back_in_python_byte_for_byte() {
         assert!(out.status.success(), "python: {}", String::from_utf8_lossy(&out.stderr));
         let got: Vec<String> = serde_json::from_slice(&out.stdout).expect("json");
         assert_eq!(got.len(), mb.records().len(), "{n}: Python counts another number of messages");
+        let here = no_final_eol;
         for (r, theirs) in mb.records().iter().zip(&got) {
             let ours = mb.read_message(r.uid).expect("read");
             let mut want = without_bookkeeping(&ours);
@@ -198,6 +199,8 @@ fn mbox_export_reads_back_in_python_byte_for_byte() {
                 String::from_utf8_lossy(&want[want.len().saturating_sub(8)..]),
             );
         }
+        // The export says how many such messages it wrote.
+        assert_eq!(s.no_final_eol, (no_final_eol - here) as u64, "{n}");
     }
     // The corpus has what the test is about.
     assert!(total >= 400, "{total} messages");

@@ -479,3 +479,50 @@ fn a_damaged_mailbox_list_without_log_or_backup_keeps_what_reads_back_and_says_w
     }
     assert_eq!(verify(&fx).0, 0);
 }
+
+/// A database log cut exactly at a record boundary after the last checkpoint looks like a
+/// log with fewer commits: no database tool can tell (nothing else records its length).
+/// What it lost is still seen: a mailbox created in the lost tail is on disk but not
+/// listed, `mstore verify` reports it (`not-registered`) with a fix, and the fix brings it
+/// back with its UID validity, flags and dates.
+#[test]
+fn a_database_log_cut_at_a_record_boundary_is_caught_by_verify_as_an_unregistered_mailbox() {
+    let fx = Fx::new();
+    fx.mailbox(D, JOE, 4);
+    db_cmd(&fx, "msdb_recover", &[]).expect_code(0, "checkpoint");
+    let home = fx.store.config().database_path.clone();
+    let lengths = |home: &std::path::Path| -> std::collections::BTreeMap<std::path::PathBuf, u64> {
+        mstore::db::log::list_segments(&mstore::fs::RealFs, home)
+            .expect("segments")
+            .into_iter()
+            .map(|(_, p)| {
+                let n = std::fs::metadata(&p).expect("stat").len();
+                (p, n)
+            })
+            .collect()
+    };
+    let before = lengths(&home);
+    fx.mailbox(D, "user/new", 5);
+    let new_state = fx.show(D, "user/new");
+    // Cut the log back to where it ended before: a record boundary.
+    for (p, n) in lengths(&home) {
+        match before.get(&p) {
+            Some(&old) => std::fs::OpenOptions::new().write(true).open(&p).expect("open").set_len(old).expect("cut"),
+            None => std::fs::remove_file(&p).expect("remove a segment begun since"),
+        }
+    }
+    assert!(!lengths(&home).is_empty());
+    assert_eq!(db_cmd(&fx, "msdb_verify", &[]).code, 0, "the database alone cannot tell");
+    assert!(!fx.listed().iter().any(|(_, n)| n == "user/new"), "setup: the creation was lost");
+
+    let (code, findings) = verify(&fx);
+    assert_eq!(code, 4);
+    let f = findings
+        .iter()
+        .find(|f| f["kind"] == "not-registered" && f["path"].as_str().is_some_and(|p| p.ends_with("user/new")))
+        .unwrap_or_else(|| panic!("no not-registered finding for user/new: {findings:?}"));
+    let fix = f["fix"].as_str().expect("a fix");
+    run_fix(&fx, fix);
+    assert_eq!(verify(&fx).0, 0, "clean after the printed fix");
+    assert_survived(&new_state, &fx.show(D, "user/new"));
+}

@@ -289,6 +289,7 @@ impl Serialize for Exported<'_> {
             "mailboxes": mailboxes,
             "messages": e.messages(),
             "changed": e.changed,
+            "no_final_line_end": e.no_final_eol,
             "problems": e.problems,
         })
         .serialize(s)

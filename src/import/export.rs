@@ -45,6 +45,10 @@ pub struct ExportSummary {
     pub changed: u64,
     /// Problems (a message that could not be read, keywords beyond 26 letters...).
     pub problems: Vec<String>,
+    /// mbox: messages without a final line end. The file keeps them whole for readers that
+    /// honour Content-Length (ours); others (Python's `mailbox`, most clients) read them
+    /// with one line end added, as mbox cannot end a message anywhere but at a line end.
+    pub no_final_eol: u64,
 }
 
 impl ExportSummary {
@@ -68,6 +72,12 @@ impl ExportSummary {
         ));
         if self.changed > 0 {
             s.push_str(&format!(", {} messages could not be written unchanged (see above)", self.changed));
+        }
+        if self.no_final_eol > 0 {
+            s.push_str(&format!(
+                "\nnote: {} messages have no final line end: mbox keeps them whole only for readers that honour Content-Length (mstore import does); Python's mailbox and most mail clients read them with one line end added (export maildir keeps them byte for byte)",
+                self.no_final_eol
+            ));
         }
         s.push('\n');
         s
@@ -346,6 +356,7 @@ pub fn export_mbox(
                     r.uid
                 ));
             }
+            summary.no_final_eol += u64::from(!data.ends_with(b"\n"));
             count += 1;
             bytes += data.len() as u64;
         }
