@@ -505,7 +505,7 @@ fn a_database_log_cut_at_a_record_boundary_is_caught_by_verify_as_an_unregistere
     fx.mailbox(D, "user/new", 5);
     let new_state = fx.show(D, "user/new");
     // Cut the log back to where it ended before: a record boundary.
-    for (p, n) in lengths(&home) {
+    for p in lengths(&home).into_keys() {
         match before.get(&p) {
             Some(&old) => std::fs::OpenOptions::new().write(true).open(&p).expect("open").set_len(old).expect("cut"),
             None => std::fs::remove_file(&p).expect("remove a segment begun since"),
