@@ -142,7 +142,7 @@ pub fn run(store: &Store, opts: &Options) -> Result<Estimate> {
     let mut boxes: Vec<(std::path::PathBuf, Vec<u32>)> = Vec::new();
     for e in &entries {
         let place = store.place(e)?;
-        match crate::reconstruct::plan::list(&place.dir) {
+        match crate::survey::gather::list(&place.dir) {
             Ok(l) => boxes.push((place.dir, l.messages)),
             Err(err) => est.errors.push(crate::error::describe_io(&err, &place.dir)),
         }
@@ -495,7 +495,7 @@ mod tests {
             .expect("list")
             .iter()
             .map(|e| {
-                crate::reconstruct::plan::list(&st.place(e).expect("place").dir).expect("ls").messages.len() as u64
+                crate::survey::gather::list(&st.place(e).expect("place").dir).expect("ls").messages.len() as u64
             })
             .sum();
         let before = tree(dir.path());

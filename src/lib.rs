@@ -26,6 +26,7 @@ pub mod report;
 pub mod rescue;
 pub mod scan;
 pub mod store;
+pub mod survey;
 pub mod synth;
 pub mod uidset;
 pub mod util;

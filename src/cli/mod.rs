@@ -424,7 +424,7 @@ fn reconstruct(a: &ReconstructArgs) -> Result<Exit> {
     let mut report = crate::reconstruct::run(&st, &sel, &opts, &bar)?;
     bar.finish();
     if let Some(message) = recreated {
-        report.notes.insert(0, crate::reconstruct::discover::SelectionNote { message, error: false });
+        report.notes.insert(0, crate::survey::discover::SelectionNote { message, error: false });
         report.repaired_store = true;
     }
     emit(&report, Format::json_if(a.json))

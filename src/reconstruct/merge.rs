@@ -21,7 +21,7 @@
 
 use serde::Serialize;
 
-use super::plan::{OldState, UidMap};
+use crate::survey::gather::{OldState, UidMap};
 use crate::codec::header::MailboxHeader;
 use crate::codec::index::MessageRecord;
 use crate::codec::ledger::Reason;
@@ -1222,11 +1222,11 @@ mod tests {
     use super::*;
     use crate::codec::changelog::LogHeaderInfo;
     use crate::codec::index::IndexHeaderInfo;
-    use crate::reconstruct::plan::{Current, LogView, RecordSet};
+    use crate::survey::gather::{Current, LogView, RecordSet};
 
     const ID: [u8; 16] = [7; 16];
 
-    /// A consistent mailbox "d:box" with `uids`, as `plan::gather` reads it.
+    /// A consistent mailbox "d:box" with `uids`, as `gather::gather` reads it.
     fn consistent(uids: &[u32], flags: Vec<Option<String>>) -> OldState {
         let recs: Vec<MessageRecord> = uids
             .iter()

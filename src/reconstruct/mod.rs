@@ -4,7 +4,7 @@
 //! Pipeline ([`crate::scan`]: N workers, bounded memory):
 //!
 //! ```text
-//! discover (select targets) ──► plan (per mailbox: lock, list the directory, salvage
+//! survey: discover (select targets) ──► gather (per mailbox: lock, list the directory, salvage
 //!   header/index/log/cache) ──► runs of files: stat, or open + fstat + read + parse +
 //!   hash, cache record out ──► the worker that finishes a mailbox's last run merges
 //!   (merge.rs) and writes (write.rs)
@@ -17,10 +17,7 @@
 //!
 //! Reports are put back in mailbox order before printing.
 
-pub mod discover;
-pub mod listcache;
 pub mod merge;
-pub mod plan;
 pub mod report;
 mod write;
 
@@ -30,9 +27,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
-pub use discover::{Selection, Target};
+pub use crate::survey::discover::{Selection, Target};
 use merge::{Derived, FileInfo, FileOutcome, MergeInput};
-use plan::{Listing, OldState};
+use crate::survey::gather::{Listing, OldState};
+use crate::survey::{discover, gather, listcache};
 pub use report::{MailboxReport, RunReport, Status};
 
 use crate::error::{Error, Result};
@@ -399,18 +397,18 @@ fn prepare(
         })
         .map(|h| {
             let listing = (*h.listing).clone();
-            let old = plan::gather(&place, &listing, lock.dir());
+            let old = gather::gather(&place, &listing, lock.dir());
             (listing, old)
         })
         .filter(|(listing, old)| covers_records(listing, old));
     let (listing, old) = match reused {
         Some(lo) => lo,
         None => {
-            let listing = match plan::list(&dir) {
+            let listing = match gather::list(&dir) {
                 Ok(l) => l,
                 Err(e) => return Err(Box::new((target, Error::io("list mailbox directory", &dir, e)))),
             };
-            let old = plan::gather(&place, &listing, lock.dir());
+            let old = gather::gather(&place, &listing, lock.dir());
             (listing, old)
         }
     };

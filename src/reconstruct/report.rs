@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::discover::{SelectionNote, Target};
+use crate::survey::discover::{SelectionNote, Target};
 use super::merge::{Change, Counts, Elided};
 use crate::report::Exit;
 use crate::store::MailboxEntry;

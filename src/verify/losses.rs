@@ -9,7 +9,7 @@ use crate::finding::{Finding, Severity};
 use crate::layout::MailboxName;
 use crate::ledger::{self, Entry, Kind};
 use crate::message::DateTime;
-use crate::reconstruct::plan::{self, Listing};
+use crate::survey::gather::{self, Listing};
 use crate::store::{MailboxPlace, Store};
 use crate::util::shell_quote;
 
@@ -52,7 +52,7 @@ fn hashes_now(store: &Store, domain: &str, mailbox: &str) -> Option<HashSet<[u8;
         durability: store.config().durability,
         fs: std::sync::Arc::clone(store.fs()),
     };
-    let old = plan::gather(&place, &Listing::default(), None);
+    let old = gather::gather(&place, &Listing::default(), None);
     Some(super::expected_records(&old).values().map(|r| r.content_hash).collect())
 }
 

@@ -25,8 +25,8 @@ use crate::error::{Error, Result};
 use crate::finding::{Finding, Severity};
 use crate::layout::{self, CACHE_FILE, HEADER_FILE, INDEX_FILE, LOG_FILE};
 use crate::privs::RuntimeIds;
-use crate::reconstruct::discover::{self, Selection, Target};
-use crate::reconstruct::plan::{self, Listing, OldState, UidMap};
+use crate::survey::discover::{self, Selection, Target};
+use crate::survey::gather::{self, Listing, OldState, UidMap};
 use crate::store::{MailboxPlace, Store};
 use crate::util::shell_quote;
 
@@ -187,7 +187,7 @@ pub fn run(store: &Store, scope: &Scope, opts: &Options, progress: &dyn Progress
             recursive: scope.recursive || scope.mailboxes.is_empty(),
             mailboxes: scope.mailboxes.clone(),
         };
-        match discover::select(store, &sel, threads, crate::reconstruct::listcache::Mode::Read) {
+        match discover::select(store, &sel, threads, crate::survey::listcache::Mode::Read) {
             Ok((ts, notes)) => {
                 for n in notes.into_iter().filter(|n| n.error) {
                     report.errors.push(n.message);
@@ -401,7 +401,7 @@ impl crate::scan::Planner for Shared<'_> {
         }
         let listing = match target.hint.as_ref() {
             Some(h) => (*h.listing).clone(),
-            None => match plan::list(&dir) {
+            None => match gather::list(&dir) {
                 Ok(l) => l,
                 Err(e) => {
                     findings.push(mk(
@@ -416,7 +416,7 @@ impl crate::scan::Planner for Shared<'_> {
                 }
             },
         };
-        let old = plan::gather(&place, &listing, None);
+        let old = gather::gather(&place, &listing, None);
         let fix = self.fix(&place, "");
         for f in structural_findings(&place, &old, &target) {
             findings.push(f.fix(fix.clone()));
@@ -786,7 +786,7 @@ fn structural_findings(place: &MailboxPlace, old: &OldState, target: &Target) ->
                 Ok(s) => {
                     // One finding per damage: mid-log corruption says it all; a log that lost
                     // what index or header saw is damage, not a crash, even if it ends torn.
-                    let coverage = plan::coverage_problem(old, &b, &s);
+                    let coverage = gather::coverage_problem(old, &b, &s);
                     match (&s.end, coverage) {
                         (LogEnd::Corrupt { offset, error }, _) => {
                             out.push(mk("log-corrupt", LOG_FILE, Some(*offset), error.to_string()))

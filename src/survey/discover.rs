@@ -42,7 +42,7 @@ pub struct ListingHint {
     /// The directory's ctime and mtime before listing.
     pub times: ((i64, u32), (i64, u32)),
     /// The listing.
-    pub listing: std::sync::Arc<super::plan::Listing>,
+    pub listing: std::sync::Arc<super::gather::Listing>,
 }
 
 /// A mailbox to work on.
@@ -153,7 +153,7 @@ pub fn disk_mailboxes(
             Some(hit) => hit,
             None => {
                 let mut subdirs = Vec::new();
-                match super::plan::list_with(&v.dir, |name| subdirs.push(name.to_string())) {
+                match super::gather::list_with(&v.dir, |name| subdirs.push(name.to_string())) {
                     Ok(l) => {
                         cache.record(&before, started, &l, &subdirs);
                         (l, subdirs)

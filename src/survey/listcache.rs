@@ -16,7 +16,7 @@ use crate::codec::listings::{self, DirKey, DirListing, Listings};
 use crate::format::listings::{HAS_CACHE, HAS_HEADER, HAS_INDEX, HAS_LOG};
 use crate::store::Store;
 
-use super::plan::Listing;
+use super::gather::Listing;
 
 /// How long a directory must have been quiet before its listing is recorded: longer than
 /// the coarsest timestamp granularity (1 s), so that a change in the same tick as the
