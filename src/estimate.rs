@@ -494,9 +494,7 @@ mod tests {
             .list(None)
             .expect("list")
             .iter()
-            .map(|e| {
-                crate::survey::gather::list(&st.place(e).expect("place").dir).expect("ls").messages.len() as u64
-            })
+            .map(|e| crate::survey::gather::list(&st.place(e).expect("place").dir).expect("ls").messages.len() as u64)
             .sum();
         let before = tree(dir.path());
         let est = run(&st, &Options { sample: 40, ..Options::default() }).expect("estimate");

@@ -91,7 +91,7 @@ type Chunk<J, L> = (Arc<Planned<J>>, usize, Vec<L>, usize);
 /// woken once per mailbox, used to preempt a worker each time).
 ///
 /// With I/O threads, runs of files are loaded by them ahead of the CPU workers and handed
-/// over in chunks (at most [`BUDGET_BYTES`] loaded ahead); a CPU worker with no loaded
+/// over in chunks (at most `BUDGET_BYTES` loaded ahead); a CPU worker with no loaded
 /// chunk waiting takes a run and loads it itself.
 pub fn run<P: Planner>(planner: &P, targets: Vec<P::Target>, threads: Threads) -> Result<(), String> {
     let cpu = threads.cpu.max(1);

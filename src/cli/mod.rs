@@ -9,7 +9,7 @@
 //! package link the names to one binary instead.
 //!
 //! `-v` (version on standard error, then exit, whatever else is given: the guide's
-//! semantics) is clap's version action on every command, answered once in [`parse`].
+//! semantics) is clap's version action on every command, answered once in `parse`.
 
 pub mod args;
 mod db;

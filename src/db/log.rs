@@ -541,7 +541,7 @@ pub fn read_log(
         superseded: heads[..timeline].iter().map(|h| h.path.clone()).collect(),
         ..ReadOutcome::default()
     };
-    read_segments(fs, heads, start, None, tolerate_below, visit, &mut out)?;
+    read_segments(fs, heads, ReadFrom { start, resume: None, tolerate_below }, visit, &mut out)?;
     Ok(out)
 }
 
@@ -556,20 +556,27 @@ pub fn read_log_from(fs: &dyn Fs, heads: &[SegHead], pos: &Position, visit: &mut
         _ => return Ok(Continue::Reload),
     }
     let mut out = ReadOutcome::default();
-    read_segments(fs, heads, i, Some(pos), 0, visit, &mut out)?;
+    read_segments(fs, heads, ReadFrom { start: i, resume: Some(pos), tolerate_below: 0 }, visit, &mut out)?;
     Ok(Continue::Read(Box::new(out)))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Where [`read_segments`] starts: the index of the first segment, the position to resume
+/// from inside it (an incremental read), and the LSN up to which every database already
+/// holds the records (damage below it is tolerated).
+struct ReadFrom<'p> {
+    start: usize,
+    resume: Option<&'p Position>,
+    tolerate_below: u64,
+}
+
 fn read_segments(
     fs: &dyn Fs,
     heads: &[SegHead],
-    start: usize,
-    resume: Option<&Position>,
-    tolerate_below: u64,
+    from: ReadFrom<'_>,
     visit: &mut Visit<'_>,
     out: &mut ReadOutcome,
 ) -> Result<()> {
+    let ReadFrom { start, resume, tolerate_below } = from;
     // (salt, valid_end, last_crc, next_lsn) of the previous segment read, if it can be
     // checked against the next one.
     let mut prev: Option<(u32, u64, u32, u64)> = None;

@@ -336,7 +336,7 @@ pub fn recover_locked(fs: &dyn Fs, dir: &Path, opts: &RecoverOptions) -> Result<
     // The snapshots need rewriting if a commit is missing from one of them.
     let last_commit = rp.last_commit.map(|c| c.0).unwrap_or(0);
     let stale = report.snapshot_lsn.iter().any(|&s| s < last_commit);
-    finish_normal(fs, dir, &mut tables, pos, torn, stale, lsn, d, &mut report)?;
+    finish_normal(fs, dir, &mut tables, Ending { pos, torn, stale, lsn }, d, &mut report)?;
     Ok(report)
 }
 
@@ -389,18 +389,27 @@ fn rebuild_losses(salvaged: &[log::SnapSalvage], floors: [u64; 2], outcome: &log
 
 /// Normal ending: make the log durable, close a torn tail with a new segment, write the
 /// snapshots at `lsn` and a checkpoint record.
-#[allow(clippy::too_many_arguments)]
+/// Where a normal recovery's reading ended, and what that leaves to do.
+struct Ending {
+    /// Where a writer continues (`None`: no segment).
+    pos: Option<Position>,
+    /// The log ends in a torn record: close it with a new segment.
+    torn: bool,
+    /// A snapshot lacks a commit: write them again.
+    stale: bool,
+    /// The LSN the recovered state includes.
+    lsn: u64,
+}
+
 fn finish_normal(
     fs: &dyn Fs,
     dir: &Path,
     tables: &mut Tables,
-    pos: Option<Position>,
-    torn: bool,
-    stale: bool,
-    lsn: u64,
+    end: Ending,
     d: Durability,
     report: &mut RecoverReport,
 ) -> Result<()> {
+    let Ending { pos, torn, stale, lsn } = end;
     let Some(mut pos) = pos else {
         if stale {
             log::write_snapshots(fs, dir, tables, lsn, d)?;

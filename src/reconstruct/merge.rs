@@ -21,13 +21,13 @@
 
 use serde::Serialize;
 
-use crate::survey::gather::{OldState, UidMap};
 use crate::codec::header::MailboxHeader;
 use crate::codec::index::MessageRecord;
 use crate::codec::ledger::Reason;
 use crate::flags::{DateSource, SystemFlags, UserFlags};
 use crate::format::header::MAX_USER_FLAGS;
 use crate::message::DateTime;
+use crate::survey::gather::{OldState, UidMap};
 
 /// Size and mtime of a message file (from one `fstat` or `statx`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -28,9 +28,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 
 pub use crate::survey::discover::{Selection, Target};
-use merge::{Derived, FileInfo, FileOutcome, MergeInput};
 use crate::survey::gather::{Listing, OldState};
 use crate::survey::{discover, gather, listcache};
+use merge::{Derived, FileInfo, FileOutcome, MergeInput};
 pub use report::{MailboxReport, RunReport, Status};
 
 use crate::error::{Error, Result};

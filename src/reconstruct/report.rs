@@ -3,10 +3,10 @@
 
 use serde::Serialize;
 
-use crate::survey::discover::{SelectionNote, Target};
 use super::merge::{Change, Counts, Elided};
 use crate::report::Exit;
 use crate::store::MailboxEntry;
+use crate::survey::discover::{SelectionNote, Target};
 
 /// Outcome of one mailbox.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

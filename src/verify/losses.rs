@@ -9,8 +9,8 @@ use crate::finding::{Finding, Severity};
 use crate::layout::MailboxName;
 use crate::ledger::{self, Entry, Kind};
 use crate::message::DateTime;
-use crate::survey::gather::{self, Listing};
 use crate::store::{MailboxPlace, Store};
+use crate::survey::gather::{self, Listing};
 use crate::util::shell_quote;
 
 /// UIDs listed in a finding's message before "and N more".

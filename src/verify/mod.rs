@@ -25,9 +25,9 @@ use crate::error::{Error, Result};
 use crate::finding::{Finding, Severity};
 use crate::layout::{self, CACHE_FILE, HEADER_FILE, INDEX_FILE, LOG_FILE};
 use crate::privs::RuntimeIds;
+use crate::store::{MailboxPlace, Store};
 use crate::survey::discover::{self, Selection, Target};
 use crate::survey::gather::{self, Listing, OldState, UidMap};
-use crate::store::{MailboxPlace, Store};
 use crate::util::shell_quote;
 
 pub mod links;
@@ -68,6 +68,10 @@ pub trait Progress: Sync {
     /// A mailbox is done.
     fn mailbox_done(&self, _messages: u64) {}
 }
+
+/// No progress reports.
+pub struct NoProgress;
+impl Progress for NoProgress {}
 
 /// The result of a scan.
 #[derive(Clone, Debug, Default, Serialize)]

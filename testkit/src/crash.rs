@@ -327,8 +327,14 @@ pub fn check(rec: &Recorded, cfg: &CheckConfig) -> Result<Stats, Failure> {
                 what,
             };
             let nested = cfg.nested_every > 0 && (stats.states as usize) % cfg.nested_every == 0;
-            check_state(&img, sweep.acked(), sweep.issued(), &digests, rec, nested, &mut rng, &mut stats)
-                .map_err(fail)?;
+            check_state(
+                CrashState { img: &img, acked: sweep.acked(), issued: sweep.issued(), nested },
+                &digests,
+                rec,
+                &mut rng,
+                &mut stats,
+            )
+            .map_err(fail)?;
             stats.states += 1;
         }
         if !sweep.has_next() {
@@ -339,17 +345,23 @@ pub fn check(rec: &Recorded, cfg: &CheckConfig) -> Result<Stats, Failure> {
     Ok(stats)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn check_state(
-    img: &Image,
+/// One crash state: the disk it left, how many transactions were acknowledged and issued
+/// before it, and whether it is a crash during recovery from an earlier crash.
+struct CrashState<'i> {
+    img: &'i Image,
     acked: usize,
     issued: usize,
+    nested: bool,
+}
+
+fn check_state(
+    state: CrashState<'_>,
     digests: &HashMap<[u8; 32], Vec<usize>>,
     rec: &Recorded,
-    nested: bool,
     rng: &mut Rng,
     stats: &mut Stats,
 ) -> Result<(), String> {
+    let CrashState { img, acked, issued, nested } = state;
     let home = Path::new(HOME);
     let fs = Arc::new(SimFs::from_image(img));
     // The transaction committed before the recording is always there.
