@@ -88,48 +88,9 @@ pub(super) fn finish(
         report.status = Status::Failed(format!("writing the new cache failed: {e}"));
         return report;
     }
-    let unreadable = report.changes.iter().filter(|c| c.what == "unreadable").count() as u64
-        + report.elided.iter().filter(|e| e.what == "unreadable").map(|e| e.count).sum::<u64>();
-    if unreadable > 0 {
-        report.problems.push(format!(
-            "{unreadable} message file(s) could not be read and were left as they are: `mstore doctor` reports wrong owners and modes; run reconstruct again once they are readable"
-        ));
-    }
-    for (what, p) in
-        [("header", &job.old.header_problem), ("index", &job.old.index_problem), ("change log", &job.old.log_problem)]
-    {
-        if let Some(p) = p {
-            report.changes.insert(
-                0,
-                Change { uid: None, what: "damaged-file", old: None, new: None, detail: format!("{what}: {p}") },
-            );
-        }
-    }
-    if let Some(p) = &job.old.cache.problem {
-        report.changes.insert(
-            0,
-            Change {
-                uid: None,
-                what: "damaged-file",
-                old: None,
-                new: None,
-                detail: format!("cache: {p}; rebuilt from the message files"),
-            },
-        );
-    }
+    note_damage(job, &mut report);
     let cache_rewritten = matches!(sink, Some(CacheSink::Rewrite { .. }));
-    let mut leftovers: Vec<(String, &'static str)> = Vec::new();
-    for s in &job.listing.strays {
-        leftovers.push((s.clone(), "stray file (not a message, not a store file)"));
-    }
-    for t in &job.listing.temps {
-        leftovers.push((t.clone(), "temporary file of an interrupted write"));
-    }
-    for o in outcomes {
-        if let FileOutcome::Empty(f) = o {
-            leftovers.push((layout::message_file_name(f.uid), "empty message file"));
-        }
-    }
+    let leftovers = leftovers(job, outcomes);
     let registration_needed = match &job.target.entry {
         None => true,
         Some(e) => e.unique_id != merged.header.unique_id || e.uid_validity != merged.header.uid_validity,
@@ -143,6 +104,88 @@ pub(super) fn finish(
             detail: "found on disk but missing from the mailbox list: registered again".into(),
         });
     }
+    let must_write = must_write(job, &merged, outcomes, cache_rewritten, &mut report);
+
+    let mtimes = touched_mtimes(&merged, outcomes);
+    for &(uid, was, date) in &mtimes {
+        report.changes.push(Change {
+            uid: Some(uid),
+            what: "mtime-restored",
+            old: Some(serde_json::json!(was)),
+            new: Some(serde_json::json!(date)),
+            detail: format!(
+                "{uid}.: file mtime {was} {}set back to its internal date {date}",
+                if opts.dry_run { "would be " } else { "" }
+            ),
+        });
+    }
+
+    if opts.dry_run {
+        for (name, why) in &leftovers {
+            report.problems.push(format!(
+                "{name}: {why}: would be left in place{}",
+                if opts.quarantine { " (--quarantine would move it aside)" } else { "" }
+            ));
+        }
+        report.status = if must_write || registration_needed || !merged.set_aside.is_empty() || !mtimes.is_empty() {
+            Status::WouldRepair
+        } else {
+            Status::Unchanged
+        };
+        return report;
+    }
+
+    let w = Writer { job, fs, dir, d, ledger_dir };
+    let mut moved_any = false;
+    let result = (|| -> Result<()> {
+        // Leftovers first (they never affect the index).
+        moved_any = w.leftovers(opts, &leftovers, &mut report)?;
+        if !must_write && merged.set_aside.is_empty() {
+            set_mtimes(fs, dir, &mtimes)?;
+            if let Some(CacheSink::Append { out: Some(mut out), .. }) = sink {
+                out.flush().ctx("write", &dir.join(CACHE_FILE))?;
+            }
+            return Ok(());
+        }
+        // What is let go of is recorded before anything is changed: a crash in between
+        // leaves an entry twice at worst, never a loss without one.
+        w.record_letting_go(&merged, &mut report)?;
+        w.move_message_files(&merged, &mtimes)?;
+        let (cache_len, cache_tmp) = w.close_cache(sink, &mut merged, outcomes, cache_rewritten)?;
+        w.write_index_log_header(&mut merged, cache_len, cache_tmp)
+    })();
+    if result.is_ok() && !merged.recovered.is_empty() {
+        w.resolve_recovered(&merged, &mut report);
+    }
+    match result {
+        Err(e) => report.status = Status::Failed(e.to_string()),
+        Ok(()) => {
+            if must_write || registration_needed || moved_any || !merged.set_aside.is_empty() || !mtimes.is_empty() {
+                report.status = Status::Repaired;
+            }
+            let entry = default_entry(place, &merged.header, job.target.entry.as_ref(), merged.ceiling);
+            if registration_needed {
+                report.registered = true;
+                report.entry = Some(entry);
+            } else if must_write && job.target.entry.as_ref().is_some_and(|e| e.highest_modseq < merged.ceiling) {
+                // The list keeps the ceiling too: the one copy left if header, index and
+                // log are all lost.
+                report.entry = Some(entry);
+            }
+        }
+    }
+    report
+}
+
+/// Whether the mailbox's files must be written (something changed, or one is damaged or
+/// ends torn), with the report's lines for rewrites that are not merge changes.
+fn must_write(
+    job: &Job,
+    merged: &Merged,
+    outcomes: &[FileOutcome],
+    cache_rewritten: bool,
+    report: &mut MailboxReport,
+) -> bool {
     // A message read whose cache record was not kept got a new one (appended even where
     // it lands at the offset the index already says: a cache cut short and put back).
     let cache_records_written = outcomes.iter().any(|o| matches!(o, FileOutcome::Read(_, d) if d.cache.is_some()));
@@ -175,12 +218,68 @@ pub(super) fn finish(
             ),
         });
     }
+    must_write
+}
 
-    // A message file whose mtime is not its internal date (touched since it was indexed):
-    // the mtime is set back (the store's invariant, where Maildir tools read the date, and
-    // what the next run's stat compares). Re-appended files are renamed first.
+/// The damaged store files the run found, first in the report, and the message files it
+/// could not read, as a problem.
+fn note_damage(job: &Job, report: &mut MailboxReport) {
+    let unreadable = report.changes.iter().filter(|c| c.what == "unreadable").count() as u64
+        + report.elided.iter().filter(|e| e.what == "unreadable").map(|e| e.count).sum::<u64>();
+    if unreadable > 0 {
+        report.problems.push(format!(
+            "{unreadable} message file(s) could not be read and were left as they are: `mstore doctor` reports wrong owners and modes; run reconstruct again once they are readable"
+        ));
+    }
+    for (what, p) in
+        [("header", &job.old.header_problem), ("index", &job.old.index_problem), ("change log", &job.old.log_problem)]
+    {
+        if let Some(p) = p {
+            report.changes.insert(
+                0,
+                Change { uid: None, what: "damaged-file", old: None, new: None, detail: format!("{what}: {p}") },
+            );
+        }
+    }
+    if let Some(p) = &job.old.cache.problem {
+        report.changes.insert(
+            0,
+            Change {
+                uid: None,
+                what: "damaged-file",
+                old: None,
+                new: None,
+                detail: format!("cache: {p}; rebuilt from the message files"),
+            },
+        );
+    }
+}
+
+/// Files a repair moves aside (`--quarantine`) or reports: strays, temporary files of an
+/// interrupted write, empty message files.
+fn leftovers(job: &Job, outcomes: &[FileOutcome]) -> Vec<(String, &'static str)> {
+    let mut leftovers: Vec<(String, &'static str)> = Vec::new();
+    for s in &job.listing.strays {
+        leftovers.push((s.clone(), "stray file (not a message, not a store file)"));
+    }
+    for t in &job.listing.temps {
+        leftovers.push((t.clone(), "temporary file of an interrupted write"));
+    }
+    for o in outcomes {
+        if let FileOutcome::Empty(f) = o {
+            leftovers.push((layout::message_file_name(f.uid), "empty message file"));
+        }
+    }
+    leftovers
+}
+
+/// Message files whose mtime is not their internal date (touched since they were
+/// indexed): (UID, mtime, date). The mtime is set back (the store's invariant, where
+/// Maildir tools read the date, and what the next run's stat compares); re-appended files
+/// are named by their new UID, as they are renamed first.
+fn touched_mtimes(merged: &Merged, outcomes: &[FileOutcome]) -> Vec<(u32, i64, i64)> {
     let renamed_to: std::collections::HashMap<u32, u32> = merged.renames.iter().copied().collect();
-    let mtimes: Vec<(u32, i64, i64)> = outcomes
+    outcomes
         .iter()
         .filter_map(|o| match o {
             FileOutcome::Read(info, _) => Some(info),
@@ -192,41 +291,31 @@ pub(super) fn finish(
             let date = merged.records[i].internal_date;
             (date != info.mtime).then_some((uid, info.mtime, date))
         })
-        .collect();
-    for &(uid, was, date) in &mtimes {
-        report.changes.push(Change {
-            uid: Some(uid),
-            what: "mtime-restored",
-            old: Some(serde_json::json!(was)),
-            new: Some(serde_json::json!(date)),
-            detail: format!(
-                "{uid}.: file mtime {was} {}set back to its internal date {date}",
-                if opts.dry_run { "would be " } else { "" }
-            ),
-        });
-    }
+        .collect()
+}
 
-    if opts.dry_run {
-        for (name, why) in &leftovers {
-            report.problems.push(format!(
-                "{name}: {why}: would be left in place{}",
-                if opts.quarantine { " (--quarantine would move it aside)" } else { "" }
-            ));
-        }
-        report.status = if must_write || registration_needed || !merged.set_aside.is_empty() || !mtimes.is_empty() {
-            Status::WouldRepair
-        } else {
-            Status::Unchanged
-        };
-        return report;
-    }
+/// The writing half of [`finish`], step by step, in the order a crash must see them.
+struct Writer<'a> {
+    job: &'a Job,
+    fs: &'a dyn Fs,
+    dir: &'a Path,
+    d: Durability,
+    ledger_dir: &'a Path,
+}
 
-    let mut moved_any = false;
-    let result = (|| -> Result<()> {
-        // Leftovers first (they never affect the index).
-        for (name, why) in &leftovers {
+impl Writer<'_> {
+    /// Move stray and temporary files aside (`--quarantine`) or report them. Whether any
+    /// was moved.
+    fn leftovers(
+        &self,
+        opts: &Options,
+        leftovers: &[(String, &'static str)],
+        report: &mut MailboxReport,
+    ) -> Result<bool> {
+        let mut moved_any = false;
+        for (name, why) in leftovers {
             if opts.quarantine {
-                let moved = quarantine(fs, dir, name, d)?;
+                let moved = quarantine(self.fs, self.dir, name, self.d)?;
                 moved_any = true;
                 report.changes.push(Change {
                     uid: None,
@@ -239,15 +328,13 @@ pub(super) fn finish(
                 report.problems.push(format!("{name}: {why}: left in place (use --quarantine to move it aside)"));
             }
         }
-        if !must_write && merged.set_aside.is_empty() {
-            set_mtimes(fs, dir, &mtimes)?;
-            if let Some(CacheSink::Append { out: Some(mut out), .. }) = sink {
-                out.flush().ctx("write", &dir.join(CACHE_FILE))?;
-            }
-            return Ok(());
-        }
-        // What is let go of is recorded before anything is changed: a crash in between
-        // leaves an entry twice at worst, never a loss without one.
+        Ok(moved_any)
+    }
+
+    /// The loss ledger's entries for what the merge lets go of: a new UID validity over a
+    /// known one, and every record lost. Written before anything else changes.
+    fn record_letting_go(&self, merged: &Merged, report: &mut MailboxReport) -> Result<()> {
+        let place = &self.job.place;
         if let Some((Some(old), new)) = merged.new_validity {
             // Whatever the mailbox held under its old UID validity is not known here: the
             // ledger says so until salvage finds its old files or the loss is accepted.
@@ -265,14 +352,14 @@ pub(super) fn finish(
                 flag_names: Vec::new(),
                 note: "its header, index and change log were all lost: a new UID validity was issued".into(),
             };
-            ledger::append_at(&*place.fs, ledger_dir, &place.domain, &[e], d).map_err(|e| {
+            ledger::append_at(&*place.fs, self.ledger_dir, &place.domain, &[e], self.d).map_err(|e| {
                 Error::Invalid(format!(
                     "cannot record the new UID validity in the loss ledger, so the mailbox was left as it was: {e}"
                 ))
             })?;
         }
         if !merged.losses.is_empty() {
-            record_losses(ledger_dir, place, &merged)?;
+            record_losses(self.ledger_dir, place, merged)?;
             report.changes.push(Change {
                 uid: None,
                 what: "ledger",
@@ -281,27 +368,48 @@ pub(super) fn finish(
                 detail: format!(
                     "{} lost message(s) recorded in the loss ledger {} (mstore verify reports them until salvage brings them back or the loss is acknowledged)",
                     merged.losses.len(),
-                    ledger_dir.join(&place.domain).display()
+                    self.ledger_dir.join(&place.domain).display()
                 ),
             });
         }
+        Ok(())
+    }
+
+    /// Rename re-appended message files, move set-aside ones into the quarantine, sync the
+    /// directory, set mtimes back to internal dates.
+    fn move_message_files(&self, merged: &Merged, mtimes: &[(u32, i64, i64)]) -> Result<()> {
+        let (fs, dir) = (self.fs, self.dir);
         for &(from, to) in &merged.renames {
             let a = dir.join(layout::message_file_name(from));
             let b = dir.join(layout::message_file_name(to));
             fs.rename_noreplace(&a, &b).ctx("rename re-appended message", &a)?;
         }
         for &uid in &merged.set_aside {
-            quarantine(fs, dir, &layout::message_file_name(uid), d)?;
+            quarantine(fs, dir, &layout::message_file_name(uid), self.d)?;
         }
-        fs::sync_dir(fs, dir, d).ctx("sync directory", dir)?;
-        set_mtimes(fs, dir, &mtimes)?;
+        fs::sync_dir(fs, dir, self.d).ctx("sync directory", dir)?;
+        set_mtimes(fs, dir, mtimes)
+    }
+
+    /// Finish the cache: records of re-appended messages derived again under their new
+    /// UID, the appended file synced or the new one written whole. Its length, and the new
+    /// file to rename into place (a rewrite). After a rewrite, a record not derived again
+    /// in this run points nowhere.
+    fn close_cache<'t>(
+        &self,
+        sink: Option<CacheSink>,
+        merged: &mut Merged,
+        outcomes: &[FileOutcome],
+        cache_rewritten: bool,
+    ) -> Result<(u64, Option<TempFile<'t>>)> {
+        let dir = self.dir;
+        let mut sink = sink;
         // A re-appended message's cache record was derived under its old UID: derive it
         // again under the new one (re-appends are rare; the file is small or mapped).
-        let mut sink = sink;
         if let Some(sk) = sink.as_mut() {
             for &(_, to) in &merged.renames {
                 let path = dir.join(layout::message_file_name(to));
-                let bytes = fs.read_bytes(&path).ctx("read", &path)?;
+                let bytes = self.fs.read_bytes(&path).ctx("read", &path)?;
                 let dv = crate::store::derive::derive(to, &bytes, false);
                 let at = sk.put(&dv.cache_record).ctx("write", &dir.join(CACHE_FILE))?;
                 if let Ok(i) = merged.records.binary_search_by_key(&to, |r| r.uid) {
@@ -310,22 +418,22 @@ pub(super) fn finish(
                 }
             }
         }
-        let (cache_len, cache_tmp) = match sink {
+        let closed = match sink {
             Some(CacheSink::Append { out, pos, .. }) => {
                 if let Some(out) = out {
                     let mut f =
                         out.into_inner().map_err(|e| Error::io("write", dir.join(CACHE_FILE), e.into_error()))?;
-                    fs::sync_data(f.file(), d).ctx("sync", &dir.join(CACHE_FILE))?;
+                    fs::sync_data(f.file(), self.d).ctx("sync", &dir.join(CACHE_FILE))?;
                 }
                 (pos, None)
             }
             Some(CacheSink::Rewrite { out, pos }) => {
                 let mut tmp = out.into_inner().map_err(|e| Error::io("write", dir.join(CACHE_FILE), e.into_error()))?;
-                tmp.finish(d).ctx("sync", tmp.path())?;
+                tmp.finish(self.d).ctx("sync", tmp.path())?;
                 (pos, Some(tmp))
             }
             Some(CacheSink::Discard { pos }) => (pos, None),
-            None => (job.old.cache.len, None),
+            None => (self.job.old.cache.len, None),
         };
         if cache_rewritten {
             // Records not re-derived in this run have no record in the new cache.
@@ -344,6 +452,19 @@ pub(super) fn finish(
                 }
             }
         }
+        Ok(closed)
+    }
+
+    /// The new index, compacted change log and header, each to a synced temporary file
+    /// (a log or header whose bytes would not change is left as it is), then renamed into
+    /// place in that order after the cache, and the directory synced.
+    fn write_index_log_header(
+        &self,
+        merged: &mut Merged,
+        cache_len: u64,
+        cache_tmp: Option<TempFile<'_>>,
+    ) -> Result<()> {
+        let (fs, dir, d, job) = (self.fs, self.dir, self.d, self.job);
         // Cache records carry the UID; a re-appended message's record names its old UID
         // until it is re-derived, so readers fall back to the message file for it.
         let generation = job
@@ -372,51 +493,12 @@ pub(super) fn finish(
             log_crc: cov.crc,
             modseq_ceiling: merged.ceiling,
         };
-        // Index and log are streamed in runs of records, never built whole in memory.
-        let encode = |out: &mut dyn std::io::Write,
-                      prefix: &[u8],
-                      records: &[MessageRecord],
-                      each: &dyn Fn(&mut Vec<u8>, &MessageRecord)|
-         -> std::io::Result<()> {
-            out.write_all(prefix)?;
-            let mut buf = Vec::with_capacity(64 << 10);
-            for run in records.chunks(256) {
-                buf.clear();
-                for r in run {
-                    each(&mut buf, r);
-                }
-                out.write_all(&buf)?;
-            }
-            Ok(())
-        };
-        // A file whose new bytes equal the old ones (a log already compacted to this
-        // state, an unchanged header) is left as it is: rewriting it would cost a file
-        // creation and a rename for nothing. The old file is compared as the new bytes
-        // are encoded (the lock is held: nobody changes it meanwhile).
-        let unchanged =
-            |name: &str, prefix: &[u8], records: &[MessageRecord], each: &dyn Fn(&mut Vec<u8>, &MessageRecord)| {
-                let Ok(old) = fs.read_bytes(&dir.join(name)) else { return false };
-                let mut cmp = SameBytes { old: &old[..], scratch: Vec::new() };
-                encode(&mut cmp, prefix, records, each).is_ok() && cmp.at_end()
-            };
-        let stream = |name: &'static str,
-                      prefix: Vec<u8>,
-                      records: &[MessageRecord],
-                      each: &dyn Fn(&mut Vec<u8>, &MessageRecord)| {
-            let tmp = TempFile::create(fs, dir, name).ctx("create a temporary file in", dir)?;
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp);
-            let written = encode(&mut w, &prefix, records, each);
-            let mut tmp = w.into_inner().map_err(|e| Error::io("write", dir.join(name), e.into_error()))?;
-            written.ctx("write", tmp.path())?;
-            tmp.finish(d).ctx("sync", tmp.path())?;
-            Ok::<_, Error>((tmp, name))
-        };
         let mut temps = Vec::new();
         if let Some(t) = cache_tmp {
             temps.push((t, CACHE_FILE));
         }
         let count = merged.records.len() as u32;
-        temps.push(stream(INDEX_FILE, index::encode_header_bytes(&ih, count), &merged.records, &|b, r| {
+        temps.push(self.stream(INDEX_FILE, index::encode_header_bytes(&ih, count), &merged.records, &|b, r| {
             b.extend_from_slice(zerocopy::IntoBytes::as_bytes(&r.to_raw()))
         })?);
         let uid = merged.header.unique_id;
@@ -429,15 +511,15 @@ pub(super) fn finish(
             && job.old.log_torn.is_none()
             && job.old.log.as_ref().is_some_and(|l| {
                 let prefix = compacted_log_at(&merged.header, merged.last_uid, seq, &[], l.header.created);
-                unchanged(LOG_FILE, &prefix, &merged.records, &log_record)
+                self.unchanged(LOG_FILE, &prefix, &merged.records, &log_record)
             });
         if !log_same {
             let prefix = compacted_log(&merged.header, merged.last_uid, seq, &[]);
-            temps.push(stream(LOG_FILE, prefix, &merged.records, &log_record)?);
+            temps.push(self.stream(LOG_FILE, prefix, &merged.records, &log_record)?);
         }
         let header_bytes = merged.header.encode();
-        if !(job.old.header_problem.is_none() && unchanged(HEADER_FILE, &header_bytes, &[], &|_, _| {})) {
-            temps.push(stream(HEADER_FILE, header_bytes, &[], &|_, _| {})?);
+        if !(job.old.header_problem.is_none() && self.unchanged(HEADER_FILE, &header_bytes, &[], &|_, _| {})) {
+            temps.push(self.stream(HEADER_FILE, header_bytes, &[], &|_, _| {})?);
         }
         for (tmp, name) in temps {
             let from = tmp.path().to_path_buf();
@@ -445,8 +527,39 @@ pub(super) fn finish(
         }
         fs::sync_dir(fs, dir, d).ctx("sync directory", dir)?;
         Ok(())
-    })();
-    if result.is_ok() && !merged.recovered.is_empty() {
+    }
+
+    /// Whether `name`'s bytes are already what [`encode`] would write: rewriting it would
+    /// cost a file creation and a rename for nothing. The old file is compared as the new
+    /// bytes are encoded (the lock is held: nobody changes it meanwhile).
+    fn unchanged(&self, name: &str, prefix: &[u8], records: &[MessageRecord], each: &EncodeRecord<'_>) -> bool {
+        let Ok(old) = self.fs.read_bytes(&self.dir.join(name)) else { return false };
+        let mut cmp = SameBytes { old: &old[..], scratch: Vec::new() };
+        encode(&mut cmp, prefix, records, each).is_ok() && cmp.at_end()
+    }
+
+    /// `name` written to a new synced temporary file, to be renamed into place.
+    fn stream(
+        &self,
+        name: &'static str,
+        prefix: Vec<u8>,
+        records: &[MessageRecord],
+        each: &EncodeRecord<'_>,
+    ) -> Result<(TempFile<'_>, &'static str)> {
+        let dir = self.dir;
+        let tmp = TempFile::create(self.fs, dir, name).ctx("create a temporary file in", dir)?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp);
+        let written = encode(&mut w, &prefix, records, each);
+        let mut tmp = w.into_inner().map_err(|e| Error::io("write", dir.join(name), e.into_error()))?;
+        written.ctx("write", tmp.path())?;
+        tmp.finish(self.d).ctx("sync", tmp.path())?;
+        Ok((tmp, name))
+    }
+
+    /// The ledger's `RECOVERED` entries for the losses this run brought back. The mailbox
+    /// is repaired either way; a failure is a problem of the report.
+    fn resolve_recovered(&self, merged: &Merged, report: &mut MailboxReport) {
+        let place = &self.job.place;
         let entries: Vec<ledger::Entry> = merged
             .recovered
             .iter()
@@ -454,7 +567,7 @@ pub(super) fn finish(
                 ledger::resolution(e, ledger::Kind::Recovered, from, merged.header.uid_validity, *uid)
             })
             .collect();
-        match ledger::append_at(&*place.fs, ledger_dir, &place.domain, &entries, d) {
+        match ledger::append_at(&*place.fs, self.ledger_dir, &place.domain, &entries, self.d) {
             Ok(()) => report.changes.push(Change {
                 uid: None,
                 what: "ledger-resolved",
@@ -462,29 +575,33 @@ pub(super) fn finish(
                 new: Some(serde_json::json!(entries.len())),
                 detail: format!("{} loss(es) of the loss ledger resolved: the messages are back", entries.len()),
             }),
-            // The mailbox is repaired; verify still sees the messages present and does
-            // not report them.
+            // Verify still sees the messages present and does not report them.
             Err(e) => report.problems.push(format!("the loss ledger was not updated: {e}")),
         }
     }
-    match result {
-        Err(e) => report.status = Status::Failed(e.to_string()),
-        Ok(()) => {
-            if must_write || registration_needed || moved_any || !merged.set_aside.is_empty() || !mtimes.is_empty() {
-                report.status = Status::Repaired;
-            }
-            let entry = default_entry(place, &merged.header, job.target.entry.as_ref(), merged.ceiling);
-            if registration_needed {
-                report.registered = true;
-                report.entry = Some(entry);
-            } else if must_write && job.target.entry.as_ref().is_some_and(|e| e.highest_modseq < merged.ceiling) {
-                // The list keeps the ceiling too: the one copy left if header, index and
-                // log are all lost.
-                report.entry = Some(entry);
-            }
+}
+
+/// Encodes one record of an index or log into a buffer.
+type EncodeRecord<'f> = dyn Fn(&mut Vec<u8>, &MessageRecord) + 'f;
+
+/// `prefix`, then every record through `each`: index and log are streamed in runs of
+/// records, never built whole in memory.
+fn encode(
+    out: &mut dyn std::io::Write,
+    prefix: &[u8],
+    records: &[MessageRecord],
+    each: &EncodeRecord<'_>,
+) -> std::io::Result<()> {
+    out.write_all(prefix)?;
+    let mut buf = Vec::with_capacity(64 << 10);
+    for run in records.chunks(256) {
+        buf.clear();
+        for r in run {
+            each(&mut buf, r);
         }
+        out.write_all(&buf)?;
     }
-    report
+    Ok(())
 }
 
 /// Append a `LOST` ledger entry for every record the merge let go of, in batches.
