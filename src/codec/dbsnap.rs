@@ -160,7 +160,7 @@ pub fn salvage(bytes: &[u8]) -> Salvaged {
     while pos < end {
         let entry = read_at::<EntryHead>(bytes, pos, "snapshot entry").ok().and_then(|e| {
             let (kl, vl) = (e.key_len.get() as usize, e.value_len.get() as usize);
-            if kl == 0 || kl > MAX_KEY_LEN as usize || vl > MAX_VALUE_LEN as usize {
+            if kl > MAX_KEY_LEN as usize || vl > MAX_VALUE_LEN as usize {
                 return None;
             }
             let total = 8 + kl + vl;
