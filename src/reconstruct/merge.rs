@@ -664,28 +664,117 @@ pub fn unchanged(old: &OldState, input: &MergeInput<'_>) -> Option<Merged> {
 /// Merge. `files` must be sorted by UID.
 pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> Merged {
     let mut changes = ChangeList::new(input.keep_changes);
-    let mut counts = Counts::default();
-    let mut unrepaired = false;
+    // 1. Identity, and the UID frame it allows.
+    let id = identity(old, input);
+    note_ignored_sources(old, &id, &mut changes);
+    let frame = uid_frame(old, input, &id, files, &mut changes);
+    let seq = highest_seq(old).max(input.hints.and_then(|h| h.identity.as_ref()).map_or(0, |i| i.highest_modseq));
 
-    // 1. Identity.
-    let Identity { unique_id, old_validity, created, use_index, use_log, last_known, floors, ceiling, mut names } =
-        identity(old, input);
-    if old.index_header.is_some() && !use_index {
+    // 2-3. Files.
+    let ctx = Ctx { old, input, id: &id, frame: &frame };
+    let mut acc = Acc::new(changes, files.len());
+    if let Some(e) = input.hints.and_then(|h| h.identity.as_ref()).and_then(|i| i.resolves.as_ref()) {
+        acc.recovered.push((e.clone(), 0, "its old files, found by salvage".to_string()));
+    }
+    for f in files {
+        take_file(&ctx, &mut acc, f);
+    }
+    // A damaged last log record that was a flag change (its kind byte says so, if
+    // nothing else of it can be trusted): one message lost that change, which one is
+    // unknown.
+    if old.log_torn.is_some() && old.log_torn_kind == Some(crate::format::changelog::kind::FLAGS) {
+        acc.counts.flags_unknown += 1;
+    }
+    // 4. Records with no file.
+    drop_gone(&ctx, &mut acc, files);
+    let max_file_uid = files.iter().map(FileOutcome::uid).max().unwrap_or(0);
+    let (last_uid, renames) = place_fresh(&ctx, &mut acc, max_file_uid);
+    let Acc { mut changes, counts, unrepaired, mut records, losses, recovered, pending_names, set_aside, .. } = acc;
+    records.sort_by_key(|r| r.uid);
+
+    // 5. Flag names.
+    let Identity { unique_id, created, use_log, old_validity, mut names, .. } = id;
+    restore_flag_names(&mut records, &mut names, pending_names, &mut changes);
+    name_lost_slots(&records, &mut names, &mut changes);
+
+    let modseqs = assign_modseqs(old, input, use_log, seq, &mut records, &renames, &mut changes);
+    let header = MailboxHeader {
+        unique_id,
+        uid_validity: frame.uid_validity,
+        last_uid,
+        created,
+        domain: input.domain.to_string(),
+        name: input.name.to_string(),
+        flags: names,
+        log: Default::default(),
+        modseq_ceiling: 0,
+    };
+    let ceiling = new_ceiling(old, input, modseqs.seq, records.len());
+    let header = MailboxHeader { modseq_ceiling: ceiling, ..header };
+    let header_same = header_same(old, &header, &mut changes);
+    let changed = modseqs.changed_any
+        || !state_same(old, &records, last_uid)
+        || !header_same
+        || !renames.is_empty()
+        || !set_aside.is_empty();
+    Merged {
+        header,
+        records,
+        last_uid,
+        seq: modseqs.seq,
+        ceiling,
+        renames,
+        set_aside,
+        changes,
+        counts,
+        losses,
+        recovered,
+        new_validity: frame.validity_changed.then_some((old_validity, frame.uid_validity)),
+        changed,
+        placement_changed: modseqs.placement_changed,
+        unrepaired,
+    }
+}
+
+/// A change for each of the mailbox's own files whose identity disagrees (its records are
+/// not used).
+fn note_ignored_sources(old: &OldState, id: &Identity, changes: &mut ChangeList) {
+    if old.index_header.is_some() && !id.use_index {
         changes.add(None, "index-ignored", || {
             (None, None, "ms.index belongs to another mailbox or UID validity; its records were not used".into())
         });
     }
-    if old.log.is_some() && !use_log {
+    if old.log.is_some() && !id.use_log {
         changes.add(None, "log-ignored", || {
             (None, None, "ms.log belongs to another mailbox or UID validity; its records were not used".into())
         });
     }
+}
 
-    // 2-3. Files.
+/// The UID frame of the merge: the UID validity (kept, or new when no source knows the
+/// last UID), the last UID so far, and the UID at or below which a file with no record is
+/// re-appended.
+struct Frame {
+    uid_validity: u32,
+    validity_changed: bool,
+    last_uid: u32,
+    reappend_limit: u32,
+}
+
+/// Choose the UID frame (see [`Frame`]), raising the last UID to what a lost log may have
+/// given (see [`uid_bound`]).
+fn uid_frame(
+    old: &OldState,
+    input: &MergeInput<'_>,
+    id: &Identity,
+    files: &[FileOutcome],
+    changes: &mut ChangeList,
+) -> Frame {
+    let (old_validity, last_known, ceiling) = (id.old_validity, id.last_known, id.ceiling);
     let max_file_uid = files.iter().map(FileOutcome::uid).max().unwrap_or(0);
     let trusted_uids_max = files
         .iter()
-        .filter_map(|f| candidates(old, f.uid(), use_index, use_log).first().map(|c| c.1.uid))
+        .filter_map(|f| candidates(old, f.uid(), id.use_index, id.use_log).first().map(|c| c.1.uid))
         .max()
         .unwrap_or(0);
     let (uid_validity, validity_changed) = match (old_validity, last_known) {
@@ -701,7 +790,7 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
     let mut last_uid = if validity_changed { max_file_uid } else { last_known.unwrap_or(0).max(trusted_uids_max) };
     // Files at or below this, with no surviving record, are re-appended.
     let mut reappend_limit = last_known.unwrap_or(0);
-    if let (false, Some(bound)) = (validity_changed, uid_bound(&floors, ceiling, max_file_uid)) {
+    if let (false, Some(bound)) = (validity_changed, uid_bound(&id.floors, ceiling, max_file_uid)) {
         if bound > last_uid {
             let floor = last_uid;
             changes.add(None, "last-uid-bound", || {
@@ -717,237 +806,323 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
             reappend_limit = bound;
         }
     }
-    let mut seq = highest_seq(old).max(input.hints.and_then(|h| h.identity.as_ref()).map_or(0, |i| i.highest_modseq));
+    Frame { uid_validity, validity_changed, last_uid, reappend_limit }
+}
 
-    let mut records: Vec<MessageRecord> = Vec::with_capacity(files.len());
-    let mut losses: Vec<Loss> = Vec::new();
-    let mut recovered = Vec::new();
-    if let Some(e) = input.hints.and_then(|h| h.identity.as_ref()).and_then(|i| i.resolves.as_ref()) {
-        recovered.push((e.clone(), 0, "its old files, found by salvage".to_string()));
-    }
-    // Restored records whose user flags are still names: (index in `records`, names).
-    let mut pending_names: Vec<(usize, Vec<String>)> = Vec::new();
-    let loss_validity = old_validity.unwrap_or(0);
-    let lose = |losses: &mut Vec<Loss>, names: &[Option<String>], reason, r: &MessageRecord| {
-        losses.push(Loss { reason, uid_validity: loss_validity, record: *r, flag_names: flag_names_of(names, r) })
-    };
-    let mut fresh: Vec<(u32, MessageRecord, bool)> = Vec::new(); // (file uid, record, reappend)
-    let mut set_aside = Vec::new();
-    for f in files {
-        let uid = f.uid();
-        let cands = if validity_changed && !use_index && !use_log {
-            Candidates::default()
-        } else {
-            candidates(old, uid, use_index, use_log)
-        };
-        let expunged_at = if use_log { old.log.as_ref().and_then(|l| l.expunged.get(&uid).copied()) } else { None };
-        match f {
-            FileOutcome::Vanished { .. } => {
-                if let Some((_, r)) = cands.first() {
-                    counts.dropped += 1;
-                    lose(&mut losses, &names, Reason::Vanished, r);
-                    changes.add(Some(uid), "dropped-missing", || {
-                        (
-                            Some(flag_json(&names, r)),
-                            None,
-                            "message file vanished during the run; record dropped".into(),
-                        )
-                    });
-                }
-            }
-            FileOutcome::Empty(_) => {
-                unrepaired = true;
-                if let Some((_, r)) = cands.first() {
-                    counts.dropped += 1;
-                    lose(&mut losses, &names, Reason::Empty, r);
-                    changes.add(Some(uid), "dropped-empty", || {
-                        (
-                            Some(flag_json(&names, r)),
-                            None,
-                            format!(
-                                "{uid}. is empty: record dropped (flags were {}), file left in place",
-                                flag_json(&names, r)
-                            ),
-                        )
-                    });
-                } else {
-                    changes.add(Some(uid), "empty-file", || {
-                        (None, None, format!("{uid}. is empty: not indexed, left in place"))
-                    });
-                }
-            }
-            FileOutcome::Unreadable { error, .. } => {
-                unrepaired = true;
-                if let Some((src, r)) = cands.first() {
-                    records.push(**r);
-                    changes.add(Some(uid), "unreadable", || {
-                        (None, None, format!("{uid}. cannot be read ({error}); its {src:?} record is kept unverified"))
-                    });
-                } else {
-                    changes.add(Some(uid), "unreadable", || {
-                        (None, None, format!("{uid}. cannot be read ({error}); not indexed"))
-                    });
-                }
-            }
-            FileOutcome::Matched(info) | FileOutcome::Read(info, _) => {
-                let derived = match f {
-                    FileOutcome::Read(_, d) => Some(d),
-                    _ => None,
-                };
-                let describes = |r: &MessageRecord| match derived {
-                    Some(d) => r.size == info.size && (r.content_hash == d.content_hash || r.content_hash == [0; 32]),
-                    None => r.size == info.size && r.internal_date == info.mtime,
-                };
-                let trusted = cands.iter().find(|(_, r)| describes(r));
-                // A record from outside the mailbox's own files: only for a file that was
-                // read and matches it byte for byte (size and BLAKE3).
-                let hint = input.hints.and_then(|h| h.get(uid)).filter(|h| {
-                    h.origin.is_none_or(|(id, v)| id == unique_id && (Some(v) == old_validity || v == uid_validity))
-                        && derived
-                            .is_some_and(|d| h.record.size == info.size && h.record.content_hash == d.content_hash)
-                });
-                if let Some((src, r)) = trusted {
-                    if expunged_at.is_some_and(|e| e > r.modseq) {
-                        set_aside.push(uid);
-                        changes.add(Some(uid), "expunged-leftover", || expunged_leftover(uid));
-                        continue;
-                    }
-                    let mut rec = **r;
-                    if let Some(d) = derived {
-                        rec.content_hash = d.content_hash;
-                        rec.prefix_hash = d.prefix_hash;
-                        rec.header_size = d.header_size;
-                        rec.sent_date = d.sent_date.map(|x| x.unix);
-                        rec.sent_offset = d.sent_date.map(|x| x.offset_minutes).unwrap_or(0);
-                        if let Some((o, l)) = d.cache {
-                            rec.cache_offset = o;
-                            rec.cache_len = l;
-                        }
-                    }
-                    if let Some((_, newest)) = cands.first().filter(|c| c.1.modseq != r.modseq) {
-                        if (newest.system_flags, newest.user_flags) != (r.system_flags, r.user_flags) {
-                            // The newer flags belong to a record that no longer describes
-                            // the file: they are not applied.
-                            counts.flags_lost += 1;
-                        }
-                        changes.add(Some(uid), "newest-record-mismatch", || (Some(flag_json(&names, newest)), Some(flag_json(&names, r)), format!("the newest record of {uid}. describes other content; an older {src:?} record that matches was used")));
-                    }
-                    let from_index = old.index_records.get(&uid);
-                    if from_index.is_some_and(|i| same_state(i, &rec)) {
-                        counts.kept += 1;
-                    } else {
-                        counts.rebuilt += 1;
-                        changes.add(Some(uid), if *src == Source::Log { "record-from-log" } else { "record-rebuilt" }, || (from_index.map(|i| flag_json(&names, i)), Some(flag_json(&names, &rec)), match (src, from_index) {
-                                (Source::Log, None) => {
-                                    "index record missing or damaged: flags and date recovered from the change log"
-                                        .into()
-                                }
-                                (Source::Log, Some(_)) => {
-                                    "index record out of date: flags and date taken from the change log".into()
-                                }
-                                _ => "index record rewritten with re-derived fields".into(),
-                            }));
-                    }
-                    records.push(rec);
-                } else {
-                    // No surviving record describes this file.
-                    if let Some((src, r)) = cands.first() {
-                        let had_flags = r.system_flags.0 != 0 || r.user_flags.0 != 0;
-                        if had_flags {
-                            counts.flags_lost += 1;
-                        }
-                        lose(&mut losses, &names, Reason::ContentChanged, r);
-                        changes.add(Some(uid), "content-changed", || {
-                            (
-                                Some(flag_json(&names, r)),
-                                None,
-                                format!(
-                                    "{uid}. no longer matches its {src:?} record ({}); old flags {} not applied",
-                                    if r.size == info.size {
-                                        "same size, different content hash".to_string()
-                                    } else {
-                                        format!("size {} → {}", r.size, info.size)
-                                    },
-                                    flag_json(&names, r)
-                                ),
-                            )
-                        });
-                    } else if expunged_at.is_some() && hint.is_none_or(|h| h.origin.is_some()) {
-                        set_aside.push(uid);
-                        changes.add(Some(uid), "expunged-leftover", || expunged_leftover(uid));
-                        continue;
-                    }
-                    if let (Some(h), Some(d)) = (hint, derived) {
-                        let mut rec = h.record;
-                        rec.uid = uid;
-                        rec.user_flags = UserFlags(0);
-                        rec.content_hash = d.content_hash;
-                        rec.prefix_hash = d.prefix_hash;
-                        rec.header_size = d.header_size;
-                        rec.sent_date = d.sent_date.map(|x| x.unix);
-                        rec.sent_offset = d.sent_date.map(|x| x.offset_minutes).unwrap_or(0);
-                        (rec.cache_offset, rec.cache_len) = d.cache.unwrap_or((0, 0));
-                        // A restored message is a change clients must see: a new modseq.
-                        rec.modseq = 0;
-                        counts.restored += 1;
-                        if let Some(e) = &h.resolves {
-                            recovered.push((e.clone(), uid, h.source.clone()));
-                        }
-                        changes.add(Some(uid), "restored", || {
-                            (
-                                None,
-                                Some(serde_json::json!({
-                                    "flags": h.record.system_flags.names().map(str::to_string).chain(h.flag_names.iter().cloned()).collect::<Vec<_>>(),
-                                    "internal_date": date_json(h.record.internal_date, h.record.internal_offset),
-                                })),
-                                format!("{uid}. had no record here: flags and internal date restored from {}", h.source),
-                            )
-                        });
-                        pending_names.push((records.len(), h.flag_names.clone()));
-                        records.push(rec);
-                        continue;
-                    }
-                    let (date, source) = pick_date(info, derived, input.now);
-                    let d = derived.copied();
-                    let rec = MessageRecord {
-                        uid,
-                        system_flags: SystemFlags(0),
-                        user_flags: UserFlags(0),
-                        internal_date: date.unix,
-                        internal_offset: date.offset_minutes,
-                        date_source: source,
-                        sent_date: d.and_then(|d| d.sent_date).map(|x| x.unix),
-                        sent_offset: d.and_then(|d| d.sent_date).map(|x| x.offset_minutes).unwrap_or(0),
-                        header_size: d.map(|d| d.header_size).unwrap_or(0),
-                        size: info.size,
-                        cache_offset: d.and_then(|d| d.cache).map(|c| c.0).unwrap_or(0),
-                        cache_len: d.and_then(|d| d.cache).map(|c| c.1).unwrap_or(0),
-                        modseq: 0,
-                        content_hash: d.map(|d| d.content_hash).unwrap_or([0; 32]),
-                        prefix_hash: d.map(|d| d.prefix_hash).unwrap_or(0),
-                    };
-                    let below = uid <= reappend_limit;
-                    if cands.first().is_none() && (below || validity_changed) {
-                        // It had a record once (its UID was given), which is lost.
-                        counts.flags_unknown += 1;
-                    }
-                    let reappend = !validity_changed && below && !input.keep_uids;
-                    fresh.push((uid, rec, reappend));
-                }
-            }
+/// What the file-by-file steps of [`merge`] read.
+struct Ctx<'a, 'i> {
+    old: &'a OldState,
+    input: &'a MergeInput<'i>,
+    id: &'a Identity,
+    frame: &'a Frame,
+}
+
+/// What [`merge`] gathers file by file.
+struct Acc {
+    changes: ChangeList,
+    counts: Counts,
+    unrepaired: bool,
+    records: Vec<MessageRecord>,
+    losses: Vec<Loss>,
+    recovered: Vec<(crate::codec::ledger::Entry, u32, String)>,
+    /// Restored records whose user flags are still names: (index in `records`, names).
+    pending_names: Vec<(usize, Vec<String>)>,
+    /// Files with no record: (file UID, record, re-append).
+    fresh: Vec<(u32, MessageRecord, bool)>,
+    set_aside: Vec<u32>,
+}
+
+impl Acc {
+    fn new(changes: ChangeList, files: usize) -> Acc {
+        Acc {
+            changes,
+            counts: Counts::default(),
+            unrepaired: false,
+            records: Vec::with_capacity(files),
+            losses: Vec::new(),
+            recovered: Vec::new(),
+            pending_names: Vec::new(),
+            fresh: Vec::new(),
+            set_aside: Vec::new(),
         }
     }
 
-    // A damaged last log record that was a flag change (its kind byte says so, if
-    // nothing else of it can be trusted): one message lost that change, which one is
-    // unknown.
-    if old.log_torn.is_some() && old.log_torn_kind == Some(crate::format::changelog::kind::FLAGS) {
-        counts.flags_unknown += 1;
+    /// Let go of `r` (for the loss ledger).
+    fn lose(&mut self, ctx: &Ctx<'_, '_>, reason: Reason, r: &MessageRecord) {
+        self.losses.push(Loss {
+            reason,
+            uid_validity: ctx.id.old_validity.unwrap_or(0),
+            record: *r,
+            flag_names: flag_names_of(&ctx.id.names, r),
+        });
     }
+}
 
-    // 4. Records with no file (the newest candidate of each UID not on disk).
-    // Skipped for a source whose every record has a file (the common case: counted
-    // cheaply instead of a search per record).
+/// One message file as the merge sees it.
+struct FileView<'a, 'f> {
+    uid: u32,
+    info: &'f FileInfo,
+    derived: Option<&'f Derived>,
+    cands: Candidates<'a>,
+    /// The modseq of the log's expunge of this UID, if any.
+    expunged_at: Option<u64>,
+}
+
+/// Step 3 for one file: keep, rebuild, restore or add its record, or let it go.
+fn take_file(ctx: &Ctx<'_, '_>, acc: &mut Acc, f: &FileOutcome) {
+    let (old, id) = (ctx.old, ctx.id);
+    let uid = f.uid();
+    let cands = if ctx.frame.validity_changed && !id.use_index && !id.use_log {
+        Candidates::default()
+    } else {
+        candidates(old, uid, id.use_index, id.use_log)
+    };
+    let names = &id.names;
+    match f {
+        FileOutcome::Vanished { .. } => {
+            if let Some((_, r)) = cands.first() {
+                acc.counts.dropped += 1;
+                acc.lose(ctx, Reason::Vanished, r);
+                acc.changes.add(Some(uid), "dropped-missing", || {
+                    (Some(flag_json(names, r)), None, "message file vanished during the run; record dropped".into())
+                });
+            }
+        }
+        FileOutcome::Empty(_) => {
+            acc.unrepaired = true;
+            if let Some((_, r)) = cands.first() {
+                acc.counts.dropped += 1;
+                acc.lose(ctx, Reason::Empty, r);
+                acc.changes.add(Some(uid), "dropped-empty", || {
+                    (
+                        Some(flag_json(names, r)),
+                        None,
+                        format!(
+                            "{uid}. is empty: record dropped (flags were {}), file left in place",
+                            flag_json(names, r)
+                        ),
+                    )
+                });
+            } else {
+                acc.changes.add(Some(uid), "empty-file", || {
+                    (None, None, format!("{uid}. is empty: not indexed, left in place"))
+                });
+            }
+        }
+        FileOutcome::Unreadable { error, .. } => {
+            acc.unrepaired = true;
+            if let Some((src, r)) = cands.first() {
+                acc.records.push(**r);
+                acc.changes.add(Some(uid), "unreadable", || {
+                    (None, None, format!("{uid}. cannot be read ({error}); its {src:?} record is kept unverified"))
+                });
+            } else {
+                acc.changes.add(Some(uid), "unreadable", || {
+                    (None, None, format!("{uid}. cannot be read ({error}); not indexed"))
+                });
+            }
+        }
+        FileOutcome::Matched(info) | FileOutcome::Read(info, _) => {
+            let derived = match f {
+                FileOutcome::Read(_, d) => Some(d),
+                _ => None,
+            };
+            let expunged_at =
+                if id.use_log { old.log.as_ref().and_then(|l| l.expunged.get(&uid).copied()) } else { None };
+            take_present(ctx, acc, FileView { uid, info, derived, cands, expunged_at });
+        }
+    }
+}
+
+/// A file that is there: the newest record that describes it is kept (or its leftover of
+/// an expunge set aside); else see [`take_undescribed`].
+fn take_present(ctx: &Ctx<'_, '_>, acc: &mut Acc, fv: FileView<'_, '_>) {
+    let (info, derived) = (fv.info, fv.derived);
+    let describes = |r: &MessageRecord| match derived {
+        Some(d) => r.size == info.size && (r.content_hash == d.content_hash || r.content_hash == [0; 32]),
+        None => r.size == info.size && r.internal_date == info.mtime,
+    };
+    match fv.cands.iter().find(|(_, r)| describes(r)) {
+        Some(&(src, r)) => keep_trusted(ctx, acc, &fv, src, r),
+        None => take_undescribed(ctx, acc, &fv),
+    }
+}
+
+/// A record describes the file: keep it (with what was derived again), unless the log
+/// expunged it after that record (the file is an interrupted expunge's leftover).
+fn keep_trusted(ctx: &Ctx<'_, '_>, acc: &mut Acc, fv: &FileView<'_, '_>, src: Source, r: &MessageRecord) {
+    let (uid, names) = (fv.uid, &ctx.id.names);
+    if fv.expunged_at.is_some_and(|e| e > r.modseq) {
+        acc.set_aside.push(uid);
+        acc.changes.add(Some(uid), "expunged-leftover", || expunged_leftover(uid));
+        return;
+    }
+    let mut rec = *r;
+    if let Some(d) = fv.derived {
+        rec.content_hash = d.content_hash;
+        rec.prefix_hash = d.prefix_hash;
+        rec.header_size = d.header_size;
+        rec.sent_date = d.sent_date.map(|x| x.unix);
+        rec.sent_offset = d.sent_date.map(|x| x.offset_minutes).unwrap_or(0);
+        if let Some((o, l)) = d.cache {
+            rec.cache_offset = o;
+            rec.cache_len = l;
+        }
+    }
+    if let Some((_, newest)) = fv.cands.first().filter(|c| c.1.modseq != r.modseq) {
+        if (newest.system_flags, newest.user_flags) != (r.system_flags, r.user_flags) {
+            // The newer flags belong to a record that no longer describes the file: they
+            // are not applied.
+            acc.counts.flags_lost += 1;
+        }
+        acc.changes.add(Some(uid), "newest-record-mismatch", || {
+            (
+                Some(flag_json(names, newest)),
+                Some(flag_json(names, r)),
+                format!(
+                    "the newest record of {uid}. describes other content; an older {src:?} record that matches was used"
+                ),
+            )
+        });
+    }
+    let from_index = ctx.old.index_records.get(&uid);
+    if from_index.is_some_and(|i| same_state(i, &rec)) {
+        acc.counts.kept += 1;
+    } else {
+        acc.counts.rebuilt += 1;
+        acc.changes.add(Some(uid), if src == Source::Log { "record-from-log" } else { "record-rebuilt" }, || {
+            (
+                from_index.map(|i| flag_json(names, i)),
+                Some(flag_json(names, &rec)),
+                match (src, from_index) {
+                    (Source::Log, None) => {
+                        "index record missing or damaged: flags and date recovered from the change log".into()
+                    }
+                    (Source::Log, Some(_)) => {
+                        "index record out of date: flags and date taken from the change log".into()
+                    }
+                    _ => "index record rewritten with re-derived fields".into(),
+                },
+            )
+        });
+    }
+    acc.records.push(rec);
+}
+
+/// No surviving record describes the file: its old record (if any) is let go; then it is
+/// an expunge's leftover (set aside), a message salvage found a record for (restored), or
+/// a new message (added, or re-appended above the last UID).
+fn take_undescribed(ctx: &Ctx<'_, '_>, acc: &mut Acc, fv: &FileView<'_, '_>) {
+    let (uid, info, names) = (fv.uid, fv.info, &ctx.id.names);
+    // A record from outside the mailbox's own files: only for a file that was read and
+    // matches it byte for byte (size and BLAKE3).
+    let hint = ctx.input.hints.and_then(|h| h.get(uid)).filter(|h| {
+        h.origin.is_none_or(|(id, v)| {
+            id == ctx.id.unique_id && (Some(v) == ctx.id.old_validity || v == ctx.frame.uid_validity)
+        }) && fv.derived.is_some_and(|d| h.record.size == info.size && h.record.content_hash == d.content_hash)
+    });
+    if let Some((src, r)) = fv.cands.first() {
+        let had_flags = r.system_flags.0 != 0 || r.user_flags.0 != 0;
+        if had_flags {
+            acc.counts.flags_lost += 1;
+        }
+        acc.lose(ctx, Reason::ContentChanged, r);
+        acc.changes.add(Some(uid), "content-changed", || {
+            (
+                Some(flag_json(names, r)),
+                None,
+                format!(
+                    "{uid}. no longer matches its {src:?} record ({}); old flags {} not applied",
+                    if r.size == info.size {
+                        "same size, different content hash".to_string()
+                    } else {
+                        format!("size {} → {}", r.size, info.size)
+                    },
+                    flag_json(names, r)
+                ),
+            )
+        });
+    } else if fv.expunged_at.is_some() && hint.is_none_or(|h| h.origin.is_some()) {
+        acc.set_aside.push(uid);
+        acc.changes.add(Some(uid), "expunged-leftover", || expunged_leftover(uid));
+        return;
+    }
+    match (hint, fv.derived) {
+        (Some(h), Some(d)) => restore_from_hint(acc, uid, h, d),
+        _ => add_new(ctx, acc, fv),
+    }
+}
+
+/// A file salvage found a record for: its flags (by name) and internal date restored,
+/// under a new modseq.
+fn restore_from_hint(acc: &mut Acc, uid: u32, h: &Hint, d: &Derived) {
+    let mut rec = h.record;
+    rec.uid = uid;
+    rec.user_flags = UserFlags(0);
+    rec.content_hash = d.content_hash;
+    rec.prefix_hash = d.prefix_hash;
+    rec.header_size = d.header_size;
+    rec.sent_date = d.sent_date.map(|x| x.unix);
+    rec.sent_offset = d.sent_date.map(|x| x.offset_minutes).unwrap_or(0);
+    (rec.cache_offset, rec.cache_len) = d.cache.unwrap_or((0, 0));
+    // A restored message is a change clients must see: a new modseq.
+    rec.modseq = 0;
+    acc.counts.restored += 1;
+    if let Some(e) = &h.resolves {
+        acc.recovered.push((e.clone(), uid, h.source.clone()));
+    }
+    acc.changes.add(Some(uid), "restored", || {
+        (
+            None,
+            Some(serde_json::json!({
+                "flags": h.record.system_flags.names().map(str::to_string).chain(h.flag_names.iter().cloned()).collect::<Vec<_>>(),
+                "internal_date": date_json(h.record.internal_date, h.record.internal_offset),
+            })),
+            format!("{uid}. had no record here: flags and internal date restored from {}", h.source),
+        )
+    });
+    acc.pending_names.push((acc.records.len(), h.flag_names.clone()));
+    acc.records.push(rec);
+}
+
+/// A file with no record at all: a new record (no flags, the best date there is), placed
+/// later by [`place_fresh`].
+fn add_new(ctx: &Ctx<'_, '_>, acc: &mut Acc, fv: &FileView<'_, '_>) {
+    let (uid, info) = (fv.uid, fv.info);
+    let (date, source) = pick_date(info, fv.derived, ctx.input.now);
+    let d = fv.derived.copied();
+    let rec = MessageRecord {
+        uid,
+        system_flags: SystemFlags(0),
+        user_flags: UserFlags(0),
+        internal_date: date.unix,
+        internal_offset: date.offset_minutes,
+        date_source: source,
+        sent_date: d.and_then(|d| d.sent_date).map(|x| x.unix),
+        sent_offset: d.and_then(|d| d.sent_date).map(|x| x.offset_minutes).unwrap_or(0),
+        header_size: d.map(|d| d.header_size).unwrap_or(0),
+        size: info.size,
+        cache_offset: d.and_then(|d| d.cache).map(|c| c.0).unwrap_or(0),
+        cache_len: d.and_then(|d| d.cache).map(|c| c.1).unwrap_or(0),
+        modseq: 0,
+        content_hash: d.map(|d| d.content_hash).unwrap_or([0; 32]),
+        prefix_hash: d.map(|d| d.prefix_hash).unwrap_or(0),
+    };
+    let validity_changed = ctx.frame.validity_changed;
+    let below = uid <= ctx.frame.reappend_limit;
+    if fv.cands.first().is_none() && (below || validity_changed) {
+        // It had a record once (its UID was given), which is lost.
+        acc.counts.flags_unknown += 1;
+    }
+    let reappend = !validity_changed && below && !ctx.input.keep_uids;
+    acc.fresh.push((uid, rec, reappend));
+}
+
+/// Step 4: records with no file (the newest candidate of each UID not on disk) are let go,
+/// unless the log expunged them. Skipped for a source whose every record has a file (the
+/// common case: counted cheaply instead of a search per record).
+fn drop_gone(ctx: &Ctx<'_, '_>, acc: &mut Acc, files: &[FileOutcome]) {
+    let (old, use_index, use_log, names) = (ctx.old, ctx.id.use_index, ctx.id.use_log, &ctx.id.names);
     let on_disk = |u: &u32| files.binary_search_by_key(u, FileOutcome::uid).is_ok();
     let with_file = |has: &dyn Fn(&u32) -> bool| files.iter().filter(|f| has(&f.uid())).count();
     let mut gone: UidMap<MessageRecord> = UidMap::default();
@@ -973,23 +1148,27 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
         if expunged_later {
             continue;
         }
-        counts.dropped += 1;
-        lose(&mut losses, &names, Reason::Gone, r);
-        changes.add(Some(uid), "dropped-missing", || {
+        acc.counts.dropped += 1;
+        acc.lose(ctx, Reason::Gone, r);
+        acc.changes.add(Some(uid), "dropped-missing", || {
             (
-                Some(flag_json(&names, r)),
+                Some(flag_json(names, r)),
                 None,
-                format!("{uid}. is gone: record dropped (flags were {})", flag_json(&names, r)),
+                format!("{uid}. is gone: record dropped (flags were {})", flag_json(names, r)),
             )
         });
     }
+}
 
-    // New messages: under their UID if above the last UID, else re-appended above every
-    // UID in use (files left in place included, so a rename never collides).
-    let before_new = last_uid;
-    last_uid = last_uid.max(max_file_uid).max(records.iter().map(|r| r.uid).max().unwrap_or(0));
+/// New messages: under their UID if above the last UID, else re-appended above every UID
+/// in use (files left in place included, so a rename never collides). The last UID and
+/// the renames.
+fn place_fresh(ctx: &Ctx<'_, '_>, acc: &mut Acc, max_file_uid: u32) -> (u32, Vec<(u32, u32)>) {
+    let validity_changed = ctx.frame.validity_changed;
+    let before_new = ctx.frame.last_uid;
+    let mut last_uid = before_new.max(max_file_uid).max(acc.records.iter().map(|r| r.uid).max().unwrap_or(0));
     if !validity_changed && last_uid > before_new {
-        changes.add(None, "last-uid-raised", || {
+        acc.changes.add(None, "last-uid-raised", || {
             (
                 Some(serde_json::json!(before_new)),
                 Some(serde_json::json!(last_uid)),
@@ -998,18 +1177,18 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
         });
     }
     let mut renames = Vec::new();
-    for (uid, mut rec, reappend) in fresh {
-        counts.added += 1;
+    for (uid, mut rec, reappend) in std::mem::take(&mut acc.fresh) {
+        acc.counts.added += 1;
         if reappend {
             last_uid += 1;
             renames.push((uid, last_uid));
-            changes.add(Some(last_uid), "re-appended", || (Some(serde_json::json!(uid)), Some(serde_json::json!(last_uid)), format!(
+            acc.changes.add(Some(last_uid), "re-appended", || (Some(serde_json::json!(uid)), Some(serde_json::json!(last_uid)), format!(
                     "{uid}. has no record and its UID is not above the last UID: renamed to {last_uid}. (bytes untouched), internal date from {}",
                     rec.date_source.as_str()
                 )));
             rec.uid = last_uid;
-        } else if input.keep_uids && !validity_changed && uid <= before_new {
-            changes.add(Some(uid), "kept-uid", || {
+        } else if ctx.input.keep_uids && !validity_changed && uid <= before_new {
+            acc.changes.add(Some(uid), "kept-uid", || {
                 (
                     None,
                     Some(date_json(rec.internal_date, rec.internal_offset)),
@@ -1020,7 +1199,7 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
                 )
             });
         } else {
-            changes.add(Some(uid), "added", || {
+            acc.changes.add(Some(uid), "added", || {
                 (
                     None,
                     Some(date_json(rec.internal_date, rec.internal_offset)),
@@ -1028,44 +1207,54 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
                 )
             });
         }
-        records.push(rec);
+        acc.records.push(rec);
     }
-    records.sort_by_key(|r| r.uid);
+    (last_uid, renames)
+}
 
-    // Restored records' flags by name: a slot of the same name, else a free slot (one no
-    // record uses without a name).
-    if !pending_names.is_empty() {
-        let unnamed = records.iter().fold(0u128, |acc, r| acc | r.user_flags.0);
-        for (i, fnames) in pending_names {
-            for n in fnames {
-                let slot =
-                    names.iter().position(|x| x.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(&n))).or_else(|| {
-                        let free = (0..MAX_USER_FLAGS)
-                            .find(|&s| names.get(s).is_none_or(Option::is_none) && unnamed & (1u128 << s) == 0)?;
-                        if names.len() <= free {
-                            names.resize(free + 1, None);
-                        }
-                        names[free] = Some(n.clone());
-                        Some(free)
-                    });
-                match slot {
-                    Some(s) => records[i].user_flags.set(s),
-                    None => {
-                        let uid = records[i].uid;
-                        changes.add(Some(uid), "flag-name-no-slot", || {
-                            (
-                                None,
-                                Some(serde_json::json!(n)),
-                                format!("{uid}.: no free user flag slot for {n}; not restored"),
-                            )
-                        });
+/// Restored records' flags by name: a slot of the same name, else a free slot (one no
+/// record uses without a name).
+fn restore_flag_names(
+    records: &mut [MessageRecord],
+    names: &mut Vec<Option<String>>,
+    pending_names: Vec<(usize, Vec<String>)>,
+    changes: &mut ChangeList,
+) {
+    if pending_names.is_empty() {
+        return;
+    }
+    let unnamed = records.iter().fold(0u128, |acc, r| acc | r.user_flags.0);
+    for (i, fnames) in pending_names {
+        for n in fnames {
+            let slot =
+                names.iter().position(|x| x.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(&n))).or_else(|| {
+                    let free = (0..MAX_USER_FLAGS)
+                        .find(|&s| names.get(s).is_none_or(Option::is_none) && unnamed & (1u128 << s) == 0)?;
+                    if names.len() <= free {
+                        names.resize(free + 1, None);
                     }
+                    names[free] = Some(n.clone());
+                    Some(free)
+                });
+            match slot {
+                Some(s) => records[i].user_flags.set(s),
+                None => {
+                    let uid = records[i].uid;
+                    changes.add(Some(uid), "flag-name-no-slot", || {
+                        (
+                            None,
+                            Some(serde_json::json!(n)),
+                            format!("{uid}.: no free user flag slot for {n}; not restored"),
+                        )
+                    });
                 }
             }
         }
     }
+}
 
-    // 5. Names for user flag bits whose name was lost.
+/// Names for user flag bits whose name was lost: `$RecoveredFlagN`.
+fn name_lost_slots(records: &[MessageRecord], names: &mut Vec<Option<String>>, changes: &mut ChangeList) {
     let used = records.iter().fold(0u128, |acc, r| acc | r.user_flags.0);
     for slot in 0..MAX_USER_FLAGS {
         if used & (1u128 << slot) != 0 && names.get(slot).is_none_or(Option::is_none) {
@@ -1080,12 +1269,32 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
             names[slot] = Some(placeholder);
         }
     }
+}
 
-    // Modseqs: new and renamed records get fresh ones, above every modseq that may have
-    // been given (the surviving ceilings: the log that recorded the last ones may be
-    // lost or cut); a record recovered from the log keeps the modseq of the change it
-    // records.
-    seq = seq.max(records.iter().map(|r| r.modseq).max().unwrap_or(0));
+/// What [`assign_modseqs`] gave.
+struct Modseqs {
+    /// The highest modseq given.
+    seq: u64,
+    /// Some record's client-visible state changed.
+    changed_any: bool,
+    /// Some record's cache record moved.
+    placement_changed: bool,
+}
+
+/// Modseqs: new and renamed records get fresh ones, above every modseq that may have been
+/// given (the surviving ceilings: the log that recorded the last ones may be lost or cut);
+/// a record recovered from the log keeps the modseq of the change it records. A log that
+/// lost records gives every message one new modseq.
+fn assign_modseqs(
+    old: &OldState,
+    input: &MergeInput<'_>,
+    use_log: bool,
+    seq: u64,
+    records: &mut [MessageRecord],
+    renames: &[(u32, u32)],
+    changes: &mut ChangeList,
+) -> Modseqs {
+    let mut seq = seq.max(records.iter().map(|r| r.modseq).max().unwrap_or(0));
     let above = ceilings(old, input);
     let mut changed_any = false;
     let mut placement_changed = false;
@@ -1126,21 +1335,13 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
     } else if log_incomplete {
         seq = seq.max(above);
     }
+    Modseqs { seq, changed_any, placement_changed }
+}
 
-    let header = MailboxHeader {
-        unique_id,
-        uid_validity,
-        last_uid,
-        created,
-        domain: input.domain.to_string(),
-        name: input.name.to_string(),
-        flags: names,
-        log: Default::default(),
-        modseq_ceiling: 0,
-    };
-    let ceiling = new_ceiling(old, input, seq, records.len());
-    let header = MailboxHeader { modseq_ceiling: ceiling, ..header };
-    let header_same = match (&old.current, &old.header) {
+/// Whether the new header has the old identity, flag names and name (a change when the
+/// old header named another mailbox).
+fn header_same(old: &OldState, header: &MailboxHeader, changes: &mut ChangeList) -> bool {
+    let same = match (&old.current, &old.header) {
         (Some(c), _) => {
             c.header.unique_id == header.unique_id
                 && c.header.uid_validity == header.uid_validity
@@ -1148,19 +1349,10 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
                 && c.header.domain == header.domain
                 && c.header.name == header.name
         }
-        (None, Some(h)) => h.same_identity(&header),
+        (None, Some(h)) => h.same_identity(header),
         (None, None) => false,
     };
-    let state_same = match &old.current {
-        Some(c) => {
-            old.index_records.len() == records.len()
-                && records.iter().all(|b| old.index_records.get(&b.uid).is_some_and(|a| same_state(a, b)))
-                && c.last_uid == last_uid
-        }
-        None => false,
-    };
-    let changed = changed_any || !state_same || !header_same || !renames.is_empty() || !set_aside.is_empty();
-    if !header_same && old.header.as_ref().is_some_and(|h| h.name != header.name || h.domain != header.domain) {
+    if !same && old.header.as_ref().is_some_and(|h| h.name != header.name || h.domain != header.domain) {
         changes.add(None, "header-name", || {
             (
                 old.header.as_ref().map(|h| serde_json::json!(format!("{}:{}", h.domain, h.name))),
@@ -1169,22 +1361,18 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
             )
         });
     }
-    Merged {
-        header,
-        records,
-        last_uid,
-        seq,
-        ceiling,
-        renames,
-        set_aside,
-        changes,
-        counts,
-        losses,
-        recovered,
-        new_validity: validity_changed.then_some((old_validity, uid_validity)),
-        changed,
-        placement_changed,
-        unrepaired,
+    same
+}
+
+/// Whether the records and last UID are the consistent mailbox's own.
+fn state_same(old: &OldState, records: &[MessageRecord], last_uid: u32) -> bool {
+    match &old.current {
+        Some(c) => {
+            old.index_records.len() == records.len()
+                && records.iter().all(|b| old.index_records.get(&b.uid).is_some_and(|a| same_state(a, b)))
+                && c.last_uid == last_uid
+        }
+        None => false,
     }
 }
 
