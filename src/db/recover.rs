@@ -172,114 +172,16 @@ pub fn recover_locked(fs: &dyn Fs, dir: &Path, opts: &RecoverOptions) -> Result<
             (rp, outcome, heads, true)
         }
         _ => {
-            let rebuild = opts.mode == Mode::Rebuild;
-            let (tables, salvaged) =
-                if rebuild { Tables::load_salvaging(fs, dir)? } else { (Tables::load(fs, dir)?, Vec::new()) };
-            report.snapshot_lsn = tables.applied;
-            if let Limit::Lsn(n) = limit {
-                if tables.max_applied() > n {
-                    return Err(Error::Invalid(format!(
-                        "the snapshots already include LSN {} (past {n}); to go back further, use --catastrophic with an older backup",
-                        tables.max_applied()
-                    )));
-                }
-            }
-            let segs = log::list_segments(fs, dir)?;
-            let heads = log::read_heads(fs, &segs)?;
-            let (from, tolerate) = if rebuild { (0, 0) } else { (tables.min_applied() + 1, tables.min_applied()) };
-            // A rebuild replays the whole readable log over what the snapshots still hold:
-            // puts and deletes are idempotent, so the result is right for every key the log
-            // touches, and the snapshots' own entries stand for the rest.
-            let floors = tables.applied;
-            let mut start = tables;
-            if rebuild {
-                start.applied = [0; 2];
-            }
-            let mut rp = Replayer::new(start, limit);
-            let outcome = log::read_log(fs, &heads, from, tolerate, &mut |_, _, r| rp.visit(r))?;
-            if rebuild {
-                for (a, f) in rp.tables.applied.iter_mut().zip(floors) {
-                    *a = (*a).max(f);
-                }
-                report.uncounted = rebuild_losses(&salvaged, floors, &outcome);
-                report.salvaged = salvaged;
-            } else {
-                log::check_coverage(dir, &rp.tables, &outcome)?;
-            }
+            let (rp, outcome, heads) = read_live(fs, dir, &opts.mode, limit, &mut report)?;
             (rp, outcome, heads, false)
         }
     };
-    if let Some(stop) = &rp.stopped_at {
-        if stop.commit_lsn.unwrap_or(0) <= rp.tables.max_applied() {
-            return Err(Error::Invalid(format!(
-                "the snapshots already include transaction {} committed after the point asked for; use --catastrophic with an older backup",
-                stop.txn
-            )));
-        }
-    }
+    refuse_damage(&opts.mode, &outcome, &rp)?;
     report.commits = rp.commits;
     report.replayed = rp.applied;
     report.damage = outcome.damage.clone();
-    if opts.mode == Mode::Strict {
-        if let Some(t) = outcome.tolerated.first() {
-            return Err(Error::Db(DbError::Refused(format!(
-                "strict recovery refuses: {} is damaged at byte offset {} (LSN {}): {} (the snapshots include those records; msdb_recover without --strict sets the log aside)",
-                t.file.display(),
-                t.offset,
-                t.lsn,
-                t.what
-            ))));
-        }
-    }
-    let refuse = match (&opts.mode, &outcome.damage) {
-        (_, None) => false,
-        (Mode::Strict, Some(_)) => true,
-        (Mode::Normal | Mode::Until(_), Some(d)) => d.is_corrupt(),
-        (Mode::PointInTime | Mode::Catastrophic(_) | Mode::Rebuild, Some(_)) => false,
-    };
-    if refuse {
-        let d = outcome.damage.as_ref().expect("refuse implies damage");
-        return Err(match (&opts.mode, d) {
-            (Mode::Strict, Damage::TornTail(_)) => Error::Db(DbError::Refused(format!(
-                "strict recovery refuses: {}; run msdb_recover without --strict to drop the torn record",
-                d.describe()
-            ))),
-            _ => super::corrupt_error(d, &rp),
-        });
-    }
-    // What the recovered state ends at.
     let stopped_early = rp.stopped_at.is_some();
-    if !stopped_early {
-        rp.discard_open();
-    }
-    report.discarded = rp.discarded.clone();
-    if let Some(d) = &outcome.damage {
-        let at = d.at().lsn;
-        for t in &mut report.discarded {
-            t.commit_in_damage = t.first_lsn + u64::from(t.records) == at;
-        }
-    }
-    let in_snapshots = report.snapshot_lsn.iter().copied().min().unwrap_or(0);
-    if let Some(d) = &outcome.damage {
-        let lost: Vec<RecInfo> = d.at().later_commits.iter().filter(|c| c.lsn > in_snapshots).cloned().collect();
-        report.dropped_count += lost.len();
-        report.dropped.extend(lost);
-    }
-    for t in &outcome.tolerated {
-        report.actions.push(format!(
-            "{} is damaged at byte offset {} (LSN {}): {}; the snapshots already include those records",
-            t.file.display(),
-            t.offset,
-            t.lsn,
-            t.what
-        ));
-    }
-    if stopped_early {
-        let (list, count) = commits_after(fs, &heads, rp.stopped_at.as_ref().map(|s| s.first_lsn).unwrap_or(0))?;
-        report.dropped.extend(list);
-        report.dropped_count += count;
-    }
-    report.dropped.truncate(1000);
+    account_losses(fs, &heads, &mut rp, &outcome, &mut report)?;
     let pos = outcome.position.clone();
     // The LSN the state includes: everything read (normal), or up to just before the
     // transaction the limit stopped at.
@@ -315,21 +217,7 @@ pub fn recover_locked(fs: &dyn Fs, dir: &Path, opts: &RecoverOptions) -> Result<
     }
     let mut tables = rp.tables;
     if needs_install {
-        tables.applied = [lsn; 2];
-        let reason = match &opts.mode {
-            Mode::Catastrophic(_) => "catastrophic".to_string(),
-            Mode::PointInTime => "point-in-time".to_string(),
-            Mode::Rebuild => "rebuild".to_string(),
-            Mode::Until(Limit::Lsn(n)) => format!("to-lsn-{n}"),
-            Mode::Until(Limit::Time(_)) => "to-time".to_string(),
-            _ => "recover".to_string(),
-        };
-        let q = install::install(fs, dir, &tables, lsn, &reason, d)?;
-        report.actions.push(format!(
-            "installed the state at LSN {lsn} and started a new log timeline; the replaced log and snapshots are in {}",
-            q.display()
-        ));
-        report.quarantine = Some(q);
+        install_state(fs, dir, &opts.mode, tables, lsn, d, &mut report)?;
         return Ok(report);
     }
     let torn = matches!(outcome.damage, Some(Damage::TornTail(_)));
@@ -338,6 +226,169 @@ pub fn recover_locked(fs: &dyn Fs, dir: &Path, opts: &RecoverOptions) -> Result<
     let stale = report.snapshot_lsn.iter().any(|&s| s < last_commit);
     finish_normal(fs, dir, &mut tables, Ending { pos, torn, stale, lsn }, d, &mut report)?;
     Ok(report)
+}
+
+/// The recoveries that must not go on: a limit before what the snapshots include, and
+/// damage the mode does not accept (strict: any; normal and to a point: mid-log
+/// corruption), with the error that says what to run.
+fn refuse_damage(mode: &Mode, outcome: &log::ReadOutcome, rp: &Replayer) -> Result<()> {
+    if let Some(stop) = &rp.stopped_at {
+        if stop.commit_lsn.unwrap_or(0) <= rp.tables.max_applied() {
+            return Err(Error::Invalid(format!(
+                "the snapshots already include transaction {} committed after the point asked for; use --catastrophic with an older backup",
+                stop.txn
+            )));
+        }
+    }
+    if *mode == Mode::Strict {
+        if let Some(t) = outcome.tolerated.first() {
+            return Err(Error::Db(DbError::Refused(format!(
+                "strict recovery refuses: {} is damaged at byte offset {} (LSN {}): {} (the snapshots include those records; msdb_recover without --strict sets the log aside)",
+                t.file.display(),
+                t.offset,
+                t.lsn,
+                t.what
+            ))));
+        }
+    }
+    let refuse = match (mode, &outcome.damage) {
+        (_, None) => false,
+        (Mode::Strict, Some(_)) => true,
+        (Mode::Normal | Mode::Until(_), Some(d)) => d.is_corrupt(),
+        (Mode::PointInTime | Mode::Catastrophic(_) | Mode::Rebuild, Some(_)) => false,
+    };
+    if refuse {
+        let d = outcome.damage.as_ref().expect("refuse implies damage");
+        return Err(match (mode, d) {
+            (Mode::Strict, Damage::TornTail(_)) => Error::Db(DbError::Refused(format!(
+                "strict recovery refuses: {}; run msdb_recover without --strict to drop the torn record",
+                d.describe()
+            ))),
+            _ => super::corrupt_error(d, rp),
+        });
+    }
+    Ok(())
+}
+
+/// What the recovered state leaves out, into the report: transactions discarded
+/// uncommitted (or whose commit record is the first damaged one), commits readable past
+/// damage, commits after the point a limit stopped at, damage the snapshots make harmless.
+fn account_losses(
+    fs: &dyn Fs,
+    heads: &[SegHead],
+    rp: &mut Replayer,
+    outcome: &log::ReadOutcome,
+    report: &mut RecoverReport,
+) -> Result<()> {
+    let stopped_early = rp.stopped_at.is_some();
+    if !stopped_early {
+        rp.discard_open();
+    }
+    report.discarded = rp.discarded.clone();
+    if let Some(d) = &outcome.damage {
+        let at = d.at().lsn;
+        for t in &mut report.discarded {
+            t.commit_in_damage = t.first_lsn + u64::from(t.records) == at;
+        }
+    }
+    let in_snapshots = report.snapshot_lsn.iter().copied().min().unwrap_or(0);
+    if let Some(d) = &outcome.damage {
+        let lost: Vec<RecInfo> = d.at().later_commits.iter().filter(|c| c.lsn > in_snapshots).cloned().collect();
+        report.dropped_count += lost.len();
+        report.dropped.extend(lost);
+    }
+    for t in &outcome.tolerated {
+        report.actions.push(format!(
+            "{} is damaged at byte offset {} (LSN {}): {}; the snapshots already include those records",
+            t.file.display(),
+            t.offset,
+            t.lsn,
+            t.what
+        ));
+    }
+    if stopped_early {
+        let (list, count) = commits_after(fs, heads, rp.stopped_at.as_ref().map(|s| s.first_lsn).unwrap_or(0))?;
+        report.dropped.extend(list);
+        report.dropped_count += count;
+    }
+    report.dropped.truncate(1000);
+    Ok(())
+}
+
+/// Install `tables` as the state at `lsn` (a new log timeline; what it replaces goes into
+/// the quarantine, named for the mode).
+fn install_state(
+    fs: &dyn Fs,
+    dir: &Path,
+    mode: &Mode,
+    mut tables: Tables,
+    lsn: u64,
+    d: Durability,
+    report: &mut RecoverReport,
+) -> Result<()> {
+    tables.applied = [lsn; 2];
+    let reason = match mode {
+        Mode::Catastrophic(_) => "catastrophic".to_string(),
+        Mode::PointInTime => "point-in-time".to_string(),
+        Mode::Rebuild => "rebuild".to_string(),
+        Mode::Until(Limit::Lsn(n)) => format!("to-lsn-{n}"),
+        Mode::Until(Limit::Time(_)) => "to-time".to_string(),
+        _ => "recover".to_string(),
+    };
+    let q = install::install(fs, dir, &tables, lsn, &reason, d)?;
+    report.actions.push(format!(
+        "installed the state at LSN {lsn} and started a new log timeline; the replaced log and snapshots are in {}",
+        q.display()
+    ));
+    report.quarantine = Some(q);
+    Ok(())
+}
+
+/// Read the live snapshots and log for a recovery in `mode` (all but catastrophic): the
+/// replayer with the recovered tables, what reading found, and the segment heads. A
+/// rebuild salvages damaged snapshots and replays the whole readable log over them.
+fn read_live(
+    fs: &dyn Fs,
+    dir: &Path,
+    mode: &Mode,
+    limit: Limit,
+    report: &mut RecoverReport,
+) -> Result<(Replayer, log::ReadOutcome, Vec<SegHead>)> {
+    let rebuild = *mode == Mode::Rebuild;
+    let (tables, salvaged) =
+        if rebuild { Tables::load_salvaging(fs, dir)? } else { (Tables::load(fs, dir)?, Vec::new()) };
+    report.snapshot_lsn = tables.applied;
+    if let Limit::Lsn(n) = limit {
+        if tables.max_applied() > n {
+            return Err(Error::Invalid(format!(
+                "the snapshots already include LSN {} (past {n}); to go back further, use --catastrophic with an older backup",
+                tables.max_applied()
+            )));
+        }
+    }
+    let segs = log::list_segments(fs, dir)?;
+    let heads = log::read_heads(fs, &segs)?;
+    let (from, tolerate) = if rebuild { (0, 0) } else { (tables.min_applied() + 1, tables.min_applied()) };
+    // A rebuild replays the whole readable log over what the snapshots still hold:
+    // puts and deletes are idempotent, so the result is right for every key the log
+    // touches, and the snapshots' own entries stand for the rest.
+    let floors = tables.applied;
+    let mut start = tables;
+    if rebuild {
+        start.applied = [0; 2];
+    }
+    let mut rp = Replayer::new(start, limit);
+    let outcome = log::read_log(fs, &heads, from, tolerate, &mut |_, _, r| rp.visit(r))?;
+    if rebuild {
+        for (a, f) in rp.tables.applied.iter_mut().zip(floors) {
+            *a = (*a).max(f);
+        }
+        report.uncounted = rebuild_losses(&salvaged, floors, &outcome);
+        report.salvaged = salvaged;
+    } else {
+        log::check_coverage(dir, &rp.tables, &outcome)?;
+    }
+    Ok((rp, outcome, heads))
 }
 
 /// What a rebuild lost and cannot name: entries of a damaged snapshot that the log does
