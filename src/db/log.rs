@@ -587,39 +587,17 @@ fn read_segments(
         // The LSN the next segment starts at: every LSN of this one is below it.
         let next_first = heads.get(i + 1).and_then(|n| n.header.as_ref().ok()).map(|(n, _)| n.first_lsn);
         let all_checkpointed = next_first.is_some_and(|f| f.saturating_sub(1) <= tolerate_below);
-        let (info, hcrc) = match &h.header {
-            Ok(x) => *x,
-            Err(e) => {
-                let what = format!("segment header: {e}");
-                if !is_last && all_checkpointed {
-                    // Every record of this segment is in the snapshots: note it, go on.
-                    out.tolerated.push(damage_at(&h.path, 0, expect_lsn, what, h.len));
-                    prev = None;
-                    continue;
-                }
-                out.damage = Some(Damage::Corrupt(damage_at(&h.path, 0, expect_lsn, what, h.len)));
+        let (info, hcrc) = match check_head(heads, i, prev, expect_lsn, all_checkpointed, out) {
+            HeadCheck::Read(info, hcrc) => (info, hcrc),
+            HeadCheck::Skip => {
+                prev = None;
+                continue;
+            }
+            HeadCheck::Stop => {
                 later_segments(fs, heads, i + 1, out)?;
                 return Ok(());
             }
         };
-        if let Some((psalt, pend, pcrc, plsn)) = prev {
-            if info.flags & FLAG_NEW_TIMELINE == 0
-                && (info.prev_salt != psalt || info.prev_crc != pcrc || info.first_lsn != plsn || info.prev_end != pend)
-            {
-                let what = format!(
-                    "segment does not continue the previous one (it names LSN {}, end {}, salt {:08x}; the previous ends at LSN {}, offset {}, salt {:08x})",
-                    info.first_lsn, info.prev_end, info.prev_salt, plsn, pend, psalt
-                );
-                if !is_last && all_checkpointed {
-                    out.tolerated.push(damage_at(&h.path, 0, plsn, what, h.len));
-                    prev = None;
-                    continue;
-                }
-                out.damage = Some(Damage::Corrupt(damage_at(&h.path, 0, plsn, what, h.len)));
-                later_segments(fs, heads, i + 1, out)?;
-                return Ok(());
-            }
-        }
         // Where this segment's valid records must end: the next segment says so.
         let limit = if is_last {
             None
@@ -701,46 +679,153 @@ fn read_segments(
         report.valid_end = end.0;
         out.position = Some(position(h, &info, end));
         expect_lsn = end.2;
-        match damage_off {
-            None => {
-                out.segments.push(report);
-                prev = Some((info.salt, end.0, end.1, end.2));
-            }
-            Some(_) if what == "tolerated" => {
-                out.segments.push(report);
-                prev = None;
-            }
-            Some(off) if limit.is_some() => {
-                let l = expected_end;
-                let what = if l > file_len {
-                    format!("segment is {file_len} bytes but the next segment says its records end at {l}")
-                } else if what.is_empty() {
-                    format!("records end at {off} but the next segment says they end at {l}")
-                } else {
-                    what
-                };
-                let mut d = damage_at(&h.path, off, damage_lsn, what, l.saturating_sub(off));
-                later_in_segment(&bytes, base, &h.path, info.salt, off, damage_lsn, &mut d);
-                out.damage = Some(Damage::Corrupt(d));
-                out.segments.push(report);
-                later_segments(fs, heads, i + 1, out)?;
-                return Ok(());
-            }
-            Some(_) if !is_last => {
-                // The next header is damaged or starts a new timeline: this segment ends
-                // where its valid records end; the next one is judged on its own.
-                out.segments.push(report);
-                prev = None;
-            }
-            Some(off) => {
-                let mut d = damage_at(&h.path, off, damage_lsn, what, file_len - off);
-                let proof = later_in_segment(&bytes, base, &h.path, info.salt, off, damage_lsn, &mut d);
-                out.damage = Some(if proof { Damage::Corrupt(d) } else { Damage::TornTail(d) });
-                out.segments.push(report);
-            }
+        let seg = SegRead { h, info, bytes: &bytes, base, limit, file_len };
+        match judge_end(fs, heads, i, &seg, Stopped { damage_off, damage_lsn, what, end }, report, out)? {
+            Next::Go(p) => prev = p,
+            Next::Done => return Ok(()),
         }
     }
     Ok(())
+}
+
+/// One segment as [`read_segments`] read it.
+struct SegRead<'a> {
+    h: &'a SegHead,
+    info: SegmentHeaderInfo,
+    bytes: &'a [u8],
+    /// Offset of `bytes[0]` in the file.
+    base: u64,
+    /// Where the next segment says this one's valid records end.
+    limit: Option<u64>,
+    file_len: u64,
+}
+
+/// Where a segment's records stopped verifying (`None`: they run to where they must end),
+/// the LSN there, why, and the (offset, CRC, next LSN) after the last valid record.
+struct Stopped {
+    damage_off: Option<u64>,
+    damage_lsn: u64,
+    what: String,
+    end: (u64, u32, u64),
+}
+
+/// After [`judge_end`]: read the next segment (checked against this one, if it can be),
+/// or stop.
+enum Next {
+    Go(Option<(u32, u64, u32, u64)>),
+    Done,
+}
+
+/// Judge how segment `i` ended: whole, damage the snapshots make harmless, damage before
+/// where the next segment says it ends (corruption), a damaged or new-timeline next
+/// header, or a torn tail (the last segment, nothing readable after the damage) versus
+/// corruption (valid records follow it).
+fn judge_end(
+    fs: &dyn Fs,
+    heads: &[SegHead],
+    i: usize,
+    seg: &SegRead<'_>,
+    stopped: Stopped,
+    report: SegReport,
+    out: &mut ReadOutcome,
+) -> Result<Next> {
+    let SegRead { h, info, bytes, base, limit, file_len } = *seg;
+    let Stopped { damage_off, damage_lsn, what, end } = stopped;
+    let is_last = i + 1 == heads.len();
+    let expected_end = limit.unwrap_or(file_len);
+    match damage_off {
+        None => {
+            out.segments.push(report);
+            Ok(Next::Go(Some((info.salt, end.0, end.1, end.2))))
+        }
+        Some(_) if what == "tolerated" => {
+            out.segments.push(report);
+            Ok(Next::Go(None))
+        }
+        Some(off) if limit.is_some() => {
+            let l = expected_end;
+            let what = if l > file_len {
+                format!("segment is {file_len} bytes but the next segment says its records end at {l}")
+            } else if what.is_empty() {
+                format!("records end at {off} but the next segment says they end at {l}")
+            } else {
+                what
+            };
+            let mut d = damage_at(&h.path, off, damage_lsn, what, l.saturating_sub(off));
+            later_in_segment(bytes, base, &h.path, info.salt, off, damage_lsn, &mut d);
+            out.damage = Some(Damage::Corrupt(d));
+            out.segments.push(report);
+            later_segments(fs, heads, i + 1, out)?;
+            Ok(Next::Done)
+        }
+        Some(_) if !is_last => {
+            // The next header is damaged or starts a new timeline: this segment ends
+            // where its valid records end; the next one is judged on its own.
+            out.segments.push(report);
+            Ok(Next::Go(None))
+        }
+        Some(off) => {
+            let mut d = damage_at(&h.path, off, damage_lsn, what, file_len - off);
+            let proof = later_in_segment(bytes, base, &h.path, info.salt, off, damage_lsn, &mut d);
+            out.damage = Some(if proof { Damage::Corrupt(d) } else { Damage::TornTail(d) });
+            out.segments.push(report);
+            Ok(Next::Go(None))
+        }
+    }
+}
+
+/// What the checks of a segment's header, and of its link to the segment before, decided.
+enum HeadCheck {
+    /// Read its records.
+    Read(SegmentHeaderInfo, u32),
+    /// Damaged, but every record of it is in the snapshots: noted as tolerated; go on.
+    Skip,
+    /// Damaged: noted in `out.damage`; reading ends here.
+    Stop,
+}
+
+/// Check segment `i`'s header and that it continues `prev` (salt, end, CRC and LSN of the
+/// segment read before), unless it starts a new timeline.
+fn check_head(
+    heads: &[SegHead],
+    i: usize,
+    prev: Option<(u32, u64, u32, u64)>,
+    expect_lsn: u64,
+    all_checkpointed: bool,
+    out: &mut ReadOutcome,
+) -> HeadCheck {
+    let h = &heads[i];
+    let is_last = i + 1 == heads.len();
+    let (info, hcrc) = match &h.header {
+        Ok(x) => *x,
+        Err(e) => {
+            let what = format!("segment header: {e}");
+            if !is_last && all_checkpointed {
+                // Every record of this segment is in the snapshots: note it, go on.
+                out.tolerated.push(damage_at(&h.path, 0, expect_lsn, what, h.len));
+                return HeadCheck::Skip;
+            }
+            out.damage = Some(Damage::Corrupt(damage_at(&h.path, 0, expect_lsn, what, h.len)));
+            return HeadCheck::Stop;
+        }
+    };
+    if let Some((psalt, pend, pcrc, plsn)) = prev {
+        if info.flags & FLAG_NEW_TIMELINE == 0
+            && (info.prev_salt != psalt || info.prev_crc != pcrc || info.first_lsn != plsn || info.prev_end != pend)
+        {
+            let what = format!(
+                "segment does not continue the previous one (it names LSN {}, end {}, salt {:08x}; the previous ends at LSN {}, offset {}, salt {:08x})",
+                info.first_lsn, info.prev_end, info.prev_salt, plsn, pend, psalt
+            );
+            if !is_last && all_checkpointed {
+                out.tolerated.push(damage_at(&h.path, 0, plsn, what, h.len));
+                return HeadCheck::Skip;
+            }
+            out.damage = Some(Damage::Corrupt(damage_at(&h.path, 0, plsn, what, h.len)));
+            return HeadCheck::Stop;
+        }
+    }
+    HeadCheck::Read(info, hcrc)
 }
 
 fn position(h: &SegHead, info: &SegmentHeaderInfo, end: (u64, u32, u64)) -> Position {
