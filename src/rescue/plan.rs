@@ -180,12 +180,65 @@ fn target_dir(config: &Config, partition: &str, domain: &str, name: &MailboxName
     config.partition(partition).map(|root| layout::mailbox_dir(root, domain, name))
 }
 
+/// Mailboxes of the plan by (domain, name): their index in [`Plan::targets`].
+type Index = HashMap<(String, MailboxName), usize>;
+
+impl Target {
+    /// A mailbox not on disk, with no identity yet and nothing placed in it.
+    fn new(domain: String, name: MailboxName, partition: String, dir: PathBuf) -> Target {
+        Target {
+            domain,
+            name,
+            partition,
+            dir,
+            in_place: None,
+            home: None,
+            adopt: false,
+            next_uid: 0,
+            present: BTreeMap::new(),
+            hints: Hints::default(),
+            touched: false,
+        }
+    }
+}
+
 /// Plan the salvage of what `s` found.
 pub fn plan(config: &Config, s: &Survey, opts: &PlanOptions) -> Plan {
     let mut p = Plan::default();
-    let cat = &s.catalog;
     // 1. Targets: every mailbox on disk, and every place a known identity names.
-    let mut index: HashMap<(String, MailboxName), usize> = HashMap::new();
+    let mut index = add_targets_on_disk(&mut p, s);
+    let mut ids_of = add_targets_of_identities(&mut p, &mut index, config, s, opts);
+    // 2. What each mailbox holds now.
+    hash_present(&mut p, s, opts);
+    // 3. Identities, and what is wanted.
+    for t in 0..p.targets.len() {
+        let ids: Vec<Id> = ids_of.remove(&t).unwrap_or_default();
+        decide_home(&mut p.targets[t], &ids, &s.catalog, s);
+        find_wants(&mut p, t, ids, s);
+    }
+    // 4. Candidates: read those whose size is wanted (and every message-like file of a
+    //    lost+found, which goes somewhere whatever happens).
+    let heads = read_candidates(&mut p, s, opts);
+    // 5. Match.
+    let mut everywhere: HashSet<[u8; 32]> = p.targets.iter().flat_map(|t| t.present.values().copied()).collect();
+    let unknowns = place_wanted(&mut p, s, opts, &mut everywhere);
+    // Then what no wanted record knows (after every wanted message is placed: a damaged
+    // copy is told from a new message by whether the good bytes came back).
+    let mut u = Unknowns { config, s, opts, index, recovered_targets: HashMap::new(), heads, everywhere };
+    for ci in unknowns {
+        u.place(&mut p, ci);
+    }
+    for t in &mut p.targets {
+        if t.adopt || !t.hints.records.is_empty() {
+            t.touched = true;
+        }
+    }
+    p
+}
+
+/// Step 1a: a target for every mailbox on disk (the first partition's, when it is on two).
+fn add_targets_on_disk(p: &mut Plan, s: &Survey) -> Index {
+    let mut index = Index::new();
     for (i, ip) in s.in_place.iter().enumerate() {
         let key = (ip.domain.clone(), ip.name.clone());
         if index.contains_key(&key) {
@@ -199,21 +252,24 @@ pub fn plan(config: &Config, s: &Survey, opts: &PlanOptions) -> Plan {
         }
         index.insert(key, p.targets.len());
         p.targets.push(Target {
-            domain: ip.domain.clone(),
-            name: ip.name.clone(),
-            partition: ip.partition.clone(),
-            dir: ip.dir.clone(),
             in_place: Some(i),
             home: ip.own,
-            adopt: false,
-            next_uid: 0,
-            present: BTreeMap::new(),
-            hints: Hints::default(),
-            touched: false,
+            ..Target::new(ip.domain.clone(), ip.name.clone(), ip.partition.clone(), ip.dir.clone())
         });
     }
+    index
+}
+
+/// Step 1b: a target for every place a known identity names; the identities of each target.
+fn add_targets_of_identities(
+    p: &mut Plan,
+    index: &mut Index,
+    config: &Config,
+    s: &Survey,
+    opts: &PlanOptions,
+) -> HashMap<usize, Vec<Id>> {
     let mut ids_of: HashMap<usize, Vec<Id>> = HashMap::new();
-    for (id, k) in &cat.known {
+    for (id, k) in &s.catalog.known {
         let Some((domain, name)) = &k.place else {
             p.notes.push(format!(
                 "{} record(s) of mailbox {} (UID validity {}) name no mailbox: left where they are",
@@ -231,99 +287,100 @@ pub fn plan(config: &Config, s: &Survey, opts: &PlanOptions) -> Plan {
                 let partition = opts.registered.get(&key).cloned().unwrap_or_else(|| config.default_partition.clone());
                 let Some(dir) = target_dir(config, &partition, &domain, &name) else { continue };
                 index.insert(key, p.targets.len());
-                p.targets.push(Target {
-                    domain,
-                    name,
-                    partition,
-                    dir,
-                    in_place: None,
-                    home: None,
-                    adopt: false,
-                    next_uid: 0,
-                    present: BTreeMap::new(),
-                    hints: Hints::default(),
-                    touched: false,
-                });
+                p.targets.push(Target::new(domain, name, partition, dir));
                 p.targets.len() - 1
             }
         };
         ids_of.entry(t).or_default().push(*id);
     }
+    ids_of
+}
 
-    // 2. What each mailbox holds now.
+/// Step 2: the BLAKE3 of every message file of every target on disk, on `opts.threads`.
+fn hash_present(p: &mut Plan, s: &Survey, opts: &PlanOptions) {
+    let check = if opts.quick { Check::Quick } else { Check::Read };
     let hashed: Vec<BTreeMap<u32, [u8; 32]>> = par_map(p.targets.len(), opts.threads, |t| {
         let Some(ip) = p.targets[t].in_place.map(|i| &s.in_place[i]) else { return BTreeMap::new() };
-        present_of(ip, cat, opts.quick)
+        present_of(ip, &s.catalog, check)
     });
     for (t, h) in hashed.into_iter().enumerate() {
         p.targets[t].present = h;
     }
+}
 
-    // 3. Identities, and what is wanted.
-    for t in 0..p.targets.len() {
-        let ids: Vec<Id> = ids_of.remove(&t).unwrap_or_default();
-        decide_home(&mut p.targets[t], &ids, cat, s);
-        let target = &p.targets[t];
-        let home = target.home;
-        let mut by_hash: HashMap<[u8; 32], u32> = HashMap::new();
-        for (&uid, h) in &target.present {
-            by_hash.entry(*h).or_insert(uid);
-        }
-        let own_id = target.in_place.and_then(|i| s.in_place[i].own);
-        // The mailbox's own records count only for the identity it will carry (merge
-        // ignores its files' records when it takes another identity back).
-        let own_records = own_id.filter(|o| Some(*o) == home).and(target.in_place).map(|i| &s.in_place[i].own_records);
-        let mut hints: Vec<Hint> = Vec::new();
-        let mut wants: Vec<Want> = Vec::new();
-        // The identity it carries first: its records are the ones a file keeps.
-        let mut ids = ids.clone();
-        ids.sort_by_key(|id| Some(*id) != home);
-        for id in &ids {
-            let k = &cat.known[id];
-            for r in k.live() {
-                if r.content_hash == [0; 32] {
-                    continue;
-                }
-                let ledger = k.ledger.get(&r.uid).filter(|e| e.record.content_hash == r.content_hash).cloned();
-                match by_hash.get(&r.content_hash) {
-                    Some(&uid) => {
-                        // Present. Unless the mailbox's own files describe it, its flags
-                        // and date come from this record.
-                        let own_describes = own_records.and_then(|o| o.get(&uid)).is_some_and(|h| *h == r.content_hash);
-                        if !own_describes {
-                            hints.push(hint_for(k, r, uid, "a record found by salvage", ledger));
-                        }
+/// Step 3: which known messages target `t` lacks (wants), hints for those it has, and its
+/// next UID; `ids` are the identities known for it, `home` already decided.
+fn find_wants(p: &mut Plan, t: usize, mut ids: Vec<Id>, s: &Survey) {
+    let cat = &s.catalog;
+    // The identity it carries first: its records are the ones a file keeps.
+    let home = p.targets[t].home;
+    ids.sort_by_key(|id| Some(*id) != home);
+    let (mut hints, wants) = wants_and_hints(&p.targets[t], t, &ids, s);
+    let target = &mut p.targets[t];
+    let max_file = target.present.keys().next_back().copied().unwrap_or(0);
+    let known_last = ids
+        .iter()
+        .filter_map(|id| cat.known.get(id))
+        .filter(|k| Some((k.unique_id, k.uid_validity)) == target.home)
+        .map(|k| k.last_uid)
+        .max()
+        .unwrap_or(0);
+    let own_last = target.in_place.map(|i| s.in_place[i].own_last_uid).unwrap_or(0);
+    target.next_uid = max_file.max(known_last).max(own_last) + 1;
+    hints.sort_by_key(|h| h.record.uid);
+    hints.dedup_by_key(|h| h.record.uid);
+    target.hints.records = hints;
+    p.wants.extend(wants);
+}
+
+/// For each live record of `ids` (home first): a hint when `target` (index `t`) holds its
+/// bytes and its own files do not describe them, else a want.
+fn wants_and_hints(target: &Target, t: usize, ids: &[Id], s: &Survey) -> (Vec<Hint>, Vec<Want>) {
+    let cat = &s.catalog;
+    let home = target.home;
+    let mut by_hash: HashMap<[u8; 32], u32> = HashMap::new();
+    for (&uid, h) in &target.present {
+        by_hash.entry(*h).or_insert(uid);
+    }
+    let own_id = target.in_place.and_then(|i| s.in_place[i].own);
+    // The mailbox's own records count only for the identity it will carry (merge
+    // ignores its files' records when it takes another identity back).
+    let own_records = own_id.filter(|o| Some(*o) == home).and(target.in_place).map(|i| &s.in_place[i].own_records);
+    let mut hints: Vec<Hint> = Vec::new();
+    let mut wants: Vec<Want> = Vec::new();
+    for id in ids {
+        let k = &cat.known[id];
+        for r in k.live() {
+            if r.content_hash == [0; 32] {
+                continue;
+            }
+            let ledger = k.ledger.get(&r.uid).filter(|e| e.record.content_hash == r.content_hash).cloned();
+            match by_hash.get(&r.content_hash) {
+                Some(&uid) => {
+                    // Present. Unless the mailbox's own files describe it, its flags
+                    // and date come from this record.
+                    let own_describes = own_records.and_then(|o| o.get(&uid)).is_some_and(|h| *h == r.content_hash);
+                    if !own_describes {
+                        hints.push(hint_for(k, r, uid, "a record found by salvage", ledger));
                     }
-                    None => wants.push(Want {
-                        target: t,
-                        id: *id,
-                        record: *r,
-                        flag_names: k.flag_names_of(r),
-                        ledger,
-                        placed: None,
-                    }),
                 }
+                None => wants.push(Want {
+                    target: t,
+                    id: *id,
+                    record: *r,
+                    flag_names: k.flag_names_of(r),
+                    ledger,
+                    placed: None,
+                }),
             }
         }
-        let target = &mut p.targets[t];
-        let max_file = target.present.keys().next_back().copied().unwrap_or(0);
-        let known_last = ids
-            .iter()
-            .filter_map(|id| cat.known.get(id))
-            .filter(|k| Some((k.unique_id, k.uid_validity)) == target.home)
-            .map(|k| k.last_uid)
-            .max()
-            .unwrap_or(0);
-        let own_last = target.in_place.map(|i| s.in_place[i].own_last_uid).unwrap_or(0);
-        target.next_uid = max_file.max(known_last).max(own_last) + 1;
-        hints.sort_by_key(|h| h.record.uid);
-        hints.dedup_by_key(|h| h.record.uid);
-        target.hints.records = hints;
-        p.wants.extend(wants);
     }
+    (hints, wants)
+}
 
-    // 4. Candidates: read those whose size is wanted (and every message-like file of a
-    //    lost+found, which goes somewhere whatever happens).
+/// Step 4: read (on `opts.threads`) every candidate whose size is wanted and every
+/// message-like file of a `lost+found`; records their BLAKE3 and returns their heads.
+fn read_candidates(p: &mut Plan, s: &Survey, opts: &PlanOptions) -> HashMap<usize, Vec<u8>> {
     let wanted_sizes: HashSet<u64> = p.wants.iter().map(|w| w.record.size).collect();
     let to_hash: Vec<usize> = s
         .candidates
@@ -350,21 +407,22 @@ pub fn plan(config: &Config, s: &Survey, opts: &PlanOptions) -> Plan {
             }
         }
     }
+    heads
+}
 
-    // 5. Match.
+/// Step 5: place every wanted message a read candidate holds (lost+found first, then by
+/// path); returns the `lost+found` candidates no want matched, in that order.
+fn place_wanted(p: &mut Plan, s: &Survey, opts: &PlanOptions, everywhere: &mut HashSet<[u8; 32]>) -> Vec<usize> {
     let mut want_by_hash: HashMap<[u8; 32], Vec<usize>> = HashMap::new();
     for (i, w) in p.wants.iter().enumerate() {
         want_by_hash.entry(w.record.content_hash).or_default().push(i);
     }
-    let mut everywhere: HashSet<[u8; 32]> = p.targets.iter().flat_map(|t| t.present.values().copied()).collect();
     let mut order: Vec<usize> = p.candidate_hash.keys().copied().collect();
     // lost+found before backup copies (a move brings back the very inode), then by path.
     order.sort_by_key(|&i| {
         let c = &s.candidates[i];
         (s.sources[c.source].kind != SourceKind::LostFound, c.source, c.rel.clone())
     });
-    let recovered_targets: HashMap<String, usize> = HashMap::new();
-    let mut recovered_targets = recovered_targets;
     let mut unknowns: Vec<usize> = Vec::new();
     for ci in order {
         let h = p.candidate_hash[&ci];
@@ -379,7 +437,7 @@ pub fn plan(config: &Config, s: &Survey, opts: &PlanOptions) -> Plan {
             for (k, w) in open.into_iter().enumerate() {
                 let last = k + 1 == n;
                 let how = if from_lf && last && movable(c, opts) { How::Move } else { How::Copy };
-                place_want(&mut p, w, ci, how);
+                place_want(p, w, ci, how);
             }
             everywhere.insert(h);
             continue;
@@ -388,78 +446,50 @@ pub fn plan(config: &Config, s: &Survey, opts: &PlanOptions) -> Plan {
             unknowns.push(ci);
         }
     }
-    // Then what no wanted record knows (after every wanted message is placed: a damaged
-    // copy is told from a new message by whether the good bytes came back).
-    for ci in unknowns {
+    unknowns
+}
+
+/// Step 6: placing the files of a `lost+found` that no wanted record knows.
+struct Unknowns<'a> {
+    config: &'a Config,
+    s: &'a Survey,
+    opts: &'a PlanOptions,
+    /// Targets by (domain, name).
+    index: Index,
+    /// The recovery mailbox of each domain, once made.
+    recovered_targets: HashMap<String, usize>,
+    /// First 16 KiB of each candidate read.
+    heads: HashMap<usize, Vec<u8>>,
+    /// BLAKE3 of every message in the store or placed into it.
+    everywhere: HashSet<[u8; 32]>,
+}
+
+impl Unknowns<'_> {
+    /// The first 16 KiB of candidate `ci` (empty if it was not read).
+    fn head(&self, ci: usize) -> &[u8] {
+        self.heads.get(&ci).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// Place candidate `ci` (BLAKE3 known), or note in `p.left` why it stays where it is.
+    fn place(&mut self, p: &mut Plan, ci: usize) {
         let h = p.candidate_hash[&ci];
-        let c = &s.candidates[ci];
-        if everywhere.contains(&h) {
-            p.left.push((ci, "its bytes are already in the store"));
-            continue;
+        if let Some(why) = self.why_left(ci, h) {
+            p.left.push((ci, why));
+            return;
         }
-        // A file fsck reconnected with its mailbox's store files, under the name of a UID
-        // whose record knows other bytes that are in the store: a damaged copy of a message
-        // that came back whole from elsewhere (a backup, an image). Left where it is.
-        let damaged_copy = c.context.zip(c.name_uid).and_then(|(id, u)| cat.known.get(&id)?.records.get(&u));
-        if damaged_copy.is_some_and(|r| r.content_hash != h && everywhere.contains(&r.content_hash)) {
-            p.left.push((ci, "a damaged copy of a message whose good bytes are in the store"));
-            continue;
-        }
-        if !c.message_like {
-            p.left.push((ci, "not a message, and no record knows its bytes"));
-            continue;
-        }
-        if opts.runtime_uid.is_some_and(|u| u != c.meta.uid) {
-            p.left.push((ci, "owned by another user than the runtime user: not mail of this store"));
-            continue;
-        }
-        // A message no record knows: into the mailbox whose directory it sat in, else the
-        // domain's recovery mailbox.
-        let context_target =
-            c.context.and_then(|id| cat.known.get(&id)).and_then(|k| k.place.clone()).and_then(|(d, n)| {
-                let key = (layout::domain(&d).ok()?, MailboxName::parse(&n).ok()?);
-                index.get(&key).copied()
-            });
-        let head = heads.get(&ci).map(Vec::as_slice).unwrap_or_default();
-        let t = match context_target {
-            Some(t) => t,
-            None => {
-                let Some(domain) = guess_domain(head, &p.targets) else {
-                    p.left.push((ci, "no domain to recover it into"));
-                    continue;
-                };
-                *recovered_targets.entry(domain.clone()).or_insert_with(|| {
-                    let name = MailboxName::parse(&opts.recovered_name)
-                        .unwrap_or_else(|_| MailboxName::parse("Recovered").expect("a valid name"));
-                    let key = (domain.clone(), name.clone());
-                    if let Some(&t) = index.get(&key) {
-                        return t;
-                    }
-                    let partition = config.default_partition.clone();
-                    let dir = target_dir(config, &partition, &domain, &name).unwrap_or_default();
-                    p.targets.push(Target {
-                        domain,
-                        name,
-                        partition,
-                        dir,
-                        in_place: None,
-                        home: None,
-                        adopt: false,
-                        next_uid: 1,
-                        present: BTreeMap::new(),
-                        hints: Hints::default(),
-                        touched: false,
-                    });
-                    index.insert(key, p.targets.len() - 1);
-                    p.targets.len() - 1
-                })
+        let t = match self.target_of(p, ci) {
+            Ok(t) => t,
+            Err(why) => {
+                p.left.push((ci, why));
+                return;
             }
         };
+        let (s, c) = (self.s, &self.s.candidates[ci]);
         let target = &mut p.targets[t];
         let uid = target.next_uid;
         target.next_uid += 1;
         target.touched = true;
-        let (date, source) = date_of_unknown(head, c.meta.mtime);
+        let (date, source) = date_of_unknown(self.head(ci), c.meta.mtime);
         let rec = MessageRecord {
             uid,
             internal_date: date.unix,
@@ -474,7 +504,7 @@ pub fn plan(config: &Config, s: &Survey, opts: &PlanOptions) -> Plan {
             &mut target.hints,
             Hint { record: rec, flag_names: Vec::new(), origin: None, source: src, resolves: None },
         );
-        let how = if movable(c, opts) { How::Move } else { How::Copy };
+        let how = if movable(c, self.opts) { How::Move } else { How::Copy };
         p.placements.push(Placement {
             target: t,
             uid,
@@ -486,14 +516,69 @@ pub fn plan(config: &Config, s: &Survey, opts: &PlanOptions) -> Plan {
             hash: h,
             want: None,
         });
-        everywhere.insert(h);
+        self.everywhere.insert(h);
     }
-    for t in &mut p.targets {
-        if t.adopt || !t.hints.records.is_empty() {
-            t.touched = true;
+
+    /// Why candidate `ci` (BLAKE3 `h`) is not mail to put back, if it is not.
+    fn why_left(&self, ci: usize, h: [u8; 32]) -> Option<&'static str> {
+        let c = &self.s.candidates[ci];
+        if self.everywhere.contains(&h) {
+            return Some("its bytes are already in the store");
         }
+        // A file fsck reconnected with its mailbox's store files, under the name of a UID
+        // whose record knows other bytes that are in the store: a damaged copy of a message
+        // that came back whole from elsewhere (a backup, an image). Left where it is.
+        let damaged_copy = c.context.zip(c.name_uid).and_then(|(id, u)| self.s.catalog.known.get(&id)?.records.get(&u));
+        if damaged_copy.is_some_and(|r| r.content_hash != h && self.everywhere.contains(&r.content_hash)) {
+            return Some("a damaged copy of a message whose good bytes are in the store");
+        }
+        if !c.message_like {
+            return Some("not a message, and no record knows its bytes");
+        }
+        if self.opts.runtime_uid.is_some_and(|u| u != c.meta.uid) {
+            return Some("owned by another user than the runtime user: not mail of this store");
+        }
+        None
     }
-    p
+
+    /// The mailbox a message no record knows goes to: the one whose directory it sat in,
+    /// else the recovery mailbox of the domain its header names; `Err`: why none.
+    fn target_of(&mut self, p: &mut Plan, ci: usize) -> Result<usize, &'static str> {
+        let c = &self.s.candidates[ci];
+        let context_target =
+            c.context.and_then(|id| self.s.catalog.known.get(&id)).and_then(|k| k.place.clone()).and_then(|(d, n)| {
+                let key = (layout::domain(&d).ok()?, MailboxName::parse(&n).ok()?);
+                self.index.get(&key).copied()
+            });
+        if let Some(t) = context_target {
+            return Ok(t);
+        }
+        let Some(domain) = guess_domain(self.head(ci), &p.targets) else {
+            return Err("no domain to recover it into");
+        };
+        if let Some(&t) = self.recovered_targets.get(&domain) {
+            return Ok(t);
+        }
+        let t = self.recovery_target(p, domain.clone());
+        self.recovered_targets.insert(domain, t);
+        Ok(t)
+    }
+
+    /// The recovery mailbox (`Recovered/<date>`) of `domain`, added to the plan unless it
+    /// is there.
+    fn recovery_target(&mut self, p: &mut Plan, domain: String) -> usize {
+        let name = MailboxName::parse(&self.opts.recovered_name)
+            .unwrap_or_else(|_| MailboxName::parse("Recovered").expect("a valid name"));
+        let key = (domain.clone(), name.clone());
+        if let Some(&t) = self.index.get(&key) {
+            return t;
+        }
+        let partition = self.config.default_partition.clone();
+        let dir = target_dir(self.config, &partition, &domain, &name).unwrap_or_default();
+        p.targets.push(Target { next_uid: 1, ..Target::new(domain, name, partition, dir) });
+        self.index.insert(key, p.targets.len() - 1);
+        p.targets.len() - 1
+    }
 }
 
 /// Whether a candidate may be moved rather than copied: only out of a `lost+found`, only
@@ -600,9 +685,18 @@ fn decide_home(t: &mut Target, ids: &[Id], cat: &Catalog, s: &Survey) {
     }
 }
 
-/// BLAKE3 of every message file of a mailbox on disk (with `quick`, a file whose size and
-/// mtime match its own record is taken as that record's hash without reading it).
-fn present_of(ip: &InPlace, cat: &Catalog, quick: bool) -> BTreeMap<u32, [u8; 32]> {
+/// How [`present_of`] learns the BLAKE3 of a message file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// A file whose size and mtime match its own record is taken as that record's hash
+    /// without reading it (`--quick`).
+    Quick,
+    /// Every file is read.
+    Read,
+}
+
+/// BLAKE3 of every message file of a mailbox on disk (see [`Check`]).
+fn present_of(ip: &InPlace, cat: &Catalog, check: Check) -> BTreeMap<u32, [u8; 32]> {
     let mut out = BTreeMap::new();
     let own = ip.own.and_then(|id| cat.known.get(&id));
     let Ok(dir) = super::tree::Dir::open(&ip.dir) else { return out };
@@ -610,7 +704,7 @@ fn present_of(ip: &InPlace, cat: &Catalog, quick: bool) -> BTreeMap<u32, [u8; 32
         if size == 0 {
             continue;
         }
-        if quick {
+        if check == Check::Quick {
             if let Some(r) = own.and_then(|k| k.records.get(&uid)) {
                 if r.size == size && r.internal_date == mtime && r.content_hash != [0; 32] {
                     out.insert(uid, r.content_hash);
