@@ -316,6 +316,65 @@ pub struct Salvaged {
 /// a missing database home is restored from database files found in the trees.
 pub fn collect(config: &Config, opts: &Options, state: &mut state::State) -> Result<Salvaged> {
     let owner = owner_for(config)?;
+    let mut s = survey::survey(config, trees_to_search(config, opts));
+    let mut kept: Vec<String> = Vec::new();
+    // Store files whose inodes were lost are still on the images: read them before
+    // planning (their records say which messages are missing, and with which flags).
+    read_image_store_files(&mut s, state, &mut kept);
+    let threads = if opts.threads > 0 { opts.threads } else { config.worker_threads() };
+    let runtime_uid = crate::privs::resolve(config).ok().map(|i| i.uid);
+    let popts = PlanOptions {
+        quick: opts.quick,
+        threads,
+        runtime_uid,
+        recovered_name: state.recovered_name(),
+        registered: as_owner(owner, || registered(config)),
+    };
+    let mut p = plan::plan(config, &s, &popts);
+    let mut report = SalvageReport { dry_run: opts.dry_run, notes: s.notes.clone(), ..SalvageReport::default() };
+    // Carving reads every image before anything is written: the blocks of a message whose
+    // inode fsck cleared are free, and the next file written may take them.
+    let preloaded = carve_images(&mut s, &mut p, &mut report, state, &mut kept);
+    // Every image is read: from here on the run may write (its state first).
+    if !opts.dry_run {
+        state.begin();
+        if let Some(b) = &state.busy {
+            return Err(Error::Invalid(b.clone()));
+        }
+    }
+    report.notes.extend(state.notes.iter().cloned());
+    note_resumed(&mut report, state, &kept);
+    report.taken_list = state.taken_path();
+    report.notes.extend(p.notes.iter().cloned());
+    note_survey(&mut report, &s);
+    restore_database(config, opts, &s, owner, &mut report);
+    let outcomes = if opts.dry_run {
+        vec![Outcome::Placed { how: How::Copy }; p.placements.len()]
+    } else {
+        put_back(config, &s, &p, &preloaded, owner, state)?
+    };
+    // The report, mailbox by mailbox.
+    let (by_target, used) = summarize_mailboxes(&s, &p, &outcomes);
+    for (i, src) in s.sources.iter().enumerate() {
+        report.sources.push(SourceSummary {
+            path: src.path.clone(),
+            kind: src.kind.clone(),
+            error: src.error.clone(),
+            candidates: s.candidates.iter().filter(|c| c.source == i).count() as u64,
+            used: used.get(&i).copied().unwrap_or(0),
+        });
+    }
+    for (_, why) in &p.left {
+        *report.left.entry(why.to_string()).or_default() += 1;
+    }
+    let (hints, domains) = hints_and_domains(p.targets);
+    report.mailboxes = by_target.into_values().collect();
+    Ok(Salvaged { report, hints, domains })
+}
+
+/// The trees to search: the `lost+found` directories given (and found, with
+/// `--auto-lost-found`), then the `--from` trees, then the images.
+fn trees_to_search(config: &Config, opts: &Options) -> Vec<(SourceKind, PathBuf)> {
     let mut trees: Vec<(SourceKind, PathBuf)> = Vec::new();
     let mut lfs = opts.lost_found.clone();
     if opts.auto_lost_found {
@@ -328,10 +387,12 @@ pub fn collect(config: &Config, opts: &Options, state: &mut state::State) -> Res
     trees.extend(lfs.into_iter().map(|p| (SourceKind::LostFound, p)));
     trees.extend(opts.from.iter().cloned().map(|p| (SourceKind::From, p)));
     trees.extend(opts.images.iter().cloned().map(|p| (SourceKind::Image, p)));
-    let mut s = survey::survey(config, trees);
-    let mut kept: Vec<String> = Vec::new();
-    // Store files whose inodes were lost are still on the images: read them before
-    // planning (their records say which messages are missing, and with which flags).
+    trees
+}
+
+/// Add to the catalog the store files on every image searched: those a stopped run found
+/// (read again at their offsets, noted in `kept`), else scanned for (and recorded).
+fn read_image_store_files(s: &mut survey::Survey, state: &mut state::State, kept: &mut Vec<String>) {
     for src in s.sources.iter_mut().filter(|x| x.kind == SourceKind::Image && x.error.is_none()) {
         let path = src.path.clone();
         let cat = &mut s.catalog;
@@ -357,44 +418,28 @@ pub fn collect(config: &Config, opts: &Options, state: &mut state::State) -> Res
             src.error = Some(crate::error::describe_io(&e, &path));
         }
     }
-    let threads = if opts.threads > 0 { opts.threads } else { config.worker_threads() };
-    let runtime_uid = crate::privs::resolve(config).ok().map(|i| i.uid);
-    let popts = PlanOptions {
-        quick: opts.quick,
-        threads,
-        runtime_uid,
-        recovered_name: state.recovered_name(),
-        registered: as_owner(owner, || registered(config)),
-    };
-    let mut p = plan::plan(config, &s, &popts);
-    let mut report = SalvageReport { dry_run: opts.dry_run, notes: s.notes.clone(), ..SalvageReport::default() };
-    // Carving reads every image before anything is written: the blocks of a message whose
-    // inode fsck cleared are free, and the next file written may take them.
-    let preloaded = carve_images(&mut s, &mut p, &mut report, state, &mut kept);
-    // Every image is read: from here on the run may write (its state first).
-    if !opts.dry_run {
-        state.begin();
-        if let Some(b) = &state.busy {
-            return Err(Error::Invalid(b.clone()));
-        }
+}
+
+/// When this run continues a stopped one: say so in the report, with what it kept.
+fn note_resumed(report: &mut SalvageReport, state: &state::State, kept: &[String]) {
+    let Some(t) = state.resume.started else { return };
+    let mut r = format!(
+        "continuing the salvage begun at {} (it was stopped before its end)",
+        crate::message::DateTime { unix: t, offset_minutes: 0 }.to_rfc3339()
+    );
+    if !kept.is_empty() {
+        r += &format!(": kept {}", kept.join(", "));
     }
-    report.notes.extend(state.notes.iter().cloned());
-    if let Some(t) = state.resume.started {
-        let mut r = format!(
-            "continuing the salvage begun at {} (it was stopped before its end)",
-            crate::message::DateTime { unix: t, offset_minutes: 0 }.to_rfc3339()
-        );
-        if !kept.is_empty() {
-            r += &format!(": kept {}", kept.join(", "));
-        }
-        if state.resume.placed > 0 {
-            r += &format!("; {} file(s) it put back are in place", state.resume.placed);
-        }
-        report.resumed = Some(r);
-        report.resumed_placed = state.resume.placed;
+    if state.resume.placed > 0 {
+        r += &format!("; {} file(s) it put back are in place", state.resume.placed);
     }
-    report.taken_list = state.taken_path();
-    report.notes.extend(p.notes.iter().cloned());
+    report.resumed = Some(r);
+    report.resumed_placed = state.resume.placed;
+}
+
+/// Notes on what the survey left alone: foreign files, and paths not looked at (the
+/// first 50).
+fn note_survey(report: &mut SalvageReport, s: &survey::Survey) {
     if s.foreign > 0 {
         report.notes.push(format!(
             "{} file(s) found are neither store files nor messages any record knows: left where they are",
@@ -407,8 +452,19 @@ pub fn collect(config: &Config, opts: &Options, state: &mut state::State) -> Res
     if s.skipped.len() > 50 {
         report.notes.push(format!("... and {} more not looked at", s.skipped.len() - 50));
     }
+}
+
+/// Restore a missing database home from the database files found (with `--dry-run`, say
+/// that it would).
+fn restore_database(
+    config: &Config,
+    opts: &Options,
+    s: &survey::Survey,
+    owner: Option<Owner>,
+    report: &mut SalvageReport,
+) {
     if !opts.dry_run {
-        match place::restore_db_home(config, &s, owner) {
+        match place::restore_db_home(config, s, owner) {
             Some(Ok(files)) => {
                 report.database = files.iter().map(|f| format!("restored {}", f.display())).collect();
                 if report.database.is_empty() {
@@ -425,38 +481,54 @@ pub fn collect(config: &Config, opts: &Options, state: &mut state::State) -> Res
             s.db_files.len()
         ));
     }
-    let outcomes = if opts.dry_run {
-        vec![Outcome::Placed { how: How::Copy }; p.placements.len()]
-    } else {
-        // Listed before they are taken (a kill between the two leaves a line the next run
-        // repeats, never a file taken unlisted).
-        let lines: Vec<(String, String, PathBuf, u64, [u8; 32])> = p
-            .placements
-            .iter()
-            .map(|pl| {
-                let c = &s.candidates[pl.candidate];
-                let (how, from) = match c.offset {
-                    Some(off) => ("carved", format!("{}@{off}", s.sources[c.source].path.display())),
-                    None => (if pl.how == How::Move { "moved" } else { "copied" }, plan::describe(&s, c)),
-                };
-                let to = p.targets[pl.target].dir.join(crate::layout::message_file_name(pl.uid));
-                (how.to_string(), from, to, pl.size, pl.hash)
-            })
-            .collect();
-        if let Err(e) = state.list_taken(&lines) {
-            return Err(Error::Invalid(format!(
-                "{}: {e}: nothing was put back (every file taken is listed there first)",
-                state.path().join("taken").display()
-            )));
-        }
-        let o = place::place_all(config, &s, &p, &preloaded, owner);
-        let n = o.iter().filter(|o| matches!(o, Outcome::Placed { .. })).count() as u64;
-        if n > 0 {
-            state.record(&state::Event::Placed { files: n });
-        }
-        o
-    };
-    // The report, mailbox by mailbox.
+}
+
+/// Put every placement's file back, after listing them all in the state's `taken` list;
+/// the outcome of each.
+fn put_back(
+    config: &Config,
+    s: &survey::Survey,
+    p: &plan::Plan,
+    preloaded: &HashMap<usize, Vec<u8>>,
+    owner: Option<Owner>,
+    state: &mut state::State,
+) -> Result<Vec<Outcome>> {
+    // Listed before they are taken (a kill between the two leaves a line the next run
+    // repeats, never a file taken unlisted).
+    let lines: Vec<(String, String, PathBuf, u64, [u8; 32])> = p
+        .placements
+        .iter()
+        .map(|pl| {
+            let c = &s.candidates[pl.candidate];
+            let (how, from) = match c.offset {
+                Some(off) => ("carved", format!("{}@{off}", s.sources[c.source].path.display())),
+                None => (if pl.how == How::Move { "moved" } else { "copied" }, plan::describe(s, c)),
+            };
+            let to = p.targets[pl.target].dir.join(crate::layout::message_file_name(pl.uid));
+            (how.to_string(), from, to, pl.size, pl.hash)
+        })
+        .collect();
+    if let Err(e) = state.list_taken(&lines) {
+        return Err(Error::Invalid(format!(
+            "{}: {e}: nothing was put back (every file taken is listed there first)",
+            state.path().join("taken").display()
+        )));
+    }
+    let o = place::place_all(config, s, p, preloaded, owner);
+    let n = o.iter().filter(|o| matches!(o, Outcome::Placed { .. })).count() as u64;
+    if n > 0 {
+        state.record(&state::Event::Placed { files: n });
+    }
+    Ok(o)
+}
+
+/// The summary of every mailbox concerned (touched, or with messages wanted), by target,
+/// from the plan and the placements' outcomes; and the files used from each source.
+fn summarize_mailboxes(
+    s: &survey::Survey,
+    p: &plan::Plan,
+    outcomes: &[Outcome],
+) -> (BTreeMap<usize, MailboxSummary>, HashMap<usize, u64>) {
     let mut used: HashMap<usize, u64> = HashMap::new();
     let mut by_target: BTreeMap<usize, MailboxSummary> = BTreeMap::new();
     for (t, target) in p.targets.iter().enumerate() {
@@ -473,7 +545,7 @@ pub fn collect(config: &Config, opts: &Options, state: &mut state::State) -> Res
             );
         }
     }
-    for (pl, o) in p.placements.iter().zip(&outcomes) {
+    for (pl, o) in p.placements.iter().zip(outcomes) {
         let m = by_target.get_mut(&pl.target).expect("every placement's target is reported");
         let c = &s.candidates[pl.candidate];
         match o {
@@ -493,7 +565,7 @@ pub fn collect(config: &Config, opts: &Options, state: &mut state::State) -> Res
             }
             Outcome::AlreadyThere => m.already_there += 1,
             Outcome::Failed { error } => {
-                m.failed.push(format!("UID {} from {}: {error}", pl.uid, plan::describe(&s, c)));
+                m.failed.push(format!("UID {} from {}: {error}", pl.uid, plan::describe(s, c)));
             }
         }
     }
@@ -504,21 +576,18 @@ pub fn collect(config: &Config, opts: &Options, state: &mut state::State) -> Res
             m.missing_uids.push(w.record.uid);
         }
     }
-    for (i, src) in s.sources.iter().enumerate() {
-        report.sources.push(SourceSummary {
-            path: src.path.clone(),
-            kind: src.kind.clone(),
-            error: src.error.clone(),
-            candidates: s.candidates.iter().filter(|c| c.source == i).count() as u64,
-            used: used.get(&i).copied().unwrap_or(0),
-        });
-    }
-    for (_, why) in &p.left {
-        *report.left.entry(why.to_string()).or_default() += 1;
-    }
-    let mut hints: BTreeMap<String, HashMap<MailboxName, crate::reconstruct::merge::Hints>> = BTreeMap::new();
+    (by_target, used)
+}
+
+/// Hints for reconstruct, by domain and mailbox.
+type HintsByMailbox = BTreeMap<String, HashMap<MailboxName, crate::reconstruct::merge::Hints>>;
+
+/// Hints for reconstruct, by domain and mailbox; and the domains of every mailbox
+/// concerned (sorted, once each).
+fn hints_and_domains(targets: Vec<plan::Target>) -> (HintsByMailbox, Vec<String>) {
+    let mut hints = HintsByMailbox::new();
     let mut domains: Vec<String> = Vec::new();
-    for target in p.targets {
+    for target in targets {
         domains.push(target.domain.clone());
         // Hints go to reconstruct whether or not anything was put back: a mailbox whose
         // files are all there but whose index and log were lost gets its flags, dates and
@@ -530,8 +599,7 @@ pub fn collect(config: &Config, opts: &Options, state: &mut state::State) -> Res
     }
     domains.sort();
     domains.dedup();
-    report.mailboxes = by_target.into_values().collect();
-    Ok(Salvaged { report, hints, domains })
+    (hints, domains)
 }
 
 /// Most bytes of carved messages held in memory when the image is a device (whose free
