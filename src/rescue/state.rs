@@ -238,7 +238,7 @@ impl State {
         st.want = create;
         st.ms_path = ms_path.to_path_buf();
         st.owner = owner;
-        st.report(ms_path, false);
+        st.report(ms_path, Open::Existing);
         st
     }
 
@@ -251,7 +251,7 @@ impl State {
         }
         self.begun = true;
         let ms_path = self.ms_path.clone();
-        self.report(&ms_path, true);
+        self.report(&ms_path, Open::Create);
         if self.busy.is_some() {
             return;
         }
@@ -261,9 +261,9 @@ impl State {
     }
 
     /// [`State::open_inner`], a failure turned into a note.
-    fn report(&mut self, ms_path: &Path, create: bool) {
+    fn report(&mut self, ms_path: &Path, how: Open) {
         let st = self;
-        match st.open_inner(ms_path, create, st.owner) {
+        match st.open_inner(ms_path, how, st.owner) {
             Ok(()) => {}
             Err(e) => {
                 st.notes.push(format!(
@@ -277,7 +277,10 @@ impl State {
         }
     }
 
-    fn open_inner(&mut self, ms_path: &Path, create: bool, owner: Option<super::place::Owner>) -> std::io::Result<()> {
+    /// Open the state directory of `ms_path` (with [`Open::Create`]: make it, take the
+    /// lock and start this run's journal) and read what a stopped run left.
+    fn open_inner(&mut self, ms_path: &Path, how: Open, owner: Option<super::place::Owner>) -> std::io::Result<()> {
+        let create = how == Open::Create;
         let parent = match super::tree::Dir::open(ms_path) {
             Ok(d) => d,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !create => return Ok(()),
@@ -314,27 +317,10 @@ impl State {
             )));
         }
         if create {
-            let lock = open_own(&dir, c"lock", true)?;
-            // A run that just ended may still hold it for an instant (a process forked
-            // while it ran keeps the descriptor until its exec): wait up to 2 seconds.
-            let mut locked = false;
-            for _ in 0..100 {
-                if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok() {
-                    locked = true;
-                    break;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            if !locked {
-                self.busy = Some(format!(
-                    "another mstore salvage or rescue is running on this store ({} is locked): wait for it to end",
-                    self.path.join("lock").display()
-                ));
-                return Ok(());
-            }
+            let Some(lock) = self.take_lock(&dir)? else { return Ok(()) };
             self.lock = Some(lock);
         }
-        let (old, journal_len) = match open_own(&dir, c"journal", false) {
+        let (old, journal_len) = match open_own(&dir, c"journal", Open::Existing) {
             Ok(f) => {
                 let bytes = read_capped(&f)?;
                 let n = bytes.len();
@@ -356,11 +342,11 @@ impl State {
                 // A finished run is kept for reading; this run starts a new journal.
                 rustix::fs::renameat(&dir, c"journal", &dir, c"journal.prev")?;
             }
-            let mut j = open_own(&dir, c"journal", true)?;
+            let mut j = open_own(&dir, c"journal", Open::Create)?;
             if j.metadata()?.len() == 0 {
                 j.write_all(format!("{MAGIC}\n").as_bytes())?;
             }
-            self.taken = Some(open_own(&dir, c"taken", true)?);
+            self.taken = Some(open_own(&dir, c"taken", Open::Create)?);
             self.journal = Some(j);
             self.dir = Some(dir);
             let name = self.recovered_name();
@@ -369,6 +355,30 @@ impl State {
             self.dir = Some(dir);
         }
         Ok(())
+    }
+
+    /// Open and lock the state's `lock` file; `None` (and [`State::busy`] set) when
+    /// another run holds it.
+    fn take_lock(&mut self, dir: &OwnedFd) -> std::io::Result<Option<File>> {
+        let lock = open_own(dir, c"lock", Open::Create)?;
+        // A run that just ended may still hold it for an instant (a process forked
+        // while it ran keeps the descriptor until its exec): wait up to 2 seconds.
+        let mut locked = false;
+        for _ in 0..100 {
+            if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok() {
+                locked = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        if !locked {
+            self.busy = Some(format!(
+                "another mstore salvage or rescue is running on this store ({} is locked): wait for it to end",
+                self.path.join("lock").display()
+            ));
+            return Ok(None);
+        }
+        Ok(Some(lock))
     }
 
     /// The state directory's path.
@@ -441,6 +451,15 @@ impl State {
     }
 }
 
+/// Whether opening the state (or one of its files) makes what is missing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Open {
+    /// Only what exists: a missing state is nothing to read, a missing file an error.
+    Existing,
+    /// Make what is missing (the directory, the lock, the journal, the taken list).
+    Create,
+}
+
 /// Tabs, newlines and backslashes in a path, escaped (one line per file).
 fn escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('\t', "\\t").replace('\n', "\\n")
@@ -448,9 +467,9 @@ fn escape(s: &str) -> String {
 
 /// Open (or create, 0600, never through a link) a file of the state directory for
 /// appending; it must be this user's own regular file with one link.
-fn open_own(dir: &OwnedFd, name: &std::ffi::CStr, create: bool) -> std::io::Result<File> {
+fn open_own(dir: &OwnedFd, name: &std::ffi::CStr, how: Open) -> std::io::Result<File> {
     let mut flags = OFlags::RDWR | OFlags::APPEND | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
-    if create {
+    if how == Open::Create {
         flags |= OFlags::CREATE;
     }
     let fd = rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(0o600))?;
