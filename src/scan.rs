@@ -94,49 +94,105 @@ type Chunk<J, L> = (Arc<Planned<J>>, usize, Vec<L>, usize);
 /// over in chunks (at most `BUDGET_BYTES` loaded ahead); a CPU worker with no loaded
 /// chunk waiting takes a run and loads it itself.
 pub fn run<P: Planner>(planner: &P, targets: Vec<P::Target>, threads: Threads) -> Result<(), String> {
-    let cpu = threads.cpu.max(1);
-    let io = threads.io;
-    let targets = parking_lot::Mutex::new(targets.into_iter().enumerate());
-    // `None` is a wake-up: a worker waiting for runs re-checks whether the work is done.
-    let (file_tx, file_rx) = crossbeam::channel::unbounded::<Option<Run<P::Job>>>();
-    let (chunk_tx, chunk_rx) = crossbeam::channel::unbounded::<Chunk<P::Job, P::Loaded>>();
-    // Bytes loaded ahead and not yet processed; I/O threads wait while it is over budget.
-    let budget = parking_lot::Mutex::new(0usize);
-    let room = parking_lot::Condvar::new();
-    // Mailboxes being planned plus runs and chunks queued or being worked on.
-    let busy = AtomicUsize::new(0);
-    // Every target was taken.
-    let drained = AtomicBool::new(false);
-    // A worker panicked: the others stop instead of waiting for its work forever (the
-    // panic reaches the caller through the scope).
-    let failed = AtomicBool::new(false);
-    let wake_all = || {
-        for _ in 0..cpu + io {
-            let _ = file_tx.send(None);
+    let pipeline = Pipeline::new(planner, targets, threads);
+    let p = &pipeline;
+    crossbeam::scope(|s| {
+        for _ in 0..p.cpu {
+            s.spawn(move |_| p.cpu_work());
         }
-        room.notify_all();
-    };
-    // One unit of work done. The last one, once every target is taken, wakes the workers
-    // waiting for runs so that they see the end. (SeqCst pairs with the waiter's store of
-    // `drained` and load of `busy`: one of the two sees the other.)
-    let done_one = || {
-        if busy.fetch_sub(1, Ordering::SeqCst) == 1 && drained.load(Ordering::SeqCst) {
-            wake_all();
+        for _ in 0..p.io {
+            s.spawn(move |_| p.io_work());
         }
-    };
-    // A worker that stops, whether done or panicking, wakes the waiting ones: a worker may
-    // have swallowed the wake-up meant for another on its way out.
-    struct OnExit<'a, F: Fn()>(&'a AtomicBool, F);
-    impl<F: Fn()> Drop for OnExit<'_, F> {
-        fn drop(&mut self) {
-            if std::thread::panicking() {
-                self.0.store(true, Ordering::SeqCst);
-            }
-            (self.1)();
+    })
+    .map_err(|_| "a worker thread panicked".to_string())
+}
+
+/// What the workers of one [`run`] share.
+struct Pipeline<'a, P: Planner> {
+    planner: &'a P,
+    /// CPU workers (at least one).
+    cpu: usize,
+    /// I/O threads.
+    io: usize,
+    /// The targets not yet taken, with their order.
+    targets: parking_lot::Mutex<std::iter::Enumerate<std::vec::IntoIter<P::Target>>>,
+    /// Runs of files to load. `None` is a wake-up: a worker waiting for runs re-checks
+    /// whether the work is done.
+    file_tx: crossbeam::channel::Sender<Option<Run<P::Job>>>,
+    /// See `file_tx`.
+    file_rx: crossbeam::channel::Receiver<Option<Run<P::Job>>>,
+    /// Chunks loaded by the I/O threads, to process.
+    chunk_tx: crossbeam::channel::Sender<Chunk<P::Job, P::Loaded>>,
+    /// See `chunk_tx`.
+    chunk_rx: crossbeam::channel::Receiver<Chunk<P::Job, P::Loaded>>,
+    /// Bytes loaded ahead and not yet processed; I/O threads wait while it is over budget.
+    budget: parking_lot::Mutex<usize>,
+    /// Signalled when `budget` goes down (or everyone must stop).
+    room: parking_lot::Condvar,
+    /// Mailboxes being planned plus runs and chunks queued or being worked on.
+    busy: AtomicUsize,
+    /// Every target was taken.
+    drained: AtomicBool,
+    /// A worker panicked: the others stop instead of waiting for its work forever (the
+    /// panic reaches the caller through the scope).
+    failed: AtomicBool,
+}
+
+/// A worker that stops, whether done or panicking, wakes the waiting ones: a worker may
+/// have swallowed the wake-up meant for another on its way out.
+struct OnExit<'p, 'a, P: Planner>(&'p Pipeline<'a, P>);
+
+impl<P: Planner> Drop for OnExit<'_, '_, P> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.failed.store(true, Ordering::SeqCst);
+        }
+        self.0.wake_all();
+    }
+}
+
+impl<'a, P: Planner> Pipeline<'a, P> {
+    /// The shared state of a run of `planner` over `targets`, nothing taken yet.
+    fn new(planner: &'a P, targets: Vec<P::Target>, threads: Threads) -> Self {
+        let (file_tx, file_rx) = crossbeam::channel::unbounded::<Option<Run<P::Job>>>();
+        let (chunk_tx, chunk_rx) = crossbeam::channel::unbounded::<Chunk<P::Job, P::Loaded>>();
+        Pipeline {
+            planner,
+            cpu: threads.cpu.max(1),
+            io: threads.io,
+            targets: parking_lot::Mutex::new(targets.into_iter().enumerate()),
+            file_tx,
+            file_rx,
+            chunk_tx,
+            chunk_rx,
+            budget: parking_lot::Mutex::new(0usize),
+            room: parking_lot::Condvar::new(),
+            busy: AtomicUsize::new(0),
+            drained: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
         }
     }
 
-    let plan_one = |order: usize, target: P::Target| {
+    /// Wake every worker waiting for a run or for room in the budget.
+    fn wake_all(&self) {
+        for _ in 0..self.cpu + self.io {
+            let _ = self.file_tx.send(None);
+        }
+        self.room.notify_all();
+    }
+
+    /// One unit of work done. The last one, once every target is taken, wakes the workers
+    /// waiting for runs so that they see the end. (SeqCst pairs with the waiter's store of
+    /// `drained` and load of `busy`: one of the two sees the other.)
+    fn done_one(&self) {
+        if self.busy.fetch_sub(1, Ordering::SeqCst) == 1 && self.drained.load(Ordering::SeqCst) {
+            self.wake_all();
+        }
+    }
+
+    /// Plan one mailbox and queue its files in runs (or finish it at once if it has none).
+    fn plan_one(&self, order: usize, target: P::Target) {
+        let planner = self.planner;
         if let Some(job) = planner.plan(order, target) {
             let n = planner.files(&job);
             if n == 0 {
@@ -148,24 +204,25 @@ pub fn run<P: Planner>(planner: &P, targets: Vec<P::Target>, threads: Threads) -
             let mut start = 0;
             while start < n {
                 let end = (start + len).min(n);
-                busy.fetch_add(1, Ordering::SeqCst);
+                self.busy.fetch_add(1, Ordering::SeqCst);
                 // Cannot fail: this worker holds a receiver.
-                let _ = file_tx.send(Some((planned.clone(), start, end)));
+                let _ = self.file_tx.send(Some((planned.clone(), start, end)));
                 start = end;
             }
         }
-    };
-    // Take the next target and plan it; `false` when there is none left.
-    let plan_next = || {
+    }
+
+    /// Take the next target and plan it; `false` when there is none left.
+    fn plan_next(&self) -> bool {
         // Taking it and counting it busy under the lock, so that no one sees "drained
         // and idle" while it is being planned.
         let next = {
-            let mut t = targets.lock();
+            let mut t = self.targets.lock();
             let next = t.next();
             match next {
-                Some(_) => busy.fetch_add(1, Ordering::SeqCst),
+                Some(_) => self.busy.fetch_add(1, Ordering::SeqCst),
                 None => {
-                    drained.store(true, Ordering::SeqCst);
+                    self.drained.store(true, Ordering::SeqCst);
                     0
                 }
             };
@@ -173,133 +230,134 @@ pub fn run<P: Planner>(planner: &P, targets: Vec<P::Target>, threads: Threads) -
         };
         match next {
             Some((order, target)) => {
-                plan_one(order, target);
-                done_one();
+                self.plan_one(order, target);
+                self.done_one();
                 true
             }
             None => false,
         }
-    };
-    let process = |planned: &Planned<P::Job>, start: usize, items: Vec<P::Loaded>| {
+    }
+
+    /// Process loaded files `start..` of a mailbox; finish the mailbox after its last.
+    fn process(&self, planned: &Planned<P::Job>, start: usize, items: Vec<P::Loaded>) {
         let n = items.len();
-        planner.process(&planned.job, start, items);
+        self.planner.process(&planned.job, start, items);
         if planned.remaining.fetch_sub(n, Ordering::AcqRel) == n {
-            planner.finish(&planned.job);
+            self.planner.finish(&planned.job);
         }
-        done_one();
-    };
-    let process_chunk = |(planned, start, items, held): Chunk<P::Job, P::Loaded>| {
-        process(&planned, start, items);
-        let mut b = budget.lock();
+        self.done_one();
+    }
+
+    /// Process a chunk an I/O thread loaded, and give its bytes back to the budget.
+    fn process_chunk(&self, (planned, start, items, held): Chunk<P::Job, P::Loaded>) {
+        self.process(&planned, start, items);
+        let mut b = self.budget.lock();
         *b -= held;
         drop(b);
-        room.notify_one();
-    };
-    // A CPU worker loads a run itself.
-    let load_and_process = |(planned, start, end): Run<P::Job>| {
-        let items: Vec<P::Loaded> = (start..end).map(|i| planner.load(&planned.job, i)).collect();
-        process(&planned, start, items);
-    };
-    let cpu_work = || {
-        let _guard = OnExit(&failed, wake_all);
+        self.room.notify_one();
+    }
+
+    /// A CPU worker loads a run itself, and processes it.
+    fn load_and_process(&self, (planned, start, end): Run<P::Job>) {
+        let items: Vec<P::Loaded> = (start..end).map(|i| self.planner.load(&planned.job, i)).collect();
+        self.process(&planned, start, items);
+    }
+
+    /// A CPU worker: loaded chunks first, then runs, then planning; until all is done.
+    fn cpu_work(&self) {
+        let _guard = OnExit(self);
         loop {
-            if failed.load(Ordering::SeqCst) {
+            if self.failed.load(Ordering::SeqCst) {
                 break;
             }
-            if let Ok(chunk) = chunk_rx.try_recv() {
-                process_chunk(chunk);
+            if let Ok(chunk) = self.chunk_rx.try_recv() {
+                self.process_chunk(chunk);
                 continue;
             }
-            match file_rx.try_recv() {
+            match self.file_rx.try_recv() {
                 Ok(Some(run)) => {
-                    load_and_process(run);
+                    self.load_and_process(run);
                     continue;
                 }
                 Ok(None) => continue,
                 Err(_) => {}
             }
-            if plan_next() {
+            if self.plan_next() {
                 continue;
             }
-            if busy.load(Ordering::SeqCst) == 0 {
+            if self.busy.load(Ordering::SeqCst) == 0 {
                 break;
             }
             // Others are still planning, loading or processing: wait for their chunks or
             // runs, or for the wake-up at the end.
             crossbeam::channel::select! {
-                recv(chunk_rx) -> c => if let Ok(c) = c { process_chunk(c) },
-                recv(file_rx) -> r => match r {
-                    Ok(Some(run)) => load_and_process(run),
+                recv(self.chunk_rx) -> c => if let Ok(c) = c { self.process_chunk(c) },
+                recv(self.file_rx) -> r => match r {
+                    Ok(Some(run)) => self.load_and_process(run),
                     Ok(None) => {}
                     Err(_) => break,
                 },
             }
         }
-    };
-    // An I/O thread loads a run in chunks, waiting for room in the budget before each.
-    let load_ahead = |(planned, start, end): Run<P::Job>| {
+    }
+
+    /// An I/O thread loads a run in chunks, waiting for room in the budget before each.
+    fn load_ahead(&self, (planned, start, end): Run<P::Job>) {
         let mut at = start;
         while at < end {
             {
-                let mut b = budget.lock();
-                while *b >= BUDGET_BYTES && !failed.load(Ordering::SeqCst) {
-                    room.wait(&mut b);
+                let mut b = self.budget.lock();
+                while *b >= BUDGET_BYTES && !self.failed.load(Ordering::SeqCst) {
+                    self.room.wait(&mut b);
                 }
             }
             let from = at;
             let mut items = Vec::new();
             let mut held = 0;
             while at < end && held < CHUNK_BYTES {
-                let l = planner.load(&planned.job, at);
-                held += planner.held(&l) + PER_FILE;
+                let l = self.planner.load(&planned.job, at);
+                held += self.planner.held(&l) + PER_FILE;
                 items.push(l);
                 at += 1;
             }
             if at < end {
                 // The rest of the run is another unit of work.
-                busy.fetch_add(1, Ordering::SeqCst);
+                self.busy.fetch_add(1, Ordering::SeqCst);
             }
-            *budget.lock() += held;
+            *self.budget.lock() += held;
             // Cannot fail: this thread's scope holds the receiver's owners.
-            let _ = chunk_tx.send((planned.clone(), from, items, held));
+            let _ = self.chunk_tx.send((planned.clone(), from, items, held));
         }
-    };
-    let io_work = || {
-        let _guard = OnExit(&failed, wake_all);
+    }
+
+    /// An I/O thread: loads runs ahead, plans when none is waiting; until all is done.
+    fn io_work(&self) {
+        let _guard = OnExit(self);
         loop {
-            if failed.load(Ordering::SeqCst) {
+            if self.failed.load(Ordering::SeqCst) {
                 break;
             }
-            match file_rx.try_recv() {
+            match self.file_rx.try_recv() {
                 Ok(Some(run)) => {
-                    load_ahead(run);
+                    self.load_ahead(run);
                     continue;
                 }
                 Ok(None) => continue,
                 Err(_) => {}
             }
-            if plan_next() {
+            if self.plan_next() {
                 continue;
             }
-            if busy.load(Ordering::SeqCst) == 0 {
+            if self.busy.load(Ordering::SeqCst) == 0 {
                 break;
             }
-            match file_rx.recv() {
-                Ok(Some(run)) => load_ahead(run),
+            match self.file_rx.recv() {
+                Ok(Some(run)) => self.load_ahead(run),
                 Ok(None) => {}
                 Err(_) => break,
             }
         }
-    };
-    crossbeam::scope(|s| {
-        for _ in 0..cpu {
-            s.spawn(|_| cpu_work());
-        }
-        for _ in 0..io {
-            s.spawn(|_| io_work());
-        }
-    })
-    .map_err(|_| "a worker thread panicked".to_string())
+    }
 }
 
 /// Walk a tree with `threads` workers: `visit` handles one node and pushes its children
