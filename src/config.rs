@@ -141,116 +141,23 @@ impl Config {
 
     /// Parse configuration text; `path` is used for errors and to resolve relative paths.
     pub fn parse(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let syntax = |line: usize, message: String| ConfigError::Syntax { path: path.to_path_buf(), line, message };
-        let mut values: BTreeMap<String, (usize, String)> = BTreeMap::new();
-        let mut partitions: BTreeMap<String, (usize, PathBuf)> = BTreeMap::new();
-        let mut warnings = Vec::new();
-        let mut warn =
-            |line: usize, message: String| warnings.push(ConfigWarning { path: path.to_path_buf(), line, message });
-
-        for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
-            let line_no = i + 1;
-            let Ok(text) = std::str::from_utf8(raw) else {
-                return Err(syntax(line_no, "line is not valid UTF-8".into()));
-            };
-            let text = strip_comment(text).trim();
-            if text.is_empty() {
-                continue;
-            }
-            let Some((key, value)) = text.split_once(':') else {
-                return Err(syntax(line_no, format!("expected `key: value`, found {text:?}")));
-            };
-            let key = key.trim().to_ascii_lowercase();
-            let value = value.trim();
-            if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-                return Err(syntax(line_no, format!("invalid key {key:?}")));
-            }
-            if value.is_empty() {
-                return Err(syntax(line_no, format!("key `{key}` has no value")));
-            }
-            if let Some(name) = key.strip_prefix("partition-") {
-                if name.is_empty() {
-                    return Err(syntax(line_no, "partition name missing in `partition-`".into()));
-                }
-                let dir = resolve(&base, value);
-                if let Some((prev, _)) = partitions.insert(name.to_string(), (line_no, dir)) {
-                    warn(line_no, format!("`{key}` repeats line {prev}; this line wins"));
-                }
-                continue;
-            }
-            if !KNOWN_KEYS.contains(&key.as_str()) {
-                warn(line_no, format!("unknown key `{key}` ignored"));
-                continue;
-            }
-            if let Some((prev, _)) = values.insert(key.clone(), (line_no, value.to_string())) {
-                warn(line_no, format!("`{key}` repeats line {prev}; this line wins"));
-            }
-        }
-
-        let get = |k: &str| values.get(k).map(|(l, v)| (*l, v.as_str()));
-        let ms_path = get("ms-path").map(|(_, v)| resolve(&base, v)).unwrap_or_else(|| PathBuf::from(DEFAULT_MS_PATH));
-        let runtime_user = get("runtime-user").map(|(_, v)| v.to_string()).unwrap_or_else(|| "sms".into());
-        let runtime_group = get("runtime-group").map(|(_, v)| v.to_string()).unwrap_or_else(|| "sms".into());
+        let lines = Lines::read(path, bytes)?;
+        let ms_path = lines.path_or("ms-path", || PathBuf::from(DEFAULT_MS_PATH));
+        let runtime_user = lines.get("runtime-user").map(|(_, v)| v.to_string()).unwrap_or_else(|| "sms".into());
+        let runtime_group = lines.get("runtime-group").map(|(_, v)| v.to_string()).unwrap_or_else(|| "sms".into());
         for (k, v) in [("runtime-user", &runtime_user), ("runtime-group", &runtime_group)] {
             if !valid_account_name(v) {
-                let line = get(k).map(|(l, _)| l).unwrap_or(0);
-                return Err(syntax(line, format!("`{k}` is not a valid user or group name: {v:?}")));
+                let line = lines.get(k).map(|(l, _)| l).unwrap_or(0);
+                return Err(lines.syntax(line, format!("`{k}` is not a valid user or group name: {v:?}")));
             }
         }
-        let default_partition =
-            get("default-partition").map(|(_, v)| v.to_string()).unwrap_or_else(|| "default".into());
-        let mut parts: BTreeMap<String, PathBuf> = partitions.into_iter().map(|(k, (_, p))| (k, p)).collect();
-        parts.entry("default".into()).or_insert_with(|| ms_path.join("spool"));
-        if !parts.contains_key(&default_partition) {
-            let line = get("default-partition").map(|(l, _)| l).unwrap_or(0);
-            return Err(syntax(
-                line,
-                format!("default-partition `{default_partition}` has no `partition-{default_partition}` line"),
-            ));
-        }
-        let database_path =
-            get("database-path").map(|(_, v)| resolve(&base, v)).unwrap_or_else(|| ms_path.join("database"));
-        let backup_path = get("backup-path").map(|(_, v)| resolve(&base, v)).unwrap_or_else(|| ms_path.join("backup"));
-        let backup_keep = match get("backup-keep") {
-            Some((l, v)) => match v.parse::<u32>() {
-                Ok(n) if n >= 1 => n,
-                _ => return Err(syntax(l, format!("`backup-keep` must be a whole number of at least 1, found {v:?}"))),
-            },
-            None => 7,
-        };
-        let log_segment_size = match get("log-segment-size") {
-            Some((l, v)) => match parse_size(v) {
-                Some(n) if (64 * 1024..=1 << 32).contains(&n) => n,
-                _ => {
-                    return Err(syntax(
-                        l,
-                        format!("`log-segment-size` must be a size between 64K and 4G, found {v:?}"),
-                    ));
-                }
-            },
-            None => 16 << 20,
-        };
-        let durability = match get("fsync") {
-            Some((l, v)) => match parse_bool(v) {
-                Some(true) => Durability::Sync,
-                Some(false) => Durability::NoSync,
-                None => return Err(syntax(l, format!("`fsync` must be yes or no, found {v:?}"))),
-            },
-            None => Durability::Sync,
-        };
-        let threads = match get("threads") {
-            Some((l, v)) => match v.parse::<usize>() {
-                Ok(n) if n <= 1024 => n,
-                _ => {
-                    return Err(syntax(
-                        l,
-                        format!("`threads` must be a number from 0 (one per core) to 1024, found {v:?}"),
-                    ));
-                }
-            },
-            None => 0,
-        };
+        let (parts, default_partition) = lines.partitions(&ms_path)?;
+        let database_path = lines.path_or("database-path", || ms_path.join("database"));
+        let backup_path = lines.path_or("backup-path", || ms_path.join("backup"));
+        let backup_keep = lines.backup_keep()?;
+        let log_segment_size = lines.log_segment_size()?;
+        let durability = lines.durability()?;
+        let threads = lines.threads()?;
         Ok(Config {
             path: path.to_path_buf(),
             ms_path,
@@ -264,7 +171,7 @@ impl Config {
             log_segment_size,
             durability,
             threads,
-            warnings,
+            warnings: lines.warnings,
         })
     }
 
@@ -308,6 +215,168 @@ const KNOWN_KEYS: &[&str] = &[
     "fsync",
     "threads",
 ];
+
+/// The `key: value` lines of a configuration file, each with its line number (the last of
+/// a repeated key), and the warnings reading them gave.
+struct Lines<'a> {
+    /// The configuration file.
+    path: &'a Path,
+    /// Its directory (relative paths resolve against it).
+    base: PathBuf,
+    /// Known keys.
+    values: BTreeMap<String, (usize, String)>,
+    /// `partition-<name>` lines, by name.
+    partitions: BTreeMap<String, (usize, PathBuf)>,
+    /// Unknown and repeated keys.
+    warnings: Vec<ConfigWarning>,
+}
+
+impl<'a> Lines<'a> {
+    /// Read every line of `bytes` (the file `path`); the first malformed one is an error.
+    fn read(path: &'a Path, bytes: &[u8]) -> Result<Lines<'a>, ConfigError> {
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut lines =
+            Lines { path, base, values: BTreeMap::new(), partitions: BTreeMap::new(), warnings: Vec::new() };
+        for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+            lines.add(i + 1, raw)?;
+        }
+        Ok(lines)
+    }
+
+    /// Take line `line_no` (blank, a comment, a partition or a key).
+    fn add(&mut self, line_no: usize, raw: &[u8]) -> Result<(), ConfigError> {
+        let Ok(text) = std::str::from_utf8(raw) else {
+            return Err(self.syntax(line_no, "line is not valid UTF-8".into()));
+        };
+        let text = strip_comment(text).trim();
+        if text.is_empty() {
+            return Ok(());
+        }
+        let Some((key, value)) = text.split_once(':') else {
+            return Err(self.syntax(line_no, format!("expected `key: value`, found {text:?}")));
+        };
+        let key = key.trim().to_ascii_lowercase();
+        let value = value.trim();
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Err(self.syntax(line_no, format!("invalid key {key:?}")));
+        }
+        if value.is_empty() {
+            return Err(self.syntax(line_no, format!("key `{key}` has no value")));
+        }
+        if let Some(name) = key.strip_prefix("partition-") {
+            if name.is_empty() {
+                return Err(self.syntax(line_no, "partition name missing in `partition-`".into()));
+            }
+            let dir = resolve(&self.base, value);
+            if let Some((prev, _)) = self.partitions.insert(name.to_string(), (line_no, dir)) {
+                self.warn(line_no, format!("`{key}` repeats line {prev}; this line wins"));
+            }
+            return Ok(());
+        }
+        if !KNOWN_KEYS.contains(&key.as_str()) {
+            self.warn(line_no, format!("unknown key `{key}` ignored"));
+            return Ok(());
+        }
+        if let Some((prev, _)) = self.values.insert(key.clone(), (line_no, value.to_string())) {
+            self.warn(line_no, format!("`{key}` repeats line {prev}; this line wins"));
+        }
+        Ok(())
+    }
+
+    /// The error for line `line` of the file.
+    fn syntax(&self, line: usize, message: String) -> ConfigError {
+        ConfigError::Syntax { path: self.path.to_path_buf(), line, message }
+    }
+
+    /// Note a warning for line `line`.
+    fn warn(&mut self, line: usize, message: String) {
+        self.warnings.push(ConfigWarning { path: self.path.to_path_buf(), line, message });
+    }
+
+    /// Key `k`'s line number and value, if it is set.
+    fn get(&self, k: &str) -> Option<(usize, &str)> {
+        self.values.get(k).map(|(l, v)| (*l, v.as_str()))
+    }
+
+    /// Key `k` as a path (relative to the file's directory), else `default()`.
+    fn path_or(&self, k: &str, default: impl FnOnce() -> PathBuf) -> PathBuf {
+        self.get(k).map(|(_, v)| resolve(&self.base, v)).unwrap_or_else(default)
+    }
+
+    /// The partitions (`default` is `<ms_path>/spool` unless set) and the default one,
+    /// which must be among them.
+    fn partitions(&self, ms_path: &Path) -> Result<(BTreeMap<String, PathBuf>, String), ConfigError> {
+        let default_partition =
+            self.get("default-partition").map(|(_, v)| v.to_string()).unwrap_or_else(|| "default".into());
+        let mut parts: BTreeMap<String, PathBuf> =
+            self.partitions.iter().map(|(k, (_, p))| (k.clone(), p.clone())).collect();
+        parts.entry("default".into()).or_insert_with(|| ms_path.join("spool"));
+        if !parts.contains_key(&default_partition) {
+            let line = self.get("default-partition").map(|(l, _)| l).unwrap_or(0);
+            return Err(self.syntax(
+                line,
+                format!("default-partition `{default_partition}` has no `partition-{default_partition}` line"),
+            ));
+        }
+        Ok((parts, default_partition))
+    }
+
+    /// `backup-keep`: at least 1 (default 7).
+    fn backup_keep(&self) -> Result<u32, ConfigError> {
+        Ok(match self.get("backup-keep") {
+            Some((l, v)) => match v.parse::<u32>() {
+                Ok(n) if n >= 1 => n,
+                _ => {
+                    return Err(
+                        self.syntax(l, format!("`backup-keep` must be a whole number of at least 1, found {v:?}"))
+                    );
+                }
+            },
+            None => 7,
+        })
+    }
+
+    /// `log-segment-size`: 64K to 4G (default 16M).
+    fn log_segment_size(&self) -> Result<u64, ConfigError> {
+        Ok(match self.get("log-segment-size") {
+            Some((l, v)) => match parse_size(v) {
+                Some(n) if (64 * 1024..=1 << 32).contains(&n) => n,
+                _ => {
+                    return Err(
+                        self.syntax(l, format!("`log-segment-size` must be a size between 64K and 4G, found {v:?}"))
+                    );
+                }
+            },
+            None => 16 << 20,
+        })
+    }
+
+    /// `fsync`: yes or no (default yes).
+    fn durability(&self) -> Result<Durability, ConfigError> {
+        Ok(match self.get("fsync") {
+            Some((l, v)) => match parse_bool(v) {
+                Some(true) => Durability::Sync,
+                Some(false) => Durability::NoSync,
+                None => return Err(self.syntax(l, format!("`fsync` must be yes or no, found {v:?}"))),
+            },
+            None => Durability::Sync,
+        })
+    }
+
+    /// `threads`: 0 (one per core, the default) to 1024.
+    fn threads(&self) -> Result<usize, ConfigError> {
+        Ok(match self.get("threads") {
+            Some((l, v)) => match v.parse::<usize>() {
+                Ok(n) if n <= 1024 => n,
+                _ => {
+                    return Err(self
+                        .syntax(l, format!("`threads` must be a number from 0 (one per core) to 1024, found {v:?}")));
+                }
+            },
+            None => 0,
+        })
+    }
+}
 
 fn strip_comment(line: &str) -> &str {
     let bytes = line.as_bytes();
