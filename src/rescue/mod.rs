@@ -634,18 +634,7 @@ fn carve_images(
         ));
     }
     for i in images {
-        let sought: Vec<carve::Sought> = p
-            .wants
-            .iter()
-            .enumerate()
-            .filter(|(_, w)| w.placed.is_none() && w.record.prefix_hash != 0)
-            .map(|(j, w)| carve::Sought {
-                id: j,
-                size: w.record.size,
-                hash: w.record.content_hash,
-                prefix: w.record.prefix_hash,
-            })
-            .collect();
+        let sought = still_sought(p);
         if sought.is_empty() {
             break;
         }
@@ -657,47 +646,14 @@ fn carve_images(
                 continue;
             }
         };
-        for (w, off) in &carved.partial {
-            report.notes.push(format!(
-                "{} UID {}: its first bytes are at byte {off} of {} but not the rest (fragmented or overwritten): not carved",
-                p.targets[p.wants[*w].target].name.display(),
-                p.wants[*w].record.uid,
-                path.display()
-            ));
-        }
-        if carved.skipped_small > 0 {
-            report.notes.push(format!(
-                "{} sizes under 512 bytes were not looked for in {}",
-                carved.skipped_small,
-                path.display()
-            ));
-        }
+        note_carved(report, p, &carved, &path);
         let device =
             std::fs::metadata(&path).is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_block_device(&m.file_type()));
         let mut held = 0u64;
         for (w, off) in carved.found {
             let r = p.wants[w].record;
             let ci = s.candidates.len();
-            s.candidates.push(survey::Candidate {
-                source: i,
-                rel: Vec::new(),
-                meta: tree::Meta {
-                    kind: tree::Kind::File,
-                    size: r.size,
-                    uid: 0,
-                    gid: 0,
-                    mode: 0o600,
-                    nlink: 1,
-                    ino: 0,
-                    dev: 0,
-                    mnt_id: 0,
-                    mtime: r.internal_date,
-                },
-                name_uid: None,
-                context: None,
-                message_like: true,
-                offset: Some(off),
-            });
+            s.candidates.push(carved_candidate(i, &r, off));
             if device {
                 held += r.size;
                 if held > PRELOAD_CAP {
@@ -723,6 +679,65 @@ fn carve_images(
         }
     }
     preloaded
+}
+
+/// The wanted messages not placed yet that carving can look for (they have a prefix hash).
+fn still_sought(p: &plan::Plan) -> Vec<carve::Sought> {
+    p.wants
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| w.placed.is_none() && w.record.prefix_hash != 0)
+        .map(|(j, w)| carve::Sought {
+            id: j,
+            size: w.record.size,
+            hash: w.record.content_hash,
+            prefix: w.record.prefix_hash,
+        })
+        .collect()
+}
+
+/// Notes on what carving image `path` could not take: messages whose first bytes only
+/// were found, and sizes too small to look for.
+fn note_carved(report: &mut SalvageReport, p: &plan::Plan, carved: &carve::Carved, path: &std::path::Path) {
+    for (w, off) in &carved.partial {
+        report.notes.push(format!(
+            "{} UID {}: its first bytes are at byte {off} of {} but not the rest (fragmented or overwritten): not carved",
+            p.targets[p.wants[*w].target].name.display(),
+            p.wants[*w].record.uid,
+            path.display()
+        ));
+    }
+    if carved.skipped_small > 0 {
+        report.notes.push(format!(
+            "{} sizes under 512 bytes were not looked for in {}",
+            carved.skipped_small,
+            path.display()
+        ));
+    }
+}
+
+/// The candidate for message `r` carved at byte `off` of image source `source`.
+fn carved_candidate(source: usize, r: &crate::codec::index::MessageRecord, off: u64) -> survey::Candidate {
+    survey::Candidate {
+        source,
+        rel: Vec::new(),
+        meta: tree::Meta {
+            kind: tree::Kind::File,
+            size: r.size,
+            uid: 0,
+            gid: 0,
+            mode: 0o600,
+            nlink: 1,
+            ino: 0,
+            dev: 0,
+            mnt_id: 0,
+            mtime: r.internal_date,
+        },
+        name_uid: None,
+        context: None,
+        message_like: true,
+        offset: Some(off),
+    }
 }
 
 /// One image carved for `sought`: from what an earlier pass of this salvage found when
