@@ -340,102 +340,26 @@ impl Shared<'_> {
     }
 }
 
-impl crate::scan::Planner for Shared<'_> {
-    type Target = (String, Target);
-    type Job = Job;
-    type Loaded = (u32, Loaded);
+impl Shared<'_> {
+    /// Record the findings of a mailbox that cannot be scanned further.
+    fn done_early(&self, order: usize, findings: Vec<Finding>) -> Option<Job> {
+        self.findings.lock()[order] = Some(findings);
+        self.progress.mailbox_done(0);
+        None
+    }
 
-    fn plan(&self, order: usize, (domain, target): (String, Target)) -> Option<Job> {
+    /// Stray and temporary files, links in place of store files, and store files with the
+    /// wrong owner, each with its fix.
+    fn leftover_findings(&self, place: &MailboxPlace, listing: &Listing) -> Vec<Finding> {
+        let dir = &place.dir;
+        let mk = |sev, kind, path: PathBuf, msg: String| mailbox_finding(place, sev, kind, path, msg);
         let mut findings = Vec::new();
-        let dir = match discover::target_dir(self.store, &domain, &target) {
-            Ok(d) => d,
-            Err(e) => {
-                findings.push(Finding::at(Severity::Error, "partition", target.partition.clone(), e.to_string()));
-                self.findings.lock()[order] = Some(findings);
-                self.progress.mailbox_done(0);
-                return None;
-            }
-        };
-        let place = MailboxPlace {
-            domain: domain.clone(),
-            name: target.name.clone(),
-            partition: target.partition.clone(),
-            dir: dir.clone(),
-            config_path: self.store.config().path.clone(),
-            durability: self.store.config().durability,
-            fs: std::sync::Arc::clone(self.store.fs()),
-        };
-        let mk = |sev, kind, path: PathBuf, msg: String| {
-            let mut f = Finding::at(sev, kind, path.display().to_string(), msg);
-            f.domain = Some(domain.clone());
-            f.mailbox = Some(target.name.to_string());
-            f
-        };
-        if target.entry.is_none() {
-            findings.push(
-                mk(
-                    Severity::Error,
-                    "not-registered",
-                    dir.clone(),
-                    "mailbox on disk but missing from the mailbox list".into(),
-                )
-                .fix(self.fix(&place, "")),
-            );
-        }
-        if links::is_link(&dir) {
-            // Never followed: what it points to is not this mailbox's directory.
-            findings.push(links::finding(&dir));
-            self.findings.lock()[order] = Some(findings);
-            self.progress.mailbox_done(0);
-            return None;
-        }
-        if !target.on_disk {
-            findings.push(
-                mk(
-                    Severity::Error,
-                    "directory-missing",
-                    dir.clone(),
-                    "registered in the mailbox list, but its directory is missing".into(),
-                )
-                .fix(self.fix(&place, "")),
-            );
-            self.findings.lock()[order] = Some(findings);
-            self.progress.mailbox_done(0);
-            return None;
-        }
-        let listing = match target.hint.as_ref() {
-            Some(h) => (*h.listing).clone(),
-            None => match gather::list(&dir) {
-                Ok(l) => l,
-                Err(e) => {
-                    findings.push(mk(
-                        Severity::Error,
-                        "directory-unreadable",
-                        dir.clone(),
-                        format!("cannot list: {}", crate::error::describe_io(&e, &dir)),
-                    ));
-                    self.findings.lock()[order] = Some(findings);
-                    self.progress.mailbox_done(0);
-                    return None;
-                }
-            },
-        };
-        let old = gather::gather(&place, &listing, None);
-        let fix = self.fix(&place, "");
-        for f in structural_findings(&place, &old, &target) {
-            findings.push(f.fix(fix.clone()));
-        }
-        let expected = expected_records(&old);
-        // A damaged cache record is only seen by a run that compares records with the
-        // messages: --verify-content.
-        let cache_fix = self.fix(&place, " --verify-content");
-        findings.extend(cache_findings(&place, &old, &expected).into_iter().map(|f| f.fix(cache_fix.clone())));
         for s in &listing.strays {
             if links::is_link(&dir.join(s)) {
                 findings.push(links::finding(&dir.join(s)).fix(format!(
                     "rm -- {} && {}",
                     shell_quote(&dir.join(s).to_string_lossy()),
-                    self.fix(&place, "")
+                    self.fix(place, "")
                 )));
                 continue;
             }
@@ -446,13 +370,13 @@ impl crate::scan::Planner for Shared<'_> {
                     dir.join(s),
                     "not a message file, store file or sub-mailbox".into(),
                 )
-                .fix(self.fix(&place, " --quarantine")),
+                .fix(self.fix(place, " --quarantine")),
             );
         }
         for t in &listing.temps {
             findings.push(
                 mk(Severity::Warning, "temp-file", dir.join(t), "temporary file left by an interrupted write".into())
-                    .fix(self.fix(&place, " --quarantine")),
+                    .fix(self.fix(place, " --quarantine")),
             );
         }
         for name in [HEADER_FILE, INDEX_FILE, CACHE_FILE, LOG_FILE] {
@@ -460,7 +384,7 @@ impl crate::scan::Planner for Shared<'_> {
                 findings.push(links::finding(&dir.join(name)).fix(format!(
                     "rm -- {} && {}",
                     shell_quote(&dir.join(name).to_string_lossy()),
-                    self.fix(&place, "")
+                    self.fix(place, "")
                 )));
             }
         }
@@ -475,6 +399,88 @@ impl crate::scan::Planner for Shared<'_> {
                 }
             }
         }
+        findings
+    }
+}
+
+impl crate::scan::Planner for Shared<'_> {
+    type Target = (String, Target);
+    type Job = Job;
+    type Loaded = (u32, Loaded);
+
+    fn plan(&self, order: usize, (domain, target): (String, Target)) -> Option<Job> {
+        let mut findings = Vec::new();
+        let dir = match discover::target_dir(self.store, &domain, &target) {
+            Ok(d) => d,
+            Err(e) => {
+                findings.push(Finding::at(Severity::Error, "partition", target.partition.clone(), e.to_string()));
+                return self.done_early(order, findings);
+            }
+        };
+        let place = MailboxPlace {
+            domain: domain.clone(),
+            name: target.name.clone(),
+            partition: target.partition.clone(),
+            dir: dir.clone(),
+            config_path: self.store.config().path.clone(),
+            durability: self.store.config().durability,
+            fs: std::sync::Arc::clone(self.store.fs()),
+        };
+        let mk = |sev, kind, path: PathBuf, msg: String| mailbox_finding(&place, sev, kind, path, msg);
+        if target.entry.is_none() {
+            findings.push(
+                mk(
+                    Severity::Error,
+                    "not-registered",
+                    dir.clone(),
+                    "mailbox on disk but missing from the mailbox list".into(),
+                )
+                .fix(self.fix(&place, "")),
+            );
+        }
+        if links::is_link(&dir) {
+            // Never followed: what it points to is not this mailbox's directory.
+            findings.push(links::finding(&dir));
+            return self.done_early(order, findings);
+        }
+        if !target.on_disk {
+            findings.push(
+                mk(
+                    Severity::Error,
+                    "directory-missing",
+                    dir.clone(),
+                    "registered in the mailbox list, but its directory is missing".into(),
+                )
+                .fix(self.fix(&place, "")),
+            );
+            return self.done_early(order, findings);
+        }
+        let listing = match target.hint.as_ref() {
+            Some(h) => (*h.listing).clone(),
+            None => match gather::list(&dir) {
+                Ok(l) => l,
+                Err(e) => {
+                    findings.push(mk(
+                        Severity::Error,
+                        "directory-unreadable",
+                        dir.clone(),
+                        format!("cannot list: {}", crate::error::describe_io(&e, &dir)),
+                    ));
+                    return self.done_early(order, findings);
+                }
+            },
+        };
+        let old = gather::gather(&place, &listing, None);
+        let fix = self.fix(&place, "");
+        for f in structural_findings(&place, &old, &target) {
+            findings.push(f.fix(fix.clone()));
+        }
+        let expected = expected_records(&old);
+        // A damaged cache record is only seen by a run that compares records with the
+        // messages: --verify-content.
+        let cache_fix = self.fix(&place, " --verify-content");
+        findings.extend(cache_findings(&place, &old, &expected).into_iter().map(|f| f.fix(cache_fix.clone())));
+        findings.extend(self.leftover_findings(&place, &listing));
         let dirfd = File::open(&dir).ok();
         Some(Job {
             order,
@@ -518,120 +524,12 @@ impl crate::scan::Planner for Shared<'_> {
         let mut outcomes = std::mem::take(&mut *job.outcomes.lock());
         outcomes.sort_by_key(|o| o.0);
         self.messages.fetch_add(outcomes.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        let fix = self.fix(&job.place, "");
-        let mk = |sev, kind, uid: u32, msg: String| {
-            let mut f =
-                Finding::at(sev, kind, job.place.dir.join(layout::message_file_name(uid)).display().to_string(), msg);
-            f.domain = Some(job.place.domain.clone());
-            f.mailbox = Some(job.place.name.to_string());
-            f.uid = Some(uid);
-            f.fix(fix.clone())
-        };
+        let mk = |sev, kind, uid: u32, msg: String| self.message_finding(job, sev, kind, uid, msg);
         let mut seen = std::collections::HashSet::with_capacity(outcomes.len());
         let last_uid = job.expected.keys().max().copied().unwrap_or(0);
         for (uid, o) in &outcomes {
             seen.insert(*uid);
-            let rec = job.expected.get(uid);
-            let owner = |u: u32, g: u32| {
-                self.ids.as_ref().and_then(|ids| {
-                    owner_finding(ids, &job.place.dir.join(layout::message_file_name(*uid)), u, g, self.store).map(
-                        |mut f| {
-                            f.uid = Some(*uid);
-                            f
-                        },
-                    )
-                })
-            };
-            match (o, rec) {
-                (FileCheck::Missing, Some(_)) => findings.push(mk(
-                    Severity::Error,
-                    "message-missing",
-                    *uid,
-                    "indexed message file vanished during the scan".into(),
-                )),
-                (FileCheck::Missing, None) => {}
-                (FileCheck::Unreadable(e), _) => {
-                    findings.push(mk(Severity::Error, "message-unreadable", *uid, format!("cannot read: {e}")))
-                }
-                (FileCheck::Meta { size, uid: u, gid: g, .. } | FileCheck::Read { size, uid: u, gid: g, .. }, None) => {
-                    findings.extend(owner(*u, *g));
-                    let what = if *size == 0 {
-                        "empty message file, not indexed"
-                    } else if *uid > last_uid {
-                        "message file not in the index (above the last UID)"
-                    } else {
-                        "message file not in the index"
-                    };
-                    let mut f = mk(
-                        Severity::Error,
-                        if *size == 0 { "message-empty" } else { "message-extra" },
-                        *uid,
-                        what.into(),
-                    );
-                    if *size == 0 {
-                        // An empty file is no message: reconstruct moves it aside only when
-                        // asked to (it never deletes, nor indexes, an empty file).
-                        f.fix = Some(self.fix(&job.place, " --quarantine"));
-                    }
-                    findings.push(f);
-                }
-                (
-                    FileCheck::Meta { size, uid: u, gid: g, .. } | FileCheck::Read { size, uid: u, gid: g, .. },
-                    Some(r),
-                ) => {
-                    findings.extend(owner(*u, *g));
-                    match o {
-                        _ if *size != r.size => {
-                            let mut f = mk(
-                                Severity::Error,
-                                "message-size",
-                                *uid,
-                                format!("file is {size} bytes, the index says {}", r.size),
-                            );
-                            if *size == 0 {
-                                // Its record is dropped and the empty file moved aside.
-                                f.fix = Some(self.fix(&job.place, " --quarantine"));
-                            }
-                            findings.push(f)
-                        }
-                        FileCheck::Meta { mtime, .. } if *mtime != r.internal_date => findings.push(mk(
-                            Severity::Warning,
-                            "message-mtime",
-                            *uid,
-                            format!(
-                                "file mtime {mtime} differs from the internal date {} (modified since it was indexed?)",
-                                r.internal_date
-                            ),
-                        )),
-                        FileCheck::Read { hash, .. } if r.content_hash != [0; 32] && *hash != r.content_hash => {
-                            // Only a run that reads the bodies sees it: that run re-appends the
-                            // damaged file as a new message (its old flags are reported).
-                            let mut f = mk(
-                                Severity::Error,
-                                "message-content",
-                                *uid,
-                                format!(
-                                    "content changed (bit rot?): BLAKE3 {} but the index says {}",
-                                    crate::util::hex(&hash[..8]),
-                                    crate::util::hex(&r.content_hash[..8])
-                                ),
-                            );
-                            f.fix = Some(self.fix(&job.place, " --verify-content"));
-                            findings.push(f);
-                        }
-                        FileCheck::Read { mtime, .. } if *mtime != r.internal_date => findings.push(mk(
-                            Severity::Warning,
-                            "message-mtime",
-                            *uid,
-                            format!(
-                                "file mtime {mtime} differs from the internal date {} (the content is unchanged)",
-                                r.internal_date
-                            ),
-                        )),
-                        _ => {}
-                    }
-                }
-            }
+            self.check_file(job, *uid, o, last_uid, &mut findings);
         }
         let mut missing: Vec<u32> = job.expected.keys().filter(|u| !seen.contains(u)).copied().collect();
         missing.sort_unstable();
@@ -645,6 +543,118 @@ impl crate::scan::Planner for Shared<'_> {
         }
         self.findings.lock()[job.order] = Some(findings);
         self.progress.mailbox_done(outcomes.len() as u64);
+    }
+}
+
+impl Shared<'_> {
+    /// A finding about message file `uid` of `job`'s mailbox, with the mailbox's fix.
+    fn message_finding(&self, job: &Job, sev: Severity, kind: &'static str, uid: u32, msg: String) -> Finding {
+        let mut f =
+            Finding::at(sev, kind, job.place.dir.join(layout::message_file_name(uid)).display().to_string(), msg);
+        f.domain = Some(job.place.domain.clone());
+        f.mailbox = Some(job.place.name.to_string());
+        f.uid = Some(uid);
+        f.fix(self.fix(&job.place, ""))
+    }
+
+    /// The findings of one message file: vanished, unreadable, not indexed, empty, another
+    /// size, another content (when read), another mtime, a wrong owner.
+    fn check_file(&self, job: &Job, uid: u32, o: &FileCheck, last_uid: u32, findings: &mut Vec<Finding>) {
+        let mk = |sev, kind, uid: u32, msg: String| self.message_finding(job, sev, kind, uid, msg);
+        let rec = job.expected.get(&uid);
+        let owner = |u: u32, g: u32| {
+            self.ids.as_ref().and_then(|ids| {
+                owner_finding(ids, &job.place.dir.join(layout::message_file_name(uid)), u, g, self.store).map(
+                    |mut f| {
+                        f.uid = Some(uid);
+                        f
+                    },
+                )
+            })
+        };
+        match (o, rec) {
+            (FileCheck::Missing, Some(_)) => findings.push(mk(
+                Severity::Error,
+                "message-missing",
+                uid,
+                "indexed message file vanished during the scan".into(),
+            )),
+            (FileCheck::Missing, None) => {}
+            (FileCheck::Unreadable(e), _) => {
+                findings.push(mk(Severity::Error, "message-unreadable", uid, format!("cannot read: {e}")))
+            }
+            (FileCheck::Meta { size, uid: u, gid: g, .. } | FileCheck::Read { size, uid: u, gid: g, .. }, None) => {
+                findings.extend(owner(*u, *g));
+                let what = if *size == 0 {
+                    "empty message file, not indexed"
+                } else if uid > last_uid {
+                    "message file not in the index (above the last UID)"
+                } else {
+                    "message file not in the index"
+                };
+                let mut f =
+                    mk(Severity::Error, if *size == 0 { "message-empty" } else { "message-extra" }, uid, what.into());
+                if *size == 0 {
+                    // An empty file is no message: reconstruct moves it aside only when
+                    // asked to (it never deletes, nor indexes, an empty file).
+                    f.fix = Some(self.fix(&job.place, " --quarantine"));
+                }
+                findings.push(f);
+            }
+            (FileCheck::Meta { size, uid: u, gid: g, .. } | FileCheck::Read { size, uid: u, gid: g, .. }, Some(r)) => {
+                findings.extend(owner(*u, *g));
+                match o {
+                    _ if *size != r.size => {
+                        let mut f = mk(
+                            Severity::Error,
+                            "message-size",
+                            uid,
+                            format!("file is {size} bytes, the index says {}", r.size),
+                        );
+                        if *size == 0 {
+                            // Its record is dropped and the empty file moved aside.
+                            f.fix = Some(self.fix(&job.place, " --quarantine"));
+                        }
+                        findings.push(f)
+                    }
+                    FileCheck::Meta { mtime, .. } if *mtime != r.internal_date => findings.push(mk(
+                        Severity::Warning,
+                        "message-mtime",
+                        uid,
+                        format!(
+                            "file mtime {mtime} differs from the internal date {} (modified since it was indexed?)",
+                            r.internal_date
+                        ),
+                    )),
+                    FileCheck::Read { hash, .. } if r.content_hash != [0; 32] && *hash != r.content_hash => {
+                        // Only a run that reads the bodies sees it: that run re-appends the
+                        // damaged file as a new message (its old flags are reported).
+                        let mut f = mk(
+                            Severity::Error,
+                            "message-content",
+                            uid,
+                            format!(
+                                "content changed (bit rot?): BLAKE3 {} but the index says {}",
+                                crate::util::hex(&hash[..8]),
+                                crate::util::hex(&r.content_hash[..8])
+                            ),
+                        );
+                        f.fix = Some(self.fix(&job.place, " --verify-content"));
+                        findings.push(f);
+                    }
+                    FileCheck::Read { mtime, .. } if *mtime != r.internal_date => findings.push(mk(
+                        Severity::Warning,
+                        "message-mtime",
+                        uid,
+                        format!(
+                            "file mtime {mtime} differs from the internal date {} (the content is unchanged)",
+                            r.internal_date
+                        ),
+                    )),
+                    _ => {}
+                }
+            }
+        }
     }
 }
 
@@ -696,137 +706,26 @@ fn expected_records(old: &OldState) -> UidMap<MessageRecord> {
     m
 }
 
+/// A finding of mailbox `place` about `path`.
+fn mailbox_finding(place: &MailboxPlace, sev: Severity, kind: &'static str, path: PathBuf, msg: String) -> Finding {
+    let mut f = Finding::at(sev, kind, path.display().to_string(), msg);
+    f.domain = Some(place.domain.clone());
+    f.mailbox = Some(place.name.to_string());
+    f
+}
+
 /// Findings about the header, index and log files, with byte offsets.
 fn structural_findings(place: &MailboxPlace, old: &OldState, target: &Target) -> Vec<Finding> {
+    let mk = Mk { place };
     let mut out = Vec::new();
-    let mk = |kind: &'static str, file: &str, offset: Option<u64>, msg: String| {
-        let mut f = Finding::at(Severity::Error, kind, place.dir.join(file).display().to_string(), msg);
-        f.domain = Some(place.domain.clone());
-        f.mailbox = Some(place.name.to_string());
-        f.offset = offset;
-        f
-    };
-    let fe = |kind: &'static str, file: &str, e: &FormatError| mk(kind, file, Some(e.offset()), e.to_string());
     if old.current.is_none() {
         // Detailed, offset-precise findings for each file.
-        match read_store_file(place.dir.join(HEADER_FILE)) {
-            Ok(b) => {
-                if let Err(e) = MailboxHeader::decode(&b) {
-                    let kept = if header::decode_fixed(&b).is_ok() { " (its fixed part survives)" } else { "" };
-                    out.push(mk("header-corrupt", HEADER_FILE, Some(e.offset()), format!("{e}{kept}")));
-                }
-            }
-            Err(e) => out.push(mk(
-                "header-missing",
-                HEADER_FILE,
-                None,
-                crate::error::describe_io(&e, &place.dir.join(HEADER_FILE)),
-            )),
-        }
-        match read_store_file(place.dir.join(INDEX_FILE)) {
-            Ok(b) => {
-                if let Err(e) = index::decode(&b) {
-                    let s = index::salvage(&b);
-                    if let Some(h) = &s.header_error {
-                        out.push(fe("index-header-corrupt", INDEX_FILE, h));
-                    }
-                    // Leave room under the per-file cap for the other findings of this
-                    // file and the count of the rest, so the count is never capped away.
-                    let others = 1
-                        + usize::from(s.header_error.is_some())
-                        + usize::from(s.beyond_count.is_some())
-                        + usize::from(s.partial_tail.is_some());
-                    let listed = s.damaged.len().min(MAX_FINDINGS_PER_FILE.saturating_sub(others));
-                    for d in &s.damaged[..listed] {
-                        out.push(fe("index-record-corrupt", INDEX_FILE, d));
-                    }
-                    let more = s.damaged_more + (s.damaged.len() - listed) as u64;
-                    if more > 0 {
-                        out.push(mk(
-                            "index-record-corrupt",
-                            INDEX_FILE,
-                            None,
-                            format!("{more} more damaged records not listed (the first {listed} are)"),
-                        ));
-                    }
-                    if let Some((off, _)) = s.beyond_count {
-                        let size = std::fs::symlink_metadata(place.dir.join(INDEX_FILE)).map_or(0, |m| m.len());
-                        out.push(mk(
-                            "index-excess",
-                            INDEX_FILE,
-                            Some(off),
-                            format!(
-                                "the file is {size} bytes, {} past the records its header counts: not read (an index is written whole; nothing there is a record)",
-                                size.saturating_sub(off)
-                            ),
-                        ));
-                    }
-                    if let Some((off, len)) = s.partial_tail {
-                        out.push(mk(
-                            "index-truncated",
-                            INDEX_FILE,
-                            Some(off),
-                            format!("{len} bytes of a cut record at the end"),
-                        ));
-                    }
-                    if s.header_error.is_none()
-                        && s.damaged.is_empty()
-                        && s.partial_tail.is_none()
-                        && s.beyond_count.is_none()
-                    {
-                        out.push(fe("index-corrupt", INDEX_FILE, &e));
-                    }
-                }
-            }
-            Err(e) => out.push(mk(
-                "index-missing",
-                INDEX_FILE,
-                None,
-                crate::error::describe_io(&e, &place.dir.join(INDEX_FILE)),
-            )),
-        }
-        match read_store_file(place.dir.join(LOG_FILE)) {
-            Ok(b) => match changelog::scan(&b) {
-                Ok(s) => {
-                    // One finding per damage: mid-log corruption says it all; a log that lost
-                    // what index or header saw is damage, not a crash, even if it ends torn.
-                    let coverage = gather::coverage_problem(old, &b, &s);
-                    match (&s.end, coverage) {
-                        (LogEnd::Corrupt { offset, error }, _) => {
-                            out.push(mk("log-corrupt", LOG_FILE, Some(*offset), error.to_string()))
-                        }
-                        (_, Some((who, cov, p))) => {
-                            use changelog::CoverageProblem as P;
-                            let (kind, offset) = match p {
-                                P::Short { have, .. } => ("log-short", have),
-                                P::Behind { .. } => ("log-short", s.valid_end),
-                                P::Altered { len } => ("log-altered", len),
-                            };
-                            out.push(mk(
-                                kind,
-                                LOG_FILE,
-                                Some(offset),
-                                format!(
-                                    "{p}: {who} saw {} bytes of this log up to record {}; the second copy of flags and dates is incomplete and changes committed there may be lost",
-                                    cov.len, cov.seq
-                                ),
-                            ));
-                        }
-                        (LogEnd::TornTail { offset, error }, None) => {
-                            out.push(mk("log-torn-tail", LOG_FILE, Some(*offset), torn_message(Some(error))))
-                        }
-                        (LogEnd::Clean, None) => {}
-                    }
-                }
-                Err(e) => out.push(fe("log-corrupt", LOG_FILE, &e)),
-            },
-            Err(e) => {
-                out.push(mk("log-missing", LOG_FILE, None, crate::error::describe_io(&e, &place.dir.join(LOG_FILE))))
-            }
-        }
+        header_findings(&mk, &mut out);
+        index_findings(&mk, &mut out);
+        log_findings(&mk, old, &mut out);
         if out.is_empty() {
             // Each file verifies on its own, but they do not fit together.
-            out.push(mk(
+            out.push(mk.at(
                 "mailbox-inconsistent",
                 INDEX_FILE,
                 None,
@@ -835,12 +734,168 @@ fn structural_findings(place: &MailboxPlace, old: &OldState, target: &Target) ->
             ));
         }
     } else if let Some(offset) = old.log_torn {
-        out.push(mk("log-torn-tail", LOG_FILE, Some(offset), torn_message(None)));
+        out.push(mk.at("log-torn-tail", LOG_FILE, Some(offset), torn_message(None)));
     }
+    list_findings(&mk, old, target, &mut out);
+    out
+}
+
+/// Makes the findings of one mailbox's store files.
+struct Mk<'a> {
+    place: &'a MailboxPlace,
+}
+
+impl Mk<'_> {
+    /// A finding of `kind` in `file` of the mailbox, at `offset`.
+    fn at(&self, kind: &'static str, file: &str, offset: Option<u64>, msg: String) -> Finding {
+        let mut f = Finding::at(Severity::Error, kind, self.place.dir.join(file).display().to_string(), msg);
+        f.domain = Some(self.place.domain.clone());
+        f.mailbox = Some(self.place.name.to_string());
+        f.offset = offset;
+        f
+    }
+
+    /// A finding from a format error, at its offset.
+    fn err(&self, kind: &'static str, file: &str, e: &FormatError) -> Finding {
+        self.at(kind, file, Some(e.offset()), e.to_string())
+    }
+}
+
+/// `ms.header`: missing or damaged.
+fn header_findings(mk: &Mk<'_>, out: &mut Vec<Finding>) {
+    match read_store_file(mk.place.dir.join(HEADER_FILE)) {
+        Ok(b) => {
+            if let Err(e) = MailboxHeader::decode(&b) {
+                let kept = if header::decode_fixed(&b).is_ok() { " (its fixed part survives)" } else { "" };
+                out.push(mk.at("header-corrupt", HEADER_FILE, Some(e.offset()), format!("{e}{kept}")));
+            }
+        }
+        Err(e) => out.push(mk.at(
+            "header-missing",
+            HEADER_FILE,
+            None,
+            crate::error::describe_io(&e, &mk.place.dir.join(HEADER_FILE)),
+        )),
+    }
+}
+
+/// `ms.index`: missing, its header or records damaged (capped per file, with the count of
+/// the rest), bytes past its records, a cut last record.
+fn index_findings(mk: &Mk<'_>, out: &mut Vec<Finding>) {
+    match read_store_file(mk.place.dir.join(INDEX_FILE)) {
+        Ok(b) => {
+            if let Err(e) = index::decode(&b) {
+                let s = index::salvage(&b);
+                if let Some(h) = &s.header_error {
+                    out.push(mk.err("index-header-corrupt", INDEX_FILE, h));
+                }
+                // Leave room under the per-file cap for the other findings of this
+                // file and the count of the rest, so the count is never capped away.
+                let others = 1
+                    + usize::from(s.header_error.is_some())
+                    + usize::from(s.beyond_count.is_some())
+                    + usize::from(s.partial_tail.is_some());
+                let listed = s.damaged.len().min(MAX_FINDINGS_PER_FILE.saturating_sub(others));
+                for d in &s.damaged[..listed] {
+                    out.push(mk.err("index-record-corrupt", INDEX_FILE, d));
+                }
+                let more = s.damaged_more + (s.damaged.len() - listed) as u64;
+                if more > 0 {
+                    out.push(mk.at(
+                        "index-record-corrupt",
+                        INDEX_FILE,
+                        None,
+                        format!("{more} more damaged records not listed (the first {listed} are)"),
+                    ));
+                }
+                if let Some((off, _)) = s.beyond_count {
+                    let size = std::fs::symlink_metadata(mk.place.dir.join(INDEX_FILE)).map_or(0, |m| m.len());
+                    out.push(mk.at(
+                        "index-excess",
+                        INDEX_FILE,
+                        Some(off),
+                        format!(
+                            "the file is {size} bytes, {} past the records its header counts: not read (an index is written whole; nothing there is a record)",
+                            size.saturating_sub(off)
+                        ),
+                    ));
+                }
+                if let Some((off, len)) = s.partial_tail {
+                    out.push(mk.at(
+                        "index-truncated",
+                        INDEX_FILE,
+                        Some(off),
+                        format!("{len} bytes of a cut record at the end"),
+                    ));
+                }
+                if s.header_error.is_none()
+                    && s.damaged.is_empty()
+                    && s.partial_tail.is_none()
+                    && s.beyond_count.is_none()
+                {
+                    out.push(mk.err("index-corrupt", INDEX_FILE, &e));
+                }
+            }
+        }
+        Err(e) => out.push(mk.at(
+            "index-missing",
+            INDEX_FILE,
+            None,
+            crate::error::describe_io(&e, &mk.place.dir.join(INDEX_FILE)),
+        )),
+    }
+}
+
+/// `ms.log`: missing, corrupt, short of or altered inside what index and header saw, or
+/// ending torn: one finding per damage.
+fn log_findings(mk: &Mk<'_>, old: &OldState, out: &mut Vec<Finding>) {
+    match read_store_file(mk.place.dir.join(LOG_FILE)) {
+        Ok(b) => match changelog::scan(&b) {
+            Ok(s) => {
+                // One finding per damage: mid-log corruption says it all; a log that lost
+                // what index or header saw is damage, not a crash, even if it ends torn.
+                let coverage = gather::coverage_problem(old, &b, &s);
+                match (&s.end, coverage) {
+                    (LogEnd::Corrupt { offset, error }, _) => {
+                        out.push(mk.at("log-corrupt", LOG_FILE, Some(*offset), error.to_string()))
+                    }
+                    (_, Some((who, cov, p))) => {
+                        use changelog::CoverageProblem as P;
+                        let (kind, offset) = match p {
+                            P::Short { have, .. } => ("log-short", have),
+                            P::Behind { .. } => ("log-short", s.valid_end),
+                            P::Altered { len } => ("log-altered", len),
+                        };
+                        out.push(mk.at(
+                            kind,
+                            LOG_FILE,
+                            Some(offset),
+                            format!(
+                                "{p}: {who} saw {} bytes of this log up to record {}; the second copy of flags and dates is incomplete and changes committed there may be lost",
+                                cov.len, cov.seq
+                            ),
+                        ));
+                    }
+                    (LogEnd::TornTail { offset, error }, None) => {
+                        out.push(mk.at("log-torn-tail", LOG_FILE, Some(*offset), torn_message(Some(error))))
+                    }
+                    (LogEnd::Clean, None) => {}
+                }
+            }
+            Err(e) => out.push(mk.err("log-corrupt", LOG_FILE, &e)),
+        },
+        Err(e) => {
+            out.push(mk.at("log-missing", LOG_FILE, None, crate::error::describe_io(&e, &mk.place.dir.join(LOG_FILE))))
+        }
+    }
+}
+
+/// The header against the mailbox list and the mailbox's name.
+fn list_findings(mk: &Mk<'_>, old: &OldState, target: &Target, out: &mut Vec<Finding>) {
     // Against the mailbox list.
     if let (Some(e), Some(h)) = (&target.entry, &old.header) {
         if e.unique_id != h.unique_id || e.uid_validity != h.uid_validity {
-            out.push(mk(
+            out.push(mk.at(
                 "list-mismatch",
                 HEADER_FILE,
                 None,
@@ -849,11 +904,10 @@ fn structural_findings(place: &MailboxPlace, old: &OldState, target: &Target) ->
         }
     }
     if let Some(h) = &old.header {
-        if h.name != place.name.as_str() || h.domain != place.domain {
-            out.push(mk("header-name", HEADER_FILE, None, format!("the header names {}:{}", h.domain, h.name)));
+        if h.name != mk.place.name.as_str() || h.domain != mk.place.domain {
+            out.push(mk.at("header-name", HEADER_FILE, None, format!("the header names {}:{}", h.domain, h.name)));
         }
     }
-    out
 }
 
 /// What a torn log tail is, and what it may have cost.
