@@ -367,56 +367,87 @@ fn gather_in(
     let dir = &place.dir;
     let mut st = OldState::default();
     let header_bytes = read_opt(dir, fd, HEADER_FILE, hb);
-    let index_path = dir.join(INDEX_FILE);
     let index_bytes = read_in(dir, fd, INDEX_FILE, true, ib);
     // Logs are read, never mapped (an append may truncate a torn tail under a reader).
     let log_bytes = read_opt(dir, fd, LOG_FILE, lb);
     st.cache = cache_view(dir, fd);
 
     if let (Ok(Some(h)), Ok(i), Ok(Some(l))) = (&header_bytes, &index_bytes, &log_bytes) {
-        if let Ok(mut mb) = Mailbox::from_bytes(place.clone(), h, i, l, None) {
-            let all_live = listing.messages.iter().all(|u| mb.record(*u).is_some());
-            st.log_torn = mb.log_torn();
-            st.log_torn_kind = st.log_torn.and_then(|o| torn_kind(l, o));
-            let header = mb.header().clone();
-            st.header_fixed = Some(header.fixed_info());
-            st.index_header = Some(mb.index_header().clone());
-            st.index_records = RecordSet::from_unsorted(mb.take_records());
-            let log_header = changelog::decode_header(l).unwrap_or_default();
-            st.log = Some(if all_live {
-                LogView {
-                    header: log_header,
-                    flag_names: header.flags.clone(),
-                    last_uid: mb.last_uid(),
-                    saw_last_uid: true,
-                    seq: mb.highest_modseq(),
-                    name: Some((header.domain.clone(), header.name.clone())),
-                    ..LogView::default()
-                }
-            } else {
-                match changelog::scan(l) {
-                    Ok(scan) => {
-                        let mut v = replay(scan);
-                        // The live state already holds every record; keep the log for
-                        // what it alone knows (expunges, names).
-                        v.state.clear();
-                        v
-                    }
-                    Err(_) => LogView { header: log_header, ..LogView::default() },
-                }
-            });
-            st.cache_check(header.unique_id);
-            st.current = Some(Current {
-                header: header.clone(),
-                index: mb.index_header().clone(),
-                last_uid: mb.last_uid(),
-                seq: mb.highest_modseq(),
-            });
-            st.header = Some(header);
-            return st;
+        if let Some(consistent) = gather_consistent(place, listing, h, i, l, st.cache.clone()) {
+            return consistent;
         }
     }
+    gather_header(&mut st, dir, header_bytes);
+    gather_index(&mut st, dir, index_bytes);
+    gather_log(&mut st, dir, log_bytes);
+    let id = st.header_fixed.as_ref().map(|h| h.unique_id).or(st.index_header.as_ref().map(|h| h.unique_id));
+    if let Some(id) = id {
+        st.cache_check(id);
+    } else {
+        st.cache.usable = false;
+        st.cache.problem.get_or_insert_with(|| format!("{CACHE_FILE} cannot be checked without a header"));
+    }
+    st
+}
 
+/// A consistent mailbox (header, index and log open as a [`Mailbox`]): its live state,
+/// with the log kept for what it alone knows (expunges, names) when some listed file has
+/// no record. `None` when they do not open together.
+fn gather_consistent(
+    place: &MailboxPlace,
+    listing: &Listing,
+    h: &[u8],
+    i: &[u8],
+    l: &[u8],
+    cache: CacheView,
+) -> Option<OldState> {
+    let mut st = OldState { cache, ..OldState::default() };
+    if let Ok(mut mb) = Mailbox::from_bytes(place.clone(), h, i, l, None) {
+        let all_live = listing.messages.iter().all(|u| mb.record(*u).is_some());
+        st.log_torn = mb.log_torn();
+        st.log_torn_kind = st.log_torn.and_then(|o| torn_kind(l, o));
+        let header = mb.header().clone();
+        st.header_fixed = Some(header.fixed_info());
+        st.index_header = Some(mb.index_header().clone());
+        st.index_records = RecordSet::from_unsorted(mb.take_records());
+        let log_header = changelog::decode_header(l).unwrap_or_default();
+        st.log = Some(if all_live {
+            LogView {
+                header: log_header,
+                flag_names: header.flags.clone(),
+                last_uid: mb.last_uid(),
+                saw_last_uid: true,
+                seq: mb.highest_modseq(),
+                name: Some((header.domain.clone(), header.name.clone())),
+                ..LogView::default()
+            }
+        } else {
+            match changelog::scan(l) {
+                Ok(scan) => {
+                    let mut v = replay(scan);
+                    // The live state already holds every record; keep the log for
+                    // what it alone knows (expunges, names).
+                    v.state.clear();
+                    v
+                }
+                Err(_) => LogView { header: log_header, ..LogView::default() },
+            }
+        });
+        st.cache_check(header.unique_id);
+        st.current = Some(Current {
+            header: header.clone(),
+            index: mb.index_header().clone(),
+            last_uid: mb.last_uid(),
+            seq: mb.highest_modseq(),
+        });
+        st.header = Some(header);
+        return Some(st);
+    }
+    None
+}
+
+/// The header as the old files have it, or why not.
+fn gather_header(st: &mut OldState, dir: &Path, header_bytes: std::result::Result<Option<Contents<'_>>, String>) {
     match header_bytes {
         Err(e) => st.header_problem = Some(e),
         Ok(None) => st.header_problem = Some(format!("{HEADER_FILE} is missing")),
@@ -431,6 +462,11 @@ fn gather_in(
             }
         },
     }
+}
+
+/// The index records, salvaged record by record if the index is damaged, or why not.
+fn gather_index(st: &mut OldState, dir: &Path, index_bytes: std::io::Result<Contents<'_>>) {
+    let index_path = dir.join(INDEX_FILE);
     match index_bytes {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             st.index_problem = Some(format!("{INDEX_FILE} is missing"))
@@ -458,6 +494,11 @@ fn gather_in(
             }
         }
     }
+}
+
+/// What the change log holds, replayed past a torn tail, and whether it lost what index
+/// or header saw.
+fn gather_log(st: &mut OldState, dir: &Path, log_bytes: std::result::Result<Option<Contents<'_>>, String>) {
     match log_bytes {
         Err(e) => st.log_problem = Some(e),
         Ok(None) => st.log_problem = Some(format!("{LOG_FILE} is missing")),
@@ -475,7 +516,7 @@ fn gather_in(
                     }
                 }
                 if st.log_problem.is_none() {
-                    st.log_problem = coverage_problem(&st, &b, &scan).map(|(who, cov, p)| {
+                    st.log_problem = coverage_problem(st, &b, &scan).map(|(who, cov, p)| {
                         format!(
                             "{}: {p} ({who} saw {} bytes up to record {}): changes committed there may be lost",
                             dir.join(LOG_FILE).display(),
@@ -503,14 +544,6 @@ fn gather_in(
             Err(e) => st.log_problem = Some(describe(dir, LOG_FILE, &e)),
         },
     }
-    let id = st.header_fixed.as_ref().map(|h| h.unique_id).or(st.index_header.as_ref().map(|h| h.unique_id));
-    if let Some(id) = id {
-        st.cache_check(id);
-    } else {
-        st.cache.usable = false;
-        st.cache.problem.get_or_insert_with(|| format!("{CACHE_FILE} cannot be checked without a header"));
-    }
-    st
 }
 
 /// The kind byte of the (unverified) record head at a torn tail's `offset`.
