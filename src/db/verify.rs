@@ -165,9 +165,61 @@ pub fn verify(fs: &dyn Fs, dir: &Path) -> Result<VerifyReport> {
 
 /// [`verify`] without taking the lock (for a copy nobody else uses, or a caller holding it).
 pub fn verify_locked(fs: &dyn Fs, dir: &Path) -> Result<VerifyReport> {
-    let mut status = Status::Clean;
-    let mut problems = Vec::new();
-    let mut notes = Vec::new();
+    let mut found = Found { status: Status::Clean, problems: Vec::new() };
+    let (tables, snapshots) = load_snapshots(fs, dir, &mut found)?;
+    if install::pending(fs, dir)? {
+        found.status = found.status.max(Status::TornTail);
+        found
+            .problems
+            .push(format!("an install was interrupted ({} exists): msdb_recover finishes it", install::MARKER));
+    }
+    let segs = log::list_segments(fs, dir)?;
+    let heads = log::read_heads(fs, &segs)?;
+    let snapshots_ok = snapshots.iter().all(|s| s.error.is_none());
+    let tolerate = if snapshots_ok { tables.min_applied() } else { 0 };
+    let mut rp = Replayer::new(tables, Limit::End);
+    let mut records = 0u64;
+    let outcome = log::read_log(fs, &heads, 0, tolerate, &mut |_, _, r| {
+        records += 1;
+        rp.visit(r)
+    })?;
+    rp.discard_open();
+    let end_lsn = outcome.position.as_ref().map(|p| p.next_lsn - 1).unwrap_or(0);
+    log_problems(dir, &rp, &outcome, &mut found);
+    missing_records(dir, !segs.is_empty(), &snapshots, end_lsn, &outcome, &mut found);
+    let notes = log_notes(fs, dir, &outcome)?;
+    let mut uncommitted = rp.discarded;
+    if let Some(d) = &outcome.damage {
+        let at = d.at().lsn;
+        for t in &mut uncommitted {
+            t.commit_in_damage = t.first_lsn + u64::from(t.records) == at;
+        }
+    }
+    Ok(VerifyReport {
+        dir: dir.to_path_buf(),
+        status: found.status,
+        snapshots,
+        segments: outcome.segments,
+        superseded: outcome.superseded,
+        damage: outcome.damage,
+        end_lsn,
+        records,
+        commits: rp.commits,
+        last_commit: rp.last_commit,
+        uncommitted,
+        problems: found.problems,
+        notes,
+    })
+}
+
+/// What verification found so far: the worst status and the problems.
+struct Found {
+    status: Status,
+    problems: Vec<String>,
+}
+
+/// Every snapshot, decoded strictly: the tables and a report per snapshot.
+fn load_snapshots(fs: &dyn Fs, dir: &Path, found: &mut Found) -> Result<(Tables, Vec<SnapReport>)> {
     let mut tables = Tables::default();
     let mut snapshots = Vec::new();
     for db in Db::ALL {
@@ -188,60 +240,65 @@ pub fn verify_locked(fs: &dyn Fs, dir: &Path) -> Result<VerifyReport> {
             },
         }
         if let Some(e) = &r.error {
-            problems.push(e.clone());
-            status = Status::Corrupt;
+            found.problems.push(e.clone());
+            found.status = Status::Corrupt;
         }
         snapshots.push(r);
     }
-    if install::pending(fs, dir)? {
-        problems.push(format!("an install was interrupted ({} exists): msdb_recover finishes it", install::MARKER));
-        status = status.max(Status::TornTail);
-    }
-    let segs = log::list_segments(fs, dir)?;
-    let heads = log::read_heads(fs, &segs)?;
-    let snapshots_ok = snapshots.iter().all(|s| s.error.is_none());
-    let tolerate = if snapshots_ok { tables.min_applied() } else { 0 };
-    let mut rp = Replayer::new(tables, Limit::End);
-    let mut records = 0u64;
-    let outcome = log::read_log(fs, &heads, 0, tolerate, &mut |_, _, r| {
-        records += 1;
-        rp.visit(r)
-    })?;
-    if let Some(open) = rp.open_txn() {
-        rp.discard_open();
-        let _ = open;
-    }
+    Ok((tables, snapshots))
+}
+
+/// Damage of the log: tolerated (the snapshots hold it), torn, corrupt, or a gap before
+/// what the snapshots include.
+fn log_problems(dir: &Path, rp: &Replayer, outcome: &log::ReadOutcome, found: &mut Found) {
     for t in &outcome.tolerated {
-        problems.push(format!(
+        found.problems.push(format!(
             "{} is damaged at byte offset {} (LSN {}): {}; every snapshot already includes those records, so no committed transaction is lost: msdb_recover moves the damaged log aside and starts a new one",
             t.file.display(),
             t.offset,
             t.lsn,
             t.what
         ));
-        status = status.max(Status::TornTail);
+        found.status = found.status.max(Status::TornTail);
     }
     match &outcome.damage {
-        Some(Damage::Corrupt(_)) => status = Status::Corrupt,
-        Some(Damage::TornTail(_)) => status = status.max(Status::TornTail),
+        Some(Damage::Corrupt(_)) => found.status = Status::Corrupt,
+        Some(Damage::TornTail(_)) => found.status = found.status.max(Status::TornTail),
         None => {}
     }
-    if let Err(e) = log::check_coverage(dir, &rp.tables, &outcome) {
-        problems.push(e.to_string());
-        status = Status::Corrupt;
+    if let Err(e) = log::check_coverage(dir, &rp.tables, outcome) {
+        found.problems.push(e.to_string());
+        found.status = Status::Corrupt;
     }
-    let end_lsn = outcome.position.as_ref().map(|p| p.next_lsn - 1).unwrap_or(0);
-    for (db, sn) in Db::ALL.iter().zip(&snapshots) {
+}
+
+/// A snapshot that includes an LSN past the end of an undamaged log: committed records
+/// are missing (the log was cut or replaced).
+fn missing_records(
+    dir: &Path,
+    has_segments: bool,
+    snapshots: &[SnapReport],
+    end_lsn: u64,
+    outcome: &log::ReadOutcome,
+    found: &mut Found,
+) {
+    for (db, sn) in Db::ALL.iter().zip(snapshots) {
         if let Some(c) = sn.checkpoint_lsn {
-            if !segs.is_empty() && c > end_lsn && outcome.damage.is_none() {
-                problems.push(format!(
+            if has_segments && c > end_lsn && outcome.damage.is_none() {
+                found.problems.push(format!(
                     "{} includes LSN {c} but the log ends at LSN {end_lsn}: committed log records are missing",
                     dir.join(db.file_name()).display()
                 ));
-                status = Status::Corrupt;
+                found.status = Status::Corrupt;
             }
         }
     }
+}
+
+/// Harmless things worth saying: torn bytes an earlier recovery left unread, segments of
+/// an earlier timeline, leftover temporary files.
+fn log_notes(fs: &dyn Fs, dir: &Path, outcome: &log::ReadOutcome) -> Result<Vec<String>> {
+    let mut notes = Vec::new();
     for g in &outcome.segments {
         if g.abandoned > 0 {
             notes.push(format!(
@@ -262,26 +319,5 @@ pub fn verify_locked(fs: &dyn Fs, dir: &Path) -> Result<VerifyReport> {
             notes.push(format!("leftover temporary file {name} (from an interrupted write; harmless)"));
         }
     }
-    let mut uncommitted = rp.discarded;
-    if let Some(d) = &outcome.damage {
-        let at = d.at().lsn;
-        for t in &mut uncommitted {
-            t.commit_in_damage = t.first_lsn + u64::from(t.records) == at;
-        }
-    }
-    Ok(VerifyReport {
-        dir: dir.to_path_buf(),
-        status,
-        snapshots,
-        segments: outcome.segments,
-        superseded: outcome.superseded,
-        damage: outcome.damage,
-        end_lsn,
-        records,
-        commits: rp.commits,
-        last_commit: rp.last_commit,
-        uncommitted,
-        problems,
-        notes,
-    })
+    Ok(notes)
 }
