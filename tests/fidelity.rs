@@ -375,8 +375,9 @@ fn db_cmd(fx: &Fx, name: &str, args: &[&str]) -> Run {
     }
 }
 
-#[test]
-fn a_missing_database_home_is_recreated_by_the_repair_commands_and_mailboxes_registered_again() {
+/// Mailboxes in two domains (`JOE` and `user/mary` in `D`, `admin` in foo.com): the
+/// fixture, `show --json` of each in that order, and the mailbox list.
+fn three_mailboxes() -> (Fx, Vec<Value>, std::collections::BTreeSet<(String, String)>) {
     let fx = Fx::new();
     fx.mailbox(D, JOE, 6);
     fx.mailbox(D, "user/mary", 5);
@@ -384,6 +385,12 @@ fn a_missing_database_home_is_recreated_by_the_repair_commands_and_mailboxes_reg
     let before: Vec<Value> =
         [(D, JOE), (D, "user/mary"), ("foo.com", "admin")].iter().map(|(d, n)| fx.show(d, n)).collect();
     let listed = fx.listed();
+    (fx, before, listed)
+}
+
+#[test]
+fn a_missing_database_home_is_recreated_by_the_repair_commands_and_mailboxes_registered_again() {
+    let (fx, before, listed) = three_mailboxes();
     let home = fx.store.config().database_path.clone();
     let rm_home = || std::fs::remove_dir_all(&home).expect("remove database home");
 
@@ -435,13 +442,7 @@ fn a_missing_database_home_is_recreated_by_the_repair_commands_and_mailboxes_reg
 /// `reconstruct -r` brings the lost mailbox back with its UID validity, flags and dates.
 #[test]
 fn a_damaged_mailbox_list_without_log_or_backup_keeps_what_reads_back_and_says_what_is_lost() {
-    let fx = Fx::new();
-    fx.mailbox(D, JOE, 6);
-    fx.mailbox(D, "user/mary", 5);
-    fx.mailbox("foo.com", "admin", 4);
-    let before: Vec<Value> =
-        [(D, JOE), (D, "user/mary"), ("foo.com", "admin")].iter().map(|(d, n)| fx.show(d, n)).collect();
-    let listed = fx.listed();
+    let (fx, before, listed) = three_mailboxes();
     db_cmd(&fx, "msdb_recover", &[]).expect_code(0, "checkpoint");
     let home = fx.store.config().database_path.clone();
     let db = home.join("mailboxes.db");

@@ -75,17 +75,22 @@ pub struct Tables {
     pub applied: [u64; 2],
 }
 
+/// A snapshot file's bytes; `None` when it does not exist (an empty database).
+fn read_snapshot(fs: &dyn Fs, path: &Path) -> Result<Option<Vec<u8>>> {
+    match fs.read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("open database", path, e)),
+    }
+}
+
 impl Tables {
     /// Load every snapshot of `dir` (a missing snapshot is an empty database at LSN 0).
     pub fn load(fs: &dyn Fs, dir: &Path) -> Result<Tables> {
         let mut t = Tables::default();
         for db in Db::ALL {
             let path = dir.join(db.file_name());
-            let bytes = match fs.read(&path) {
-                Ok(b) => b,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::io("open database", path, e)),
-            };
+            let Some(bytes) = read_snapshot(fs, &path)? else { continue };
             let snap = dbsnap::decode(&bytes).map_err(|e| e.at(&path))?;
             if snap.name != db.name() {
                 return Err(Error::corrupt(
@@ -108,11 +113,7 @@ impl Tables {
         let mut salvaged = Vec::new();
         for db in Db::ALL {
             let path = dir.join(db.file_name());
-            let bytes = match fs.read(&path) {
-                Ok(b) => b,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(Error::io("open database", path, e)),
-            };
+            let Some(bytes) = read_snapshot(fs, &path)? else { continue };
             if let Ok(snap) = dbsnap::decode(&bytes) {
                 if snap.name == db.name() {
                     t.applied[db.index()] = snap.checkpoint_lsn;
