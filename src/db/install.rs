@@ -162,7 +162,7 @@ fn finish(fs: &dyn Fs, dir: &Path, plan: &Plan, d: Durability) -> Result<()> {
     fs.create_dir_all(&q).ctx("create quarantine directory", &q)?;
     let seg_path = dir.join(log::segment_name(plan.segment));
     if !exists(fs, &seg_path).ctx("open database home", dir)? {
-        log::create_segment(fs, dir, plan.segment, plan.lsn + 1, None, true, d)?;
+        log::create_segment(fs, dir, plan.segment, plan.lsn + 1, None, log::Timeline::New, d)?;
     }
     for (db, staged) in &plan.staged {
         let staged = dir.join(staged);

@@ -1152,6 +1152,16 @@ pub fn check_coverage(dir: &Path, tables: &Tables, outcome: &ReadOutcome) -> Res
     Ok(())
 }
 
+/// Whether a new segment continues the log before it or starts a new timeline (after an
+/// install: nothing before it is replayed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timeline {
+    /// Its header names the end of the segment before, and is checked against it.
+    Continue,
+    /// It starts a new timeline (`FLAG_NEW_TIMELINE`).
+    New,
+}
+
 /// Create segment `number` (temp + fsync + rename + directory fsync) whose first record
 /// will be `first_lsn`, continuing `prev` (its salt, valid end and last CRC) or starting
 /// a new timeline.
@@ -1161,7 +1171,7 @@ pub fn create_segment(
     number: u64,
     first_lsn: u64,
     prev: Option<(u32, u64, u32)>,
-    new_timeline: bool,
+    timeline: Timeline,
     durability: Durability,
 ) -> Result<(PathBuf, u32, u32)> {
     let mut salt = 0;
@@ -1178,7 +1188,7 @@ pub fn create_segment(
         prev_crc,
         prev_salt,
         created: crate::util::now(),
-        flags: if new_timeline { FLAG_NEW_TIMELINE } else { 0 },
+        flags: if timeline == Timeline::New { FLAG_NEW_TIMELINE } else { 0 },
     };
     let bytes = encode_segment_header(&info);
     let name = segment_name(number);

@@ -144,6 +144,15 @@ impl Txn {
     }
 }
 
+/// When [`Env`]'s checkpoint writes the snapshots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Checkpoint {
+    /// Only if the snapshots lag behind the log (or it ends torn).
+    IfBehind,
+    /// Always (an explicit checkpoint).
+    Always,
+}
+
 /// How to open an environment.
 #[derive(Clone, Debug)]
 pub struct EnvOptions {
@@ -373,7 +382,7 @@ impl Env {
         }
         let _l = self.fs().lock(&self.dir, LockMode::Shared).ctx("lock database home", &self.dir)?;
         if let Some(mut log) = self.log.try_lock() {
-            self.refresh(&mut log, false)?;
+            self.refresh(&mut log, LockMode::Shared)?;
         }
         Ok(())
     }
@@ -474,7 +483,7 @@ impl Env {
         let _x = self.fs().lock(&self.dir, LockMode::Exclusive).ctx("lock database home", &self.dir)?;
         let mut log = self.log.lock();
         self.check_poison()?;
-        self.refresh(&mut log, true)?;
+        self.refresh(&mut log, LockMode::Exclusive)?;
         let time = crate::util::now();
         let mut lsns = Vec::with_capacity(batch.len());
         let mut buf = Vec::new();
@@ -506,7 +515,7 @@ impl Env {
             // The batch is durable whatever happens here; a failed checkpoint poisons
             // the environment (inside) if it was an I/O error, and is retried next time
             // otherwise.
-            let _ = self.checkpoint_locked(&mut log, false);
+            let _ = self.checkpoint_locked(&mut log, Checkpoint::IfBehind);
         }
         Ok(lsns)
     }
@@ -556,13 +565,15 @@ impl Env {
             None => {
                 let number = log::list_segments(fs, &self.dir)?.last().map(|(n, _)| n + 1).unwrap_or(1);
                 let first = self.tables.read().max_applied() + 1;
-                let (path, salt, crc) = log::create_segment(fs, &self.dir, number, first, None, false, d)?;
+                let (path, salt, crc) =
+                    log::create_segment(fs, &self.dir, number, first, None, log::Timeline::Continue, d)?;
                 Position { number, path, salt, end: 64, last_crc: crc, next_lsn: first }
             }
             Some(p) if log.torn || p.end >= self.opts.segment_size => {
                 let number = p.number + 1;
                 let prev = Some((p.salt, p.end, p.last_crc));
-                let (path, salt, crc) = log::create_segment(fs, &self.dir, number, p.next_lsn, prev, false, d)?;
+                let (path, salt, crc) =
+                    log::create_segment(fs, &self.dir, number, p.next_lsn, prev, log::Timeline::Continue, d)?;
                 Position { number, path, salt, end: 64, last_crc: crc, next_lsn: p.next_lsn }
             }
             Some(p) => return Ok(p.clone()),
@@ -579,17 +590,17 @@ impl Env {
         self.check_poison()?;
         let _x = self.fs().lock(&self.dir, LockMode::Exclusive).ctx("lock database home", &self.dir)?;
         let mut log = self.log.lock();
-        self.refresh(&mut log, true)?;
-        self.checkpoint_locked(&mut log, true)
+        self.refresh(&mut log, LockMode::Exclusive)?;
+        self.checkpoint_locked(&mut log, Checkpoint::Always)
     }
 
-    fn checkpoint_locked(&self, log: &mut LogState, force: bool) -> Result<u64> {
+    fn checkpoint_locked(&self, log: &mut LogState, when: Checkpoint) -> Result<u64> {
         let lsn = match &log.pos {
             Some(p) => p.next_lsn - 1,
             None => self.tables.read().max_applied(),
         };
         let needed = self.tables.read().max_applied() > log.snap_lsn || log.torn;
-        if !needed && !force {
+        if !needed && when == Checkpoint::IfBehind {
             return Ok(lsn);
         }
         let fs = self.fs();
@@ -641,10 +652,10 @@ impl Env {
 
     /// Read what other processes appended since our position (the caller holds the
     /// home's lock, shared or exclusive).
-    fn refresh(&self, log: &mut LogState, exclusive: bool) -> Result<()> {
+    fn refresh(&self, log: &mut LogState, held: LockMode) -> Result<()> {
         let fs = self.fs();
         if install::pending(fs, &self.dir)? {
-            if !exclusive {
+            if held != LockMode::Exclusive {
                 return Err(DbError::InstallPending { dir: self.dir.clone() }.into());
             }
             install::finish_pending(fs, &self.dir, self.opts.durability)?;

@@ -476,7 +476,7 @@ fn finish_normal(
     if torn {
         let number = pos.number + 1;
         let prev = Some((pos.salt, pos.end, pos.last_crc));
-        let (path, salt, crc) = log::create_segment(fs, dir, number, pos.next_lsn, prev, false, d)?;
+        let (path, salt, crc) = log::create_segment(fs, dir, number, pos.next_lsn, prev, log::Timeline::Continue, d)?;
         report.actions.push(format!(
             "left the torn bytes after offset {} of {} unread and started segment {}",
             pos.end,
