@@ -375,42 +375,9 @@ fn prepare(
         Ok(l) => l,
         Err(e) => return Err(Box::new((target, Error::io("lock mailbox", &dir, e)))),
     };
-    // Reuse discovery's listing (perhaps from the listing cache) if the directory has not
-    // changed since (same ctime and mtime, now that we hold the lock), and only if it
-    // holds a file for every record the index and the log know: a record is never dropped
-    // as missing on a listing from before the lock; the directory is read again first.
-    let matches_index = |listing: &Listing, old: &OldState| {
-        old.current.is_some()
-            && listing.messages.len() == old.index_records.len()
-            && listing.messages.iter().zip(old.index_records.values()).all(|(&u, r)| u == r.uid)
-    };
-    let covers_records = |listing: &Listing, old: &OldState| {
-        let has = |uid: u32| listing.messages.binary_search(&uid).is_ok();
-        old.index_records.values().all(|r| has(r.uid))
-            && old.log.as_ref().is_none_or(|l| l.state.keys().all(|&uid| has(uid)))
-    };
-    let reused = target
-        .hint
-        .as_ref()
-        .filter(|h| {
-            lock.dir().is_some_and(|d| listcache::stat_open_dir(d).is_ok_and(|k| (k.ctime, k.mtime) == h.times))
-        })
-        .map(|h| {
-            let listing = (*h.listing).clone();
-            let old = gather::gather(&place, &listing, lock.dir());
-            (listing, old)
-        })
-        .filter(|(listing, old)| covers_records(listing, old));
-    let (listing, old) = match reused {
-        Some(lo) => lo,
-        None => {
-            let listing = match gather::list(&dir) {
-                Ok(l) => l,
-                Err(e) => return Err(Box::new((target, Error::io("list mailbox directory", &dir, e)))),
-            };
-            let old = gather::gather(&place, &listing, lock.dir());
-            (listing, old)
-        }
+    let (listing, old) = match listing_and_old(&place, &target, &lock) {
+        Ok(lo) => lo,
+        Err(e) => return Err(Box::new((target, Error::io("list mailbox directory", &dir, e)))),
     };
     let hints = shared.hints.get(&target.name).cloned();
     let adopting = hints.as_ref().and_then(|h| h.identity.as_ref()).map(|i| i.unique_id);
@@ -420,22 +387,9 @@ fn prepare(
     let quick = !read_all && adopting.is_none() && matches_index(&listing, &old);
     let unique_id = adopting.unwrap_or_else(|| merge_unique_id(&old, &target));
 
-    let sink = if shared.opts.dry_run {
-        CacheSink::Discard { pos: if cache_ok { old.cache.len } else { crate::format::cache::HEADER_LEN as u64 } }
-    } else if cache_ok {
-        CacheSink::Append { out: None, fs: std::sync::Arc::clone(fs), path: dir.join(CACHE_FILE), pos: old.cache.len }
-    } else {
-        let generation = old.index_header.as_ref().map(|h| h.generation).unwrap_or(0) + 1;
-        let header = crate::codec::cache::encode_header(&unique_id, generation);
-        let made = TempFile::create_shared(std::sync::Arc::clone(fs), &dir, CACHE_FILE).and_then(|f| {
-            let mut out = BufWriter::with_capacity(256 * 1024, f);
-            out.write_all(&header)?;
-            Ok(out)
-        });
-        match made {
-            Ok(out) => CacheSink::Rewrite { out, pos: header.len() as u64 },
-            Err(e) => return Err(Box::new((target, Error::io("create a new cache file in", &dir, e)))),
-        }
+    let sink = match cache_sink(shared, &place, &old, cache_ok, &unique_id) {
+        Ok(sink) => sink,
+        Err(e) => return Err(Box::new((target, Error::io("create a new cache file in", &dir, e)))),
     };
     let n = listing.messages.len();
     Ok(Some(Job {
@@ -457,6 +411,74 @@ fn prepare(
         hints,
         _lock: Some(lock),
     }))
+}
+
+/// The mailbox's listing and what its old files hold, under its lock. Discovery's listing
+/// (perhaps from the listing cache) is reused if the directory has not changed since (same
+/// ctime and mtime, now that the lock is held), and only if it holds a file for every
+/// record the index and the log know: a record is never dropped as missing on a listing
+/// from before the lock; the directory is read again first.
+fn listing_and_old(place: &MailboxPlace, target: &Target, lock: &FsLock) -> std::io::Result<(Listing, OldState)> {
+    let covers_records = |listing: &Listing, old: &OldState| {
+        let has = |uid: u32| listing.messages.binary_search(&uid).is_ok();
+        old.index_records.values().all(|r| has(r.uid))
+            && old.log.as_ref().is_none_or(|l| l.state.keys().all(|&uid| has(uid)))
+    };
+    let reused = target
+        .hint
+        .as_ref()
+        .filter(|h| {
+            lock.dir().is_some_and(|d| listcache::stat_open_dir(d).is_ok_and(|k| (k.ctime, k.mtime) == h.times))
+        })
+        .map(|h| {
+            let listing = (*h.listing).clone();
+            let old = gather::gather(place, &listing, lock.dir());
+            (listing, old)
+        })
+        .filter(|(listing, old)| covers_records(listing, old));
+    Ok(match reused {
+        Some(lo) => lo,
+        None => {
+            let listing = gather::list(&place.dir)?;
+            let old = gather::gather(place, &listing, lock.dir());
+            (listing, old)
+        }
+    })
+}
+
+/// Whether the listing is exactly the consistent mailbox's records (the quick run's
+/// precondition).
+fn matches_index(listing: &Listing, old: &OldState) -> bool {
+    old.current.is_some()
+        && listing.messages.len() == old.index_records.len()
+        && listing.messages.iter().zip(old.index_records.values()).all(|(&u, r)| u == r.uid)
+}
+
+/// Where the run's cache records go: counted only (dry run), appended to a cache that
+/// verified, or a new cache file written beside it.
+fn cache_sink(
+    shared: &Shared<'_>,
+    place: &MailboxPlace,
+    old: &OldState,
+    cache_ok: bool,
+    unique_id: &[u8; 16],
+) -> std::io::Result<CacheSink> {
+    let fs = place.fs.clone();
+    let dir = &place.dir;
+    Ok(if shared.opts.dry_run {
+        CacheSink::Discard { pos: if cache_ok { old.cache.len } else { crate::format::cache::HEADER_LEN as u64 } }
+    } else if cache_ok {
+        CacheSink::Append { out: None, fs: std::sync::Arc::clone(&fs), path: dir.join(CACHE_FILE), pos: old.cache.len }
+    } else {
+        let generation = old.index_header.as_ref().map(|h| h.generation).unwrap_or(0) + 1;
+        let header = crate::codec::cache::encode_header(unique_id, generation);
+        let made = TempFile::create_shared(std::sync::Arc::clone(&fs), dir, CACHE_FILE).and_then(|f| {
+            let mut out = BufWriter::with_capacity(256 * 1024, f);
+            out.write_all(&header)?;
+            Ok(out)
+        });
+        CacheSink::Rewrite { out: made?, pos: header.len() as u64 }
+    })
 }
 
 /// The unique id the rebuilt mailbox will carry (same rule as the merge).
