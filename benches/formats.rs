@@ -50,7 +50,11 @@ fn bench_messages(c: &mut Criterion) {
     g.bench_function("derive (parse + blake3 + cache record)", |b| {
         b.iter(|| {
             for (i, m) in msgs.iter().enumerate() {
-                black_box(mstore::store::derive::derive(i as u32 + 1, m, false).cache_record.len());
+                black_box(
+                    mstore::store::derive::derive(i as u32 + 1, m, mstore::store::derive::Received::Skip)
+                        .cache_record
+                        .len(),
+                );
             }
         })
     });
@@ -95,7 +99,9 @@ fn bench_cache(c: &mut Criterion) {
     let entries: Vec<Vec<u8>> = msgs
         .iter()
         .enumerate()
-        .map(|(i, m)| mstore::store::derive::derive(i as u32 + 1, m, false).cache_record)
+        .map(|(i, m)| {
+            mstore::store::derive::derive(i as u32 + 1, m, mstore::store::derive::Received::Skip).cache_record
+        })
         .collect();
     let mut g = c.benchmark_group("cache");
     g.throughput(Throughput::Elements(entries.len() as u64));

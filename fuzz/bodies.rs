@@ -201,7 +201,7 @@ pub fn fuzz_config(data: &[u8]) {
 /// Messages: split, envelope, dates, MIME structure, and the cache record derived from
 /// them must decode again.
 pub fn fuzz_message(data: &[u8]) {
-    let d = mstore::store::derive::derive(1, data, true);
+    let d = mstore::store::derive::derive(1, data, mstore::store::derive::Received::Parse);
     let e = cache::decode(&d.cache_record, 0, Some(d.cache_record.len() as u32)).expect("derived cache record decodes");
     assert_eq!(e.uid, 1);
     if let Ok(s) = mstore::message::parse_structure(data) {
@@ -446,7 +446,7 @@ pub fn seed_inputs(target: &str) -> Vec<(String, Vec<u8>)> {
             out.push(("truncated".into(), cut));
         }
         "cache" => {
-            let d = mstore::store::derive::derive(5, SAMPLE_MULTIPART, true);
+            let d = mstore::store::derive::derive(5, SAMPLE_MULTIPART, mstore::store::derive::Received::Parse);
             let mut file = cache::encode_header(&[3; 16], 1);
             file.extend_from_slice(&d.cache_record);
             out.push(("multipart-record".into(), d.cache_record.clone()));

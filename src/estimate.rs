@@ -198,7 +198,7 @@ pub fn run(store: &Store, opts: &Options) -> Result<Estimate> {
         let t0 = Instant::now();
         let len = crate::io::content_len(&f).unwrap_or(0);
         let Ok(bytes) = crate::io::fetch_file(&f, len, true) else { return };
-        std::hint::black_box(crate::store::derive::derive(uid, &bytes, false));
+        std::hint::black_box(crate::store::derive::derive(uid, &bytes, crate::store::derive::Received::Skip));
         let dt = t0.elapsed().as_secs_f64();
         let mut pc = per_cluster[c].lock();
         pc.files += 1;

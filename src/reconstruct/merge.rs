@@ -100,7 +100,7 @@ pub enum Source {
     Log,
 }
 
-/// The newest candidate record for `uid` (what [`candidates`] would list first), without
+/// The newest candidate record for `uid` (what `candidates` would list first), without
 /// allocating: the worker's per-file check.
 pub fn best_candidate(old: &OldState, uid: u32) -> Option<&MessageRecord> {
     let i = old.index_records.get(&uid);
@@ -112,8 +112,10 @@ pub fn best_candidate(old: &OldState, uid: u32) -> Option<&MessageRecord> {
 }
 
 /// The candidate whose state a file of `uid` would keep if it still describes the same
-/// message, and the expunge that may supersede it.
-pub fn candidates(old: &OldState, uid: u32, use_index: bool, use_log: bool) -> Candidates<'_> {
+/// message, and the expunge that may supersede it, from the sources `id` uses (its index
+/// and log, unless they belong to another identity).
+fn candidates<'a>(old: &'a OldState, uid: u32, id: &Identity) -> Candidates<'a> {
+    let (use_index, use_log) = (id.use_index, id.use_log);
     let i = if use_index { old.index_records.get(&uid).map(|r| (Source::Index, r)) } else { None };
     let l = if use_log { old.log.as_ref().and_then(|l| l.state.get(&uid)).map(|r| (Source::Log, r)) } else { None };
     // Newest first; on a tie the index (the checkpoint both agree on) first.
@@ -772,11 +774,8 @@ fn uid_frame(
 ) -> Frame {
     let (old_validity, last_known, ceiling) = (id.old_validity, id.last_known, id.ceiling);
     let max_file_uid = files.iter().map(FileOutcome::uid).max().unwrap_or(0);
-    let trusted_uids_max = files
-        .iter()
-        .filter_map(|f| candidates(old, f.uid(), id.use_index, id.use_log).first().map(|c| c.1.uid))
-        .max()
-        .unwrap_or(0);
+    let trusted_uids_max =
+        files.iter().filter_map(|f| candidates(old, f.uid(), id).first().map(|c| c.1.uid)).max().unwrap_or(0);
     let (uid_validity, validity_changed) = match (old_validity, last_known) {
         (Some(v), Some(_)) => (v, false),
         (old_v, _) => {
@@ -875,7 +874,7 @@ fn take_file(ctx: &Ctx<'_, '_>, acc: &mut Acc, f: &FileOutcome) {
     let cands = if ctx.frame.validity_changed && !id.use_index && !id.use_log {
         Candidates::default()
     } else {
-        candidates(old, uid, id.use_index, id.use_log)
+        candidates(old, uid, id)
     };
     let names = &id.names;
     match f {

@@ -620,7 +620,11 @@ fn derive_file(job: &Job, loaded: Loaded) -> Option<(FileOutcome, Option<Vec<u8>
         Loaded::Read { info, bytes, best } => (info, bytes, best),
     };
     let plausible = info.mtime > 0 && info.mtime <= now() + 86_400;
-    let d = crate::store::derive::derive(info.uid, &bytes, !plausible);
+    let d = crate::store::derive::derive(
+        info.uid,
+        &bytes,
+        if plausible { crate::store::derive::Received::Skip } else { crate::store::derive::Received::Parse },
+    );
     drop(bytes);
     job.bytes_read.fetch_add(info.size, Ordering::Relaxed);
     // A record that already describes this content keeps its cache record when that

@@ -410,7 +410,7 @@ impl Writer<'_> {
             for &(_, to) in &merged.renames {
                 let path = dir.join(layout::message_file_name(to));
                 let bytes = self.fs.read_bytes(&path).ctx("read", &path)?;
-                let dv = crate::store::derive::derive(to, &bytes, false);
+                let dv = crate::store::derive::derive(to, &bytes, crate::store::derive::Received::Skip);
                 let at = sk.put(&dv.cache_record).ctx("write", &dir.join(CACHE_FILE))?;
                 if let Ok(i) = merged.records.binary_search_by_key(&to, |r| r.uid) {
                     merged.records[i].cache_offset = at;

@@ -54,11 +54,21 @@ fn env_slots<'a>(e: &'a message::Envelope<'_>) -> Envelope<'a> {
     out
 }
 
+/// Whether [`derive()`] parses the `Received:` date (another pass over the header).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Received {
+    /// Not needed (the file's mtime or the caller gives the date).
+    Skip,
+    /// Parse it.
+    Parse,
+}
+
 /// Derive everything for message `uid` from its bytes. Never fails: a file that is not a
 /// parsable message gets an empty envelope and a single `text/plain` part covering it.
 /// The `Received:` date costs another pass over the header; it is computed only when
 /// `want_received` (reconstruct needs it only for a file whose mtime is unusable).
-pub fn derive(uid: u32, bytes: &[u8], want_received: bool) -> Derived {
+pub fn derive(uid: u32, bytes: &[u8], received: Received) -> Derived {
+    let want_received = received == Received::Parse;
     let mut cache_record = Vec::with_capacity(512);
     let sent_date;
     let split;

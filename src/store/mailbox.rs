@@ -562,7 +562,7 @@ impl Mailbox {
                 uid = uid.checked_add(1).ok_or_else(|| Error::Invalid("UIDs exhausted".into()))?;
             }
             self.last_uid = uid;
-            let derived = derive(uid, m.bytes, false);
+            let derived = derive(uid, m.bytes, super::derive::Received::Skip);
             let cache_offset = cache_base + cache_bytes.len() as u64;
             cache_bytes.extend_from_slice(&derived.cache_record);
             let rec = MessageRecord {
