@@ -134,6 +134,8 @@ struct Placing {
 
 struct Job {
     order: usize,
+    /// Who reads the message files (taken once per mailbox, not per file).
+    reader: Reader,
     place: MailboxPlace,
     target: Target,
     old: OldState,
@@ -407,6 +409,7 @@ fn prepare(
         outcomes: Mutex::new(Vec::with_capacity(n)),
         bytes_read: AtomicU64::new(0),
         dirfd: lock.dir().and_then(|d| d.try_clone().ok()),
+        reader: Reader::current(),
         unique_id,
         hints,
         _lock: Some(lock),
@@ -498,7 +501,7 @@ fn merge_unique_id(old: &OldState, target: &Target) -> [u8; 16] {
 fn matches_record(job: &Job, uid: u32, r: &crate::codec::index::MessageRecord) -> bool {
     let name = layout::MessageName::new(uid);
     let st = match job.dirfd.as_ref() {
-        Some(d) => stat_at(d, name.as_c_str()),
+        Some(d) => stat_at(d, name.as_c_str(), job.reader),
         None => return false,
     };
     st.is_ok_and(|(size, mtime)| size > 0 && size == r.size && mtime == r.internal_date)
@@ -506,35 +509,46 @@ fn matches_record(job: &Job, uid: u32, r: &crate::codec::index::MessageRecord) -
 
 /// Size and mtime of `name` in the open directory `dir`: one `statx`, asking only for
 /// what is compared, with no path walk.
-fn stat_at(dir: &File, name: &std::ffi::CStr) -> std::io::Result<(u64, i64)> {
+fn stat_at(dir: &File, name: &std::ffi::CStr, reader: Reader) -> std::io::Result<(u64, i64)> {
     use rustix::fs::{AtFlags, StatxFlags, statx};
     let want = StatxFlags::SIZE | StatxFlags::MTIME | StatxFlags::MODE | StatxFlags::UID | StatxFlags::GID;
     let st = statx(dir, name, AtFlags::SYMLINK_NOFOLLOW | AtFlags::STATX_DONT_SYNC, want)?;
-    readable_or_denied(u32::from(st.stx_mode), st.stx_uid, st.stx_gid)?;
+    reader.may_read(u32::from(st.stx_mode), st.stx_uid, st.stx_gid)?;
     Ok((st.stx_size, st.stx_mtime.tv_sec))
 }
 
-/// A file matched on metadata is not read, so a file whose owner and mode keep this
-/// process (the runtime user) from reading it, which an IMAP server running as that
-/// user could not serve either, is found here: `PermissionDenied`. Root reads anything.
-fn readable_or_denied(mode: u32, uid: u32, gid: u32) -> std::io::Result<()> {
-    let euid = rustix::process::geteuid().as_raw();
-    if euid == 0 {
-        return Ok(());
+/// The effective user and group of this process, taken once per mailbox (a file matched
+/// on metadata is not read, so its owner and mode are checked against them instead).
+#[derive(Clone, Copy, Debug)]
+struct Reader {
+    euid: u32,
+    egid: u32,
+}
+
+impl Reader {
+    fn current() -> Reader {
+        Reader { euid: rustix::process::geteuid().as_raw(), egid: rustix::process::getegid().as_raw() }
     }
-    let bit = if uid == euid {
-        0o400
-    } else if gid == rustix::process::getegid().as_raw()
-        || rustix::process::getgroups().is_ok_and(|g| g.iter().any(|x| x.as_raw() == gid))
-    {
-        0o040
-    } else {
-        0o004
-    };
-    if mode & bit == 0 {
-        return Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+
+    /// `PermissionDenied` for a file whose owner and mode keep this process (the runtime
+    /// user) from reading it, which an IMAP server running as that user could not serve
+    /// either. Root reads anything.
+    fn may_read(self, mode: u32, uid: u32, gid: u32) -> std::io::Result<()> {
+        if self.euid == 0 {
+            return Ok(());
+        }
+        let bit = if uid == self.euid {
+            0o400
+        } else if gid == self.egid || rustix::process::getgroups().is_ok_and(|g| g.iter().any(|x| x.as_raw() == gid)) {
+            0o040
+        } else {
+            0o004
+        };
+        if mode & bit == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Size and mtime of an open file: one `statx` asking for those two only.
@@ -568,10 +582,10 @@ fn load_file(job: &Job, uid: u32, opts: &Options) -> Loaded {
     };
     if !job.read_all {
         let st = match dirfd {
-            Some(d) => stat_at(d, name.as_c_str()),
+            Some(d) => stat_at(d, name.as_c_str(), job.reader),
             None => std::fs::symlink_metadata(path()).and_then(|m| {
                 use std::os::unix::fs::MetadataExt;
-                readable_or_denied(m.mode(), m.uid(), m.gid())?;
+                job.reader.may_read(m.mode(), m.uid(), m.gid())?;
                 Ok((m.len(), m.mtime()))
             }),
         };
