@@ -301,7 +301,7 @@ pub fn fuzz_journal(data: &[u8]) {
         let body = serde_json::to_string(e).expect("an event serialises");
         let back: Event = serde_json::from_str(&body).expect("a serialised event parses");
         assert_eq!(&back, e, "an event survives a round trip");
-        let sum = &mstore::util::hex(blake3::hash(body.as_bytes()).as_bytes())[..16];
+        let sum = &blake3::hash(body.as_bytes()).to_hex()[..16];
         again.extend_from_slice(format!("{body}\t{sum}\n").as_bytes());
     }
     let mut n2 = Vec::new();
@@ -613,7 +613,7 @@ pub fn seed_inputs(target: &str) -> Vec<(String, Vec<u8>)> {
             ];
             let mut j = b"MSRESCUE 1\n".to_vec();
             for l in lines {
-                let sum = &mstore::util::hex(blake3::hash(l.as_bytes()).as_bytes())[..16];
+                let sum = &blake3::hash(l.as_bytes()).to_hex()[..16];
                 j.extend_from_slice(format!("{l}\t{sum}\n").as_bytes());
             }
             out.push(("whole-run".into(), j.clone()));

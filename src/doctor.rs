@@ -41,7 +41,7 @@ use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, Stat, StatxFlags};
 use crate::config::Config;
 use crate::finding::{Finding, Severity};
 use crate::layout::{self, EntryKind};
-use crate::privs::{self, Need, RuntimeIds};
+use crate::privs::{self, RuntimeIds};
 use crate::util::shell_quote;
 
 /// What the doctor found.
@@ -994,7 +994,7 @@ fn check_configuration(config: &Config, conf: &str, rep: &mut DoctorReport) {
 fn check_config_file(config: &Config, conf: &str, ids: &RuntimeIds, rep: &mut DoctorReport) {
     let q = shell_quote(conf);
     let choices = format!("chown root:{g} {q} && chmod 0640 {q}", g = ids.group);
-    if let Err(why) = privs::can_access(ids, &config.path, Need::Read) {
+    if let Err(why) = privs::can_read(ids, &config.path) {
         rep.findings.push(
             Finding::at(
                 Severity::Error,

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-pub use crate::codec::ledger::{Entry, Key, Kind, LedgerScan, Reason};
+pub use crate::codec::ledger::{Entry, Key, Kind, Reason};
 use crate::codec::{FormatError, ledger as codec};
 use crate::config::Config;
 use crate::error::{Error, IoContext, Result};

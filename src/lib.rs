@@ -89,8 +89,9 @@
 //! assert!(salvaged.header.is_none() && salvaged.records.is_empty());
 //! ```
 //!
-//! The other modules are public for the toolkit's own binaries, tests and `xtask`; they
-//! are hidden from these docs and promise no stability.
+//! The toolkit's other rooms are private, except `cli`, `fs`, `io`, `import`, `rescue` and
+//! `synth`: public for the toolkit's own binaries, test kit, tests and `xtask`, hidden from
+//! these docs, and promising no stability.
 
 #![deny(unsafe_code)]
 
@@ -110,32 +111,24 @@ pub mod verify;
 
 #[doc(hidden)]
 pub mod cli;
-#[doc(hidden)]
-pub mod doctor;
-#[doc(hidden)]
-pub mod estimate;
+mod doctor;
+mod estimate;
 #[doc(hidden)]
 pub mod fs;
 #[doc(hidden)]
 pub mod import;
 #[doc(hidden)]
 pub mod io;
-#[doc(hidden)]
-pub mod ledger;
-#[doc(hidden)]
-pub mod privs;
+mod ledger;
+mod privs;
 #[doc(hidden)]
 pub mod rescue;
-#[doc(hidden)]
-pub mod scan;
-#[doc(hidden)]
-pub mod survey;
+mod scan;
+mod survey;
 #[doc(hidden)]
 pub mod synth;
-#[doc(hidden)]
-pub mod uidset;
-#[doc(hidden)]
-pub mod util;
+mod uidset;
+mod util;
 
 pub use cli::current_user_and_group;
 pub use config::Config;

@@ -194,18 +194,9 @@ pub fn controlled_by_others(dir: &Path, me: u32) -> Option<(PathBuf, String)> {
     None
 }
 
-/// Access a user needs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Need {
-    /// Read a file.
-    Read,
-    /// Read and write a file (or list, create and remove in a directory).
-    ReadWrite,
-}
-
-/// Whether `ids` may access `path` as `need`, judged from owners and modes (the path's
-/// parents need search permission). `Err` explains the first obstacle.
-pub fn can_access(ids: &RuntimeIds, path: &Path, need: Need) -> std::result::Result<(), String> {
+/// Whether `ids` may read `path` (list it, for a directory), judged from owners and
+/// modes (the path's parents need search permission). `Err` explains the first obstacle.
+pub fn can_read(ids: &RuntimeIds, path: &Path) -> std::result::Result<(), String> {
     use std::os::unix::fs::MetadataExt;
     if ids.uid == 0 {
         return Ok(());
@@ -237,22 +228,16 @@ pub fn can_access(ids: &RuntimeIds, path: &Path, need: Need) -> std::result::Res
         }
     }
     let m = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let ok = match (need, m.is_dir()) {
-        (Need::Read, false) => bits(&m, 1, 0, 0),
-        (Need::Read, true) => bits(&m, 1, 0, 1),
-        (Need::ReadWrite, false) => bits(&m, 1, 1, 0),
-        (Need::ReadWrite, true) => bits(&m, 1, 1, 1),
-    };
+    let ok = if m.is_dir() { bits(&m, 1, 0, 1) } else { bits(&m, 1, 0, 0) };
     if ok {
         Ok(())
     } else {
         Err(format!(
-            "{} (owner uid {} gid {}, mode {:04o}) is not {} by {}",
+            "{} (owner uid {} gid {}, mode {:04o}) is not readable by {}",
             path.display(),
             m.uid(),
             m.gid(),
             m.mode() & 0o7777,
-            if need == Need::Read { "readable" } else { "writable" },
             ids.user
         ))
     }

@@ -578,7 +578,7 @@ fn run_with_umask(umask: &str, args: &[&str]) -> Output {
     let mut line = format!("umask {umask}; exec");
     for a in args {
         line.push(' ');
-        line.push_str(&mstore::util::shell_quote(a));
+        line.push_str(&format!("'{}'", a.replace('\'', "'\\''")));
     }
     let dir = bin("mstore").parent().expect("bin dir").to_path_buf();
     let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
