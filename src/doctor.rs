@@ -753,9 +753,16 @@ pub fn config_writers(path: &Path) -> Option<(PathBuf, String)> {
     None
 }
 
+/// Whether a run only looks, or also changes owners and modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Act {
+    Check,
+    Fix,
+}
+
 /// Run every check.
 pub fn check(config: &Config) -> DoctorReport {
-    run(config, false).0
+    run(config, Act::Check).0
 }
 
 /// Apply the ownership and mode fixes (as root), through descriptors, to what the layout
@@ -766,14 +773,14 @@ pub fn fix(config: &Config) -> crate::Result<u64> {
     if !nix::unistd::Uid::effective().is_root() {
         return Err(crate::Error::Invalid("mstore doctor --fix changes owners: run it as root".into()));
     }
-    let (_, changed, errors) = run(config, true);
+    let (_, changed, errors) = run(config, Act::Fix);
     for e in errors {
         eprintln!("mstore doctor: {e}");
     }
     Ok(changed)
 }
 
-fn run(config: &Config, fix: bool) -> (DoctorReport, u64, Vec<String>) {
+fn run(config: &Config, act: Act) -> (DoctorReport, u64, Vec<String>) {
     let mut rep = DoctorReport::default();
     let conf = config.path.display().to_string();
     let ids = match privs::resolve(config) {
@@ -841,7 +848,7 @@ fn run(config: &Config, fix: bool) -> (DoctorReport, u64, Vec<String>) {
         conf: conf.clone(),
         config_id,
         partitions: roots.iter().filter(|r| r.kinds.contains(&RootKind::Partition)).map(|r| r.path.clone()).collect(),
-        fix,
+        fix: act == Act::Fix,
         root_ids: roots.iter().map(|r| (r.dev, r.ino)).collect(),
         offenders: Vec::new(),
         findings: Vec::new(),
@@ -852,7 +859,7 @@ fn run(config: &Config, fix: bool) -> (DoctorReport, u64, Vec<String>) {
     };
     // A fix first walks without changing anything, so a root found to hold what the
     // layout does not account for is left entirely alone.
-    if fix {
+    if act == Act::Fix {
         let mut probe = Walk { fix: false, ..w.clone_empty() };
         walk_roots(&mut probe, &roots);
         w.unsafe_roots = probe.unsafe_roots;

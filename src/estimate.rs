@@ -182,7 +182,7 @@ pub fn run(store: &Store, opts: &Options) -> Result<Estimate> {
         if let Some(f) = open_message(dirs[b].as_ref(), uid) {
             let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed);
             let len = crate::io::content_len(&f).unwrap_or(0);
-            let _ = crate::io::fetch_file(&f, len, true);
+            let _ = crate::io::fetch_file(&f, len, crate::io::Map::Allow);
         }
     });
     est.sample_read_seconds = t.elapsed().as_secs_f64();
@@ -197,7 +197,7 @@ pub fn run(store: &Store, opts: &Options) -> Result<Estimate> {
         let Some(f) = open_message(dirs[b].as_ref(), uid) else { return };
         let t0 = Instant::now();
         let len = crate::io::content_len(&f).unwrap_or(0);
-        let Ok(bytes) = crate::io::fetch_file(&f, len, true) else { return };
+        let Ok(bytes) = crate::io::fetch_file(&f, len, crate::io::Map::Allow) else { return };
         std::hint::black_box(crate::store::derive::derive(uid, &bytes, crate::store::derive::Received::Skip));
         let dt = t0.elapsed().as_secs_f64();
         let mut pc = per_cluster[c].lock();
@@ -211,7 +211,7 @@ pub fn run(store: &Store, opts: &Options) -> Result<Estimate> {
         let Some(f) = open_message(dirs[b].as_ref(), uid) else { return };
         let t0 = Instant::now();
         let len = crate::io::content_len(&f).unwrap_or(0);
-        if let Ok(bytes) = crate::io::fetch_file(&f, len, true) {
+        if let Ok(bytes) = crate::io::fetch_file(&f, len, crate::io::Map::Allow) {
             std::hint::black_box(blake3::hash(&bytes));
         }
         let dt = t0.elapsed().as_secs_f64();

@@ -61,7 +61,7 @@ pub fn read_file(p: &Path) -> Result<Option<Ledger>> {
     if len > MAX_LEN {
         return Err(Error::corrupt(p, 0, format!("{len} bytes: larger than any ledger this build reads")));
     }
-    let bytes = crate::io::read_file_at(&f, len, true).ctx("read", p)?;
+    let bytes = crate::io::read_file_at(&f, len, crate::io::Map::Allow).ctx("read", p)?;
     parse(p, &bytes).map(Some)
 }
 

@@ -73,6 +73,22 @@ impl Format {
     }
 }
 
+/// Whether a command changes anything, decided once from the command line (`-n`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Run {
+    /// Make the changes.
+    Apply,
+    /// Change nothing; say what would be done.
+    DryRun,
+}
+
+impl Run {
+    /// `-n` given or not.
+    pub fn dry_run_if(dry_run: bool) -> Run {
+        if dry_run { Run::DryRun } else { Run::Apply }
+    }
+}
+
 /// A command's report: the same value gives the text, the JSON (`Serialize`) and the
 /// exit status. Every command prints its report through [`Render::print`].
 pub trait Render: Serialize {

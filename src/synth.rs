@@ -348,13 +348,22 @@ const WORDS_8BIT: &[&str] = &["Grüße", "café", "naïve", "Ärger", "façade",
 const NAMES: &[&str] =
     &["Joe Smith", "Mary Major", "Bob Builder", "Alice Liddell", "Foo Bar", "Ops Team", "Zoë Ångström"];
 
-fn words(rng: &mut Rng, n: usize, eight_bit: bool) -> String {
+/// The words a generated text is made of.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Words {
+    /// English only.
+    Ascii,
+    /// Now and then one in another script.
+    Mixed,
+}
+
+fn words(rng: &mut Rng, n: usize, kind: Words) -> String {
     let mut s = String::with_capacity(n * 7);
     for i in 0..n {
         if i > 0 {
             s.push(if i % 14 == 13 { '\n' } else { ' ' });
         }
-        if eight_bit && rng.chance(0.05) {
+        if kind == Words::Mixed && rng.chance(0.05) {
             let w: &&str = rng.pick(WORDS_8BIT);
             s.push_str(w);
         } else {
@@ -388,10 +397,10 @@ fn message(rng: &mut Rng, domain: &str, owner: &str, n: u64, date: i64, offset: 
     let from = format!("{} <{}@{}>", from_name, from_name.split(' ').next().unwrap_or("x").to_lowercase(), domain);
     let eight_bit = rng.chance(0.2);
     let subject = if eight_bit && rng.chance(0.5) {
-        format!("=?UTF-8?B?{}?=", base64::engine::general_purpose::STANDARD.encode(words(rng, 4, true)))
+        format!("=?UTF-8?B?{}?=", base64::engine::general_purpose::STANDARD.encode(words(rng, 4, Words::Mixed)))
     } else {
         let n = 3 + rng.below(6) as usize;
-        let w = words(rng, n, false);
+        let w = words(rng, n, Words::Ascii);
         w.replace('\n', " ")
     };
     let mut h = String::with_capacity(1024);
@@ -428,7 +437,7 @@ fn message(rng: &mut Rng, domain: &str, owner: &str, n: u64, date: i64, offset: 
             h += "Content-Transfer-Encoding: 8bit\n";
         }
         let n = text_len(rng, size.saturating_sub(h.len()));
-        body += &words(rng, n, eight_bit);
+        body += &words(rng, n, if eight_bit { Words::Mixed } else { Words::Ascii });
         body.push('\n');
     } else {
         let boundary = format!("=_b{:x}", rng.next_u64());
@@ -436,7 +445,7 @@ fn message(rng: &mut Rng, domain: &str, owner: &str, n: u64, date: i64, offset: 
         h += &format!("Content-Type: multipart/{sub};\n boundary=\"{boundary}\"\n");
         body += "This is a multi-part message in MIME format.\n";
         let n = text_len(rng, (size / 3).min(8000));
-        let text = words(rng, n, eight_bit);
+        let text = words(rng, n, if eight_bit { Words::Mixed } else { Words::Ascii });
         body += &format!(
             "--{boundary}\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n{text}\n"
         );
@@ -451,7 +460,7 @@ fn message(rng: &mut Rng, domain: &str, owner: &str, n: u64, date: i64, offset: 
                     "--{boundary}\nContent-Type: message/rfc822\nContent-Disposition: inline\n\nFrom: {}\nSubject: forwarded {n}\nDate: {}\nMessage-ID: <fwd{n}@{domain}>\n\n{}\n",
                     rng.pick(NAMES),
                     rfc5322_date(date - 86_400, offset),
-                    words(rng, 40, false)
+                    words(rng, 40, Words::Ascii)
                 );
             }
             let attach = size.saturating_sub(h.len() + body.len()).max(64) * 3 / 4;

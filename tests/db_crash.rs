@@ -136,7 +136,15 @@ mod installs {
         };
         let n1 = check_rerun("point-in-time", &img, &pit);
         let rst = |fs: &SimFs| {
-            restore::restore(fs, Path::new(HOME), Path::new(BACKUPS), None, Durability::Sync, false).expect("restore");
+            restore::restore(
+                fs,
+                Path::new(HOME),
+                Path::new(BACKUPS),
+                None,
+                Durability::Sync,
+                mstore::report::Run::Apply,
+            )
+            .expect("restore");
             let o = RecoverOptions { mode: Mode::Normal, durability: Durability::Sync, dry_run: false };
             recover(fs, Path::new(HOME), &o).expect("recover after restore").digest
         };

@@ -19,7 +19,7 @@ use crate::db::repair::RepairOptions;
 use crate::db::{DbError, EnvOptions, restore, verify};
 use crate::error::{Error, Result};
 use crate::fs::RealFs;
-use crate::report::{Exit, Format};
+use crate::report::{Exit, Format, Run};
 
 /// Still root after [`super::load_config_for_writing`] (the runtime user is root): refuse
 /// on a store owned by someone else, as every file written would be left owned by root
@@ -95,8 +95,8 @@ fn backup_path(cfg: &Config, name: &str) -> PathBuf {
 
 /// A lost database home, recreated (empty) for a repair command, said on standard error
 /// (standard output may be JSON); `true` if it was. Not in a dry run.
-fn recreate_home(cfg: &Config, prog: &str, dry_run: bool) -> Result<bool> {
-    if dry_run {
+fn recreate_home(cfg: &Config, prog: &str, run: Run) -> Result<bool> {
+    if run == Run::DryRun {
         return Ok(false);
     }
     let note = crate::store::Store::recreate_database_home(cfg)?;
@@ -119,7 +119,7 @@ pub fn recover(a: &RecoverArgs) -> Result<Exit> {
     let prog = "msdb_recover";
     let cfg = super::load_config_for_writing(&a.common)?;
     refuse_root(&cfg, prog)?;
-    let recreated = recreate_home(&cfg, prog, a.dry_run)?;
+    let recreated = recreate_home(&cfg, prog, Run::dry_run_if(a.dry_run))?;
     let fs = RealFs;
     let mode = if a.strict {
         Mode::Strict
@@ -177,10 +177,17 @@ pub fn restore(a: &RestoreArgs) -> Result<Exit> {
     let prog = "msdb_restore";
     let cfg = super::load_config_for_writing(&a.common)?;
     refuse_root(&cfg, prog)?;
-    recreate_home(&cfg, prog, a.dry_run)?;
+    recreate_home(&cfg, prog, Run::dry_run_if(a.dry_run))?;
     let name = a.backup.as_deref();
-    match restore::restore(&RealFs, &cfg.database_path, &cfg.backup_path, name, cfg.durability, a.dry_run) {
-        Ok(rep) => emit(&DryRun { report: &rep, dry_run: a.dry_run }, Format::json_if(a.json)),
+    match restore::restore(
+        &RealFs,
+        &cfg.database_path,
+        &cfg.backup_path,
+        name,
+        cfg.durability,
+        Run::dry_run_if(a.dry_run),
+    ) {
+        Ok(rep) => emit(&DryRun { report: &rep, run: Run::dry_run_if(a.dry_run) }, Format::json_if(a.json)),
         Err(e) => Ok(fail(prog, &explain(e, &cfg))),
     }
 }
@@ -190,11 +197,11 @@ pub fn repair(a: &RepairArgs) -> Result<Exit> {
     let prog = "msdb_repair";
     let cfg = super::load_config_for_writing(&a.common)?;
     refuse_root(&cfg, prog)?;
-    if recreate_home(&cfg, prog, a.dry_run)? {
+    if recreate_home(&cfg, prog, Run::dry_run_if(a.dry_run))? {
         // Nothing to recover from: the last good backup is the best state there is (the
         // ladder's third rung); with none, the empty databases stay.
-        return match restore::restore(&RealFs, &cfg.database_path, &cfg.backup_path, None, cfg.durability, false) {
-            Ok(rep) => emit(&DryRun { report: &rep, dry_run: false }, Format::json_if(a.json)).map(|_| Exit::Restored),
+        return match restore::restore(&RealFs, &cfg.database_path, &cfg.backup_path, None, cfg.durability, Run::Apply) {
+            Ok(rep) => emit(&DryRun { report: &rep, run: Run::Apply }, Format::json_if(a.json)).map(|_| Exit::Restored),
             Err(e) => {
                 eprintln!("{prog}: no backup restored ({e}); the databases are empty");
                 Ok(Exit::Repaired)
@@ -206,7 +213,7 @@ pub fn repair(a: &RepairArgs) -> Result<Exit> {
         Ok(r) => r,
         Err(e) => return Ok(fail(prog, &explain(e, &cfg))),
     };
-    emit(&DryRun { report: &rep, dry_run: a.dry_run }, Format::json_if(a.json))
+    emit(&DryRun { report: &rep, run: Run::dry_run_if(a.dry_run) }, Format::json_if(a.json))
 }
 
 #[cfg(test)]

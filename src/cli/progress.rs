@@ -85,8 +85,12 @@ impl crate::verify::Progress for Bar {
 }
 
 impl crate::import::Progress for Bar {
-    fn start(&self, total: u64, unit_is_bytes: bool) {
-        self.style(if unit_is_bytes { "{bytes}/{total_bytes} {binary_bytes_per_sec}" } else { "{pos}/{len} files" });
+    fn start(&self, total: u64, unit: crate::import::Unit) {
+        self.style(if unit == crate::import::Unit::Bytes {
+            "{bytes}/{total_bytes} {binary_bytes_per_sec}"
+        } else {
+            "{pos}/{len} files"
+        });
         self.update(|b| b.set_length(total));
     }
     fn advance(&self, done: u64) {

@@ -207,8 +207,8 @@ impl Render for crate::db::verify::VerifyReport {
 pub struct DryRun<'a, R> {
     /// The report.
     pub report: &'a R,
-    /// Whether nothing was changed.
-    pub dry_run: bool,
+    /// Whether anything was changed.
+    pub run: crate::report::Run,
 }
 
 impl<R: Serialize> Serialize for DryRun<'_, R> {
@@ -219,7 +219,7 @@ impl<R: Serialize> Serialize for DryRun<'_, R> {
 
 impl Render for DryRun<'_, RestoreReport> {
     fn text(&self) -> String {
-        self.report.render(self.dry_run)
+        self.report.render(self.run)
     }
     fn exit(&self) -> Exit {
         Exit::Ok
@@ -228,7 +228,7 @@ impl Render for DryRun<'_, RestoreReport> {
 
 impl Render for DryRun<'_, RepairReport> {
     fn text(&self) -> String {
-        self.report.render(self.dry_run)
+        self.report.render(self.run)
     }
     fn exit(&self) -> Exit {
         Exit::from_code(self.report.exit_code())

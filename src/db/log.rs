@@ -294,8 +294,8 @@ impl TxnOps {
     /// Note record `r`; for a commit, its [`RecInfo`] with the operations seen before it.
     pub fn see(&mut self, file: &Path, offset: u64, r: &Record<'_>) -> Option<RecInfo> {
         let op = match r.body {
-            Body::Put { db, key, .. } => describe_op(true, db, key),
-            Body::Delete { db, key } => describe_op(false, db, key),
+            Body::Put { db, key, .. } => describe_op(Change::Put, db, key),
+            Body::Delete { db, key } => describe_op(Change::Delete, db, key),
             Body::Commit { .. } => {
                 let mut info = RecInfo::of(file, offset, r);
                 if let Some((ops, more)) = self.0.remove(&r.txn) {
@@ -318,18 +318,27 @@ impl TxnOps {
     }
 }
 
+/// A change to a key of a database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Created or replaced.
+    Put,
+    /// Deleted.
+    Delete,
+}
+
 /// What a put or delete did, in the administrator's words.
-pub fn describe_op(put: bool, db: u8, key: &[u8]) -> String {
+pub fn describe_op(change: Change, db: u8, key: &[u8]) -> String {
     let parts: Vec<String> =
         key.split(|&b| b == 0).map(|p| String::from_utf8_lossy(p).escape_debug().to_string()).collect();
     let k = parts.join(" ");
-    match (super::Db::from_id(db), put) {
-        (Some(super::Db::Mailboxes), true) => format!("mailbox {k} created or changed"),
-        (Some(super::Db::Mailboxes), false) => format!("mailbox {k} deleted"),
-        (Some(super::Db::Subscriptions), true) => format!("subscription {k} added"),
-        (Some(super::Db::Subscriptions), false) => format!("subscription {k} removed"),
-        (None, true) => format!("put {k} in database {db}"),
-        (None, false) => format!("delete {k} from database {db}"),
+    match (super::Db::from_id(db), change) {
+        (Some(super::Db::Mailboxes), Change::Put) => format!("mailbox {k} created or changed"),
+        (Some(super::Db::Mailboxes), Change::Delete) => format!("mailbox {k} deleted"),
+        (Some(super::Db::Subscriptions), Change::Put) => format!("subscription {k} added"),
+        (Some(super::Db::Subscriptions), Change::Delete) => format!("subscription {k} removed"),
+        (None, Change::Put) => format!("put {k} in database {db}"),
+        (None, Change::Delete) => format!("delete {k} from database {db}"),
     }
 }
 
@@ -999,7 +1008,9 @@ impl Replayer {
                 .pending
                 .iter()
                 .take(OPS_NAMED)
-                .map(|op| describe_op(op.value.is_some(), op.db.id(), &op.key))
+                .map(|op| {
+                    describe_op(if op.value.is_some() { Change::Put } else { Change::Delete }, op.db.id(), &op.key)
+                })
                 .collect(),
             commit_in_damage: false,
         })

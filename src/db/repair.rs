@@ -29,6 +29,7 @@ use super::{backup, restore, verify};
 use crate::error::{Error, IoContext, Result};
 use crate::fs::{Fs, LockMode, sync_dir, walk_files, write_new};
 use crate::io::Durability;
+use crate::report::Run;
 
 /// Options of the ladder.
 #[derive(Clone, Debug)]
@@ -89,15 +90,15 @@ impl RepairReport {
     }
 
     /// Human-readable lines.
-    pub fn render(&self, dry_run: bool) -> String {
+    pub fn render(&self, run: Run) -> String {
         let mut s = String::new();
         for r in &self.rungs {
-            s += &format!("rung {} ({}){}:\n", r.number, r.name, if dry_run { ", dry run" } else { "" });
+            s += &format!("rung {} ({}){}:\n", r.number, r.name, if run == Run::DryRun { ", dry run" } else { "" });
             for f in &r.found {
                 s += &format!("  found: {f}\n");
             }
             for d in &r.did {
-                s += &format!("  {}: {d}\n", if dry_run { "plan" } else { "did" });
+                s += &format!("  {}: {d}\n", if run == Run::DryRun { "plan" } else { "did" });
             }
             s += &format!("  {}\n", if r.ok { "=> databases consistent" } else { "=> not repaired here" });
         }
@@ -182,9 +183,9 @@ pub fn repair(fs: &dyn Fs, dir: &Path, opts: &RepairOptions) -> Result<RepairRep
 
     // Rung 3.
     let mut r3 = Rung { number: 3, name: "restore the last good backup", ..Rung::default() };
-    match restore::restore(fs, dir, &opts.backup_dir, None, d, opts.dry_run) {
+    match restore::restore(fs, dir, &opts.backup_dir, None, d, Run::dry_run_if(opts.dry_run)) {
         Ok(rep) => {
-            r3.did.push(rep.render(opts.dry_run).trim_end().to_string());
+            r3.did.push(rep.render(Run::dry_run_if(opts.dry_run)).trim_end().to_string());
             report.lost_count += rep.commits_lost;
             r3.ok = opts.dry_run || {
                 let _x = fs.lock(dir, LockMode::Exclusive).ctx("lock database home", dir)?;

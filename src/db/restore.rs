@@ -18,6 +18,7 @@ use crate::codec::wal::Body;
 use crate::error::{Error, IoContext, Result};
 use crate::fs::{Fs, LockMode};
 use crate::io::Durability;
+use crate::report::Run;
 
 /// What a restore did (or would do).
 #[derive(Clone, Debug, Serialize)]
@@ -41,14 +42,14 @@ pub struct RestoreReport {
 
 impl RestoreReport {
     /// Human-readable lines.
-    pub fn render(&self, dry_run: bool) -> String {
+    pub fn render(&self, run: Run) -> String {
         let mut s = String::new();
         for (n, why) in &self.skipped {
             s += &format!("skipped backup {n}: {why}\n");
         }
         s += &format!(
             "{} backup {} (LSN {}, {} entries); {} committed transactions of the live log after it are lost\n",
-            if dry_run { "would restore" } else { "restored" },
+            if run == Run::DryRun { "would restore" } else { "restored" },
             self.backup,
             self.lsn,
             self.entries,
@@ -107,7 +108,7 @@ pub fn restore(
     bdir: &Path,
     name: Option<&str>,
     d: Durability,
-    dry_run: bool,
+    run: Run,
 ) -> Result<RestoreReport> {
     let Chosen { name: bname, path, tables, lsn, skipped } = choose(fs, bdir, name)?;
     fs.metadata(home).map_err(|e| Error::io("open database home", home, e))?;
@@ -122,7 +123,7 @@ pub fn restore(
         commits_lost,
         quarantine: None,
     };
-    if !dry_run {
+    if run == Run::Apply {
         let mut tables = tables;
         tables.applied = [lsn; 2];
         let reason = format!("restore-{}", bname.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_"));

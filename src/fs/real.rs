@@ -163,7 +163,7 @@ impl Fs for RealFs {
     fn read_bytes(&self, path: &Path) -> io::Result<crate::io::Bytes> {
         let f = open_regular(path, OFlags::RDONLY)?;
         let len = crate::io::content_len(&f)?;
-        crate::io::read_file_at(&f, len, true)
+        crate::io::read_file_at(&f, len, crate::io::Map::Allow)
     }
 
     fn read_at(&self, path: &Path, offset: u64, max: u64) -> io::Result<Vec<u8>> {

@@ -84,11 +84,20 @@ impl ExportSummary {
     }
 }
 
-fn refuse_existing(dest: &Path, allow_empty_dir: bool) -> Result<()> {
+/// What an export may write into.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dest {
+    /// A new file only.
+    NewFile,
+    /// A new directory, or an empty one.
+    EmptyDir,
+}
+
+fn refuse_existing(dest: &Path, kind: Dest) -> Result<()> {
     match std::fs::symlink_metadata(dest) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::io("stat", dest, e)),
-        Ok(m) if allow_empty_dir && m.is_dir() => {
+        Ok(m) if kind == Dest::EmptyDir && m.is_dir() => {
             if std::fs::read_dir(dest).ctx("list", dest)?.next().is_some() {
                 Err(Error::Invalid(format!("{} exists and is not empty; export never overwrites", dest.display())))
             } else {
@@ -191,7 +200,7 @@ pub fn export_maildir(
 ) -> Result<ExportSummary> {
     let domain = crate::layout::domain(domain)?;
     let names = mailboxes(store, &domain, name, recursive)?;
-    refuse_existing(dest, true)?;
+    refuse_existing(dest, Dest::EmptyDir)?;
     refuse_foreign_destination(dest)?;
     let d = store.config().durability;
     let mut summary = ExportSummary::default();
@@ -199,7 +208,7 @@ pub fn export_maildir(
     for n in &names {
         opened.push((n.clone(), store.open_mailbox(&domain, n)?));
     }
-    progress.start(opened.iter().map(|(_, mb)| mb.records().len() as u64).sum(), false);
+    progress.start(opened.iter().map(|(_, mb)| mb.records().len() as u64).sum(), crate::import::Unit::Files);
     RealFs.create_dir_all(dest).ctx("create", dest)?;
     for (n, mb) in &opened {
         let dir = if n == name {
@@ -316,7 +325,7 @@ pub fn export_mbox(
 ) -> Result<ExportSummary> {
     let domain = crate::layout::domain(domain)?;
     let mb = store.open_mailbox(&domain, name)?;
-    refuse_existing(dest, false)?;
+    refuse_existing(dest, Dest::NewFile)?;
     refuse_foreign_destination(dest)?;
     let d = store.config().durability;
     let parent: PathBuf = match dest.parent() {
@@ -329,7 +338,7 @@ pub fn export_mbox(
         .to_string_lossy()
         .into_owned();
     let mut summary = ExportSummary::default();
-    progress.start(mb.records().len() as u64, false);
+    progress.start(mb.records().len() as u64, crate::import::Unit::Files);
     let rfs: &dyn Fs = &RealFs;
     let result = (|| -> Result<(u64, u64)> {
         let f = TempFile::create(rfs, &parent, &file_name).ctx("create a temporary file in", &parent)?;

@@ -231,14 +231,13 @@ pub fn discover(root: &Path, problems: &mut Vec<ImportError>) -> Result<Vec<Fold
         });
     }
     let mut out = Vec::new();
-    walk(root, Vec::new(), true, &mut out, problems)?;
+    walk(root, Vec::new(), &mut out, problems)?;
     Ok(out)
 }
 
 fn walk(
     dir: &Path,
     components: Vec<String>,
-    is_root: bool,
     out: &mut Vec<Folder>,
     problems: &mut Vec<ImportError>,
 ) -> Result<(), ImportError> {
@@ -246,7 +245,9 @@ fn walk(
     out.push(Folder { path: dir.to_path_buf(), components: components.clone(), kind });
     let entries = match sorted_entries(dir) {
         Ok(e) => e,
-        Err(e) if !is_root => {
+        // Below the root (which has no components), an unreadable folder is a problem
+        // reported, not the end of the import.
+        Err(e) if !components.is_empty() => {
             problems.push(e);
             return Ok(());
         }
@@ -285,11 +286,11 @@ fn walk(
             c.extend(parts);
             // A Maildir++ folder is a Maildir itself; nested fs-layout folders inside it
             // are taken too.
-            walk(&path, c, false, out, problems)?;
+            walk(&path, c, out, problems)?;
         } else {
             let mut c = components.clone();
             c.push(name);
-            walk(&path, c, false, out, problems)?;
+            walk(&path, c, out, problems)?;
         }
     }
     Ok(())

@@ -133,10 +133,19 @@ impl Default for Options {
     }
 }
 
+/// What an import counts its progress in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    /// Bytes of mbox files.
+    Bytes,
+    /// Message files of a Maildir tree.
+    Files,
+}
+
 /// Progress reports (the CLI draws a bar; the library does not care).
 pub trait Progress: Sync {
     /// The amount of work: bytes of mbox files, or message files of a Maildir tree.
-    fn start(&self, _total: u64, _unit_is_bytes: bool) {}
+    fn start(&self, _total: u64, _unit: Unit) {}
     /// Work done since the last call.
     fn advance(&self, _done: u64) {}
     /// Messages appended so far.
@@ -443,7 +452,7 @@ pub fn import_mbox(
     let domain = layout::domain(domain)?;
     let mut summary = Summary::default();
     let total: u64 = files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
-    progress.start(total, true);
+    progress.start(total, Unit::Bytes);
     let mut target = open_target(store, &domain, name, opts, None)?;
     for path in files {
         if cancelled(cancel) {
@@ -569,7 +578,7 @@ pub fn import_maildir(
         }
     }
     let total: u64 = listed.iter().map(|l| l.2.len() as u64).sum();
-    progress.start(total, false);
+    progress.start(total, Unit::Files);
     'folders: for (folder, mbname, entries) in listed {
         if cancelled(cancel) {
             summary.interrupted = true;
@@ -639,7 +648,7 @@ fn read_entry(
     if meta.len() == 0 {
         return Err(ImportError::Malformed { path: e.path.clone(), offset: 0, what: "empty file: skipped".into() });
     }
-    let bytes = crate::io::read_file_at(&file, meta.len(), true).map_err(read_err)?;
+    let bytes = crate::io::read_file_at(&file, meta.len(), crate::io::Map::Allow).map_err(read_err)?;
     if kind == maildir::FolderKind::Loose && !maildir::looks_like_message(&bytes[..bytes.len().min(4096)]) {
         return Ok(Err("not a message (no header field first)"));
     }

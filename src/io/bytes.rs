@@ -62,18 +62,28 @@ impl std::fmt::Debug for Bytes {
     }
 }
 
+/// Whether a large file may be memory-mapped rather than read (a policy decided once, from
+/// the command line or by the caller's kind of file).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Map {
+    /// Map a file of [`MAP_THRESHOLD`] bytes or more.
+    Allow,
+    /// Always read.
+    Never,
+}
+
 /// Open `path` and return its contents, mapped or read according to the policy above.
 pub fn read_file(path: &Path) -> std::io::Result<Bytes> {
     let file = File::open(path)?;
     let len = file.metadata()?.len();
-    read_file_at(&file, len, true)
+    read_file_at(&file, len, Map::Allow)
 }
 
 /// Contents of an already opened file whose length the caller took from one `fstat`
-/// (so a scan pays for exactly one `open` and one `fstat` per file). `allow_map` lets the
-/// caller turn mapping off altogether (a policy decided once, from the command line).
-pub fn read_file_at(file: &File, len: u64, allow_map: bool) -> std::io::Result<Bytes> {
-    if allow_map && len >= MAP_THRESHOLD {
+/// (so a scan pays for exactly one `open` and one `fstat` per file). `mapping` lets the
+/// caller turn mapping off altogether.
+pub fn read_file_at(file: &File, len: u64, mapping: Map) -> std::io::Result<Bytes> {
+    if mapping == Map::Allow && len >= MAP_THRESHOLD {
         if let Ok(map) = map(file) {
             // The file may have shrunk between fstat and mmap; the map covers the size at
             // mapping time, so a length check here keeps callers honest.
@@ -177,13 +187,8 @@ pub fn with_read_buf<R>(f: impl FnOnce(&mut ReadBuf) -> R) -> R {
 /// [`read_file_at`] into a buffer the caller keeps from file to file. Same mapping
 /// policy, same checks (a file that shrank is `UnexpectedEof`); at most 64 MiB is read
 /// without mapping.
-pub fn read_file_into<'b>(
-    file: &File,
-    len: u64,
-    allow_map: bool,
-    buf: &'b mut ReadBuf,
-) -> std::io::Result<Contents<'b>> {
-    if allow_map && len >= MAP_THRESHOLD {
+pub fn read_file_into<'b>(file: &File, len: u64, mapping: Map, buf: &'b mut ReadBuf) -> std::io::Result<Contents<'b>> {
+    if mapping == Map::Allow && len >= MAP_THRESHOLD {
         if let Ok(map) = map(file) {
             if map.len() as u64 == len {
                 return Ok(Contents::Mapped(map));
@@ -270,8 +275,8 @@ impl std::fmt::Debug for Fetched {
 /// (`MAP_POPULATE`): every page is read in now, by this thread, so the thread that works
 /// on it never waits for the device on a page fault (on a cold cache, a worker faulting
 /// in a mapping page by page ran at queue depth 1 and doubled the run's time).
-pub fn fetch_file(file: &File, len: u64, allow_map: bool) -> std::io::Result<Fetched> {
-    if allow_map && len >= MAP_THRESHOLD {
+pub fn fetch_file(file: &File, len: u64, mapping: Map) -> std::io::Result<Fetched> {
+    if mapping == Map::Allow && len >= MAP_THRESHOLD {
         if let Ok(map) = map_populated(file) {
             if map.len() as u64 == len {
                 return Ok(Fetched(FetchedInner::Mapped(map)));
@@ -327,7 +332,7 @@ mod tests {
             let data: Vec<u8> = (0..n).map(|k| (k * 7 + i) as u8).collect();
             std::fs::write(&p, &data).expect("write");
             let f = File::open(&p).expect("open");
-            let got = read_file_into(&f, n as u64, true, &mut buf).expect("read");
+            let got = read_file_into(&f, n as u64, Map::Allow, &mut buf).expect("read");
             assert_eq!(&got[..], &data[..], "size {n}");
             assert_eq!(matches!(got, Contents::Mapped(_)), n as u64 >= MAP_THRESHOLD);
         }
@@ -335,7 +340,7 @@ mod tests {
         let p = dir.path().join("short");
         std::fs::write(&p, b"abc").expect("write");
         let f = File::open(&p).expect("open");
-        let e = read_file_into(&f, 10, false, &mut buf).err().expect("shrank");
+        let e = read_file_into(&f, 10, Map::Never, &mut buf).err().expect("shrank");
         assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
     }
 
@@ -347,7 +352,7 @@ mod tests {
             let data: Vec<u8> = (0..n).map(|k| (k * 13 + i) as u8).collect();
             std::fs::write(&p, &data).expect("write");
             let f = File::open(&p).expect("open");
-            let got = fetch_file(&f, n as u64, true).expect("fetch");
+            let got = fetch_file(&f, n as u64, Map::Allow).expect("fetch");
             assert_eq!(&got[..], &data[..], "size {n}");
             assert_eq!(matches!(got.0, FetchedInner::Mapped(_)), n as u64 >= MAP_THRESHOLD, "size {n}");
             // Its buffer goes back to the pool (not asserted: other tests' threads take
@@ -358,7 +363,7 @@ mod tests {
         let p = dir.path().join("short");
         std::fs::write(&p, b"abc").expect("write");
         let f = File::open(&p).expect("open");
-        assert_eq!(fetch_file(&f, 10, true).expect_err("shrank").kind(), std::io::ErrorKind::UnexpectedEof);
+        assert_eq!(fetch_file(&f, 10, Map::Allow).expect_err("shrank").kind(), std::io::ErrorKind::UnexpectedEof);
     }
 
     #[test]

@@ -10,7 +10,7 @@ mod content;
 mod write;
 
 pub use bytes::{
-    Bytes, Contents, Fetched, MAP_THRESHOLD, ReadBuf, fetch_file, file_size, open_at, read_file, read_file_at,
+    Bytes, Contents, Fetched, MAP_THRESHOLD, Map, ReadBuf, fetch_file, file_size, open_at, read_file, read_file_at,
     read_file_into, with_read_buf,
 };
 pub use content::{HOLE_BUDGET, content_len};

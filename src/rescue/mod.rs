@@ -885,7 +885,7 @@ impl RescueReport {
         if let Some(r) = &self.database.repair {
             if !r.nothing_wrong {
                 s += "databases (the msdb_repair ladder):\n";
-                for line in r.render(self.dry_run).lines() {
+                for line in r.render(crate::report::Run::dry_run_if(self.dry_run)).lines() {
                     s += &format!("    {line}\n");
                 }
             }
@@ -995,8 +995,8 @@ pub fn open_state(config: &Config, opts: &Options) -> Result<state::State> {
     );
     let st = state::State::open(
         &config.ms_path,
-        !opts.dry_run,
-        config.durability == crate::io::Durability::Sync,
+        crate::report::Run::dry_run_if(opts.dry_run),
+        config.durability,
         &fresh,
         owner,
     );

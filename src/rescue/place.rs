@@ -149,7 +149,7 @@ fn set_aside(dir: &Dir, name: &str, owner: Option<Owner>, durability: Durability
 /// The BLAKE3 of the message file `name` in `dir`, if it is there.
 fn hash_at(dir: &Dir, name: &str) -> Option<[u8; 32]> {
     let (f, m) = dir.open_file(OsStr::new(name)).ok()?;
-    let b = crate::io::read_file_at(&f, m.size, true).ok()?;
+    let b = crate::io::read_file_at(&f, m.size, crate::io::Map::Allow).ok()?;
     Some(crate::store::derive::content_hash(&b))
 }
 
@@ -245,7 +245,7 @@ fn place_one(
     }
     // Copy: read, check the bytes are still the ones surveyed, write a new file.
     let (f, m) = src_dir.open_file(&src_name)?;
-    let bytes = crate::io::read_file_at(&f, m.size, true)?;
+    let bytes = crate::io::read_file_at(&f, m.size, crate::io::Map::Allow)?;
     write_copy(tgt, &name, &bytes, p, owner, durability)
 }
 
@@ -382,7 +382,7 @@ pub fn restore_db_home(
             let root = s.sources[f.source].dir.as_ref().ok_or_else(|| std::io::Error::other("source not open"))?;
             let sdir = tree::descend(root, &f.rel[..f.rel.len() - 1])?;
             let (src, m) = sdir.open_file(f.rel.last().map(OsString::as_os_str).unwrap_or_default())?;
-            let bytes = crate::io::read_file_at(&src, m.size, true)?;
+            let bytes = crate::io::read_file_at(&src, m.size, crate::io::Map::Allow)?;
             let tmp = temp_name();
             let fd = rustix::fs::openat(
                 hdir.fd(),

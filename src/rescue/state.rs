@@ -222,20 +222,20 @@ impl State {
     }
 
     /// Read what an unfinished run left in `ms_path/ms.rescue` (nothing is written: the
-    /// images are read first). With `create`, this run keeps a state from [`State::begin`]
-    /// on; what it records before is written then.
+    /// images are read first). Unless a dry run, this run keeps a state from
+    /// [`State::begin`] on; what it records before is written then.
     pub fn open(
         ms_path: &Path,
-        create: bool,
-        sync: bool,
+        run: crate::report::Run,
+        d: crate::io::Durability,
         recovered_name: &str,
         owner: Option<super::place::Owner>,
     ) -> State {
         let mut st = State::none();
-        st.sync = sync;
+        st.sync = d == crate::io::Durability::Sync;
         st.path = ms_path.join(DIR);
         st.fresh_name = recovered_name.to_string();
-        st.want = create;
+        st.want = run == crate::report::Run::Apply;
         st.ms_path = ms_path.to_path_buf();
         st.owner = owner;
         st.report(ms_path, Open::Existing);
@@ -582,6 +582,8 @@ pub const TEMP_PREFIX: &str = "ms.tmp.rescue.";
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::io::Durability;
+    use crate::report::Run;
 
     fn id(n: u64) -> ImageId {
         ImageId { path: "/img".into(), dev: 1, ino: n, rdev: 0, size: 100, mtime: (5, 0) }
@@ -590,7 +592,7 @@ mod tests {
     #[test]
     fn an_unfinished_run_is_continued_and_a_finished_one_starts_afresh() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let mut st = State::open(tmp.path(), true, false, "Recovered/2026-12-06", None);
+        let mut st = State::open(tmp.path(), Run::Apply, Durability::NoSync, "Recovered/2026-12-06", None);
         st.begin();
         assert!(st.active(), "{:?}", st.notes);
         st.record(&Event::StoreFiles { image: id(1), files: vec![("index".into(), 4096, 256)] });
@@ -603,7 +605,7 @@ mod tests {
         });
         st.record(&Event::Reconstructed { domain: "example.com".into() });
         drop(st);
-        let mut st = State::open(tmp.path(), true, false, "Recovered/2026-12-07", None);
+        let mut st = State::open(tmp.path(), Run::Apply, Durability::NoSync, "Recovered/2026-12-07", None);
         st.begin();
         assert_eq!(st.recovered_name(), "Recovered/2026-12-06", "the name of the run continued");
         assert_eq!(st.resume.store_files_of(&id(1)).expect("kept"), [("index".to_string(), 4096, 256)]);
@@ -614,7 +616,7 @@ mod tests {
         assert!(st.resume.reconstructed.contains("example.com"));
         st.record(&Event::Finished { at: 1 });
         drop(st);
-        let mut st = State::open(tmp.path(), true, false, "Recovered/2026-12-08", None);
+        let mut st = State::open(tmp.path(), Run::Apply, Durability::NoSync, "Recovered/2026-12-08", None);
         st.begin();
         assert!(st.resume.started.is_none() && st.resume.reconstructed.is_empty());
         assert_eq!(st.recovered_name(), "Recovered/2026-12-08");
@@ -624,7 +626,7 @@ mod tests {
     #[test]
     fn a_cut_or_damaged_line_ends_the_journal_and_garbage_never_panics() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let mut st = State::open(tmp.path(), true, false, "R", None);
+        let mut st = State::open(tmp.path(), Run::Apply, Durability::NoSync, "R", None);
         st.begin();
         st.record(&Event::Reconstructed { domain: "a.example".into() });
         st.record(&Event::Reconstructed { domain: "b.example".into() });
@@ -655,14 +657,14 @@ mod tests {
         std::fs::create_dir(tmp.path().join(DIR)).expect("mkdir");
         std::fs::set_permissions(tmp.path().join(DIR), std::os::unix::fs::PermissionsExt::from_mode(0o777))
             .expect("chmod");
-        let mut st = State::open(tmp.path(), true, false, "R", None);
+        let mut st = State::open(tmp.path(), Run::Apply, Durability::NoSync, "R", None);
         st.begin();
         assert!(!st.active());
         assert!(st.notes[0].contains("not trusted"), "{:?}", st.notes);
         // A link in place of the directory is never followed.
         let tmp2 = tempfile::tempdir().expect("tempdir");
         std::os::unix::fs::symlink(tmp.path(), tmp2.path().join(DIR)).expect("symlink");
-        let mut st = State::open(tmp2.path(), true, false, "R", None);
+        let mut st = State::open(tmp2.path(), Run::Apply, Durability::NoSync, "R", None);
         st.begin();
         assert!(!st.active(), "{:?}", st.notes);
         assert!(!tmp.path().join(DIR).join("journal").exists());

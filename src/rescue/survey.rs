@@ -140,7 +140,7 @@ fn read_whole(dir: &Dir, name: &OsStr) -> std::io::Result<Vec<u8>> {
     if m.size > STORE_FILE_LIMIT {
         return Err(std::io::Error::other(format!("{} bytes: too large for a store file", m.size)));
     }
-    let b = crate::io::read_file_at(&f, m.size, true)?;
+    let b = crate::io::read_file_at(&f, m.size, crate::io::Map::Allow)?;
     Ok(b.to_vec())
 }
 

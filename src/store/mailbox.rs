@@ -131,6 +131,15 @@ pub struct CreateParams {
     pub created: i64,
 }
 
+/// What [`Mailbox::flag_slots`] does with a flag name the mailbox has no slot for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Unknown {
+    /// Give it a free slot (an append or a flag added).
+    Assign,
+    /// Leave it out (a flag removed: nothing to remove).
+    Skip,
+}
+
 impl Mailbox {
     /// Create the files of a new, empty mailbox in `place.dir` (made if missing).
     pub fn create(place: MailboxPlace, params: CreateParams) -> Result<Mailbox> {
@@ -468,9 +477,9 @@ impl Mailbox {
         Ok(())
     }
 
-    /// Slots for user flag names, assigning free ones; returns the slots and the log
-    /// records for newly assigned names.
-    fn flag_slots(&mut self, names: &[String], assign: bool) -> Result<(UserFlags, Vec<LogRecord>)> {
+    /// Slots for user flag names, assigning free ones to unknown names (or skipping
+    /// them); returns the slots and the log records for newly assigned names.
+    fn flag_slots(&mut self, names: &[String], unknown: Unknown) -> Result<(UserFlags, Vec<LogRecord>)> {
         let mut set = UserFlags::default();
         let mut new = Vec::new();
         for name in names {
@@ -483,7 +492,7 @@ impl Mailbox {
             }
             let slot = match self.header.flag_slot(name) {
                 Some(s) => s,
-                None if !assign => continue,
+                None if unknown == Unknown::Skip => continue,
                 None => {
                     let free = self.header.flags.iter().position(Option::is_none).unwrap_or(self.header.flags.len());
                     if free >= MAX_USER_FLAGS {
@@ -538,7 +547,7 @@ impl Mailbox {
         let mut new_records = Vec::with_capacity(messages.len());
         let mut uids = Vec::with_capacity(messages.len());
         for (i, m) in messages.iter().enumerate() {
-            let (user_flags, names) = self.flag_slots(&m.user_flags, true)?;
+            let (user_flags, names) = self.flag_slots(&m.user_flags, Unknown::Assign)?;
             log.extend(names);
             let date = m.internal_date.unwrap_or(DateTime { unix: now(), offset_minutes: 0 });
             // The next UID whose file does not exist yet (an orphan of an earlier crash
@@ -615,7 +624,8 @@ impl Mailbox {
     /// Change flags of `uids` (unknown UIDs are ignored). Returns how many messages changed.
     pub fn store_flags(&mut self, uids: &[u32], op: FlagOp, system: u32, user: &[String]) -> Result<usize> {
         self.writable()?;
-        let (user_set, mut log) = self.flag_slots(user, op != FlagOp::Remove)?;
+        let (user_set, mut log) =
+            self.flag_slots(user, if op == FlagOp::Remove { Unknown::Skip } else { Unknown::Assign })?;
         let system = system & SystemFlags::ALL;
         let mut changes = 0;
         for &uid in uids {

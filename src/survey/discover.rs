@@ -233,7 +233,8 @@ pub fn select(
     // walk a whole domain); the whole domain only when it is what was asked for.
     let scope = if whole_domain { Scope::Domain } else { Scope::Mailboxes { bases: &bases, descend: sel.recursive } };
     let mut unreadable = Vec::new();
-    let lc = ListCache::load(store, &domain, cache, whole_domain);
+    let extent = if whole_domain { listcache::Extent::Domain } else { listcache::Extent::Subtrees };
+    let lc = ListCache::load(store, &domain, cache, extent);
     let disk = disk_mailboxes(store, &domain, &scope, threads, &lc, &mut unreadable)?;
     let mut notes: Vec<SelectionNote> = unreadable
         .into_iter()
@@ -337,7 +338,7 @@ mod tests {
             std::fs::write(dir.join("1."), b"Subject: x\r\n\r\nx\r\n").expect("write");
         }
 
-        let off = ListCache::load(&store, "example.com", listcache::Mode::Off, true);
+        let off = ListCache::load(&store, "example.com", listcache::Mode::Off, listcache::Extent::Domain);
         for threads in [1, 3] {
             let mut errs = Vec::new();
             let all = disk_mailboxes(&store, "example.com", &Scope::Domain, threads, &off, &mut errs).expect("walk");

@@ -248,12 +248,12 @@ fn open_in(dir: &Path, fd: Option<&File>, name: &str) -> std::io::Result<File> {
     }
 }
 
-/// Read a whole store file into `buf` (mapped instead if `map` and it is large).
+/// Read a whole store file into `buf` (mapped instead if `map` allows and it is large).
 fn read_in<'b>(
     dir: &Path,
     fd: Option<&File>,
     name: &str,
-    map: bool,
+    map: crate::io::Map,
     buf: &'b mut ReadBuf,
 ) -> std::io::Result<Contents<'b>> {
     let f = open_in(dir, fd, name)?;
@@ -269,7 +269,7 @@ fn read_opt<'b>(
     name: &str,
     buf: &'b mut ReadBuf,
 ) -> std::result::Result<Option<Contents<'b>>, String> {
-    match read_in(dir, fd, name, false, buf) {
+    match read_in(dir, fd, name, crate::io::Map::Never, buf) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => {
@@ -367,7 +367,7 @@ fn gather_in(
     let dir = &place.dir;
     let mut st = OldState::default();
     let header_bytes = read_opt(dir, fd, HEADER_FILE, hb);
-    let index_bytes = read_in(dir, fd, INDEX_FILE, true, ib);
+    let index_bytes = read_in(dir, fd, INDEX_FILE, crate::io::Map::Allow, ib);
     // Logs are read, never mapped (an append may truncate a torn tail under a reader).
     let log_bytes = read_opt(dir, fd, LOG_FILE, lb);
     st.cache = cache_view(dir, fd);

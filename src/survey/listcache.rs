@@ -23,6 +23,15 @@ use super::gather::Listing;
 /// listing cannot leave the times as they were.
 pub const QUIET: Duration = Duration::from_secs(2);
 
+/// How much of a domain a run lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Extent {
+    /// All of it: what it did not visit is gone.
+    Domain,
+    /// Some mailboxes' subtrees.
+    Subtrees,
+}
+
 /// What a run may do with the cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -128,9 +137,9 @@ pub fn cache_path(store: &Store, domain: &str) -> PathBuf {
 }
 
 impl ListCache {
-    /// Load the cache of `domain`. With `whole_domain`, directories not visited by this
-    /// run are dropped when it is saved (they are gone); else they are kept.
-    pub fn load(store: &Store, domain: &str, mode: Mode, whole_domain: bool) -> ListCache {
+    /// Load the cache of `domain`. For a run over the whole domain, directories not
+    /// visited are dropped when it is saved (they are gone); else they are kept.
+    pub fn load(store: &Store, domain: &str, mode: Mode, extent: Extent) -> ListCache {
         let path = cache_path(store, domain);
         let boot_id = if mode == Mode::Off { None } else { boot_id() };
         let mut old = HashMap::new();
@@ -143,7 +152,7 @@ impl ListCache {
                 if len > 1 << 30 {
                     return Err(std::io::Error::other("listing cache too large"));
                 }
-                crate::io::read_file_at(&f, len, false)
+                crate::io::read_file_at(&f, len, crate::io::Map::Never)
             });
             match bytes.as_deref().map_err(|_| ()).and_then(|b| listings::decode(b).map_err(|_| ())) {
                 Ok(l) if l.boot_id == id => {
@@ -166,7 +175,7 @@ impl ListCache {
         } else {
             Vec::new()
         };
-        let new = if whole_domain { HashMap::new() } else { old.clone() };
+        let new = if extent == Extent::Domain { HashMap::new() } else { old.clone() };
         ListCache { mode, path, boot_id, local_devs, old, stale, new: Mutex::new(new) }
     }
 

@@ -518,7 +518,7 @@ pub fn floor_child(conf: &str, threads: usize) -> Result<()> {
     let total = each_on_threads(&files, threads, |p| {
         let Ok(f) = std::fs::File::open(p) else { return 0 };
         let Ok(m) = f.metadata() else { return 0 };
-        match mstore::io::read_file_at(&f, m.len(), true) {
+        match mstore::io::read_file_at(&f, m.len(), mstore::io::Map::Allow) {
             Ok(b) => {
                 std::hint::black_box(blake3::hash(&b));
                 b.len() as u64
