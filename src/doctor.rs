@@ -539,64 +539,73 @@ impl Walk<'_> {
                 let what = if is_dir { "a directory" } else { "a file" };
                 self.foreign(ri, &path, why, what, (ctx == Ctx::Mailbox).then_some(parent));
             }
-            Accounted::File => {
-                if st.st_nlink > 1 {
-                    self.finding(
-                        ri,
-                        Finding::at(
-                            Severity::Error,
-                            "hard-link",
-                            path.display().to_string(),
-                            format!(
-                                "a file with {} links (uid {} gid {} mode {:04o}): the store never hard links a file, and the doctor never changes one that another name shares; unless it is a message that a hard-link backup also holds (find / -xdev -samefile PATH shows the other names), remove this name",
-                                st.st_nlink,
-                                st.st_uid,
-                                st.st_gid,
-                                st.st_mode & 0o7777
-                            ),
-                        )
-                        .fix(format!("rm -- {}", shell_quote(&path.to_string_lossy()))),
-                    );
-                    return;
-                }
-                if let Some(o) = self.judge(&st, false, &path, ri) {
-                    if self.fix && !self.unsafe_roots[ri] {
-                        self.fix_file(dfd, name, &st, &o);
-                    }
-                    self.offenders.push(o);
-                }
-            }
-            Accounted::Dir(sub) => {
-                let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
-                let Ok(fd) = rustix::fs::openat(dfd, name, flags, Mode::empty()) else { return };
-                // The descriptor is the truth from here on (the name may have been swapped).
-                let Ok(st) = rustix::fs::fstat(&fd) else { return };
-                let other_mount = st.st_dev != root.dev
-                    || matches!((root.mnt_id, mount_id(fd.as_fd())), (Some(a), Some(b)) if a != b);
-                if other_mount {
-                    self.finding(
-                        ri,
-                        Finding::at(
-                            Severity::Warning,
-                            "mount-point",
-                            path.display().to_string(),
-                            "another file system is mounted here: the doctor does not cross mount points; check it as a store root of its own (a partition) or unmount it",
-                        ),
-                    );
-                    return;
-                }
-                if self.root_ids.contains(&(st.st_dev, st.st_ino)) {
-                    return;
-                }
-                if let Some(o) = self.judge(&st, true, &path, ri) {
-                    if self.fix && !self.unsafe_roots[ri] {
-                        self.fix_fd(fd.as_fd(), &st, &o);
-                    }
-                    self.offenders.push(o);
-                }
-                self.walk_dir(root, fd, &path, sub, depth + 1);
-            }
+            Accounted::File => self.file_entry(ri, dfd, name, &st, &path),
+            Accounted::Dir(sub) => self.dir_entry(root, dfd, name, &path, sub, depth),
         }
+    }
+
+    /// A regular file the layout accounts for: reported if another name shares it, else
+    /// judged (and fixed through a descriptor).
+    fn file_entry(&mut self, ri: usize, dfd: BorrowedFd<'_>, name: &CStr, st: &Stat, path: &Path) {
+        if st.st_nlink > 1 {
+            self.finding(
+                ri,
+                Finding::at(
+                    Severity::Error,
+                    "hard-link",
+                    path.display().to_string(),
+                    format!(
+                        "a file with {} links (uid {} gid {} mode {:04o}): the store never hard links a file, and the doctor never changes one that another name shares; unless it is a message that a hard-link backup also holds (find / -xdev -samefile PATH shows the other names), remove this name",
+                        st.st_nlink,
+                        st.st_uid,
+                        st.st_gid,
+                        st.st_mode & 0o7777
+                    ),
+                )
+                .fix(format!("rm -- {}", shell_quote(&path.to_string_lossy()))),
+            );
+            return;
+        }
+        if let Some(o) = self.judge(st, false, path, ri) {
+            if self.fix && !self.unsafe_roots[ri] {
+                self.fix_file(dfd, name, st, &o);
+            }
+            self.offenders.push(o);
+        }
+    }
+
+    /// A directory the layout accounts for: opened `O_NOFOLLOW`, never across a mount,
+    /// judged (and fixed) through its descriptor, then walked.
+    fn dir_entry(&mut self, root: &Root, dfd: BorrowedFd<'_>, name: &CStr, path: &Path, sub: Ctx, depth: usize) {
+        let ri = root.index;
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+        let Ok(fd) = rustix::fs::openat(dfd, name, flags, Mode::empty()) else { return };
+        // The descriptor is the truth from here on (the name may have been swapped).
+        let Ok(st) = rustix::fs::fstat(&fd) else { return };
+        let other_mount =
+            st.st_dev != root.dev || matches!((root.mnt_id, mount_id(fd.as_fd())), (Some(a), Some(b)) if a != b);
+        if other_mount {
+            self.finding(
+                ri,
+                Finding::at(
+                    Severity::Warning,
+                    "mount-point",
+                    path.display().to_string(),
+                    "another file system is mounted here: the doctor does not cross mount points; check it as a store root of its own (a partition) or unmount it",
+                ),
+            );
+            return;
+        }
+        if self.root_ids.contains(&(st.st_dev, st.st_ino)) {
+            return;
+        }
+        if let Some(o) = self.judge(&st, true, path, ri) {
+            if self.fix && !self.unsafe_roots[ri] {
+                self.fix_fd(fd.as_fd(), &st, &o);
+            }
+            self.offenders.push(o);
+        }
+        self.walk_dir(root, fd, path, sub, depth + 1);
     }
 
     /// Whether an entry needs its owner or mode changed.

@@ -129,25 +129,7 @@ pub fn run(store: &Store, opts: &Options) -> Result<Estimate> {
     let threads = if opts.threads > 0 { opts.threads } else { store.config().worker_threads() };
     est.threads = threads;
     est.io_depth = IO_DEPTH;
-    let mut entries = Vec::new();
-    if opts.domains.is_empty() {
-        entries = store.list(None)?;
-    } else {
-        for d in &opts.domains {
-            entries.extend(store.list(Some(&layout::domain(d)?))?);
-        }
-    }
-    // List every mailbox directory (as a repair does): the message count, and its time.
-    let t = Instant::now();
-    let mut boxes: Vec<(std::path::PathBuf, Vec<u32>)> = Vec::new();
-    for e in &entries {
-        let place = store.place(e)?;
-        match crate::survey::gather::list(&place.dir) {
-            Ok(l) => boxes.push((place.dir, l.messages)),
-            Err(err) => est.errors.push(crate::error::describe_io(&err, &place.dir)),
-        }
-    }
-    est.listing_seconds = t.elapsed().as_secs_f64();
+    let boxes = list_boxes(store, opts, &mut est)?;
     est.mailboxes = boxes.len() as u64;
     est.messages = boxes.iter().map(|b| b.1.len() as u64).sum();
     if est.messages == 0 {
@@ -187,13 +169,57 @@ pub fn run(store: &Store, opts: &Options) -> Result<Estimate> {
     });
     est.sample_read_seconds = t.elapsed().as_secs_f64();
 
-    // Pass 3: warm, on as many threads as the repair's CPU workers (so that what other
-    // processes take of the cores is seen too): read + parse and hash (rebuild), then
-    // read + BLAKE3 (verify); per-cluster thread times for the error bar.
-    let per_cluster: Vec<parking_lot::Mutex<ClusterCost>> =
-        (0..clusters.len()).map(|_| parking_lot::Mutex::new(ClusterCost::default())).collect();
+    // Pass 3: warm.
+    let (per_cluster, rebuild_wall, verify_wall) = warm_passes(&files, &dirs, threads, clusters.len());
+    est.sample_cpu_seconds = rebuild_wall + verify_wall;
+    est.sampled = per_cluster.iter().map(|c| c.files).sum();
+    est.sampled_bytes = per_cluster.iter().map(|c| c.bytes).sum();
+    est.bytes_estimated =
+        if est.sampled > 0 { (est.sampled_bytes as f64 / est.sampled as f64 * est.messages as f64) as u64 } else { 0 };
+    est.predictions =
+        predict(&est, &per_cluster, [est.sample_stat_seconds, est.sample_read_seconds, rebuild_wall, verify_wall]);
+    Ok(est)
+}
+
+/// The message UIDs of every mailbox directory in scope, listed as a repair lists them
+/// (the listing's time and what could not be listed go into `est`).
+fn list_boxes(store: &Store, opts: &Options, est: &mut Estimate) -> Result<Vec<(std::path::PathBuf, Vec<u32>)>> {
+    let mut entries = Vec::new();
+    if opts.domains.is_empty() {
+        entries = store.list(None)?;
+    } else {
+        for d in &opts.domains {
+            entries.extend(store.list(Some(&layout::domain(d)?))?);
+        }
+    }
+    // List every mailbox directory (as a repair does): the message count, and its time.
     let t = Instant::now();
-    parallel(&files, threads, |&(b, uid, c)| {
+    let mut boxes: Vec<(std::path::PathBuf, Vec<u32>)> = Vec::new();
+    for e in &entries {
+        let place = store.place(e)?;
+        match crate::survey::gather::list(&place.dir) {
+            Ok(l) => boxes.push((place.dir, l.messages)),
+            Err(err) => est.errors.push(crate::error::describe_io(&err, &place.dir)),
+        }
+    }
+    est.listing_seconds = t.elapsed().as_secs_f64();
+    Ok(boxes)
+}
+
+/// The warm passes over the sample, on as many threads as the repair's CPU workers (so
+/// that what other processes take of the cores is seen too): read + parse and hash
+/// (rebuild), then read + BLAKE3 (verify). Per-cluster thread times (for the error bar)
+/// and the two passes' wall times.
+fn warm_passes(
+    files: &[(usize, u32, usize)],
+    dirs: &[Option<OwnedFd>],
+    threads: usize,
+    clusters: usize,
+) -> (Vec<ClusterCost>, f64, f64) {
+    let per_cluster: Vec<parking_lot::Mutex<ClusterCost>> =
+        (0..clusters).map(|_| parking_lot::Mutex::new(ClusterCost::default())).collect();
+    let t = Instant::now();
+    parallel(files, threads, |&(b, uid, c)| {
         let Some(f) = open_message(dirs[b].as_ref(), uid) else { return };
         let t0 = Instant::now();
         let len = crate::io::content_len(&f).unwrap_or(0);
@@ -207,7 +233,7 @@ pub fn run(store: &Store, opts: &Options) -> Result<Estimate> {
     });
     let rebuild_wall = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    parallel(&files, threads, |&(b, uid, c)| {
+    parallel(files, threads, |&(b, uid, c)| {
         let Some(f) = open_message(dirs[b].as_ref(), uid) else { return };
         let t0 = Instant::now();
         let len = crate::io::content_len(&f).unwrap_or(0);
@@ -221,14 +247,7 @@ pub fn run(store: &Store, opts: &Options) -> Result<Estimate> {
     });
     let verify_wall = t.elapsed().as_secs_f64();
     let per_cluster: Vec<ClusterCost> = per_cluster.into_iter().map(|m| m.into_inner()).collect();
-    est.sample_cpu_seconds = rebuild_wall + verify_wall;
-    est.sampled = per_cluster.iter().map(|c| c.files).sum();
-    est.sampled_bytes = per_cluster.iter().map(|c| c.bytes).sum();
-    est.bytes_estimated =
-        if est.sampled > 0 { (est.sampled_bytes as f64 / est.sampled as f64 * est.messages as f64) as u64 } else { 0 };
-    est.predictions =
-        predict(&est, &per_cluster, [est.sample_stat_seconds, est.sample_read_seconds, rebuild_wall, verify_wall]);
-    Ok(est)
+    (per_cluster, rebuild_wall, verify_wall)
 }
 
 /// What the CPU pass measured of one cluster.

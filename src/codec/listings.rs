@@ -153,76 +153,9 @@ pub fn decode(bytes: &[u8]) -> Result<Listings, FormatError> {
     let mut entries = Vec::with_capacity(count.min((end - HEADER_LEN) / ENTRY_LEN));
     let mut pos = HEADER_LEN;
     for _ in 0..count {
-        let start = pos;
-        let e: &ListingEntry = read_at(body, pos, "listing entry")?;
-        pos += ENTRY_LEN;
-        if e.reserved != [0; 8] {
-            return Err(FormatError::invalid(start as u64 + 72, "reserved bytes of a listing entry are not zero"));
-        }
-        let flags = e.flags.get();
-        if flags & !0xf != 0 {
-            return Err(FormatError::invalid(start as u64 + 56, format!("unknown listing flags {flags:#x}")));
-        }
-        let n = e.message_count.get() as usize;
-        let uids = slice(body, pos, n.saturating_mul(4), "message UIDs")?;
-        let mut messages = Vec::with_capacity(n);
-        for (i, c) in uids.chunks_exact(4).enumerate() {
-            let uid = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-            if uid <= messages.last().copied().unwrap_or(0) {
-                return Err(FormatError::invalid((pos + 4 * i) as u64, "message UIDs not strictly ascending"));
-            }
-            messages.push(uid);
-        }
-        pos += uids.len();
-        let names_len = e.names_len.get() as usize;
-        let names_end = pos.checked_add(names_len).filter(|&x| x <= body.len()).ok_or(FormatError::Truncated {
-            offset: pos as u64,
-            need: names_len as u64,
-            have: body.len().saturating_sub(pos) as u64,
-            what: "listing names",
-        })?;
-        let mut d = DirListing { messages, flags, ..DirListing::default() };
-        let mut last_kind = KIND_SUBDIR;
-        for _ in 0..e.name_count.get() {
-            let nh: &NameHeader = read_at(&body[..names_end], pos, "listing name")?;
-            let len = nh.len.get() as usize;
-            if nh.kind > KIND_STRAY || nh.kind < last_kind {
-                return Err(FormatError::invalid(pos as u64, format!("name kind {} out of order", nh.kind)));
-            }
-            if len == 0 || len > MAX_NAME_LEN {
-                return Err(FormatError::invalid(pos as u64 + 1, format!("name of {len} bytes")));
-            }
-            let raw = slice(&body[..names_end], pos + 3, len, "listing name")?;
-            let name = std::str::from_utf8(raw)
-                .map_err(|_| FormatError::invalid(pos as u64 + 3, "listing name is not UTF-8"))?
-                .to_string();
-            let list = match nh.kind {
-                KIND_SUBDIR => &mut d.subdirs,
-                KIND_TEMP => &mut d.temps,
-                _ => &mut d.strays,
-            };
-            if list.last().is_some_and(|l| *l > name) {
-                return Err(FormatError::invalid(pos as u64, "listing names not in ascending order"));
-            }
-            list.push(name);
-            last_kind = nh.kind;
-            pos += 3 + len;
-        }
-        if pos != names_end {
-            return Err(FormatError::invalid(
-                pos as u64,
-                format!("names_len says {names_len} bytes, names take {}", pos + names_len - names_end),
-            ));
-        }
-        let key = DirKey {
-            mnt_id: e.mnt_id.get(),
-            dev: e.dev.get(),
-            ino: e.ino.get(),
-            ctime: (e.ctime_sec.get(), e.ctime_nsec.get()),
-            mtime: (e.mtime_sec.get(), e.mtime_nsec.get()),
-            size: e.size.get(),
-        };
+        let (key, d, next) = entry_at(body, pos)?;
         entries.push((key, d));
+        pos = next;
     }
     if pos != end {
         return Err(FormatError::invalid(pos as u64, format!("{} unexpected bytes after the last entry", end - pos)));
@@ -231,6 +164,80 @@ pub fn decode(bytes: &[u8]) -> Result<Listings, FormatError> {
         return Err(FormatError::invalid(48, "reserved bytes of the header are not zero"));
     }
     Ok(Listings { boot_id: h.boot_id, written: h.written.get(), entries })
+}
+
+/// The entry at `pos` of the checked body, and where the next one starts.
+fn entry_at(body: &[u8], mut pos: usize) -> Result<(DirKey, DirListing, usize), FormatError> {
+    let start = pos;
+    let e: &ListingEntry = read_at(body, pos, "listing entry")?;
+    pos += ENTRY_LEN;
+    if e.reserved != [0; 8] {
+        return Err(FormatError::invalid(start as u64 + 72, "reserved bytes of a listing entry are not zero"));
+    }
+    let flags = e.flags.get();
+    if flags & !0xf != 0 {
+        return Err(FormatError::invalid(start as u64 + 56, format!("unknown listing flags {flags:#x}")));
+    }
+    let n = e.message_count.get() as usize;
+    let uids = slice(body, pos, n.saturating_mul(4), "message UIDs")?;
+    let mut messages = Vec::with_capacity(n);
+    for (i, c) in uids.chunks_exact(4).enumerate() {
+        let uid = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        if uid <= messages.last().copied().unwrap_or(0) {
+            return Err(FormatError::invalid((pos + 4 * i) as u64, "message UIDs not strictly ascending"));
+        }
+        messages.push(uid);
+    }
+    pos += uids.len();
+    let names_len = e.names_len.get() as usize;
+    let names_end = pos.checked_add(names_len).filter(|&x| x <= body.len()).ok_or(FormatError::Truncated {
+        offset: pos as u64,
+        need: names_len as u64,
+        have: body.len().saturating_sub(pos) as u64,
+        what: "listing names",
+    })?;
+    let mut d = DirListing { messages, flags, ..DirListing::default() };
+    let mut last_kind = KIND_SUBDIR;
+    for _ in 0..e.name_count.get() {
+        let nh: &NameHeader = read_at(&body[..names_end], pos, "listing name")?;
+        let len = nh.len.get() as usize;
+        if nh.kind > KIND_STRAY || nh.kind < last_kind {
+            return Err(FormatError::invalid(pos as u64, format!("name kind {} out of order", nh.kind)));
+        }
+        if len == 0 || len > MAX_NAME_LEN {
+            return Err(FormatError::invalid(pos as u64 + 1, format!("name of {len} bytes")));
+        }
+        let raw = slice(&body[..names_end], pos + 3, len, "listing name")?;
+        let name = std::str::from_utf8(raw)
+            .map_err(|_| FormatError::invalid(pos as u64 + 3, "listing name is not UTF-8"))?
+            .to_string();
+        let list = match nh.kind {
+            KIND_SUBDIR => &mut d.subdirs,
+            KIND_TEMP => &mut d.temps,
+            _ => &mut d.strays,
+        };
+        if list.last().is_some_and(|l| *l > name) {
+            return Err(FormatError::invalid(pos as u64, "listing names not in ascending order"));
+        }
+        list.push(name);
+        last_kind = nh.kind;
+        pos += 3 + len;
+    }
+    if pos != names_end {
+        return Err(FormatError::invalid(
+            pos as u64,
+            format!("names_len says {names_len} bytes, names take {}", pos + names_len - names_end),
+        ));
+    }
+    let key = DirKey {
+        mnt_id: e.mnt_id.get(),
+        dev: e.dev.get(),
+        ino: e.ino.get(),
+        ctime: (e.ctime_sec.get(), e.ctime_nsec.get()),
+        mtime: (e.mtime_sec.get(), e.mtime_nsec.get()),
+        size: e.size.get(),
+    };
+    Ok((key, d, pos))
 }
 
 #[cfg(test)]

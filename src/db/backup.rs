@@ -183,63 +183,15 @@ pub fn backup(
     let name = unused_name(fs, bdir)?;
     let stage = bdir.join(format!("{name}{PARTIAL}"));
     fs.create_dir_all(&stage).ctx("create backup directory", &stage)?;
-    let mut copied: Vec<(String, Vec<u8>)> = Vec::new();
-    for db in Db::ALL {
-        let src = home.join(db.file_name());
-        match fs.read(&src) {
-            Ok(b) => copied.push((db.file_name(), b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("read database", src, e)),
-        }
-    }
-    for (n, b) in &copied {
-        write_new(fs, &stage.join(n), b, d).ctx("write backup", &stage.join(n))?;
-    }
+    copy_snapshots(fs, home, &stage, d)?;
     hook(Phase::SnapshotsCopied);
 
-    // Older segments (not the last one) do not change any more: copy without a lock.
-    let segs = log::list_segments(fs, home)?;
-    let heads = log::read_heads(fs, &segs)?;
-    let active = &heads[log::timeline_start(&heads)..];
-    let mut seg_copies: Vec<(String, u64)> = Vec::new();
-    for h in active.iter().take(active.len().saturating_sub(1)) {
-        let b = fs.read(&h.path).ctx("read transaction log", &h.path)?;
-        let n = log::segment_name(h.number);
-        write_new(fs, &stage.join(&n), &b, d).ctx("write backup", &stage.join(&n))?;
-        seg_copies.push((n, b.len() as u64));
-    }
-    hook(Phase::OlderSegmentsCopied);
-    {
-        // The rest with no write in progress.
-        let _shared = fs.lock(home, LockMode::Shared).ctx("lock database home", home)?;
-        let segs = log::list_segments(fs, home)?;
-        let heads = log::read_heads(fs, &segs)?;
-        let start = log::timeline_start(&heads);
-        for h in &heads[start..] {
-            let n = log::segment_name(h.number);
-            if seg_copies.iter().any(|(c, len)| *c == n && *len == h.len) {
-                continue;
-            }
-            let b = fs.read(&h.path).ctx("read transaction log", &h.path)?;
-            write_new(fs, &stage.join(&n), &b, d).ctx("write backup", &stage.join(&n))?;
-            seg_copies.retain(|(c, _)| *c != n);
-            seg_copies.push((n, b.len() as u64));
-        }
-    }
+    copy_segments(fs, home, &stage, d, hook)?;
     sync_dir(fs, &stage, d).ctx("fsync", &stage)?;
     hook(Phase::Copied);
 
     // Recovery and verification of the copy before it counts.
-    let check = verify::verify_locked(fs, &stage)?;
-    if check.status != verify::Status::Clean {
-        let _ = remove_tree(fs, &stage);
-        return Err(DbError::Backup(format!(
-            "backup copy {} did not verify ({}); the live databases need msdb_verify / msdb_repair",
-            stage.display(),
-            check.render().lines().skip(1).map(str::trim).collect::<Vec<_>>().join("; ")
-        ))
-        .into());
-    }
+    check_copy(fs, &stage)?;
     let (tables, end_lsn, _) = recover::recovered_state(fs, &stage)?;
     let mut files = Vec::new();
     let mut bytes = 0;
@@ -276,6 +228,72 @@ pub fn backup(
         removed_segments,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Copy the snapshots of `home` into `stage`.
+fn copy_snapshots(fs: &dyn Fs, home: &Path, stage: &Path, d: Durability) -> Result<()> {
+    let mut copied: Vec<(String, Vec<u8>)> = Vec::new();
+    for db in Db::ALL {
+        let src = home.join(db.file_name());
+        match fs.read(&src) {
+            Ok(b) => copied.push((db.file_name(), b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("read database", src, e)),
+        }
+    }
+    for (n, b) in &copied {
+        write_new(fs, &stage.join(n), b, d).ctx("write backup", &stage.join(n))?;
+    }
+    Ok(())
+}
+
+/// Copy the log segments of `home`'s timeline into `stage`: the older ones (they do not
+/// change any more) without a lock, then the rest with no write in progress.
+fn copy_segments(fs: &dyn Fs, home: &Path, stage: &Path, d: Durability, hook: &mut dyn FnMut(Phase)) -> Result<()> {
+    let segs = log::list_segments(fs, home)?;
+    let heads = log::read_heads(fs, &segs)?;
+    let active = &heads[log::timeline_start(&heads)..];
+    let mut seg_copies: Vec<(String, u64)> = Vec::new();
+    for h in active.iter().take(active.len().saturating_sub(1)) {
+        let b = fs.read(&h.path).ctx("read transaction log", &h.path)?;
+        let n = log::segment_name(h.number);
+        write_new(fs, &stage.join(&n), &b, d).ctx("write backup", &stage.join(&n))?;
+        seg_copies.push((n, b.len() as u64));
+    }
+    hook(Phase::OlderSegmentsCopied);
+    {
+        // The rest with no write in progress.
+        let _shared = fs.lock(home, LockMode::Shared).ctx("lock database home", home)?;
+        let segs = log::list_segments(fs, home)?;
+        let heads = log::read_heads(fs, &segs)?;
+        let start = log::timeline_start(&heads);
+        for h in &heads[start..] {
+            let n = log::segment_name(h.number);
+            if seg_copies.iter().any(|(c, len)| *c == n && *len == h.len) {
+                continue;
+            }
+            let b = fs.read(&h.path).ctx("read transaction log", &h.path)?;
+            write_new(fs, &stage.join(&n), &b, d).ctx("write backup", &stage.join(&n))?;
+            seg_copies.retain(|(c, _)| *c != n);
+            seg_copies.push((n, b.len() as u64));
+        }
+    }
+    Ok(())
+}
+
+/// Verify a copy (recovery included) before it counts; a copy that fails is removed.
+fn check_copy(fs: &dyn Fs, stage: &Path) -> Result<()> {
+    let check = verify::verify_locked(fs, stage)?;
+    if check.status != verify::Status::Clean {
+        let _ = remove_tree(fs, stage);
+        return Err(DbError::Backup(format!(
+            "backup copy {} did not verify ({}); the live databases need msdb_verify / msdb_repair",
+            stage.display(),
+            check.render().lines().skip(1).map(str::trim).collect::<Vec<_>>().join("; ")
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 fn unused_name(fs: &dyn Fs, bdir: &Path) -> Result<String> {

@@ -608,15 +608,7 @@ fn read_segments(
                 return Ok(());
             }
         };
-        // Where this segment's valid records must end: the next segment says so.
-        let limit = if is_last {
-            None
-        } else {
-            match &heads[i + 1].header {
-                Ok((n, _)) if n.flags & FLAG_NEW_TIMELINE == 0 => Some(n.prev_end),
-                _ => None,
-            }
-        };
+        let limit = limit_of(heads, i);
         let (base, seed_crc, seed_lsn) = match resume {
             Some(r) if i == start => (r.end, r.last_crc, r.next_lsn),
             _ => (SEGMENT_HEADER_LEN as u64, hcrc, info.first_lsn),
@@ -635,6 +627,12 @@ fn read_segments(
             len: file_len,
             abandoned: limit.map(|l| file_len.saturating_sub(l)).unwrap_or(0),
         };
+        // Stop reading at `valid_end`, to go on from `end` next time.
+        let stop_at = |out: &mut ReadOutcome, mut report: SegReport, valid_end: u64, end| {
+            report.valid_end = valid_end;
+            out.segments.push(report);
+            out.position = Some(position(h, &info, end));
+        };
         let expected_end = limit.unwrap_or(file_len);
         let mut end = (base, seed_crc, seed_lsn);
         // Read runs of chained records; past damage the snapshots already include,
@@ -648,17 +646,13 @@ fn read_segments(
                     Ok(true) => {}
                     Ok(false) => {
                         out.stopped = true;
-                        report.valid_end = end.0;
-                        out.segments.push(report);
-                        out.position = Some(position(h, &info, end));
+                        stop_at(out, report, end.0, end);
                         return Ok(());
                     }
                     Err(what) => {
                         let left = expected_end.saturating_sub(*off);
                         out.damage = Some(Damage::Corrupt(damage_at(&h.path, *off, rec.lsn, what, left)));
-                        report.valid_end = *off;
-                        out.segments.push(report);
-                        out.position = Some(position(h, &info, end));
+                        stop_at(out, report, *off, end);
                         return Ok(());
                     }
                 }
@@ -696,6 +690,15 @@ fn read_segments(
         }
     }
     Ok(())
+}
+
+/// Where the valid records of segment `i` must end: the next segment says so (unless it
+/// starts a new timeline, or there is none).
+fn limit_of(heads: &[SegHead], i: usize) -> Option<u64> {
+    match &heads.get(i + 1)?.header {
+        Ok((n, _)) if n.flags & FLAG_NEW_TIMELINE == 0 => Some(n.prev_end),
+        _ => None,
+    }
 }
 
 /// One segment as [`read_segments`] read it.

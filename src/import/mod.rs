@@ -542,41 +542,7 @@ pub fn import_maildir(
     };
     summary.errors.append(&mut problems);
     // List everything first: the total drives the progress bar.
-    let mut listed = Vec::new();
-    for f in folders {
-        if f.kind == maildir::FolderKind::Container && !f.components.is_empty() {
-            continue;
-        }
-        let full = if f.components.is_empty() {
-            Ok(name.clone())
-        } else {
-            MailboxName::parse(&format!("{}/{}", name, f.components.join("/")))
-        };
-        let mbname = match full {
-            Ok(n) => n,
-            Err(e) => {
-                summary.errors.push(ImportError::Malformed {
-                    path: f.path.clone(),
-                    offset: 0,
-                    what: format!("folder cannot become a mailbox: {e}: skipped"),
-                });
-                continue;
-            }
-        };
-        match maildir::list_messages(&f) {
-            Ok((entries, unnamed)) => {
-                if !unnamed.is_empty() {
-                    summary.notes.push(format!(
-                        "{}: keyword letters {:?} have no name in dovecot-keywords; kept as $MaildirKeyword_<letter>",
-                        f.path.display(),
-                        unnamed
-                    ));
-                }
-                listed.push((f, mbname, entries));
-            }
-            Err(e) => summary.errors.push(e),
-        }
-    }
+    let listed = list_folders(folders, name, &mut summary);
     let total: u64 = listed.iter().map(|l| l.2.len() as u64).sum();
     progress.start(total, Unit::Files);
     'folders: for (folder, mbname, entries) in listed {
@@ -634,6 +600,51 @@ pub fn import_maildir(
         }
     }
     Ok(summary)
+}
+
+/// The folders that become mailboxes, each with its mailbox name and its messages; what
+/// cannot be imported is noted in `summary`.
+fn list_folders(
+    folders: Vec<maildir::Folder>,
+    name: &MailboxName,
+    summary: &mut Summary,
+) -> Vec<(maildir::Folder, MailboxName, Vec<maildir::MaildirEntry>)> {
+    let mut listed = Vec::new();
+    for f in folders {
+        if f.kind == maildir::FolderKind::Container && !f.components.is_empty() {
+            continue;
+        }
+        let full = if f.components.is_empty() {
+            Ok(name.clone())
+        } else {
+            MailboxName::parse(&format!("{}/{}", name, f.components.join("/")))
+        };
+        let mbname = match full {
+            Ok(n) => n,
+            Err(e) => {
+                summary.errors.push(ImportError::Malformed {
+                    path: f.path.clone(),
+                    offset: 0,
+                    what: format!("folder cannot become a mailbox: {e}: skipped"),
+                });
+                continue;
+            }
+        };
+        match maildir::list_messages(&f) {
+            Ok((entries, unnamed)) => {
+                if !unnamed.is_empty() {
+                    summary.notes.push(format!(
+                        "{}: keyword letters {:?} have no name in dovecot-keywords; kept as $MaildirKeyword_<letter>",
+                        f.path.display(),
+                        unnamed
+                    ));
+                }
+                listed.push((f, mbname, entries));
+            }
+            Err(e) => summary.errors.push(e),
+        }
+    }
+    listed
 }
 
 /// Read one Maildir or loose file: `Ok(Err(why))` for a loose file that is not a message.

@@ -67,23 +67,7 @@ pub(super) fn finish(
     ledger_dir: &Path,
 ) -> MailboxReport {
     let place = &job.place;
-    let dir = &place.dir;
-    let d = place.durability;
-    let fs: &dyn Fs = &*place.fs;
-    let mut report = MailboxReport {
-        domain: place.domain.clone(),
-        mailbox: place.name.to_string(),
-        path: dir.display().to_string(),
-        status: Status::Unchanged,
-        messages: merged.records.len() as u64,
-        bytes_read: job.bytes_read.load(std::sync::atomic::Ordering::Relaxed),
-        counts: merged.counts,
-        changes: std::mem::take(&mut merged.changes.list),
-        elided: std::mem::take(&mut merged.changes.elided),
-        problems: Vec::new(),
-        registered: false,
-        entry: None,
-    };
+    let mut report = new_report(job, &mut merged);
     if let Some(e) = job.sink_error.lock().take() {
         report.status = Status::Failed(format!("writing the new cache failed: {e}"));
         return report;
@@ -105,45 +89,25 @@ pub(super) fn finish(
         });
     }
     let must_write = must_write(job, &merged, outcomes, cache_rewritten, &mut report);
-
     let mtimes = touched_mtimes(&merged, outcomes);
-    for &(uid, was, date) in &mtimes {
-        report.changes.push(Change {
-            uid: Some(uid),
-            what: "mtime-restored",
-            old: Some(serde_json::json!(was)),
-            new: Some(serde_json::json!(date)),
-            detail: format!(
-                "{uid}.: file mtime {was} {}set back to its internal date {date}",
-                if opts.dry_run { "would be " } else { "" }
-            ),
-        });
-    }
+    note_mtimes(opts, &mtimes, &mut report);
+    let changes_files = registration_needed || !merged.set_aside.is_empty() || !mtimes.is_empty();
 
     if opts.dry_run {
-        for (name, why) in &leftovers {
-            report.problems.push(format!(
-                "{name}: {why}: would be left in place{}",
-                if opts.quarantine { " (--quarantine would move it aside)" } else { "" }
-            ));
-        }
-        report.status = if must_write || registration_needed || !merged.set_aside.is_empty() || !mtimes.is_empty() {
-            Status::WouldRepair
-        } else {
-            Status::Unchanged
-        };
+        note_leftovers_kept(opts, &leftovers, &mut report);
+        report.status = if must_write || changes_files { Status::WouldRepair } else { Status::Unchanged };
         return report;
     }
 
-    let w = Writer { job, fs, dir, d, ledger_dir };
+    let w = Writer { job, fs: &*place.fs, dir: &place.dir, d: place.durability, ledger_dir };
     let mut moved_any = false;
     let result = (|| -> Result<()> {
         // Leftovers first (they never affect the index).
         moved_any = w.leftovers(opts, &leftovers, &mut report)?;
         if !must_write && merged.set_aside.is_empty() {
-            set_mtimes(fs, dir, &mtimes)?;
+            set_mtimes(w.fs, w.dir, &mtimes)?;
             if let Some(CacheSink::Append { out: Some(mut out), .. }) = sink {
-                out.flush().ctx("write", &dir.join(CACHE_FILE))?;
+                out.flush().ctx("write", &w.dir.join(CACHE_FILE))?;
             }
             return Ok(());
         }
@@ -160,21 +124,68 @@ pub(super) fn finish(
     match result {
         Err(e) => report.status = Status::Failed(e.to_string()),
         Ok(()) => {
-            if must_write || registration_needed || moved_any || !merged.set_aside.is_empty() || !mtimes.is_empty() {
+            if must_write || moved_any || changes_files {
                 report.status = Status::Repaired;
             }
-            let entry = default_entry(place, &merged.header, job.target.entry.as_ref(), merged.ceiling);
-            if registration_needed {
-                report.registered = true;
-                report.entry = Some(entry);
-            } else if must_write && job.target.entry.as_ref().is_some_and(|e| e.highest_modseq < merged.ceiling) {
-                // The list keeps the ceiling too: the one copy left if header, index and
-                // log are all lost.
-                report.entry = Some(entry);
-            }
+            report.registered = registration_needed;
+            report.entry = new_entry(job, &merged, registration_needed, must_write);
         }
     }
     report
+}
+
+/// The report of a mailbox before anything is written: what the merge found.
+fn new_report(job: &Job, merged: &mut Merged) -> MailboxReport {
+    let place = &job.place;
+    MailboxReport {
+        domain: place.domain.clone(),
+        mailbox: place.name.to_string(),
+        path: place.dir.display().to_string(),
+        status: Status::Unchanged,
+        messages: merged.records.len() as u64,
+        bytes_read: job.bytes_read.load(std::sync::atomic::Ordering::Relaxed),
+        counts: merged.counts,
+        changes: std::mem::take(&mut merged.changes.list),
+        elided: std::mem::take(&mut merged.changes.elided),
+        problems: Vec::new(),
+        registered: false,
+        entry: None,
+    }
+}
+
+/// One change per message file whose mtime is set back to its internal date.
+fn note_mtimes(opts: &Options, mtimes: &[(u32, i64, i64)], report: &mut MailboxReport) {
+    for &(uid, was, date) in mtimes {
+        report.changes.push(Change {
+            uid: Some(uid),
+            what: "mtime-restored",
+            old: Some(serde_json::json!(was)),
+            new: Some(serde_json::json!(date)),
+            detail: format!(
+                "{uid}.: file mtime {was} {}set back to its internal date {date}",
+                if opts.dry_run { "would be " } else { "" }
+            ),
+        });
+    }
+}
+
+/// In a dry run, the leftovers that stay where they are.
+fn note_leftovers_kept(opts: &Options, leftovers: &[(String, &'static str)], report: &mut MailboxReport) {
+    for (name, why) in leftovers {
+        report.problems.push(format!(
+            "{name}: {why}: would be left in place{}",
+            if opts.quarantine { " (--quarantine would move it aside)" } else { "" }
+        ));
+    }
+}
+
+/// The mailbox list entry to write after a successful rewrite: when the mailbox must be
+/// registered, or when the list's modseq ceiling is below the mailbox's (the list keeps
+/// the ceiling too: the one copy left if header, index and log are all lost).
+fn new_entry(job: &Job, merged: &Merged, registration_needed: bool, must_write: bool) -> Option<MailboxEntry> {
+    let old = job.target.entry.as_ref();
+    let raise = must_write && old.is_some_and(|e| e.highest_modseq < merged.ceiling);
+    (registration_needed || raise).then(|| default_entry(&job.place, &merged.header, old, merged.ceiling))
 }
 
 /// Whether the mailbox's files must be written (something changed, or one is damaged or

@@ -215,19 +215,7 @@ pub fn select(
     let domain = layout::domain(&sel.domain)?;
     let listed: BTreeMap<MailboxName, MailboxEntry> =
         store.list(Some(&domain))?.into_iter().map(|e| (e.name.clone(), e)).collect();
-    let bases: Vec<MailboxName> = match (&sel.user, sel.mailboxes.is_empty()) {
-        (Some(u), true) => vec![layout::personal_name(u, None)?],
-        (Some(u), false) => {
-            sel.mailboxes.iter().map(|m| layout::personal_name(u, Some(m))).collect::<Result<Vec<_>>>()?
-        }
-        (None, false) => sel.mailboxes.iter().map(|m| MailboxName::parse(m)).collect::<Result<Vec<_>>>()?,
-        (None, true) if sel.recursive => Vec::new(),
-        (None, true) => {
-            return Err(Error::Invalid(
-                "no mailbox given: name the mailboxes, or use -r to reconstruct the whole domain".into(),
-            ));
-        }
-    };
+    let bases = bases_of(sel)?;
     let whole_domain = sel.user.is_none() && sel.mailboxes.is_empty();
     // Only the named mailboxes' directories are listed (a run over one mailbox must not
     // walk a whole domain); the whole domain only when it is what was asked for.
@@ -283,6 +271,37 @@ pub fn select(
         chosen.dedup();
     }
 
+    let targets = targets_of(&domain, chosen, &listed, &disk, &mut notes);
+    Ok((targets, notes))
+}
+
+/// The mailboxes named on the command line (none for `-r` over a whole domain).
+fn bases_of(sel: &Selection) -> Result<Vec<MailboxName>> {
+    Ok(match (&sel.user, sel.mailboxes.is_empty()) {
+        (Some(u), true) => vec![layout::personal_name(u, None)?],
+        (Some(u), false) => {
+            sel.mailboxes.iter().map(|m| layout::personal_name(u, Some(m))).collect::<Result<Vec<_>>>()?
+        }
+        (None, false) => sel.mailboxes.iter().map(|m| MailboxName::parse(m)).collect::<Result<Vec<_>>>()?,
+        (None, true) if sel.recursive => Vec::new(),
+        (None, true) => {
+            return Err(Error::Invalid(
+                "no mailbox given: name the mailboxes, or use -r to reconstruct the whole domain".into(),
+            ));
+        }
+    })
+}
+
+/// The chosen mailboxes that exist somewhere (listed, or on disk), each on the partition
+/// it is registered on (or, unlisted, the first it was found on); a directory on another
+/// partition is noted and left alone.
+fn targets_of(
+    domain: &str,
+    chosen: Vec<MailboxName>,
+    listed: &BTreeMap<MailboxName, MailboxEntry>,
+    disk: &BTreeMap<MailboxName, Vec<Found>>,
+    notes: &mut Vec<SelectionNote>,
+) -> Vec<Target> {
     let mut targets = Vec::with_capacity(chosen.len());
     for name in chosen {
         let entry = listed.get(&name).cloned();
@@ -308,7 +327,7 @@ pub fn select(
         let hint = mine.and_then(|f| f.hint.clone());
         targets.push(Target { name, partition, entry, on_disk, hint });
     }
-    Ok((targets, notes))
+    targets
 }
 
 /// Directory of a target.
