@@ -1064,9 +1064,7 @@ fn report_walk(rep: &mut DoctorReport, w: Walk<'_>, roots: &[Root], conf: &str, 
             rep.findings.push(f);
         }
     };
-    let mut owner_roots: Vec<usize> = Vec::new();
-    let mut lack_roots: Vec<usize> = Vec::new();
-    let mut world_roots: Vec<usize> = Vec::new();
+    let mut to_fix = FixRoots::default();
     for o in &offenders {
         let root = roots[o.root].path.to_string_lossy().into_owned();
         let head = format!("uid {} gid {} mode {:04o}", o.uid, o.gid, o.mode);
@@ -1082,8 +1080,8 @@ fn report_walk(rep: &mut DoctorReport, w: Walk<'_>, roots: &[Root], conf: &str, 
                 )
                 .fix(format!("mstore doctor -f {qconf} --fix")),
             );
-            if !owner_roots.contains(&o.root) {
-                owner_roots.push(o.root);
+            if !to_fix.owner.contains(&o.root) {
+                to_fix.owner.push(o.root);
             }
         } else if o.lacks {
             push(
@@ -1096,8 +1094,8 @@ fn report_walk(rep: &mut DoctorReport, w: Walk<'_>, roots: &[Root], conf: &str, 
                 )
                 .fix(format!("chmod -R u+rwX {}", shell_quote(&root))),
             );
-            if !lack_roots.contains(&o.root) {
-                lack_roots.push(o.root);
+            if !to_fix.lack.contains(&o.root) {
+                to_fix.lack.push(o.root);
             }
         }
         if o.world && !o.wrong_owner {
@@ -1114,8 +1112,8 @@ fn report_walk(rep: &mut DoctorReport, w: Walk<'_>, roots: &[Root], conf: &str, 
                 )
                 .fix(format!("chmod -R o-rwx {}", shell_quote(&root))),
             );
-            if !world_roots.contains(&o.root) {
-                world_roots.push(o.root);
+            if !to_fix.world.contains(&o.root) {
+                to_fix.world.push(o.root);
             }
         }
     }
@@ -1132,25 +1130,46 @@ fn report_walk(rep: &mut DoctorReport, w: Walk<'_>, roots: &[Root], conf: &str, 
             ));
         }
     }
+    push_fixes(rep, roots, &unsafe_roots, &to_fix, &qconf, ids);
+}
+
+/// The roots holding an entry with the wrong owner, one the owner lacks access to, and one
+/// open to every user.
+#[derive(Default)]
+struct FixRoots {
+    owner: Vec<usize>,
+    lack: Vec<usize>,
+    world: Vec<usize>,
+}
+
+/// The commands that fix what the walk found, one per kind, over the roots concerned.
+fn push_fixes(
+    rep: &mut DoctorReport,
+    roots: &[Root],
+    unsafe_roots: &[bool],
+    to_fix: &FixRoots,
+    qconf: &str,
+    ids: &RuntimeIds,
+) {
     let q =
         |v: &[usize]| v.iter().map(|&i| shell_quote(&roots[i].path.to_string_lossy())).collect::<Vec<_>>().join(" ");
-    if !owner_roots.is_empty() {
+    if !to_fix.owner.is_empty() {
         rep.fixes.push(format!("mstore doctor -f {qconf} --fix"));
-        if owner_roots.iter().all(|&i| !unsafe_roots[i])
+        if to_fix.owner.iter().all(|&i| !unsafe_roots[i])
             && !rep.findings.iter().any(|f| f.kind == "hard-link" || f.kind == "symlink")
         {
             rep.fixes.push(format!(
                 "chown -R {} {}   # the same, by path, as the M-Store administration guide has it",
                 ids.owner(),
-                q(&owner_roots)
+                q(&to_fix.owner)
             ));
         }
     }
-    if !lack_roots.is_empty() {
-        rep.fixes.push(format!("chmod -R u+rwX {}", q(&lack_roots)));
+    if !to_fix.lack.is_empty() {
+        rep.fixes.push(format!("chmod -R u+rwX {}", q(&to_fix.lack)));
     }
-    if !world_roots.is_empty() {
-        rep.fixes.push(format!("chmod -R o-rwx {}", q(&world_roots)));
+    if !to_fix.world.is_empty() {
+        rep.fixes.push(format!("chmod -R o-rwx {}", q(&to_fix.world)));
     }
 }
 

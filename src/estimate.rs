@@ -503,7 +503,7 @@ mod tests {
     #[test]
     fn counts_every_message_samples_some_predicts_every_run_and_writes_nothing() {
         let dir = tempfile::tempdir().expect("tmp");
-        let (u, g) = crate::cli::current_user_and_group();
+        let (u, g) = crate::privs::current_user_and_group();
         let cfg = crate::synth::write_config(dir.path(), &u, &g, crate::io::Durability::NoSync).expect("config");
         let st = Store::init(cfg.clone()).expect("init");
         crate::synth::populate(&st, &crate::synth::demo_cast(), 300, 5, 1).expect("populate");

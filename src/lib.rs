@@ -130,9 +130,9 @@ pub mod synth;
 mod uidset;
 mod util;
 
-pub use cli::current_user_and_group;
 pub use config::Config;
 pub use error::{Error, Result};
 pub use flags::SystemFlags;
 pub use layout::MailboxName;
+pub use privs::current_user_and_group;
 pub use store::{CreateOptions, FlagOp, Mailbox, NewMessage, Store};

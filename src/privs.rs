@@ -194,6 +194,14 @@ pub fn controlled_by_others(dir: &Path, me: u32) -> Option<(PathBuf, String)> {
     None
 }
 
+/// The user and group running this process, by name (for a store they own: the demo, tests).
+pub fn current_user_and_group() -> (String, String) {
+    use nix::unistd::{Group, User, getgid, getuid};
+    let user = User::from_uid(getuid()).ok().flatten().map(|u| u.name).unwrap_or_else(|| getuid().to_string());
+    let group = Group::from_gid(getgid()).ok().flatten().map(|g| g.name).unwrap_or_else(|| getgid().to_string());
+    (user, group)
+}
+
 /// Whether `ids` may read `path` (list it, for a directory), judged from owners and
 /// modes (the path's parents need search permission). `Err` explains the first obstacle.
 pub fn can_read(ids: &RuntimeIds, path: &Path) -> std::result::Result<(), String> {

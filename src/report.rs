@@ -73,6 +73,19 @@ impl Format {
     }
 }
 
+/// Progress of a run over mailboxes (reconstruct, verify): the CLI draws a bar, tests
+/// and embedding programs pass [`NoProgress`].
+pub trait Progress: Sync {
+    /// The run starts: this many mailboxes.
+    fn start(&self, _mailboxes: u64) {}
+    /// A mailbox is done; `messages` files were looked at.
+    fn mailbox_done(&self, _messages: u64) {}
+}
+
+/// No progress output (for every kind of progress: runs over mailboxes, and imports).
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
 /// Whether a command changes anything, decided once from the command line (`-n`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Run {

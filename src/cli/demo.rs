@@ -12,14 +12,6 @@ use crate::store::Store;
 use crate::synth;
 use crate::util::shell_quote;
 
-/// The user and group running this process, by name (they own the demo store).
-pub fn current_user_and_group() -> (String, String) {
-    use nix::unistd::{Group, User, getgid, getuid};
-    let user = User::from_uid(getuid()).ok().flatten().map(|u| u.name).unwrap_or_else(|| getuid().to_string());
-    let group = Group::from_gid(getgid()).ok().flatten().map(|g| g.name).unwrap_or_else(|| getgid().to_string());
-    (user, group)
-}
-
 pub fn run(a: &DemoArgs) -> Result<Exit> {
     let dir = std::path::absolute(&a.dir).map_err(|e| Error::io("resolve", &a.dir, e))?;
     if dir.join("ms.conf").exists() {
@@ -32,7 +24,7 @@ pub fn run(a: &DemoArgs) -> Result<Exit> {
     if dir.exists() && std::fs::read_dir(&dir).map(|mut d| d.next().is_some()).unwrap_or(true) {
         return Err(Error::Invalid(format!("{} exists and is not empty; choose another directory", dir.display())));
     }
-    let (user, group) = current_user_and_group();
+    let (user, group) = crate::privs::current_user_and_group();
     let cfg = synth::write_config(&dir, &user, &group, Durability::Sync)?;
     let st = Store::init(cfg)?;
     let threads = st.config().worker_threads();

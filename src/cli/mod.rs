@@ -21,7 +21,7 @@ mod progress;
 mod render;
 mod rescue;
 
-pub use demo::current_user_and_group;
+pub use crate::privs::current_user_and_group;
 
 use std::ffi::OsString;
 use std::path::Path;

@@ -61,7 +61,7 @@ impl Bar {
     }
 }
 
-impl crate::reconstruct::Progress for Bar {
+impl crate::report::Progress for Bar {
     fn start(&self, mailboxes: u64) {
         self.style("{pos}/{len} mailboxes");
         self.update(|b| b.set_length(mailboxes));
@@ -72,15 +72,6 @@ impl crate::reconstruct::Progress for Bar {
             b.inc(1);
             b.set_message(format!("{m} messages"));
         });
-    }
-}
-
-impl crate::verify::Progress for Bar {
-    fn start(&self, mailboxes: u64) {
-        crate::reconstruct::Progress::start(self, mailboxes);
-    }
-    fn mailbox_done(&self, messages: u64) {
-        crate::reconstruct::Progress::mailbox_done(self, messages);
     }
 }
 

@@ -152,8 +152,7 @@ pub trait Progress: Sync {
     fn messages(&self, _count: u64) {}
 }
 
-/// A progress sink that ignores everything.
-pub struct NoProgress;
+pub use crate::report::NoProgress;
 impl Progress for NoProgress {}
 
 /// Counts for one mailbox.

@@ -216,7 +216,7 @@ pub fn read_file_into<'b>(file: &File, len: u64, mapping: Map, buf: &'b mut Read
     Ok(Contents::Read(bytes))
 }
 
-/// A file's contents fetched by one thread (an I/O thread of [`crate::scan`]) for another
+/// A file's contents fetched by one thread (an I/O thread of `scan`) for another
 /// to work on: mapped, or read into a page-aligned buffer taken from a pool shared by all
 /// threads and given back to it when dropped (so a run allocates a few buffers, not one
 /// per file, and the copy out of the page cache lands page-aligned, see [`ReadBuf`]).

@@ -1,7 +1,7 @@
 //! `reconstruct`: rebuild the header, index, cache and change-log files of mailboxes from
 //! their message files, keeping every flag and date that survived.
 //!
-//! Pipeline ([`crate::scan`]: N workers, bounded memory):
+//! Pipeline (`scan`: N workers, bounded memory):
 //!
 //! ```text
 //! survey: discover (select targets) ──► gather (per mailbox: lock, list the directory, salvage
@@ -51,7 +51,7 @@ pub struct Options {
     pub quarantine: bool,
     /// Worker threads (0: from the configuration).
     pub threads: usize,
-    /// I/O threads, reading ahead of the workers (`None`: [`crate::scan::DEFAULT_IO_THREADS`];
+    /// I/O threads, reading ahead of the workers (`None`: `scan::DEFAULT_IO_THREADS`;
     /// 0: the workers read).
     pub io_threads: Option<usize>,
     /// Allow memory-mapping large files.
@@ -64,17 +64,7 @@ pub struct Options {
     pub keep_uids: bool,
 }
 
-/// Progress callbacks (a progress bar in the CLI; nothing in tests).
-pub trait Progress: Sync {
-    /// Planning starts: this many mailboxes.
-    fn start(&self, _mailboxes: u64) {}
-    /// A mailbox is done; `messages` files were looked at.
-    fn mailbox_done(&self, _messages: u64) {}
-}
-
-/// No progress output.
-pub struct NoProgress;
-impl Progress for NoProgress {}
+pub use crate::report::{NoProgress, Progress};
 
 enum CacheSink {
     /// Dry run: count bytes only.
@@ -180,7 +170,9 @@ impl Job {
     }
 }
 
-struct Shared<'a> {
+/// One run of reconstruct over a domain: what every mailbox of it shares (the pipeline's
+/// planner).
+struct DomainRun<'a> {
     store: &'a Store,
     domain: String,
     opts: &'a Options,
@@ -272,7 +264,7 @@ pub fn run_with(
         e.records = recs;
     }
     progress.start(targets.len() as u64);
-    let shared = Shared {
+    let shared = DomainRun {
         store,
         domain: domain.clone(),
         opts,
@@ -283,8 +275,20 @@ pub fn run_with(
         hints: hints.into_iter().map(|(k, v)| (k, std::sync::Arc::new(v))).collect(),
     };
     let io = opts.io_threads.unwrap_or(crate::scan::DEFAULT_IO_THREADS);
-    crate::scan::run(&shared, targets, crate::scan::Threads { cpu: threads, io })
+    // Planning writes nothing: a mailbox whose directory is gone is recreated after the
+    // pipeline has run over the others.
+    let (missing, present) = split_missing(&shared, targets);
+    crate::scan::run(&shared, present, crate::scan::Threads { cpu: threads, io })
         .map_err(|e| Error::Invalid(format!("reconstruct: {e}")))?;
+    for (order, target, dir) in missing {
+        let place = place_of(&shared, &target, dir);
+        let r = write::recreate_missing(&place, &target, shared.opts.dry_run, &shared.ledger_dir);
+        if let (true, Some(e)) = (r.registered, &r.entry) {
+            shared.registrations.lock().push(e.clone());
+        }
+        shared.reports.lock()[order] = Some(r);
+        shared.progress.mailbox_done(0);
+    }
 
     let regs = shared.registrations.into_inner();
     let mut reports: Vec<MailboxReport> = shared.reports.into_inner().into_iter().flatten().collect();
@@ -298,14 +302,15 @@ pub fn run_with(
     Ok(RunReport { domain, dry_run: opts.dry_run, notes, mailboxes: reports, repaired_store: false })
 }
 
-impl crate::scan::Planner for Shared<'_> {
-    type Target = Target;
+impl crate::scan::Planner for DomainRun<'_> {
+    /// A mailbox and its place in the report.
+    type Target = (usize, Target);
     type Job = Job;
     type Loaded = Loaded;
 
-    fn plan(&self, order: usize, target: Target) -> Option<Job> {
+    fn plan(&self, _: usize, (order, target): (usize, Target)) -> Option<Job> {
         match prepare(self, order, target) {
-            Ok(job) => job,
+            Ok(job) => Some(job),
             Err(b) => {
                 let (t, e) = *b;
                 self.reports.lock()[order] = Some(MailboxReport::failed(&self.domain, &t, e.to_string()));
@@ -343,35 +348,53 @@ impl crate::scan::Planner for Shared<'_> {
     }
 }
 
-/// Lock, list and salvage one mailbox; `None` when it was handled entirely here.
-fn prepare(
-    shared: &Shared<'_>,
-    order: usize,
-    target: Target,
-) -> std::result::Result<Option<Job>, Box<(Target, Error)>> {
+/// A target whose directory is gone: its place in the report, and that directory.
+type Missing = (usize, Target, std::path::PathBuf);
+
+/// The targets whose directory is gone (and was not found anywhere: recreated empty), with
+/// that directory, and the others, each with its place in the report.
+fn split_missing(shared: &DomainRun<'_>, targets: Vec<Target>) -> (Vec<Missing>, Vec<(usize, Target)>) {
+    let mut missing = Vec::new();
+    let mut present = Vec::new();
+    for (order, target) in targets.into_iter().enumerate() {
+        if !target.on_disk {
+            // A directory that cannot be named is reported by `prepare`.
+            if let Ok(dir) = discover::target_dir(shared.store, &shared.domain, &target) {
+                if !dir.is_dir() {
+                    missing.push((order, target, dir));
+                    continue;
+                }
+            }
+        }
+        present.push((order, target));
+    }
+    (missing, present)
+}
+
+/// Where a target's files are.
+fn place_of(shared: &DomainRun<'_>, target: &Target, dir: std::path::PathBuf) -> MailboxPlace {
+    let config = shared.store.config();
+    MailboxPlace {
+        domain: shared.domain.clone(),
+        name: target.name.clone(),
+        partition: target.partition.clone(),
+        dir,
+        config_path: config.path.clone(),
+        durability: config.durability,
+        fs: std::sync::Arc::clone(shared.store.fs()),
+    }
+}
+
+/// Lock, list and salvage one mailbox. Nothing of the store is written here; the one file
+/// opened for writing is the temporary cache the workers stream into when the cache is
+/// rewritten (removed unless the rewrite renames it into place).
+fn prepare(shared: &DomainRun<'_>, order: usize, target: Target) -> std::result::Result<Job, Box<(Target, Error)>> {
     let store = shared.store;
     let dir = match discover::target_dir(store, &shared.domain, &target) {
         Ok(d) => d,
         Err(e) => return Err(Box::new((target, e))),
     };
-    let place = MailboxPlace {
-        domain: shared.domain.clone(),
-        name: target.name.clone(),
-        partition: target.partition.clone(),
-        dir: dir.clone(),
-        config_path: store.config().path.clone(),
-        durability: store.config().durability,
-        fs: std::sync::Arc::clone(store.fs()),
-    };
-    if !target.on_disk && !dir.is_dir() {
-        let r = write::recreate_missing(&place, &target, shared.opts.dry_run, &shared.ledger_dir);
-        if let (true, Some(e)) = (r.registered, &r.entry) {
-            shared.registrations.lock().push(e.clone());
-        }
-        shared.reports.lock()[order] = Some(r);
-        shared.progress.mailbox_done(0);
-        return Ok(None);
-    }
+    let place = place_of(shared, &target, dir.clone());
     let fs = store.fs();
     let lock = match fs.lock(&dir, LockMode::Exclusive) {
         Ok(l) => l,
@@ -394,7 +417,7 @@ fn prepare(
         Err(e) => return Err(Box::new((target, Error::io("create a new cache file in", &dir, e)))),
     };
     let n = listing.messages.len();
-    Ok(Some(Job {
+    Ok(Job {
         order,
         place,
         target,
@@ -413,7 +436,7 @@ fn prepare(
         unique_id,
         hints,
         _lock: Some(lock),
-    }))
+    })
 }
 
 /// The mailbox's listing and what its old files hold, under its lock. Discovery's listing
@@ -460,7 +483,7 @@ fn matches_index(listing: &Listing, old: &OldState) -> bool {
 /// Where the run's cache records go: counted only (dry run), appended to a cache that
 /// verified, or a new cache file written beside it.
 fn cache_sink(
-    shared: &Shared<'_>,
+    shared: &DomainRun<'_>,
     place: &MailboxPlace,
     old: &OldState,
     cache_ok: bool,
@@ -730,7 +753,7 @@ fn place_run(job: &Job, start: usize, end: usize, run: RunOutcomes) {
     }
 }
 
-fn finalize(shared: &Shared<'_>, job: &Job) {
+fn finalize(shared: &DomainRun<'_>, job: &Job) {
     let mut outcomes = std::mem::take(&mut *job.outcomes.lock());
     outcomes.sort_by_key(FileOutcome::uid);
     let listed = job.target.entry.as_ref().map(|e| (e.unique_id, e.uid_validity, e.created));

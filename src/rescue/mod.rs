@@ -964,7 +964,7 @@ pub fn rescue(config: &Config, opts: &Options) -> Result<RescueReport> {
     if !opts.dry_run {
         let scope = crate::verify::Scope::default();
         let vopts = crate::verify::Options { quick: opts.quick, threads: opts.threads, ..Default::default() };
-        match crate::verify::run_config(config.clone(), &scope, &vopts, &NoVerifyProgress) {
+        match crate::verify::run_config(config.clone(), &scope, &vopts, &crate::report::NoProgress) {
             Ok(v) => report.verify = Some(v),
             Err(e) => report.salvage.errors.push(format!("verify: {e}")),
         }
@@ -1005,6 +1005,3 @@ pub fn open_state(config: &Config, opts: &Options) -> Result<state::State> {
         None => Ok(st),
     }
 }
-
-struct NoVerifyProgress;
-impl crate::verify::Progress for NoVerifyProgress {}

@@ -7,7 +7,7 @@
 //! against the index; the mailbox list against what is on disk; owners against the runtime
 //! user. Every finding carries the path, the byte offset where known, and the exact
 //! command that repairs it. The scan runs on the same pipeline as reconstruct
-//! ([`crate::scan`]); findings are put back in mailbox order.
+//! (`scan`); findings are put back in mailbox order.
 
 mod losses;
 
@@ -56,22 +56,12 @@ pub struct Options {
     pub quick: bool,
     /// Worker threads (0: from the configuration).
     pub threads: usize,
-    /// I/O threads, reading ahead of the workers (`None`: [`crate::scan::DEFAULT_IO_THREADS`];
+    /// I/O threads, reading ahead of the workers (`None`: `scan::DEFAULT_IO_THREADS`;
     /// 0: the workers read).
     pub io_threads: Option<usize>,
 }
 
-/// Progress callbacks.
-pub trait Progress: Sync {
-    /// This many mailboxes will be scanned.
-    fn start(&self, _mailboxes: u64) {}
-    /// A mailbox is done.
-    fn mailbox_done(&self, _messages: u64) {}
-}
-
-/// No progress reports.
-pub struct NoProgress;
-impl Progress for NoProgress {}
+pub use crate::report::{NoProgress, Progress};
 
 /// The result of a scan.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -103,7 +93,8 @@ impl VerifyReport {
     }
 }
 
-struct Shared<'a> {
+/// One verify run over its scope: what every mailbox shares (the pipeline's planner).
+struct StoreScan<'a> {
     store: &'a Store,
     opts: &'a Options,
     ids: Option<RuntimeIds>,
@@ -202,7 +193,7 @@ pub fn run(store: &Store, scope: &Scope, opts: &Options, progress: &dyn Progress
         }
     }
     progress.start(targets.len() as u64);
-    let shared = Shared {
+    let shared = StoreScan {
         store,
         opts,
         ids,
@@ -329,7 +320,7 @@ pub fn all_domains(store: &Store) -> Result<Vec<String>> {
     Ok(d)
 }
 
-impl Shared<'_> {
+impl StoreScan<'_> {
     fn fix(&self, place: &MailboxPlace, extra: &str) -> String {
         format!(
             "reconstruct -f {}{extra} {} {}",
@@ -340,7 +331,7 @@ impl Shared<'_> {
     }
 }
 
-impl Shared<'_> {
+impl StoreScan<'_> {
     /// Record the findings of a mailbox that cannot be scanned further.
     fn done_early(&self, order: usize, findings: Vec<Finding>) -> Option<Job> {
         self.findings.lock()[order] = Some(findings);
@@ -403,7 +394,7 @@ impl Shared<'_> {
     }
 }
 
-impl crate::scan::Planner for Shared<'_> {
+impl crate::scan::Planner for StoreScan<'_> {
     type Target = (String, Target);
     type Job = Job;
     type Loaded = (u32, Loaded);
@@ -546,7 +537,7 @@ impl crate::scan::Planner for Shared<'_> {
     }
 }
 
-impl Shared<'_> {
+impl StoreScan<'_> {
     /// A finding about message file `uid` of `job`'s mailbox, with the mailbox's fix.
     fn message_finding(&self, job: &Job, sev: Severity, kind: &'static str, uid: u32, msg: String) -> Finding {
         let mut f =
