@@ -1355,3 +1355,52 @@ fn bad_input_is_named_by_path_and_offset_and_other_mailboxes_are_still_processed
         }
     }
 }
+
+// ------------------------------------------------------------------- several domains
+
+#[test]
+fn several_domains_in_one_run_are_each_reported_as_their_own_run() {
+    use mstore::reconstruct::{NoProgress, Options, Selection, run_many};
+    let fx = Fx::new();
+    let joe = fx.mailbox("a.example", "user/joe", 6);
+    let mary = fx.mailbox("b.example", "user/mary", 5);
+    let gone = fx.mailbox("b.example", "shared/gone", 4);
+    let (joe_before, mary_before) = (fx.show("a.example", "user/joe"), fx.show("b.example", "user/mary"));
+    std::fs::remove_file(joe.join("ms.index")).expect("lose joe's index");
+    std::fs::remove_file(mary.join("ms.cache")).expect("lose mary's cache");
+    std::fs::remove_dir_all(&gone).expect("lose a whole mailbox directory");
+
+    let whole = |d: &str| Selection { domain: d.into(), recursive: true, ..Default::default() };
+    let runs = run_many(
+        &fx.store,
+        vec![
+            (whole("a.example"), Default::default()),
+            (whole("bad/domain"), Default::default()),
+            (whole("b.example"), Default::default()),
+        ],
+        &Options::default(),
+        &NoProgress,
+    )
+    .expect("one pipeline");
+    assert_eq!(runs.len(), 3, "one result per selection, in order");
+    assert!(runs[1].is_err(), "a selection that cannot be resolved fails alone");
+    let a = serde_json::to_value(runs[0].as_ref().expect("a.example")).expect("json");
+    let b = serde_json::to_value(runs[2].as_ref().expect("b.example")).expect("json");
+    assert_eq!(a["domain"], "a.example");
+    assert_eq!(b["domain"], "b.example");
+    let status = |r: &Value, name: &str| {
+        let m = r["mailboxes"].as_array().expect("mailboxes").iter().find(|m| m["mailbox"] == name).cloned();
+        m.unwrap_or_else(|| panic!("{name} not in {r:#}"))["status"].clone()
+    };
+    assert_eq!(status(&a, "user/joe"), "repaired", "{a:#}");
+    assert_eq!(a["mailboxes"].as_array().expect("mailboxes").len(), 1, "only a.example's mailboxes: {a:#}");
+    assert_eq!(status(&b, "user/mary"), "repaired", "{b:#}");
+    assert_eq!(status(&b, "shared/gone"), "repaired", "the lost directory is recreated: {b:#}");
+    assert!(gone.is_dir(), "recreated after the pipeline");
+
+    // Each mailbox is what its own run would have made of it, and each domain is consistent.
+    assert_eq!(essentials(&fx.show("a.example", "user/joe")), essentials(&joe_before));
+    assert_eq!(essentials(&fx.show("b.example", "user/mary")), essentials(&mary_before));
+    assert_no_op(&fx, &["-r", "a.example"]);
+    assert_no_op(&fx, &["-r", "b.example"]);
+}

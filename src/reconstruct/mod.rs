@@ -123,7 +123,8 @@ struct Placing {
 }
 
 struct Job {
-    order: usize,
+    /// Its domain in the run, and its place in that domain's report.
+    slot: Slot,
     /// Who reads the message files (taken once per mailbox, not per file).
     reader: Reader,
     place: MailboxPlace,
@@ -170,20 +171,42 @@ impl Job {
     }
 }
 
-/// One run of reconstruct over a domain: what every mailbox of it shares (the pipeline's
-/// planner).
-struct DomainRun<'a> {
+/// One run of reconstruct over one or more domains, all their mailboxes in one pipeline:
+/// what every mailbox shares (the pipeline's planner).
+struct StoreRun<'a> {
     store: &'a Store,
-    domain: String,
     opts: &'a Options,
-    reports: Mutex<Vec<Option<MailboxReport>>>,
-    registrations: Mutex<Vec<MailboxEntry>>,
     progress: &'a dyn Progress,
     /// Where the loss ledger lives (`formats/ledger.md`).
     ledger_dir: std::path::PathBuf,
+    domains: Vec<DomainRun>,
+}
+
+/// One domain of a [`StoreRun`].
+struct DomainRun {
+    domain: String,
+    reports: Mutex<Vec<Option<MailboxReport>>>,
+    registrations: Mutex<Vec<MailboxEntry>>,
     /// What is known of each mailbox from outside its own files (the loss ledger, or
     /// what salvage found).
     hints: std::collections::HashMap<crate::layout::MailboxName, std::sync::Arc<merge::Hints>>,
+}
+
+/// Where a mailbox of a [`StoreRun`] reports: its domain's index, and its place in that
+/// domain's report.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    domain: usize,
+    order: usize,
+}
+
+impl StoreRun<'_> {
+    fn domain(&self, slot: Slot) -> &DomainRun {
+        &self.domains[slot.domain]
+    }
+    fn put_report(&self, slot: Slot, r: MailboxReport) {
+        self.domain(slot).reports.lock()[slot.order] = Some(r);
+    }
 }
 
 /// Run reconstruct over a selection.
@@ -242,11 +265,19 @@ pub fn run_with(
     progress: &dyn Progress,
     extra: std::collections::HashMap<crate::layout::MailboxName, merge::Hints>,
 ) -> Result<RunReport> {
-    let threads = if opts.threads > 0 { opts.threads } else { store.config().worker_threads() };
-    let cache = if opts.dry_run { listcache::Mode::Read } else { listcache::Mode::ReadWrite };
-    let (targets, mut notes) = discover::select(store, sel, threads, cache)?;
-    let domain = layout::domain(&sel.domain)?;
-    let mut hints = ledger_hints(store, &domain, &mut notes);
+    let mut runs = run_many(store, vec![(sel.clone(), extra)], opts, progress)?;
+    runs.pop().unwrap_or_else(|| Err(Error::Invalid("reconstruct: no domain".into())))
+}
+
+/// What is known of a domain's mailboxes from outside their own files, by mailbox.
+pub type Hints = std::collections::HashMap<crate::layout::MailboxName, merge::Hints>;
+
+/// Merge what salvage knows of some mailboxes (`extra`) into the loss ledger's hints: it
+/// takes precedence for the same UID, and its identity over none.
+fn merge_hints(
+    hints: &mut std::collections::HashMap<crate::layout::MailboxName, merge::Hints>,
+    extra: std::collections::HashMap<crate::layout::MailboxName, merge::Hints>,
+) {
     for (name, h) in extra {
         let e = hints.entry(name).or_default();
         if h.identity.is_some() {
@@ -263,35 +294,86 @@ pub fn run_with(
         recs.sort_by_key(|x| x.record.uid);
         e.records = recs;
     }
-    progress.start(targets.len() as u64);
-    let shared = DomainRun {
-        store,
-        domain: domain.clone(),
-        opts,
-        reports: Mutex::new((0..targets.len()).map(|_| None).collect()),
-        registrations: Mutex::new(Vec::new()),
-        progress,
-        ledger_dir: crate::ledger::dir(store.config()),
-        hints: hints.into_iter().map(|(k, v)| (k, std::sync::Arc::new(v))).collect(),
-    };
+}
+
+/// Several selections (each a domain, with what salvage knows of its mailboxes) in one
+/// run: every mailbox of every domain goes through one pipeline, so a store of many small
+/// domains keeps every core and the device as busy as one large domain. One report per
+/// selection, in order; a selection that cannot be resolved (an unknown domain, a missing
+/// mailbox argument) is an `Err` of its own and does not stop the others.
+pub fn run_many(
+    store: &Store,
+    selections: Vec<(Selection, Hints)>,
+    opts: &Options,
+    progress: &dyn Progress,
+) -> Result<Vec<Result<RunReport>>> {
+    let threads = if opts.threads > 0 { opts.threads } else { store.config().worker_threads() };
+    let cache = if opts.dry_run { listcache::Mode::Read } else { listcache::Mode::ReadWrite };
+    let mut run =
+        StoreRun { store, opts, progress, ledger_dir: crate::ledger::dir(store.config()), domains: Vec::new() };
+    // Per selection: its index in `run.domains` and its notes, or why it was not run.
+    let mut picked: Vec<Result<(usize, Vec<discover::SelectionNote>)>> = Vec::new();
+    let mut all_targets: Vec<(Slot, Target)> = Vec::new();
+    for (sel, extra) in selections {
+        let selected = layout::domain(&sel.domain)
+            .and_then(|domain| discover::select(store, &sel, threads, cache).map(|t| (domain, t)));
+        let (domain, (targets, mut notes)) = match selected {
+            Ok(x) => x,
+            Err(e) => {
+                picked.push(Err(e));
+                continue;
+            }
+        };
+        let mut hints = ledger_hints(store, &domain, &mut notes);
+        merge_hints(&mut hints, extra);
+        let d = run.domains.len();
+        all_targets.extend(targets.into_iter().enumerate().map(|(order, t)| (Slot { domain: d, order }, t)));
+        run.domains.push(DomainRun {
+            domain,
+            reports: Mutex::new(Vec::new()),
+            registrations: Mutex::new(Vec::new()),
+            hints: hints.into_iter().map(|(k, v)| (k, std::sync::Arc::new(v))).collect(),
+        });
+        picked.push(Ok((d, notes)));
+    }
+    for (slot, _) in &all_targets {
+        let mut r = run.domains[slot.domain].reports.lock();
+        if r.len() <= slot.order {
+            r.resize_with(slot.order + 1, || None);
+        }
+    }
+    progress.start(all_targets.len() as u64);
     let io = opts.io_threads.unwrap_or(crate::scan::DEFAULT_IO_THREADS);
     // Planning writes nothing: a mailbox whose directory is gone is recreated after the
     // pipeline has run over the others.
-    let (missing, present) = split_missing(&shared, targets);
-    crate::scan::run(&shared, present, crate::scan::Threads { cpu: threads, io })
+    let (missing, present) = split_missing(&run, all_targets);
+    crate::scan::run(&run, present, crate::scan::Threads { cpu: threads, io })
         .map_err(|e| Error::Invalid(format!("reconstruct: {e}")))?;
-    for (order, target, dir) in missing {
-        let place = place_of(&shared, &target, dir);
-        let r = write::recreate_missing(&place, &target, shared.opts.dry_run, &shared.ledger_dir);
+    for (slot, target, dir) in missing {
+        let place = place_of(&run, slot, &target, dir);
+        let r = write::recreate_missing(&place, &target, opts.dry_run, &run.ledger_dir);
         if let (true, Some(e)) = (r.registered, &r.entry) {
-            shared.registrations.lock().push(e.clone());
+            run.domain(slot).registrations.lock().push(e.clone());
         }
-        shared.reports.lock()[order] = Some(r);
-        shared.progress.mailbox_done(0);
+        run.put_report(slot, r);
+        progress.mailbox_done(0);
     }
+    let mut domains: Vec<Option<DomainRun>> = run.domains.into_iter().map(Some).collect();
+    Ok(picked
+        .into_iter()
+        .map(|p| {
+            let (d, notes) = p?;
+            let dr = domains[d].take().ok_or_else(|| Error::Invalid("reconstruct: domain taken twice".into()))?;
+            Ok(domain_report(store, opts, dr, notes))
+        })
+        .collect())
+}
 
-    let regs = shared.registrations.into_inner();
-    let mut reports: Vec<MailboxReport> = shared.reports.into_inner().into_iter().flatten().collect();
+/// A domain's report, once its mailboxes are done: the mailboxes found or rebuilt are
+/// recorded in the mailbox list (not in a dry run).
+fn domain_report(store: &Store, opts: &Options, dr: DomainRun, notes: Vec<discover::SelectionNote>) -> RunReport {
+    let regs = dr.registrations.into_inner();
+    let mut reports: Vec<MailboxReport> = dr.reports.into_inner().into_iter().flatten().collect();
     if !regs.is_empty() && !opts.dry_run {
         if let Err(e) = store.mailbox_list().change(&regs, &[]) {
             for r in reports.iter_mut().filter(|r| r.entry.is_some()) {
@@ -299,21 +381,21 @@ pub fn run_with(
             }
         }
     }
-    Ok(RunReport { domain, dry_run: opts.dry_run, notes, mailboxes: reports, repaired_store: false })
+    RunReport { domain: dr.domain, dry_run: opts.dry_run, notes, mailboxes: reports, repaired_store: false }
 }
 
-impl crate::scan::Planner for DomainRun<'_> {
-    /// A mailbox and its place in the report.
-    type Target = (usize, Target);
+impl crate::scan::Planner for StoreRun<'_> {
+    /// A mailbox and where it reports.
+    type Target = (Slot, Target);
     type Job = Job;
     type Loaded = Loaded;
 
-    fn plan(&self, _: usize, (order, target): (usize, Target)) -> Option<Job> {
-        match prepare(self, order, target) {
+    fn plan(&self, _: usize, (slot, target): (Slot, Target)) -> Option<Job> {
+        match prepare(self, slot, target) {
             Ok(job) => Some(job),
             Err(b) => {
                 let (t, e) = *b;
-                self.reports.lock()[order] = Some(MailboxReport::failed(&self.domain, &t, e.to_string()));
+                self.put_report(slot, MailboxReport::failed(&self.domain(slot).domain, &t, e.to_string()));
                 self.progress.mailbox_done(0);
                 None
             }
@@ -349,33 +431,33 @@ impl crate::scan::Planner for DomainRun<'_> {
 }
 
 /// A target whose directory is gone: its place in the report, and that directory.
-type Missing = (usize, Target, std::path::PathBuf);
+type Missing = (Slot, Target, std::path::PathBuf);
 
 /// The targets whose directory is gone (and was not found anywhere: recreated empty), with
 /// that directory, and the others, each with its place in the report.
-fn split_missing(shared: &DomainRun<'_>, targets: Vec<Target>) -> (Vec<Missing>, Vec<(usize, Target)>) {
+fn split_missing(run: &StoreRun<'_>, targets: Vec<(Slot, Target)>) -> (Vec<Missing>, Vec<(Slot, Target)>) {
     let mut missing = Vec::new();
     let mut present = Vec::new();
-    for (order, target) in targets.into_iter().enumerate() {
+    for (slot, target) in targets {
         if !target.on_disk {
             // A directory that cannot be named is reported by `prepare`.
-            if let Ok(dir) = discover::target_dir(shared.store, &shared.domain, &target) {
+            if let Ok(dir) = discover::target_dir(run.store, &run.domain(slot).domain, &target) {
                 if !dir.is_dir() {
-                    missing.push((order, target, dir));
+                    missing.push((slot, target, dir));
                     continue;
                 }
             }
         }
-        present.push((order, target));
+        present.push((slot, target));
     }
     (missing, present)
 }
 
 /// Where a target's files are.
-fn place_of(shared: &DomainRun<'_>, target: &Target, dir: std::path::PathBuf) -> MailboxPlace {
+fn place_of(shared: &StoreRun<'_>, slot: Slot, target: &Target, dir: std::path::PathBuf) -> MailboxPlace {
     let config = shared.store.config();
     MailboxPlace {
-        domain: shared.domain.clone(),
+        domain: shared.domain(slot).domain.clone(),
         name: target.name.clone(),
         partition: target.partition.clone(),
         dir,
@@ -388,13 +470,13 @@ fn place_of(shared: &DomainRun<'_>, target: &Target, dir: std::path::PathBuf) ->
 /// Lock, list and salvage one mailbox. Nothing of the store is written here; the one file
 /// opened for writing is the temporary cache the workers stream into when the cache is
 /// rewritten (removed unless the rewrite renames it into place).
-fn prepare(shared: &DomainRun<'_>, order: usize, target: Target) -> std::result::Result<Job, Box<(Target, Error)>> {
+fn prepare(shared: &StoreRun<'_>, slot: Slot, target: Target) -> std::result::Result<Job, Box<(Target, Error)>> {
     let store = shared.store;
-    let dir = match discover::target_dir(store, &shared.domain, &target) {
+    let dir = match discover::target_dir(store, &shared.domain(slot).domain, &target) {
         Ok(d) => d,
         Err(e) => return Err(Box::new((target, e))),
     };
-    let place = place_of(shared, &target, dir.clone());
+    let place = place_of(shared, slot, &target, dir.clone());
     let fs = store.fs();
     let lock = match fs.lock(&dir, LockMode::Exclusive) {
         Ok(l) => l,
@@ -404,7 +486,7 @@ fn prepare(shared: &DomainRun<'_>, order: usize, target: Target) -> std::result:
         Ok(lo) => lo,
         Err(e) => return Err(Box::new((target, Error::io("list mailbox directory", &dir, e)))),
     };
-    let hints = shared.hints.get(&target.name).cloned();
+    let hints = shared.domain(slot).hints.get(&target.name).cloned();
     let adopting = hints.as_ref().and_then(|h| h.identity.as_ref()).map(|i| i.unique_id);
     // A cache of another identity than the one taken back is rewritten.
     let cache_ok = old.cache.usable && adopting.is_none_or(|id| old.cache.unique_id == Some(id));
@@ -418,7 +500,7 @@ fn prepare(shared: &DomainRun<'_>, order: usize, target: Target) -> std::result:
     };
     let n = listing.messages.len();
     Ok(Job {
-        order,
+        slot,
         place,
         target,
         old,
@@ -483,7 +565,7 @@ fn matches_index(listing: &Listing, old: &OldState) -> bool {
 /// Where the run's cache records go: counted only (dry run), appended to a cache that
 /// verified, or a new cache file written beside it.
 fn cache_sink(
-    shared: &DomainRun<'_>,
+    shared: &StoreRun<'_>,
     place: &MailboxPlace,
     old: &OldState,
     cache_ok: bool,
@@ -753,12 +835,12 @@ fn place_run(job: &Job, start: usize, end: usize, run: RunOutcomes) {
     }
 }
 
-fn finalize(shared: &DomainRun<'_>, job: &Job) {
+fn finalize(shared: &StoreRun<'_>, job: &Job) {
     let mut outcomes = std::mem::take(&mut *job.outcomes.lock());
     outcomes.sort_by_key(FileOutcome::uid);
     let listed = job.target.entry.as_ref().map(|e| (e.unique_id, e.uid_validity, e.created));
     let input = MergeInput {
-        domain: &shared.domain,
+        domain: &shared.domain(job.slot).domain,
         name: job.place.name.as_str(),
         listed,
         listed_modseq: job.target.entry.as_ref().map_or(0, |e| e.highest_modseq),
@@ -790,8 +872,8 @@ fn finalize(shared: &DomainRun<'_>, job: &Job) {
         report.compact();
     }
     if let Some(e) = &report.entry {
-        shared.registrations.lock().push(e.clone());
+        shared.domain(job.slot).registrations.lock().push(e.clone());
     }
     shared.progress.mailbox_done(job.listing.messages.len() as u64);
-    shared.reports.lock()[job.order] = Some(report);
+    shared.put_report(job.slot, report);
 }

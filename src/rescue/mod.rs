@@ -803,6 +803,9 @@ pub fn finish(config: &Config, mut got: Salvaged, opts: &Options, state: &mut st
     };
     let domains: Vec<String> =
         if opts.reconstruct_all { got.domains.clone() } else { got.hints.keys().cloned().collect() };
+    // Every domain's mailboxes in one pipeline.
+    let mut run: Vec<String> = Vec::new();
+    let mut selections = Vec::new();
     for domain in domains {
         // A domain a stopped run reconstructed is done, unless this run put something back.
         if state.resume.reconstructed.contains(&domain) && !got.hints.contains_key(&domain) {
@@ -817,7 +820,18 @@ pub fn finish(config: &Config, mut got: Salvaged, opts: &Options, state: &mut st
             recursive: opts.reconstruct_all,
             mailboxes: if opts.reconstruct_all { Vec::new() } else { names },
         };
-        match crate::reconstruct::run_with(&store, &sel, &ropts, &crate::reconstruct::NoProgress, hints) {
+        run.push(domain);
+        selections.push((sel, hints));
+    }
+    let results = match crate::reconstruct::run_many(&store, selections, &ropts, &crate::report::NoProgress) {
+        Ok(r) => r,
+        Err(e) => {
+            got.report.errors.push(format!("reconstruct: {e}"));
+            return got.report;
+        }
+    };
+    for (domain, result) in run.into_iter().zip(results) {
+        match result {
             Ok(r) => {
                 if r.exit_code() & 8 == 0 {
                     state.record(&state::Event::Reconstructed { domain: domain.clone() });
