@@ -246,6 +246,18 @@ impl Deref for Fetched {
     }
 }
 
+impl Fetched {
+    /// Memory it holds: the whole buffer (a pooled buffer grown for an earlier, larger
+    /// file keeps its size), not only the file's bytes. What a read-ahead budget counts.
+    pub fn held(&self) -> usize {
+        match &self.0 {
+            FetchedInner::Mapped(m) => m.len(),
+            FetchedInner::Read(b, _) => b.capacity(),
+            FetchedInner::Owned(v) => v.capacity(),
+        }
+    }
+}
+
 impl Drop for Fetched {
     fn drop(&mut self) {
         if let FetchedInner::Read(b, _) = &mut self.0 {

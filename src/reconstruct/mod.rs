@@ -416,7 +416,7 @@ impl crate::scan::Planner for StoreRun<'_> {
     }
     fn held(&self, l: &Loaded) -> usize {
         match l {
-            Loaded::Read { bytes, .. } => bytes.len(),
+            Loaded::Read { bytes, .. } => bytes.held(),
             _ => 0,
         }
     }

@@ -499,7 +499,7 @@ impl crate::scan::Planner for StoreScan<'_> {
 
     fn held(&self, (_, l): &(u32, Loaded)) -> usize {
         match l {
-            Loaded::Read { bytes, .. } => bytes.len(),
+            Loaded::Read { bytes, .. } => bytes.held(),
             Loaded::Checked(_) => 0,
         }
     }
