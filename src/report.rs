@@ -147,9 +147,10 @@ pub struct ShowMessage {
 }
 
 /// `mstore show --json`: a mailbox's header and every index record. Stable: fields are
-/// only ever added.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct ShowReport {
+/// only ever added. A view of the open mailbox: the messages are rendered one at a time
+/// as they are written, so printing a mailbox of any size takes memory for one line.
+#[derive(Serialize)]
+pub struct ShowReport<'a> {
     /// Domain.
     pub domain: String,
     /// Mailbox name (modified UTF-7, as commands take it).
@@ -175,37 +176,50 @@ pub struct ShowReport {
     /// User flag names by slot (`null` for a free slot).
     pub user_flags: Vec<Option<String>>,
     /// Every message, by UID.
-    pub messages: Vec<ShowMessage>,
+    pub messages: ShowMessages<'a>,
 }
 
-impl ShowReport {
-    /// Build from an open mailbox.
-    pub fn of(mb: &Mailbox) -> ShowReport {
+/// The messages of a [`ShowReport`], serialized one by one from the mailbox's records.
+pub struct ShowMessages<'a>(&'a Mailbox);
+
+impl Serialize for ShowMessages<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'a> ShowMessages<'a> {
+    /// Each message, rendered when it is reached.
+    pub fn iter(&self) -> impl Iterator<Item = ShowMessage> + 'a {
+        let mb = self.0;
+        mb.records().iter().map(move |r| ShowMessage::of(mb, r))
+    }
+}
+
+impl ShowMessage {
+    fn of(mb: &Mailbox, r: &crate::codec::index::MessageRecord) -> ShowMessage {
+        let mut flags: Vec<String> = r.system_flags.names().map(str::to_string).collect();
+        flags.extend(mb.user_flag_names(r.user_flags));
+        ShowMessage {
+            uid: r.uid,
+            internal_date: crate::message::DateTime { unix: r.internal_date, offset_minutes: r.internal_offset }
+                .to_rfc3339(),
+            date_source: r.date_source.as_str(),
+            flags,
+            size: r.size,
+            content_hash: hex(&r.content_hash),
+            modseq: r.modseq,
+            sent_date: r
+                .sent_date
+                .map(|d| crate::message::DateTime { unix: d, offset_minutes: r.sent_offset }.to_rfc3339()),
+        }
+    }
+}
+
+impl<'a> ShowReport<'a> {
+    /// The view of an open mailbox.
+    pub fn of(mb: &'a Mailbox) -> ShowReport<'a> {
         let place = mb.place();
-        let messages = mb
-            .records()
-            .iter()
-            .map(|r| {
-                let mut flags: Vec<String> = r.system_flags.names().map(str::to_string).collect();
-                flags.extend(mb.user_flag_names(r.user_flags));
-                ShowMessage {
-                    uid: r.uid,
-                    internal_date: crate::message::DateTime {
-                        unix: r.internal_date,
-                        offset_minutes: r.internal_offset,
-                    }
-                    .to_rfc3339(),
-                    date_source: r.date_source.as_str(),
-                    flags,
-                    size: r.size,
-                    content_hash: hex(&r.content_hash),
-                    modseq: r.modseq,
-                    sent_date: r
-                        .sent_date
-                        .map(|d| crate::message::DateTime { unix: d, offset_minutes: r.sent_offset }.to_rfc3339()),
-                }
-            })
-            .collect::<Vec<_>>();
         ShowReport {
             domain: place.domain.clone(),
             mailbox: place.name.to_string(),
@@ -216,33 +230,31 @@ impl ShowReport {
             uid_validity: mb.uid_validity(),
             last_uid: mb.last_uid(),
             highest_modseq: mb.highest_modseq(),
-            message_count: messages.len(),
+            message_count: mb.records().len(),
             total_size: mb.records().iter().map(|r| r.size).sum(),
             user_flags: mb.header().flags.clone(),
-            messages,
+            messages: ShowMessages(mb),
         }
     }
 
-    /// Human-readable rendering.
-    pub fn render_text(&self) -> String {
-        use std::fmt::Write;
-        let mut s = String::new();
-        let _ = writeln!(s, "mailbox      {}:{}", self.domain, self.mailbox_utf8);
+    /// Human-readable rendering, written line by line.
+    pub fn write_text(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        writeln!(out, "mailbox      {}:{}", self.domain, self.mailbox_utf8)?;
         if self.mailbox != self.mailbox_utf8 {
-            let _ = writeln!(s, "imap name    {}", self.mailbox);
+            writeln!(out, "imap name    {}", self.mailbox)?;
         }
-        let _ = writeln!(s, "partition    {} ({})", self.partition, self.path);
-        let _ = writeln!(s, "unique id    {}", self.unique_id);
-        let _ = writeln!(s, "uidvalidity  {}", self.uid_validity);
-        let _ = writeln!(s, "last uid     {}    highest modseq {}", self.last_uid, self.highest_modseq);
-        let _ = writeln!(s, "messages     {} ({} bytes)", self.message_count, self.total_size);
+        writeln!(out, "partition    {} ({})", self.partition, self.path)?;
+        writeln!(out, "unique id    {}", self.unique_id)?;
+        writeln!(out, "uidvalidity  {}", self.uid_validity)?;
+        writeln!(out, "last uid     {}    highest modseq {}", self.last_uid, self.highest_modseq)?;
+        writeln!(out, "messages     {} ({} bytes)", self.message_count, self.total_size)?;
         let names: Vec<&str> = self.user_flags.iter().flatten().map(String::as_str).collect();
-        let _ = writeln!(s, "user flags   {}", if names.is_empty() { "(none)".to_string() } else { names.join(" ") });
-        let _ = writeln!(s);
-        let _ = writeln!(s, "{:>8}  {:<25}  {:>9}  FLAGS", "UID", "INTERNALDATE", "SIZE");
-        for m in &self.messages {
-            let _ = writeln!(s, "{:>8}  {:<25}  {:>9}  {}", m.uid, m.internal_date, m.size, m.flags.join(" "));
+        writeln!(out, "user flags   {}", if names.is_empty() { "(none)".to_string() } else { names.join(" ") })?;
+        writeln!(out)?;
+        writeln!(out, "{:>8}  {:<25}  {:>9}  FLAGS", "UID", "INTERNALDATE", "SIZE")?;
+        for m in self.messages.iter() {
+            writeln!(out, "{:>8}  {:<25}  {:>9}  {}", m.uid, m.internal_date, m.size, m.flags.join(" "))?;
         }
-        s
+        Ok(())
     }
 }

@@ -18,15 +18,29 @@ use crate::doctor::DoctorReport;
 use crate::import::Summary as ImportSummary;
 use crate::import::export::ExportSummary;
 use crate::reconstruct::RunReport;
-use crate::report::{Exit, Render, ShowReport};
+use crate::report::{Exit, Format, Render, ShowReport};
 use crate::store::MailboxEntry;
 
-impl Render for ShowReport {
+impl Render for ShowReport<'_> {
     fn text(&self) -> String {
-        self.render_text()
+        let mut v = Vec::new();
+        let _ = self.write_text(&mut v);
+        String::from_utf8_lossy(&v).into_owned()
     }
     fn exit(&self) -> Exit {
         Exit::Ok
+    }
+    /// Streamed: a mailbox of any size prints in the memory of one line.
+    fn print(&self, format: Format, out: &mut dyn std::io::Write) -> std::io::Result<Exit> {
+        match format {
+            Format::Text => self.write_text(out)?,
+            Format::Json => {
+                serde_json::to_writer_pretty(&mut *out, self).map_err(std::io::Error::other)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        out.flush()?;
+        Ok(self.exit())
     }
 }
 

@@ -511,7 +511,8 @@ fn prepare(shared: &StoreRun<'_>, slot: Slot, target: Target) -> std::result::Re
         cache_rewrite: matches!(sink, CacheSink::Rewrite { .. }),
         placing: Mutex::new(Placing { sink: Some(sink), next: 0, waiting: Default::default() }),
         sink_error: Mutex::new(None),
-        outcomes: Mutex::new(Vec::with_capacity(n)),
+        // The quick run keeps an outcome only for a file that differs from its record.
+        outcomes: Mutex::new(Vec::with_capacity(if quick { 0 } else { n })),
         bytes_read: AtomicU64::new(0),
         dirfd: lock.dir().and_then(|d| d.try_clone().ok()),
         reader: Reader::current(),
