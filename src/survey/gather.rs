@@ -54,6 +54,14 @@ impl RecordSet {
     pub fn values(&self) -> std::slice::Iter<'_, MessageRecord> {
         self.0.iter()
     }
+    /// Their UIDs, ascending.
+    pub fn uids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.0.iter().map(|r| r.uid)
+    }
+    /// The highest UID with a record.
+    pub fn last_uid(&self) -> Option<u32> {
+        self.0.last().map(|r| r.uid)
+    }
     /// The records, in UID order.
     pub fn as_slice(&self) -> &[MessageRecord] {
         &self.0

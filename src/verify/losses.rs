@@ -52,8 +52,8 @@ fn hashes_now(store: &Store, domain: &str, mailbox: &str) -> Option<HashSet<[u8;
         durability: store.config().durability,
         fs: std::sync::Arc::clone(store.fs()),
     };
-    let old = gather::gather(&place, &Listing::default(), None);
-    Some(super::expected_records(&old).values().map(|r| r.content_hash).collect())
+    let mut old = gather::gather(&place, &Listing::default(), None);
+    Some(super::expected_records(&mut old).values().map(|r| r.content_hash).collect())
 }
 
 /// Findings for the outstanding losses of `domain` within `scope`, and for damage to its

@@ -27,7 +27,7 @@ use crate::layout::{self, CACHE_FILE, HEADER_FILE, INDEX_FILE, LOG_FILE};
 use crate::privs::RuntimeIds;
 use crate::store::{MailboxPlace, Store};
 use crate::survey::discover::{self, Selection, Target};
-use crate::survey::gather::{self, Listing, OldState, UidMap};
+use crate::survey::gather::{self, Listing, OldState, RecordSet, UidMap};
 use crate::util::shell_quote;
 
 pub mod links;
@@ -108,7 +108,7 @@ struct Job {
     order: usize,
     place: MailboxPlace,
     listing: Listing,
-    expected: UidMap<MessageRecord>,
+    expected: RecordSet,
     dirfd: Option<File>,
     findings: Mutex<Vec<Finding>>,
     outcomes: Mutex<Vec<(u32, FileCheck)>>,
@@ -461,12 +461,12 @@ impl crate::scan::Planner for StoreScan<'_> {
                 }
             },
         };
-        let old = gather::gather(&place, &listing, None);
+        let mut old = gather::gather(&place, &listing, None);
         let fix = self.fix(&place, "");
         for f in structural_findings(&place, &old, &target) {
             findings.push(f.fix(fix.clone()));
         }
-        let expected = expected_records(&old);
+        let expected = expected_records(&mut old);
         // A damaged cache record is only seen by a run that compares records with the
         // messages: --verify-content.
         let cache_fix = self.fix(&place, " --verify-content");
@@ -517,13 +517,12 @@ impl crate::scan::Planner for StoreScan<'_> {
         self.messages.fetch_add(outcomes.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let mk = |sev, kind, uid: u32, msg: String| self.message_finding(job, sev, kind, uid, msg);
         let mut seen = std::collections::HashSet::with_capacity(outcomes.len());
-        let last_uid = job.expected.keys().max().copied().unwrap_or(0);
+        let last_uid = job.expected.last_uid().unwrap_or(0);
         for (uid, o) in &outcomes {
             seen.insert(*uid);
             self.check_file(job, *uid, o, last_uid, &mut findings);
         }
-        let mut missing: Vec<u32> = job.expected.keys().filter(|u| !seen.contains(u)).copied().collect();
-        missing.sort_unstable();
+        let missing: Vec<u32> = job.expected.uids().filter(|u| !seen.contains(u)).collect();
         for uid in missing {
             findings.push(mk(
                 Severity::Error,
@@ -676,11 +675,14 @@ fn owner_finding(ids: &RuntimeIds, path: &std::path::Path, uid: u32, gid: u32, s
 
 /// The state the message files should match: the live state if the files are
 /// consistent, else the newest surviving record of each UID.
-fn expected_records(old: &OldState) -> UidMap<MessageRecord> {
-    let mut m: UidMap<MessageRecord> = old.index_records.values().map(|r| (r.uid, *r)).collect();
+/// The records every message file is checked against: the index's when the mailbox is
+/// consistent (taken from `old`, not copied), else the index's and the change log's,
+/// the later of each UID, without what the log expunged after it.
+fn expected_records(old: &mut OldState) -> RecordSet {
     if old.current.is_some() {
-        return m;
+        return std::mem::take(&mut old.index_records);
     }
+    let mut m: UidMap<MessageRecord> = old.index_records.values().map(|r| (r.uid, *r)).collect();
     if let Some(l) = &old.log {
         for (u, r) in &l.state {
             let e = m.entry(*u).or_insert(*r);
@@ -694,7 +696,7 @@ fn expected_records(old: &OldState) -> UidMap<MessageRecord> {
             }
         }
     }
-    m
+    RecordSet::from_unsorted(m.into_values().collect())
 }
 
 /// A finding of mailbox `place` about `path`.
@@ -910,7 +912,7 @@ fn torn_message(error: Option<&FormatError>) -> String {
 }
 
 /// Cache records of every expected message: present, checksummed, naming the right UID.
-fn cache_findings(place: &MailboxPlace, old: &OldState, expected: &UidMap<MessageRecord>) -> Vec<Finding> {
+fn cache_findings(place: &MailboxPlace, old: &OldState, expected: &RecordSet) -> Vec<Finding> {
     let mut out = Vec::new();
     let path = place.dir.join(CACHE_FILE);
     let mk = |kind: &'static str, offset: Option<u64>, uid: Option<u32>, msg: String| {
@@ -929,10 +931,8 @@ fn cache_findings(place: &MailboxPlace, old: &OldState, expected: &UidMap<Messag
         out.push(mk("cache-corrupt", None, None, "cannot read".into()));
         return out;
     };
-    let mut uids: Vec<&u32> = expected.keys().collect();
-    uids.sort_unstable();
-    for uid in uids {
-        let r = &expected[uid];
+    for r in expected.values() {
+        let uid = &r.uid;
         if r.cache_len == 0 {
             continue;
         }
