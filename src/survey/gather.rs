@@ -290,6 +290,10 @@ fn read_opt<'b>(
 /// Replay every verified record of a log.
 pub fn replay(scan: changelog::LogScan) -> LogView {
     let mut v = LogView { header: scan.header, ..LogView::default() };
+    // One entry per message record at most: sized once, so the table never holds its old
+    // and its new buckets at the same time while it grows.
+    let messages = scan.records.iter().filter(|(_, _, r)| matches!(r, LogRecord::Message(_))).count();
+    v.state.reserve(messages);
     for (_, seq, rec) in scan.records {
         v.seq = v.seq.max(seq);
         match rec {
