@@ -224,6 +224,9 @@ fn fill_mailbox(store: &Store, plan: &MailboxPlan, count: u64, seed: u64, index:
     let mut rng = Rng::new(seed.wrapping_mul(31).wrapping_add(index as u64 * 7919 + 1));
     let owner = name.owner().unwrap_or("shared").to_string();
     let mut date: i64 = 1_640_000_000 + rng.below(20_000_000) as i64;
+    // Dates a few hours apart, closer in a large mailbox, so that even a million messages
+    // stay in the past (a mailbox of up to 9,999 is as it always was).
+    let step_div = (count / 5_000).max(1) as i64;
     let mut bytes_total = 0u64;
     let mut done = 0u64;
     const BATCH: u64 = 500;
@@ -232,7 +235,7 @@ fn fill_mailbox(store: &Store, plan: &MailboxPlan, count: u64, seed: u64, index:
         let mut bodies = Vec::with_capacity(n as usize);
         let mut metas = Vec::with_capacity(n as usize);
         for k in 0..n {
-            date += 600 + rng.below(40_000) as i64;
+            date += (600 + rng.below(40_000) as i64) / step_div;
             let offset = *rng.pick(&[0i16, 60, 120, -300, -420, 330]);
             let msg = message(&mut rng, plan.domain, &owner, done + k, date, offset);
             bytes_total += msg.len() as u64;

@@ -1404,3 +1404,40 @@ fn several_domains_in_one_run_are_each_reported_as_their_own_run() {
     assert_no_op(&fx, &["-r", "a.example"]);
     assert_no_op(&fx, &["-r", "b.example"]);
 }
+
+// ------------------------------------------------------------------- future dates
+
+#[test]
+fn internal_dates_in_the_future_are_not_forced_on_file_mtimes_run_after_run() {
+    let fx = Fx::new();
+    let joe = fx.mailbox(D, "user/joe", 5);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
+    // Ten years ahead (any file system holds it), and the year 3000 (past ext4's 2446: the
+    // mtime is clamped, so setting it back could never succeed).
+    let dates = [now + 10 * 365 * 86_400, 32_503_680_000];
+    {
+        let mut mb = fx.store.open_mailbox_locked(D, &MailboxName::parse("user/joe").expect("name")).expect("open");
+        let bodies: Vec<Vec<u8>> = (0..2).map(|i| bare_message(&format!("Subject: later {i}\r\n"), "later")).collect();
+        let batch: Vec<NewMessage<'_>> = bodies
+            .iter()
+            .zip(dates)
+            .map(|(b, d)| NewMessage {
+                bytes: b,
+                internal_date: Some(DateTime { unix: d, offset_minutes: 0 }),
+                system_flags: 0,
+                user_flags: vec![],
+            })
+            .collect();
+        mb.append(&batch).expect("append");
+    }
+    let before = fx.show(D, "user/joe");
+    // The first run may set what it can; from then on nothing is left to do.
+    fx.reconstruct(&["-r", D]);
+    let r = fx.reconstruct(&["-r", D, "--json"]);
+    r.expect_code(0, "a store whose dates lie in the future");
+    assert!(changes(&r.json(), "user/joe", "mtime-restored").is_empty(), "{}", r.stdout);
+    assert_eq!(essentials(&fx.show(D, "user/joe")), essentials(&before), "the dates are kept");
+    let v = fx.mstore(&["verify", D, "--json"]);
+    assert!(!v.stdout.contains("message-mtime"), "verify reports what no repair can change: {}", v.stdout);
+    assert!(joe.is_dir());
+}

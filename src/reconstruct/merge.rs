@@ -27,6 +27,7 @@ use crate::codec::ledger::Reason;
 use crate::flags::{DateSource, SystemFlags, UserFlags};
 use crate::format::header::MAX_USER_FLAGS;
 use crate::message::DateTime;
+use crate::store::derive::mtime_matches;
 use crate::survey::gather::{OldState, UidMap};
 
 /// Size and mtime of a message file (from one `fstat` or `statx`).
@@ -939,7 +940,7 @@ fn take_present(ctx: &Ctx<'_, '_>, acc: &mut Acc, fv: FileView<'_, '_>) {
     let (info, derived) = (fv.info, fv.derived);
     let describes = |r: &MessageRecord| match derived {
         Some(d) => r.size == info.size && (r.content_hash == d.content_hash || r.content_hash == [0; 32]),
-        None => r.size == info.size && r.internal_date == info.mtime,
+        None => r.size == info.size && mtime_matches(info.mtime, r.internal_date, ctx.input.now),
     };
     match fv.cands.iter().find(|(_, r)| describes(r)) {
         Some(&(src, r)) => keep_trusted(ctx, acc, &fv, src, r),

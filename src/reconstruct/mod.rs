@@ -37,6 +37,7 @@ use crate::error::{Error, Result};
 use crate::fs::{Appender, Fs, FsLock, LockMode, TempFile};
 use crate::io::Bytes;
 use crate::layout::{self, CACHE_FILE};
+use crate::store::derive::mtime_matches;
 use crate::store::{MailboxEntry, MailboxPlace, Store};
 use crate::util::{now, random_id};
 
@@ -610,7 +611,7 @@ fn matches_record(job: &Job, uid: u32, r: &crate::codec::index::MessageRecord) -
         Some(d) => stat_at(d, name.as_c_str(), job.reader),
         None => return false,
     };
-    st.is_ok_and(|(size, mtime)| size > 0 && size == r.size && mtime == r.internal_date)
+    st.is_ok_and(|(size, mtime)| size > 0 && size == r.size && mtime_matches(mtime, r.internal_date, now()))
 }
 
 /// Size and mtime of `name` in the open directory `dir`: one `statx`, asking only for
@@ -698,7 +699,7 @@ fn load_file(job: &Job, uid: u32, opts: &Options) -> Loaded {
         match st {
             Ok((size, mtime)) => {
                 if let Some(r) = best {
-                    if r.size == size && r.internal_date == mtime && size > 0 {
+                    if r.size == size && mtime_matches(mtime, r.internal_date, now()) && size > 0 {
                         return Loaded::Done(FileOutcome::Matched(FileInfo { uid, size, mtime }));
                     }
                 }

@@ -16,6 +16,7 @@ use crate::fs::{self, Fs, TempFile};
 use crate::io::Durability;
 use crate::layout::{self, CACHE_FILE, HEADER_FILE, INDEX_FILE, LOG_FILE, QUARANTINE_DIR};
 use crate::ledger;
+use crate::store::derive::mtime_matches;
 use crate::store::mailbox::{compacted_log, compacted_log_at, compacted_log_coverage};
 use crate::store::{CreateParams, Mailbox, MailboxEntry, MailboxPlace};
 use crate::util::now;
@@ -289,6 +290,7 @@ fn leftovers(job: &Job, outcomes: &[FileOutcome]) -> Vec<(String, &'static str)>
 /// Maildir tools read the date, and what the next run's stat compares); re-appended files
 /// are named by their new UID, as they are renamed first.
 fn touched_mtimes(merged: &Merged, outcomes: &[FileOutcome]) -> Vec<(u32, i64, i64)> {
+    let now = crate::util::now();
     let renamed_to: std::collections::HashMap<u32, u32> = merged.renames.iter().copied().collect();
     outcomes
         .iter()
@@ -300,7 +302,7 @@ fn touched_mtimes(merged: &Merged, outcomes: &[FileOutcome]) -> Vec<(u32, i64, i
             let uid = renamed_to.get(&info.uid).copied().unwrap_or(info.uid);
             let i = merged.records.binary_search_by_key(&uid, |r| r.uid).ok()?;
             let date = merged.records[i].internal_date;
-            (date != info.mtime).then_some((uid, info.mtime, date))
+            (!mtime_matches(info.mtime, date, now)).then_some((uid, info.mtime, date))
         })
         .collect()
 }

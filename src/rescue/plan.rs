@@ -706,7 +706,10 @@ fn present_of(ip: &InPlace, cat: &Catalog, check: Check) -> BTreeMap<u32, [u8; 3
         }
         if check == Check::Quick {
             if let Some(r) = own.and_then(|k| k.records.get(&uid)) {
-                if r.size == size && r.internal_date == mtime && r.content_hash != [0; 32] {
+                if r.size == size
+                    && crate::store::derive::mtime_matches(mtime, r.internal_date, crate::util::now())
+                    && r.content_hash != [0; 32]
+                {
                     out.insert(uid, r.content_hash);
                     continue;
                 }

@@ -29,6 +29,15 @@ pub fn content_hash(bytes: &[u8]) -> [u8; 32] {
     *blake3::hash(bytes).as_bytes()
 }
 
+/// Whether a message file's mtime stands for its internal date (the toolkit keeps the two
+/// equal, and a file whose mtime changed is read again): equal, or the date lies more than
+/// a day after `now`. Such a date is no delivery time, and it may be past what the file
+/// system can store (ext4 stops at 2446, or 2038 with small inodes: the mtime is clamped),
+/// so it is never compared with the mtime, and a repair cannot set it back forever.
+pub fn mtime_matches(mtime: i64, internal_date: i64, now: i64) -> bool {
+    mtime == internal_date || internal_date > now.saturating_add(86_400)
+}
+
 /// Bytes covered by [`prefix_hash`]: a message's first 512 bytes (one disk sector), or all
 /// of a shorter message.
 pub const PREFIX_LEN: usize = 512;

@@ -25,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::finding::{Finding, Severity};
 use crate::layout::{self, CACHE_FILE, HEADER_FILE, INDEX_FILE, LOG_FILE};
 use crate::privs::RuntimeIds;
+use crate::store::derive::mtime_matches;
 use crate::store::{MailboxPlace, Store};
 use crate::survey::discover::{self, Selection, Target};
 use crate::survey::gather::{self, Listing, OldState, RecordSet, UidMap};
@@ -552,6 +553,7 @@ impl StoreScan<'_> {
     fn check_file(&self, job: &Job, uid: u32, o: &FileCheck, last_uid: u32, findings: &mut Vec<Finding>) {
         let mk = |sev, kind, uid: u32, msg: String| self.message_finding(job, sev, kind, uid, msg);
         let rec = job.expected.get(&uid);
+        let now = crate::util::now();
         let owner = |u: u32, g: u32| {
             self.ids.as_ref().and_then(|ids| {
                 owner_finding(ids, &job.place.dir.join(layout::message_file_name(uid)), u, g, self.store).map(
@@ -607,7 +609,7 @@ impl StoreScan<'_> {
                         }
                         findings.push(f)
                     }
-                    FileCheck::Meta { mtime, .. } if *mtime != r.internal_date => findings.push(mk(
+                    FileCheck::Meta { mtime, .. } if !mtime_matches(*mtime, r.internal_date, now) => findings.push(mk(
                         Severity::Warning,
                         "message-mtime",
                         uid,
@@ -632,7 +634,7 @@ impl StoreScan<'_> {
                         f.fix = Some(self.fix(&job.place, " --verify-content"));
                         findings.push(f);
                     }
-                    FileCheck::Read { mtime, .. } if *mtime != r.internal_date => findings.push(mk(
+                    FileCheck::Read { mtime, .. } if !mtime_matches(*mtime, r.internal_date, now) => findings.push(mk(
                         Severity::Warning,
                         "message-mtime",
                         uid,
