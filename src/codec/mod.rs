@@ -82,6 +82,20 @@ impl FormatError {
         }
     }
 
+    /// The same error for bytes that start `base` bytes into the file (a window of it).
+    pub fn shifted(self, base: u64) -> FormatError {
+        match self {
+            FormatError::Truncated { offset, need, have, what } => {
+                FormatError::Truncated { offset: offset + base, need, have, what }
+            }
+            FormatError::Checksum { offset, what, stored, computed } => {
+                FormatError::Checksum { offset: offset + base, what, stored, computed }
+            }
+            FormatError::Invalid { offset, what } => FormatError::Invalid { offset: offset + base, what },
+            other => other,
+        }
+    }
+
     /// The error for the file at `path`.
     pub fn at(self, path: &Path) -> crate::Error {
         match self {

@@ -12,7 +12,7 @@
 mod losses;
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -929,16 +929,18 @@ fn cache_findings(place: &MailboxPlace, old: &OldState, expected: &RecordSet) ->
         out.push(mk("cache-corrupt", Some(0), None, old.cache.problem.clone().unwrap_or_else(|| "unusable".into())));
         return out;
     }
-    let Ok(bytes) = crate::fs::Fs::read_bytes(&crate::fs::RealFs, &path) else {
-        out.push(mk("cache-corrupt", None, None, "cannot read".into()));
-        return out;
-    };
+    let mut window = CacheWindow { path: &path, start: 0, bytes: Vec::new() };
     for r in expected.values() {
         let uid = &r.uid;
         if r.cache_len == 0 {
             continue;
         }
-        match cache::decode(&bytes, r.cache_offset as usize, Some(r.cache_len)) {
+        let Ok((start, bytes)) = window.covering(r.cache_offset, r.cache_len) else {
+            out.push(mk("cache-corrupt", None, None, "cannot read".into()));
+            return out;
+        };
+        let at = (r.cache_offset - start) as usize;
+        match cache::decode(bytes, at, Some(r.cache_len)).map_err(|e| e.shifted(start)) {
             Ok(e) if e.uid == *uid => {}
             Ok(e) => out.push(mk(
                 "cache-record-corrupt",
@@ -950,6 +952,34 @@ fn cache_findings(place: &MailboxPlace, old: &OldState, expected: &RecordSet) ->
         }
     }
     out
+}
+
+/// The cache file read through a window that moves forward with the records (visited in
+/// UID order, the order they were appended): memory for the window, whatever the size of
+/// the cache (hundreds of megabytes for a mailbox of a million messages).
+struct CacheWindow<'p> {
+    path: &'p Path,
+    /// File offset of `bytes[0]`.
+    start: u64,
+    bytes: Vec<u8>,
+}
+
+impl CacheWindow<'_> {
+    /// Bytes read at a time (more for a larger record).
+    const SIZE: u64 = 8 << 20;
+
+    /// The window and its file offset, moved if it does not hold `len` bytes at `offset`
+    /// (fewer at the end of the file).
+    fn covering(&mut self, offset: u64, len: u32) -> std::io::Result<(u64, &[u8])> {
+        let end = offset.saturating_add(u64::from(len));
+        let inside = offset >= self.start && end <= self.start + self.bytes.len() as u64;
+        if !inside {
+            let fs = crate::fs::RealFs;
+            self.bytes = crate::fs::Fs::read_at(&fs, self.path, offset, Self::SIZE.max(u64::from(len)))?;
+            self.start = offset;
+        }
+        Ok((self.start, &self.bytes))
+    }
 }
 
 /// What the I/O stage found of one message file.
