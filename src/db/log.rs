@@ -493,6 +493,22 @@ pub struct SegReport {
     pub abandoned: u64,
 }
 
+impl SegReport {
+    /// Segment `h`, read from `base` (nothing valid yet) to its length `len`, whose valid
+    /// records must end at `limit` (what lies beyond is abandoned).
+    fn new(h: &SegHead, first_lsn: u64, base: u64, len: u64, limit: Option<u64>) -> SegReport {
+        SegReport {
+            file: h.path.clone(),
+            number: h.number,
+            first_lsn,
+            records: 0,
+            valid_end: base,
+            len,
+            abandoned: limit.map(|l| len.saturating_sub(l)).unwrap_or(0),
+        }
+    }
+}
+
 /// What reading the log found.
 #[derive(Clone, Debug, Default)]
 pub struct ReadOutcome {
@@ -594,9 +610,7 @@ fn read_segments(
     for i in start..heads.len() {
         let h = &heads[i];
         let is_last = i + 1 == heads.len();
-        // The LSN the next segment starts at: every LSN of this one is below it.
-        let next_first = heads.get(i + 1).and_then(|n| n.header.as_ref().ok()).map(|(n, _)| n.first_lsn);
-        let all_checkpointed = next_first.is_some_and(|f| f.saturating_sub(1) <= tolerate_below);
+        let all_checkpointed = all_checkpointed(heads, i, tolerate_below);
         let (info, hcrc) = match check_head(heads, i, prev, expect_lsn, all_checkpointed, out) {
             HeadCheck::Read(info, hcrc) => (info, hcrc),
             HeadCheck::Skip => {
@@ -615,18 +629,8 @@ fn read_segments(
         };
         let bytes = fs.read_at(&h.path, base, u64::MAX).ctx("read transaction log", &h.path)?;
         let file_len = base + bytes.len() as u64;
-        if out.first_lsn.is_none() {
-            out.first_lsn = Some(seed_lsn);
-        }
-        let mut report = SegReport {
-            file: h.path.clone(),
-            number: h.number,
-            first_lsn: info.first_lsn,
-            records: 0,
-            valid_end: base,
-            len: file_len,
-            abandoned: limit.map(|l| file_len.saturating_sub(l)).unwrap_or(0),
-        };
+        out.first_lsn.get_or_insert(seed_lsn);
+        let mut report = SegReport::new(h, info.first_lsn, base, file_len, limit);
         // Stop reading at `valid_end`, to go on from `end` next time.
         let stop_at = |out: &mut ReadOutcome, mut report: SegReport, valid_end: u64, end| {
             report.valid_end = valid_end;
@@ -664,18 +668,18 @@ fn read_segments(
             }
             let what = scan.stop.as_ref().map(ToString::to_string).unwrap_or_default();
             if end.2 <= tolerate_below {
-                let (found, _) = find_records_after(&bytes, base, end.0, info.salt, end.2, 1);
-                match found.first() {
-                    Some((off, r)) if r.lsn.saturating_sub(1) <= tolerate_below && *off < expected_end => {
-                        out.tolerated.push(damage_at(&h.path, end.0, end.2, what, off - end.0));
-                        end = (*off, r.prev_crc, r.lsn);
+                // Damage every database already holds: go on past it.
+                match next_verified(&bytes, base, end, info.salt, tolerate_below, expected_end) {
+                    Some(next) => {
+                        out.tolerated.push(damage_at(&h.path, end.0, end.2, what, next.0 - end.0));
+                        end = next;
                         continue;
                     }
                     None if is_last || all_checkpointed => {
                         out.tolerated.push(damage_at(&h.path, end.0, end.2, what, expected_end - end.0));
                         break (Some(end.0), end.2, String::from("tolerated"));
                     }
-                    _ => {}
+                    None => {}
                 }
             }
             break (Some(end.0), end.2, what);
@@ -690,6 +694,29 @@ fn read_segments(
         }
     }
     Ok(())
+}
+
+/// Whether every record of segment `i` is below the LSN the next segment starts at, and
+/// every database's snapshot already holds them (LSN at or below `tolerate_below`).
+fn all_checkpointed(heads: &[SegHead], i: usize, tolerate_below: u64) -> bool {
+    let next_first = heads.get(i + 1).and_then(|n| n.header.as_ref().ok()).map(|(n, _)| n.first_lsn);
+    next_first.is_some_and(|f| f.saturating_sub(1) <= tolerate_below)
+}
+
+/// Past damage at `end` (offset, CRC, LSN) of a segment whose bytes start at `base`: the
+/// next record that verifies on its own, if the snapshots already hold everything before
+/// it and it lies before `expected_end`, as the position to go on reading from.
+fn next_verified(
+    bytes: &[u8],
+    base: u64,
+    end: (u64, u32, u64),
+    salt: u32,
+    tolerate_below: u64,
+    expected_end: u64,
+) -> Option<(u64, u32, u64)> {
+    let (found, _) = find_records_after(bytes, base, end.0, salt, end.2, 1);
+    let (off, r) = found.first()?;
+    (r.lsn.saturating_sub(1) <= tolerate_below && *off < expected_end).then_some((*off, r.prev_crc, r.lsn))
 }
 
 /// Where the valid records of segment `i` must end: the next segment says so (unless it
