@@ -66,30 +66,7 @@ fn cold(cmd: &mut Command) -> Result<(f64, u64)> {
 
 pub fn run(a: &BenchArgs, c: &ColdArgs) -> Result<()> {
     require_root()?;
-    let root = crate::project_root();
-    let dir = a.dir.clone().unwrap_or_else(|| {
-        root.join("gen").join(format!("bench-{}{}", a.messages, if a.one_mailbox { "-one" } else { "" }))
-    });
-    let conf = dir.join("ms.conf");
-    if !conf.exists() {
-        crate::corpus::run(&crate::corpus::CorpusArgs {
-            messages: a.messages,
-            out: dir.clone(),
-            seed: 1,
-            users: None,
-            one_mailbox: a.one_mailbox,
-        })?;
-    }
-    if a.bin_dir.is_none() {
-        let status = Command::new("cargo")
-            .args(["build", "--release", "--quiet", "--bin", "reconstruct", "--bin", "mstore"])
-            .current_dir(&root)
-            .status()?;
-        if !status.success() {
-            bail!("cargo build failed");
-        }
-    }
-    let bin = a.bin_dir.clone().unwrap_or_else(|| root.join("target/release"));
+    let (dir, conf, bin) = corpus_and_binaries(a)?;
     let confs = conf.to_string_lossy().into_owned();
     let exe = std::env::current_exe()?;
     let floor_cmd = |inflight: usize| {
@@ -106,42 +83,9 @@ pub fn run(a: &BenchArgs, c: &ColdArgs) -> Result<()> {
 
     let doms = domains(&conf)?;
     let dirs = mailbox_dirs(&conf)?;
-    let mut rows = Vec::new();
     let floor32 = || cold(floor_cmd(32).stdout(Stdio::null()));
-    let (s, rss, _) = paired(a.repeat, floor32, || cold(floor_cmd(2).stdout(Stdio::null())))?;
-    // The 32-in-flight floor is measured alone too, for its own row.
-    let mut f32 = Vec::new();
-    for _ in 0..a.repeat.max(1) {
-        f32.push(floor32()?.0);
-    }
-    f32.sort_by(f64::total_cmp);
-    eprintln!("  cold floor: 32 in flight {:.2} s, 2 in flight {s:.2} s", f32[f32.len() / 2]);
-    rows.push(Row {
-        name: "cold floor: list + open + read, 32 in flight".into(),
-        messages: files,
-        bytes,
-        seconds: f32[f32.len() / 2],
-        rss_kib: 0,
-        ratio: Some(1.0),
-    });
-    rows.push(Row {
-        name: "cold floor, 2 in flight (reference)".into(),
-        messages: files,
-        bytes,
-        seconds: s,
-        rss_kib: rss,
-        ratio: Some(s / f32[f32.len() / 2]),
-    });
-
-    // (name, binary directory, extra arguments)
-    let mut setups: Vec<(String, PathBuf, Vec<String>)> = vec![(String::new(), bin.clone(), Vec::new())];
-    for v in &c.variants {
-        let (name, args) = v.split_once('=').context("--variant NAME=ARGS")?;
-        setups.push((format!(" [{name}]"), bin.clone(), args.split_whitespace().map(String::from).collect()));
-    }
-    if let Some(b) = &c.baseline {
-        setups.push((" [baseline]".into(), b.clone(), Vec::new()));
-    }
+    let mut rows = floor_rows(a.repeat, &floor_cmd, files, bytes)?;
+    let setups = setups(c, &bin)?;
     let want = |r: &str| c.rows.is_empty() || c.rows.iter().any(|x| x == r);
     let remove = |names: &[&str]| {
         for d in &dirs {
@@ -224,6 +168,89 @@ pub fn run(a: &BenchArgs, c: &ColdArgs) -> Result<()> {
         ),
         &rows,
     );
+    print_checks(&checks);
+    Ok(())
+}
+
+/// The corpus directory (generated if missing), its `ms.conf`, and the binaries' directory
+/// (built unless `--bin-dir` names one).
+fn corpus_and_binaries(a: &BenchArgs) -> Result<(PathBuf, PathBuf, PathBuf)> {
+    let root = crate::project_root();
+    let dir = a.dir.clone().unwrap_or_else(|| {
+        root.join("gen").join(format!("bench-{}{}", a.messages, if a.one_mailbox { "-one" } else { "" }))
+    });
+    let conf = dir.join("ms.conf");
+    if !conf.exists() {
+        crate::corpus::run(&crate::corpus::CorpusArgs {
+            messages: a.messages,
+            out: dir.clone(),
+            seed: 1,
+            users: None,
+            one_mailbox: a.one_mailbox,
+        })?;
+    }
+    if a.bin_dir.is_none() {
+        let status = Command::new("cargo")
+            .args(["build", "--release", "--quiet", "--bin", "reconstruct", "--bin", "mstore"])
+            .current_dir(&root)
+            .status()?;
+        if !status.success() {
+            bail!("cargo build failed");
+        }
+    }
+    let bin = a.bin_dir.clone().unwrap_or_else(|| root.join("target/release"));
+    Ok((dir, conf, bin))
+}
+
+/// The two floor rows: 32 in flight (alone, median of `repeat`) and 2 in flight (paired
+/// with the 32).
+fn floor_rows(repeat: usize, floor_cmd: &dyn Fn(usize) -> Command, files: u64, bytes: u64) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    let floor32 = || cold(floor_cmd(32).stdout(Stdio::null()));
+    let (s, rss, _) = paired(repeat, floor32, || cold(floor_cmd(2).stdout(Stdio::null())))?;
+    // The 32-in-flight floor is measured alone too, for its own row.
+    let mut f32 = Vec::new();
+    for _ in 0..repeat.max(1) {
+        f32.push(floor32()?.0);
+    }
+    f32.sort_by(f64::total_cmp);
+    eprintln!("  cold floor: 32 in flight {:.2} s, 2 in flight {s:.2} s", f32[f32.len() / 2]);
+    rows.push(Row {
+        name: "cold floor: list + open + read, 32 in flight".into(),
+        messages: files,
+        bytes,
+        seconds: f32[f32.len() / 2],
+        rss_kib: 0,
+        ratio: Some(1.0),
+    });
+    rows.push(Row {
+        name: "cold floor, 2 in flight (reference)".into(),
+        messages: files,
+        bytes,
+        seconds: s,
+        rss_kib: rss,
+        ratio: Some(s / f32[f32.len() / 2]),
+    });
+
+    Ok(rows)
+}
+
+/// What each row runs with: (name suffix, binary directory, extra arguments): the
+/// defaults, each `--variant`, and the `--baseline` build.
+fn setups(c: &ColdArgs, bin: &Path) -> Result<Vec<(String, PathBuf, Vec<String>)>> {
+    let mut setups: Vec<(String, PathBuf, Vec<String>)> = vec![(String::new(), bin.to_path_buf(), Vec::new())];
+    for v in &c.variants {
+        let (name, args) = v.split_once('=').context("--variant NAME=ARGS")?;
+        setups.push((format!(" [{name}]"), bin.to_path_buf(), args.split_whitespace().map(String::from).collect()));
+    }
+    if let Some(b) = &c.baseline {
+        setups.push((" [baseline]".into(), b.clone(), Vec::new()));
+    }
+    Ok(setups)
+}
+
+/// The estimate's predictions against the measured rows.
+fn print_checks(checks: &[Check]) {
     if !checks.is_empty() {
         println!();
         println!(
@@ -231,7 +258,7 @@ pub fn run(a: &BenchArgs, c: &ColdArgs) -> Result<()> {
         );
         println!("| run | predicted s (± error bar) | bound | measured s | predicted / measured | within ±25 % |");
         println!("|---|---|---|---|---|---|");
-        for c in &checks {
+        for c in checks {
             println!(
                 "| {} | {:.2} (±{:.0} %) | {} | {:.2} | {:.2} | {} |",
                 c.run,
@@ -244,7 +271,6 @@ pub fn run(a: &BenchArgs, c: &ColdArgs) -> Result<()> {
             );
         }
     }
-    Ok(())
 }
 
 /// One prediction of `mstore estimate` next to the run it predicts.

@@ -331,6 +331,76 @@ pub fn scenario(o: &Options, sc: Scenario) -> Result<Row, String> {
     let dir = o.work.join(sc.name());
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let Disk { img, mnt, mut m, demo, conf, backup } = make_disk(o, &dir)?;
+    let (before, utf8) = state(o, &conf)?;
+    let total: u64 = before.values().map(|m| m.len() as u64).sum();
+    // What the damage reaches, chosen while the file system is mounted.
+    let all = files(&demo);
+    let msgs: Vec<&(PathBuf, u64, u64)> = all.iter().filter(|(p, _, _)| is_message(p)).collect();
+    // Unmount before touching the image.
+    let sync = ok(&mut Command::new("sync"));
+    drop(sync);
+    let mut dirs_by_size: Vec<(usize, PathBuf)> = Vec::new();
+    for (k, ms) in &before {
+        if let Some((_, path)) = utf8.get(k) {
+            dirs_by_size.push((ms.len(), path.clone()));
+        }
+    }
+    dirs_by_size.sort_by_key(|a| std::cmp::Reverse(a.0));
+    m.unmount()?;
+    let reach = Reach { img: &img, mnt: &mnt, demo: &demo, all: &all, msgs: &msgs, dirs_by_size: &dirs_by_size, total };
+    let (damage, hit) = plan_damage(o, sc, &reach)?;
+    for (off, bytes) in &damage {
+        write_at(&img, *off, bytes)?;
+    }
+    // The image the runbook says to take before fsck: what rescue carves from.
+    let pre = dir.join("pre-fsck.img");
+    ok(Command::new("cp").arg("--sparse=always").arg(&img).arg(&pre))?;
+    let fsck = run(Command::new("e2fsck").args(["-fy"]).arg(&img))?.status.code().unwrap_or(-1);
+    let mut m = Mounted::attach(&img, &mnt)?;
+    let pre_s = pre.to_string_lossy().into_owned();
+    let bsp = backup.join("spool").to_string_lossy().into_owned();
+    let bd2 = backup.join("d2").to_string_lossy().into_owned();
+    // Inode damage is what carving is for (the older copy would serve first); data damage
+    // only a copy can repair (the image holds the damaged bytes).
+    let mut args: Vec<&str> = vec!["rescue", "--json"];
+    if sc != Scenario::Data {
+        args.extend(["--image", &pre_s]);
+    }
+    if sc != Scenario::Inodes {
+        args.extend(["--from", &bsp, "--from", &bd2]);
+    }
+    let r = mstore(o, &conf, &args)?;
+    let rescue = r.status.code().unwrap_or(-1);
+    let sources = rescue_sources(&r)?;
+    let verify = mstore(o, &conf, &["verify"])?.status.code().unwrap_or(-1);
+    let (after, _) = state(o, &conf)?;
+    let mut row = Row { scenario: sc.name().into(), total, hit, fsck, rescue, verify, sources, ..Row::default() };
+    count_outcomes(o, &conf, sc, &before, &after, &utf8, &mut row)?;
+    // A second rescue right after changes nothing.
+    let s1 = snap(&demo);
+    let _ = mstore(o, &conf, &args[..args.len()].iter().filter(|a| **a != "--json").copied().collect::<Vec<_>>())?;
+    row.second_run_changed = snap(&demo) != s1;
+    m.unmount()?;
+    drop(m);
+    if !o.keep {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(row)
+}
+
+/// A scenario's disk: an ext4 image with a demo store on it, mounted; the store's
+/// configuration beside the image; an older copy of its partitions.
+struct Disk {
+    img: PathBuf,
+    mnt: PathBuf,
+    m: Mounted,
+    demo: PathBuf,
+    conf: PathBuf,
+    backup: PathBuf,
+}
+
+fn make_disk(o: &Options, dir: &Path) -> Result<Disk, String> {
     let img = dir.join("disk.img");
     let size_mb = (64 + o.messages as u64 * 40 / 1024).max(64);
     let f = std::fs::File::create(&img).map_err(|e| e.to_string())?;
@@ -340,7 +410,7 @@ pub fn scenario(o: &Options, sc: Scenario) -> Result<Row, String> {
         .args(["-F", "-q", "-b", "4096", "-i", "4096", "-E", "lazy_itable_init=0,lazy_journal_init=0"])
         .arg(&img))?;
     let mnt = dir.join("mnt");
-    let mut m = Mounted::attach(&img, &mnt)?;
+    let m = Mounted::attach(&img, &mnt)?;
     let demo = mnt.join("demo");
     let o2 = ok(Command::new(&o.mstore)
         .arg("demo")
@@ -365,33 +435,42 @@ pub fn scenario(o: &Options, sc: Scenario) -> Result<Row, String> {
     ok(Command::new("cp").arg("-a").arg(demo.join("store/spool")).arg(backup.join("spool")))?;
     ok(Command::new("cp").arg("-a").arg(demo.join("d2/mailstore")).arg(backup.join("d2")))?;
     let _ = mstore(o, &conf, &["flags", "example.com", "user/joe", "1:10", "+\\Flagged"])?;
-    let (before, utf8) = state(o, &conf)?;
-    let total: u64 = before.values().map(|m| m.len() as u64).sum();
-    // What the damage reaches, chosen while the file system is mounted.
-    let all = files(&demo);
-    let msgs: Vec<&(PathBuf, u64, u64)> = all.iter().filter(|(p, _, _)| is_message(p)).collect();
-    let inner = |p: &Path| format!("/{}", p.strip_prefix(&mnt).unwrap_or(p).display());
+    Ok(Disk { img, mnt, m, demo, conf, backup })
+}
+
+/// What a scenario may damage, chosen while the file system was mounted.
+struct Reach<'a> {
+    img: &'a Path,
+    mnt: &'a Path,
+    demo: &'a Path,
+    /// Every file of the store: path, inode, size.
+    all: &'a [(PathBuf, u64, u64)],
+    /// The message files among them.
+    msgs: &'a [&'a (PathBuf, u64, u64)],
+    /// Mailbox directories, largest first.
+    dirs_by_size: &'a [(usize, PathBuf)],
+    /// Messages in the store.
+    total: u64,
+}
+
+/// Bytes written over the image at a byte offset.
+type Damage = (u64, Vec<u8>);
+
+/// The damage of scenario `sc` (byte offset and bytes in the image), and how many
+/// messages it reaches.
+fn plan_damage(o: &Options, sc: Scenario, r: &Reach<'_>) -> Result<(Vec<Damage>, u64), String> {
+    let Reach { img, mnt, demo, all, msgs, dirs_by_size, total } = *r;
+    let inner = |p: &Path| format!("/{}", p.strip_prefix(mnt).unwrap_or(p).display());
     let mut rng = Rng(o.seed | 1);
-    let mut damage: Vec<(u64, Vec<u8>)> = Vec::new(); // (byte offset, bytes)
+    let mut damage: Vec<Damage> = Vec::new();
     let mut hit = 0u64;
-    // Unmount before touching the image.
-    let sync = ok(&mut Command::new("sync"));
-    drop(sync);
-    let mut dirs_by_size: Vec<(usize, PathBuf)> = Vec::new();
-    for (k, ms) in &before {
-        if let Some((_, path)) = utf8.get(k) {
-            dirs_by_size.push((ms.len(), path.clone()));
-        }
-    }
-    dirs_by_size.sort_by_key(|a| std::cmp::Reverse(a.0));
-    m.unmount()?;
-    let (bs, isz, ipg, tables) = geometry(&img)?;
+    let (bs, isz, ipg, tables) = geometry(img)?;
     let zero = vec![0u8; bs as usize];
     match sc {
         Scenario::DirBlocks => {
             for (n, d) in dirs_by_size.iter().take(3) {
                 hit += *n as u64;
-                for b in blocks(&img, &inner(d))? {
+                for b in blocks(img, &inner(d))? {
                     damage.push((b * bs, zero.clone()));
                 }
             }
@@ -415,7 +494,7 @@ pub fn scenario(o: &Options, sc: Scenario) -> Result<Row, String> {
                 }
                 let Some(b) = block_of(ino) else { continue };
                 if chosen.insert(b) {
-                    for x in &msgs {
+                    for x in msgs {
                         if block_of(x.1) == Some(b) {
                             covered.insert(x.1);
                         }
@@ -435,7 +514,7 @@ pub fn scenario(o: &Options, sc: Scenario) -> Result<Row, String> {
             }
             for i in picked {
                 let (p, _, size) = msgs[i];
-                if let Some(&b) = blocks(&img, &inner(p))?.first() {
+                if let Some(&b) = blocks(img, &inner(p))?.first() {
                     let n = (*size).min(bs).saturating_sub(64).clamp(1, 256) as usize;
                     let junk: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
                     damage.push((b * bs + 64.min(size.saturating_sub(1)), junk));
@@ -444,13 +523,13 @@ pub fn scenario(o: &Options, sc: Scenario) -> Result<Row, String> {
             }
         }
         Scenario::Tree => {
-            for b in blocks(&img, &inner(&demo.join("store")))? {
+            for b in blocks(img, &inner(&demo.join("store")))? {
                 damage.push((b * bs, zero.clone()));
             }
             // 2% of the store's blocks: file data (messages and store files alike).
             let mut store_blocks: Vec<u64> = Vec::new();
-            for (p, _, _) in &all {
-                store_blocks.extend(blocks(&img, &inner(p))?);
+            for (p, _, _) in all {
+                store_blocks.extend(blocks(img, &inner(p))?);
             }
             let want = (store_blocks.len() as u64).div_ceil(50);
             let mut damaged_files: HashSet<usize> = HashSet::new();
@@ -463,28 +542,11 @@ pub fn scenario(o: &Options, sc: Scenario) -> Result<Row, String> {
             hit = total;
         }
     }
-    for (off, bytes) in &damage {
-        write_at(&img, *off, bytes)?;
-    }
-    // The image the runbook says to take before fsck: what rescue carves from.
-    let pre = dir.join("pre-fsck.img");
-    ok(Command::new("cp").arg("--sparse=always").arg(&img).arg(&pre))?;
-    let fsck = run(Command::new("e2fsck").args(["-fy"]).arg(&img))?.status.code().unwrap_or(-1);
-    let mut m = Mounted::attach(&img, &mnt)?;
-    let pre_s = pre.to_string_lossy().into_owned();
-    let bsp = backup.join("spool").to_string_lossy().into_owned();
-    let bd2 = backup.join("d2").to_string_lossy().into_owned();
-    // Inode damage is what carving is for (the older copy would serve first); data damage
-    // only a copy can repair (the image holds the damaged bytes).
-    let mut args: Vec<&str> = vec!["rescue", "--json"];
-    if sc != Scenario::Data {
-        args.extend(["--image", &pre_s]);
-    }
-    if sc != Scenario::Inodes {
-        args.extend(["--from", &bsp, "--from", &bd2]);
-    }
-    let r = mstore(o, &conf, &args)?;
-    let rescue = r.status.code().unwrap_or(-1);
+    Ok((damage, hit))
+}
+
+/// Where what rescue put back came from, by kind of source.
+fn rescue_sources(r: &std::process::Output) -> Result<BTreeMap<String, u64>, String> {
     let mut sources = BTreeMap::new();
     if let Ok(v) = serde_json::from_slice::<Value>(&r.stdout) {
         for mb in v["salvage"]["mailboxes"].as_array().cloned().unwrap_or_default() {
@@ -507,10 +569,22 @@ pub fn scenario(o: &Options, sc: Scenario) -> Result<Row, String> {
             String::from_utf8_lossy(&r.stderr)
         ));
     }
-    let verify = mstore(o, &conf, &["verify"])?.status.code().unwrap_or(-1);
-    let (after, _) = state(o, &conf)?;
+    Ok(sources)
+}
+
+/// Count each message of `before`: identical after the rescue, in the loss ledger (or its
+/// mailbox recreated), or lost without a word.
+fn count_outcomes(
+    o: &Options,
+    conf: &Path,
+    sc: Scenario,
+    before: &State,
+    after: &State,
+    utf8: &Names,
+    row: &mut Row,
+) -> Result<(), String> {
     let ledger: Value =
-        serde_json::from_slice(&mstore(o, &conf, &["ledger", "list", "--json"])?.stdout).unwrap_or(Value::Null);
+        serde_json::from_slice(&mstore(o, conf, &["ledger", "list", "--json"])?.stdout).unwrap_or(Value::Null);
     let in_ledger: HashSet<(String, String, u64)> = ledger
         .as_array()
         .cloned()
@@ -533,8 +607,7 @@ pub fn scenario(o: &Options, sc: Scenario) -> Result<Row, String> {
         .filter(|e| e["kind"] == "recreated")
         .map(|e| (e["domain"].as_str().unwrap_or("").to_string(), e["mailbox"].as_str().unwrap_or("").to_string()))
         .collect();
-    let mut row = Row { scenario: sc.name().into(), total, hit, fsck, rescue, verify, sources, ..Row::default() };
-    for ((d, n), ms) in &before {
+    for ((d, n), ms) in before {
         let now = after.get(&(d.clone(), n.clone()));
         let u8name = utf8.get(&(d.clone(), n.clone())).map(|x| x.0.clone()).unwrap_or_default();
         for (uid, e) in ms {
@@ -556,27 +629,18 @@ pub fn scenario(o: &Options, sc: Scenario) -> Result<Row, String> {
             }
         }
     }
-    // A second rescue right after changes nothing.
-    let snap = |root: &Path| -> Vec<(PathBuf, u64, u64, i64)> {
-        files(root)
-            .into_iter()
-            // The listing cache is a cache (a remount voids it and the next run rewrites it).
-            .filter(|(p, _, _)| {
-                !p.starts_with(root.join("store/listings")) && !p.starts_with(root.join("store/ms.rescue"))
-            })
-            .map(|(p, ino, len)| {
-                let mt = std::fs::metadata(&p).map(|m| m.mtime()).unwrap_or(0);
-                (p, ino, len, mt)
-            })
-            .collect()
-    };
-    let s1 = snap(&demo);
-    let _ = mstore(o, &conf, &args[..args.len()].iter().filter(|a| **a != "--json").copied().collect::<Vec<_>>())?;
-    row.second_run_changed = snap(&demo) != s1;
-    m.unmount()?;
-    drop(m);
-    if !o.keep {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    Ok(row)
+    Ok(())
+}
+
+/// Every file under `root` with its inode, size and mtime, but the caches a run rewrites.
+fn snap(root: &Path) -> Vec<(PathBuf, u64, u64, i64)> {
+    files(root)
+        .into_iter()
+        // The listing cache is a cache (a remount voids it and the next run rewrites it).
+        .filter(|(p, _, _)| !p.starts_with(root.join("store/listings")) && !p.starts_with(root.join("store/ms.rescue")))
+        .map(|(p, ino, len)| {
+            let mt = std::fs::metadata(&p).map(|m| m.mtime()).unwrap_or(0);
+            (p, ino, len, mt)
+        })
+        .collect()
 }
