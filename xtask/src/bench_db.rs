@@ -58,8 +58,17 @@ pub fn db(a: &DbArgs) -> Result<()> {
         root.display(),
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     );
+    commit_one_writer(a, &root)?;
+    commit_four_writers(a, &root)?;
+    recovery(a, &root)?;
+    backup_list(a, &root)?;
+    fresh(&root)?;
+    std::fs::remove_dir(&root).ok();
+    Ok(())
+}
 
-    // 1. One writer, one fsync per commit.
+/// One writer, one fsync per commit.
+fn commit_one_writer(a: &DbArgs, root: &Path) -> Result<()> {
     let home = root.join("commit1");
     fresh(&home)?;
     let env = Env::create_with(&home, opts(Durability::Sync, 16 << 20))?;
@@ -81,7 +90,11 @@ pub fn db(a: &DbArgs) -> Result<()> {
         s1
     );
 
-    // 2. Four writers, group commit.
+    Ok(())
+}
+
+/// Four writers, group commit.
+fn commit_four_writers(a: &DbArgs, root: &Path) -> Result<()> {
     let home = root.join("commit4");
     fresh(&home)?;
     let env = Arc::new(Env::create_with(&home, opts(Durability::Sync, 16 << 20))?);
@@ -116,7 +129,11 @@ pub fn db(a: &DbArgs) -> Result<()> {
         s4
     );
 
-    // 3. Recovery: a log of log_mib MiB, no checkpoint, replayed from LSN 1.
+    Ok(())
+}
+
+/// Recovery: a log of `log_mib` MiB, no checkpoint, replayed from LSN 1.
+fn recovery(a: &DbArgs, root: &Path) -> Result<()> {
     let home = root.join("recover");
     fresh(&home)?;
     {
@@ -172,7 +189,11 @@ pub fn db(a: &DbArgs) -> Result<()> {
         rep.entries
     );
 
-    // 4. Backup of a large mailbox list.
+    Ok(())
+}
+
+/// Backup of a large mailbox list.
+fn backup_list(a: &DbArgs, root: &Path) -> Result<()> {
     let home = root.join("backup");
     let bdir = root.join("backup-out");
     fresh(&home)?;
@@ -207,7 +228,5 @@ pub fn db(a: &DbArgs) -> Result<()> {
         rep.files,
         secs
     );
-    fresh(&root)?;
-    std::fs::remove_dir(&root).ok();
     Ok(())
 }
