@@ -439,8 +439,13 @@ pub fn decode_record_in(
             raw[..MESSAGE_BODY_LEN].copy_from_slice(body);
             let r = IndexRecord::read_from_bytes(&raw[..]).map_err(|_| bad("message"))?;
             let m = MessageRecord::from_raw(&r);
+            // Reserved bytes are written as zero: a record with others would not be the
+            // record it re-encodes to.
             if m.uid == 0 {
                 return Err(bad("message"));
+            }
+            if r.reserved0 != [0; 3] || r.reserved1 != [0; 4] {
+                return Err(FormatError::invalid(offset as u64, "reserved bytes of a message record are set"));
             }
             LogRecord::Message(m)
         }
@@ -455,6 +460,9 @@ pub fn decode_record_in(
         }
         kind::EXPUNGE => {
             let e = ExpungeBody::read_from_bytes(body).map_err(|_| bad("expunge"))?;
+            if e.reserved.get() != 0 {
+                return Err(FormatError::invalid(offset as u64, "reserved bytes of an expunge record are set"));
+            }
             LogRecord::Expunge { uid: e.uid.get(), modseq: e.modseq.get() }
         }
         kind::LAST_UID => {
@@ -706,6 +714,26 @@ mod tests {
         assert_eq!(kinds.len(), 2, "{kinds:?}");
         assert!(matches!(kinds[1], LogRecord::LastUid { last_uid: 9, .. }));
         assert!(matches!(s.end, LogEnd::Corrupt { .. }), "{:?}", s.end);
+    }
+
+    #[test]
+    fn reserved_body_bytes_are_refused() {
+        // A MESSAGE record with a reserved byte set (and a checksum that matches it): the
+        // record it would re-encode to is another one (fuzzing found it).
+        let uid = [9u8; 16];
+        let rec = LogRecord::Message(MessageRecord { uid: 1, modseq: 2, ..MessageRecord::default() });
+        let mut good = Vec::new();
+        encode_record_in(&mut good, &uid, 1, &rec, Change::Whole);
+        assert!(decode_record(&good, 0, &uid).is_ok());
+        for at in [16 + 53, 16 + 120] {
+            let mut bad = good.clone();
+            bad[at] = 1;
+            let end = bad.len() - 4;
+            let c = crc_append(record_seed(&uid), &bad[..end]);
+            bad[end..].copy_from_slice(&c.to_le_bytes());
+            let e = decode_record(&bad, 0, &uid).expect_err("reserved byte set");
+            assert!(e.to_string().contains("reserved"), "{e}");
+        }
     }
 
     #[test]
