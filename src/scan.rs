@@ -66,7 +66,7 @@ pub const DEFAULT_IO_THREADS: usize = 32;
 /// Most bytes loaded ahead of the CPU workers (read buffers and mapped files waiting to
 /// be processed), whatever the number of I/O threads. A run being loaded is handed over
 /// in chunks of at most [`CHUNK_BYTES`], so a thread holds little beyond its chunk.
-const BUDGET_BYTES: usize = 8 << 20;
+const BUDGET_BYTES: usize = 32 << 20;
 /// Bytes after which an I/O thread hands over what it loaded of a run so far.
 const CHUNK_BYTES: usize = 1 << 20;
 /// Bytes counted per loaded file on top of what it holds (its outcome), so that runs of
