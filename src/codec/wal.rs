@@ -360,7 +360,7 @@ pub fn scan_records(bytes: &[u8], base: u64, salt: u32, prev_crc: u32, next_lsn:
         let rec = match decode_record(region, pos, salt) {
             Ok(r) => r,
             Err(e) => {
-                out.stop = Some(shift(e, base));
+                out.stop = Some(e.shifted(base));
                 break;
             }
         };
@@ -415,19 +415,6 @@ pub fn find_records_after(
         off += RECORD_ALIGN as u64;
     }
     (found, count)
-}
-
-fn shift(e: FormatError, base: u64) -> FormatError {
-    match e {
-        FormatError::Truncated { offset, need, have, what } => {
-            FormatError::Truncated { offset: offset + base, need, have, what }
-        }
-        FormatError::Checksum { offset, what, stored, computed } => {
-            FormatError::Checksum { offset: offset + base, what, stored, computed }
-        }
-        FormatError::Invalid { offset, what } => FormatError::Invalid { offset: offset + base, what },
-        other => other,
-    }
 }
 
 #[cfg(test)]

@@ -172,29 +172,7 @@ pub(crate) fn mailbox_dirs(conf: &Path) -> Result<Vec<PathBuf>> {
 /// Generate (or reuse) the corpus, build the binaries, warm the page cache with one floor
 /// run, and measure the floor: (conf, corpus dir, threads, files, bytes, floor row).
 fn prepare(a: &BenchArgs) -> Result<(PathBuf, PathBuf, usize, u64, u64, Row)> {
-    let root = crate::project_root();
-    let dir = a.dir.clone().unwrap_or_else(|| {
-        root.join("gen").join(format!("bench-{}{}", a.messages, if a.one_mailbox { "-one" } else { "" }))
-    });
-    let conf = dir.join("ms.conf");
-    if !conf.exists() {
-        crate::corpus::run(&crate::corpus::CorpusArgs {
-            messages: a.messages,
-            out: dir.clone(),
-            seed: 1,
-            users: None,
-            one_mailbox: a.one_mailbox,
-        })?;
-    }
-    if a.bin_dir.is_none() {
-        let status = Command::new("cargo")
-            .args(["build", "--release", "--quiet", "--bin", "reconstruct", "--bin", "mstore"])
-            .current_dir(&root)
-            .status()?;
-        if !status.success() {
-            bail!("cargo build failed");
-        }
-    }
+    let (dir, conf, _) = crate::bench_cold::corpus_and_binaries(a)?;
     let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let exe = std::env::current_exe()?;
     let floor_cmd = || {

@@ -174,7 +174,7 @@ pub fn run(a: &BenchArgs, c: &ColdArgs) -> Result<()> {
 
 /// The corpus directory (generated if missing), its `ms.conf`, and the binaries' directory
 /// (built unless `--bin-dir` names one).
-fn corpus_and_binaries(a: &BenchArgs) -> Result<(PathBuf, PathBuf, PathBuf)> {
+pub fn corpus_and_binaries(a: &BenchArgs) -> Result<(PathBuf, PathBuf, PathBuf)> {
     let root = crate::project_root();
     let dir = a.dir.clone().unwrap_or_else(|| {
         root.join("gen").join(format!("bench-{}{}", a.messages, if a.one_mailbox { "-one" } else { "" }))
