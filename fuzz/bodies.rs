@@ -80,7 +80,10 @@ pub fn fuzz_header(data: &[u8]) {
 
 /// `ms.index`.
 pub fn fuzz_index(data: &[u8]) {
-    if let Ok((h, recs)) = index::decode(data) {
+    // Read a record at a time, as whole.
+    let whole = index::decode(data);
+    assert_eq!(index::decode_windows(&data, 1).expect("bytes in memory"), whole, "windowed decode differs");
+    if let Ok((h, recs)) = whole {
         let again =
             if data.get(8..10) == Some(&[1, 0][..]) { index::encode_v1(&h, &recs) } else { index::encode(&h, &recs) };
         assert_eq!(again, data, "accepted index must re-encode to the same bytes (in its version)");
@@ -110,6 +113,11 @@ pub fn fuzz_cache(data: &[u8]) {
 
 /// `ms.log`.
 pub fn fuzz_changelog(data: &[u8]) {
+    // Read a window at a time (the smallest window), as whole.
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let whole = changelog::scan_each(data, |o, q, r| a.push((o, q, r)));
+    let windowed = changelog::scan_windows(&data, 2 * 4096 + 1, |o, q, r| b.push((o, q, r))).expect("in memory");
+    assert_eq!(format!("{whole:?} {a:?}"), format!("{windowed:?} {b:?}"), "windowed scan differs");
     if let Ok(s) = changelog::scan(data) {
         assert!(s.valid_end as usize <= data.len());
         for (off, seq, rec) in &s.records {

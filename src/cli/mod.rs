@@ -74,6 +74,7 @@ pub fn command(prog: &str) -> Option<clap::Command> {
 /// it is one of [`program_names`], else `default` (the binary's own name), and returns its
 /// exit status.
 pub fn main(default: &'static str) -> ExitCode {
+    crate::io::limit_malloc_arenas();
     let argv: Vec<OsString> = std::env::args_os().collect();
     let invoked = argv.first().and_then(|a| Path::new(a).file_name()).and_then(|n| n.to_str());
     let prog = program_names().find(|p| Some(*p) == invoked).unwrap_or(default);

@@ -115,19 +115,30 @@ impl CoverageProbe {
         self.max_seq = self.max_seq.max(seq);
     }
 
-    /// Whether the scanned log (`bytes`, `scan`) still holds what `cov` says.
-    /// `cov.len` must be the length this probe watched (or 0).
-    pub fn check(&self, cov: &LogCoverage, bytes: &[u8], scan: &LogScan) -> Option<CoverageProblem> {
-        check_coverage(cov, bytes, scan, self.max_seq, cov.len == self.want.len && self.boundary)
+    /// Whether the scanned log (`scan`, and `crc`, its 4 bytes before `cov.len`:
+    /// [`crc_ending_at`]) still holds what `cov` says. `cov.len` must be the length this
+    /// probe watched (or 0).
+    pub fn check(&self, cov: &LogCoverage, crc: Option<[u8; 4]>, scan: &LogScan) -> Option<CoverageProblem> {
+        check_coverage(cov, crc, scan, self.max_seq, cov.len == self.want.len && self.boundary)
     }
 }
 
-/// Whether a log (its bytes, its scan, its highest seq, and whether a valid record starts
-/// at `cov.len`) still holds what `cov` says: `None` when it does, when nothing was
-/// recorded, or when the log was compacted after the coverage was written.
+/// The 4 bytes of a log before `len`: the stored CRC of the record that ends there, if
+/// one does (`None` when the log is shorter).
+pub fn crc_ending_at(log: &dyn super::ReadAt, len: u64) -> std::io::Result<Option<[u8; 4]>> {
+    match len.checked_sub(4) {
+        Some(at) if len <= log.len() => super::bytes_at::<4>(log, at),
+        _ => Ok(None),
+    }
+}
+
+/// Whether a log (its 4 bytes before `cov.len` ([`crc_ending_at`]), its scan, its highest
+/// seq, and whether a valid record starts at `cov.len`) still holds what `cov` says:
+/// `None` when it does, when nothing was recorded, or when the log was compacted after
+/// the coverage was written.
 pub fn check_coverage(
     cov: &LogCoverage,
-    bytes: &[u8],
+    crc: Option<[u8; 4]>,
     scan: &LogScan,
     max_seq: u64,
     record_starts_at_len: bool,
@@ -145,10 +156,8 @@ pub fn check_coverage(
     if scan.valid_end < cov.len {
         return Some(CoverageProblem::Short { have: scan.valid_end, need: cov.len });
     }
-    let at = cov.len as usize;
-    let ends_here = at == scan.valid_end as usize || record_starts_at_len;
-    let crc = at.checked_sub(4).and_then(|s| bytes.get(s..at));
-    if !ends_here || crc != Some(&cov.crc.to_le_bytes()[..]) {
+    let ends_here = cov.len == scan.valid_end || record_starts_at_len;
+    if !ends_here || crc != Some(cov.crc.to_le_bytes()) {
         return Some(CoverageProblem::Altered { len: cov.len });
     }
     None
@@ -530,79 +539,222 @@ pub fn scan(bytes: &[u8]) -> Result<LogScan, FormatError> {
 /// at the end of the file it is a torn tail that starts where the change starts. Records
 /// that continue a change whose start was not read (after damage) are skipped.
 pub fn scan_each(bytes: &[u8], mut each: impl FnMut(u64, u64, LogRecord)) -> Result<LogScan, FormatError> {
-    let header = decode_header(bytes)?;
-    let mut s =
-        LogScan { header, records: Vec::new(), valid_end: HEADER_LEN as u64, end: LogEnd::Clean, skipped: Vec::new() };
-    let uid = s.header.unique_id;
-    let mut off = HEADER_LEN;
-    let mut first_error: Option<FormatError> = None;
-    // Offset of the last valid record (a damaged record before it is mid-log corruption).
-    let mut last_valid: Option<u64> = None;
-    // The records of a change whose last record has not been seen yet.
-    let mut open: Vec<(u64, u64, LogRecord)> = Vec::new();
-    while off < bytes.len() {
-        match decode_record_in(bytes, off, &uid) {
-            Ok((seq, rec, len, change)) => {
-                if change.starts() {
-                    // A change left open by a record that did not continue it: damaged.
-                    open.clear();
-                } else if open.is_empty() {
-                    // The rest of a change whose start was damaged: never applied.
-                    off += len;
-                    continue;
-                }
-                open.push((off as u64, seq, rec));
-                off += len;
-                if change.ends() {
-                    for (o, q, r) in open.drain(..) {
-                        last_valid = Some(o);
-                        each(o, q, r);
-                    }
-                    if first_error.is_none() {
-                        s.valid_end = off as u64;
-                    }
-                }
-            }
-            Err(e) => {
-                // A change cut by damage is applied not at all.
-                open.clear();
-                if first_error.is_none() {
-                    first_error = Some(e.clone());
-                }
-                s.skipped.push(e);
-                // Resynchronise: the next offset where a whole valid record starts.
-                // A cheap look at the head first: most offsets of damaged or zeroed space
-                // cannot start a record, and a full decode at each would make a large
-                // damaged log cost far more than reading it.
-                match (off + 1..bytes.len())
-                    .find(|&o| may_start_record(bytes, o) && decode_record(bytes, o, &uid).is_ok())
-                {
-                    Some(next) => off = next,
-                    None => break,
-                }
-            }
-        }
-    }
-    if let Some(&(start, _, _)) = open.first() {
-        if first_error.is_none() {
-            first_error =
-                Some(FormatError::invalid(start, "a change whose last record is missing (a write cut short)"));
-        }
-    }
-    if let Some(error) = first_error {
-        let offset = s.valid_end;
-        s.end = if last_valid.is_some_and(|o| o > offset) {
-            LogEnd::Corrupt { offset, error }
-        } else {
-            LogEnd::TornTail { offset, error }
+    let mut scanner = LogScanner::new(bytes)?;
+    scanner.feed(bytes, 0, true, &mut each);
+    Ok(scanner.finish())
+}
+
+/// Bytes of a log read at a time by [`scan_source`]: a window far larger than a record.
+const WINDOW: usize = 1 << 20;
+
+/// [`scan_each`] over a log read a window at a time (an open file: the log is never held
+/// whole). The outer error is the read's, the inner one the header's.
+pub fn scan_source(
+    src: &dyn super::ReadAt,
+    each: impl FnMut(u64, u64, LogRecord),
+) -> std::io::Result<Result<LogScan, FormatError>> {
+    scan_windows(src, WINDOW, each)
+}
+
+/// [`scan_source`] with windows of `window` bytes (more than twice the longest record):
+/// for tests and fuzzing, which split logs at every place.
+#[doc(hidden)]
+pub fn scan_windows(
+    src: &dyn super::ReadAt,
+    window: usize,
+    mut each: impl FnMut(u64, u64, LogRecord),
+) -> std::io::Result<Result<LogScan, FormatError>> {
+    assert!(window > 2 * MAX_RECORD_LEN as usize, "a window must hold more than two records");
+    let mut buf = vec![0u8; (src.len().min(window as u64)) as usize];
+    let mut base = 0u64;
+    let mut scanner: Option<LogScanner> = None;
+    loop {
+        let want = (src.len().saturating_sub(base).min(window as u64)) as usize;
+        let n = src.read_at(base, &mut buf[..want])?;
+        // A short read is the end (a file that shrank while read ends there).
+        let eof = n < window || base + n as u64 >= src.len();
+        let bytes = &buf[..n];
+        let sc = match &mut scanner {
+            Some(sc) => sc,
+            None => match LogScanner::new(bytes) {
+                Ok(sc) => scanner.insert(sc),
+                Err(e) => return Ok(Err(e)),
+            },
         };
+        let next = sc.feed(bytes, base, eof, &mut each);
+        if eof {
+            break;
+        }
+        base = next;
     }
-    Ok(s)
+    Ok(Ok(scanner.map(LogScanner::finish).expect("the first window made the scanner")))
+}
+
+/// A scan of a log fed its bytes a window at a time (the state of [`scan_each`] between
+/// windows).
+struct LogScanner {
+    s: LogScan,
+    /// Where the scan stands (absolute offset).
+    off: u64,
+    /// Looking for the next offset where a whole valid record starts (after damage).
+    resync: bool,
+    first_error: Option<FormatError>,
+    /// Offset of the last valid record (a damaged record before it is mid-log corruption).
+    last_valid: Option<u64>,
+    /// The records of a change whose last record has not been seen yet.
+    open: Vec<(u64, u64, LogRecord)>,
+}
+
+impl LogScanner {
+    /// Start with the header (the first window: the log's first bytes).
+    fn new(first: &[u8]) -> Result<LogScanner, FormatError> {
+        let header = decode_header(first)?;
+        Ok(LogScanner {
+            s: LogScan {
+                header,
+                records: Vec::new(),
+                valid_end: HEADER_LEN as u64,
+                end: LogEnd::Clean,
+                skipped: Vec::new(),
+            },
+            off: HEADER_LEN as u64,
+            resync: false,
+            first_error: None,
+            last_valid: None,
+            open: Vec::new(),
+        })
+    }
+
+    /// Scan on through `bytes`, the log's bytes from offset `base` (which is at or before
+    /// where the scan stands), `eof` when they reach its end. Returns where the next window
+    /// must start: until the end, a record is decided only with all of its longest possible
+    /// length in the window.
+    fn feed(&mut self, bytes: &[u8], base: u64, eof: bool, each: &mut impl FnMut(u64, u64, LogRecord)) -> u64 {
+        let uid = self.s.header.unique_id;
+        let end = bytes.len();
+        let limit = if eof { end } else { end.saturating_sub(MAX_RECORD_LEN as usize) };
+        let mut off = (self.off - base) as usize;
+        while off < limit {
+            if self.resync {
+                // The next offset where a whole valid record starts. A cheap look at the
+                // head first: most offsets of damaged or zeroed space cannot start a
+                // record, and a full decode at each would make a large damaged log cost
+                // far more than reading it.
+                match (off..limit).find(|&o| may_start_record(bytes, o) && decode_record(bytes, o, &uid).is_ok()) {
+                    Some(next) => {
+                        off = next;
+                        self.resync = false;
+                    }
+                    None => {
+                        off = limit;
+                        break;
+                    }
+                }
+            }
+            match decode_record_in(bytes, off, &uid) {
+                Ok((seq, rec, len, change)) => {
+                    let at = base + off as u64;
+                    off += len;
+                    if change.starts() {
+                        // A change left open by a record that did not continue it: damaged.
+                        self.open.clear();
+                    } else if self.open.is_empty() {
+                        // The rest of a change whose start was damaged: never applied.
+                        continue;
+                    }
+                    self.open.push((at, seq, rec));
+                    if change.ends() {
+                        for (o, q, r) in self.open.drain(..) {
+                            self.last_valid = Some(o);
+                            each(o, q, r);
+                        }
+                        if self.first_error.is_none() {
+                            self.s.valid_end = base + off as u64;
+                        }
+                    }
+                }
+                Err(e) => {
+                    // A change cut by damage is applied not at all.
+                    self.open.clear();
+                    let e = e.shifted(base);
+                    if self.first_error.is_none() {
+                        self.first_error = Some(e.clone());
+                    }
+                    self.s.skipped.push(e);
+                    self.resync = true;
+                    off += 1;
+                }
+            }
+        }
+        self.off = base + off as u64;
+        self.off
+    }
+
+    /// How the log ends, once every window was fed.
+    fn finish(mut self) -> LogScan {
+        if let Some(&(start, _, _)) = self.open.first() {
+            if self.first_error.is_none() {
+                self.first_error =
+                    Some(FormatError::invalid(start, "a change whose last record is missing (a write cut short)"));
+            }
+        }
+        if let Some(error) = self.first_error {
+            let offset = self.s.valid_end;
+            self.s.end = if self.last_valid.is_some_and(|o| o > offset) {
+                LogEnd::Corrupt { offset, error }
+            } else {
+                LogEnd::TornTail { offset, error }
+            };
+        }
+        self.s
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every record scan_each hands out, and the scan, for comparison.
+    fn scanned(r: Result<LogScan, FormatError>, got: Vec<(u64, u64, LogRecord)>) -> String {
+        format!("{r:?} {got:?}")
+    }
+
+    #[test]
+    fn a_log_read_a_window_at_a_time_scans_as_when_read_whole() {
+        // A log of a few hundred records of every kind, some in multi-record changes,
+        // damaged in several ways; windows from just over two records up.
+        let mut log =
+            encode_header(&LogHeaderInfo { unique_id: UID, uid_validity: 77, base_seq: 0, created: 1, ceiling: 2048 });
+        let recs = sample_records();
+        for i in 0..400u64 {
+            let r = &recs[i as usize % recs.len()];
+            if i % 7 == 0 {
+                encode_change(&mut log, &UID, &[(i * 3 + 1, r.clone()), (i * 3 + 2, recs[2].clone())]);
+            } else {
+                encode_record(&mut log, &UID, i * 3 + 1, r);
+            }
+        }
+        let n = log.len();
+        let mut damaged: Vec<Vec<u8>> = vec![log.clone()];
+        for at in [n / 3, n / 2 + 17, 8193, 8192 + 4096] {
+            let mut d = log.clone();
+            d[at] ^= 0x5a;
+            damaged.push(d);
+        }
+        let mut zeroed = log.clone();
+        zeroed[n / 4..n / 4 + 5000].fill(0);
+        damaged.push(zeroed);
+        damaged.push(log[..n - 9].to_vec());
+        for bytes in &damaged {
+            let mut whole = Vec::new();
+            let want = scanned(scan_each(bytes, |o, q, r| whole.push((o, q, r))), whole);
+            for window in [2 * 4096 + 1, 9000, 12_288, 65_536, 1 << 20] {
+                let mut got = Vec::new();
+                let scan = scan_windows(&&bytes[..], window, |o, q, r| got.push((o, q, r))).expect("read");
+                assert_eq!(scanned(scan, got), want, "window {window}");
+            }
+        }
+    }
 
     const UID: [u8; 16] = [9; 16];
 

@@ -233,24 +233,85 @@ pub fn decode_record(bytes: &[u8], offset: usize) -> Result<MessageRecord, Forma
 
 /// A whole index file, strictly: any damage is an error.
 pub fn decode(bytes: &[u8]) -> Result<(IndexHeaderInfo, Vec<MessageRecord>), FormatError> {
-    let h = decode_header(bytes)?;
+    let (h, mut records) = decode_start(bytes, bytes.len() as u64)?;
+    decode_records(&h, &bytes[HEADER_LEN..], HEADER_LEN, &mut records)?;
+    Ok((h, records))
+}
+
+/// Records decoded at a time by [`decode_source`] (1 MiB of the file).
+const WINDOW_RECORDS: usize = 8192;
+
+/// [`decode`] of an index read a window at a time (an open file: its bytes are never held
+/// whole, only the records). The outer error is the read's, the inner one the format's.
+pub fn decode_source(
+    src: &dyn super::ReadAt,
+) -> std::io::Result<Result<(IndexHeaderInfo, Vec<MessageRecord>), FormatError>> {
+    decode_windows(src, WINDOW_RECORDS)
+}
+
+/// [`decode_source`], `window` records at a time: for tests and fuzzing, which split an
+/// index at every record.
+#[doc(hidden)]
+pub fn decode_windows(
+    src: &dyn super::ReadAt,
+    window: usize,
+) -> std::io::Result<Result<(IndexHeaderInfo, Vec<MessageRecord>), FormatError>> {
+    let len = src.len();
+    let mut head = [0u8; HEADER_LEN];
+    let n = src.read_at(0, &mut head)?;
+    let (h, mut records) = match decode_start(&head[..n], len) {
+        Ok(v) => v,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut buf = vec![0u8; (len - HEADER_LEN as u64).min((window.max(1) * RECORD_LEN) as u64) as usize];
+    let mut off = HEADER_LEN as u64;
+    while off < len {
+        let want = (len - off).min(buf.len() as u64) as usize;
+        let got = src.read_at(off, &mut buf[..want])?;
+        if got < want {
+            // The file shrank under the reader: it no longer holds what its header counts.
+            let have = off + got as u64;
+            return Ok(Err(count_mismatch(h.message_count as usize, have)));
+        }
+        if let Err(e) = decode_records(&h, &buf[..want], off as usize, &mut records) {
+            return Ok(Err(e));
+        }
+        off += want as u64;
+    }
+    Ok(Ok((h, records)))
+}
+
+/// The header, checked against the file's length (`len`): the records' vector is sized
+/// by the count only once the file was found to hold that many.
+fn decode_start(first: &[u8], len: u64) -> Result<(IndexHeaderInfo, Vec<MessageRecord>), FormatError> {
+    let h = decode_header(first)?;
     let count = h.message_count as usize;
     let expect = count.checked_mul(RECORD_LEN).and_then(|n| n.checked_add(HEADER_LEN));
-    if expect != Some(bytes.len()) {
-        return Err(FormatError::invalid(
-            48,
-            format!(
-                "message_count {count} needs {} bytes, file has {}",
-                HEADER_LEN + count.saturating_mul(RECORD_LEN),
-                bytes.len()
-            ),
-        ));
+    if expect.map(|e| e as u64) != Some(len) {
+        return Err(count_mismatch(count, len));
     }
-    let mut records = Vec::with_capacity(count);
-    let mut prev = 0u32;
-    for i in 0..count {
-        let off = HEADER_LEN + i * RECORD_LEN;
-        let r = decode_record(bytes, off)?;
+    Ok((h, Vec::with_capacity(count)))
+}
+
+fn count_mismatch(count: usize, len: u64) -> FormatError {
+    FormatError::invalid(
+        48,
+        format!("message_count {count} needs {} bytes, file has {len}", HEADER_LEN + count.saturating_mul(RECORD_LEN)),
+    )
+}
+
+/// Decode whole records (`bytes`, which start at file offset `at`), in UID order, after
+/// those already in `records`.
+fn decode_records(
+    h: &IndexHeaderInfo,
+    bytes: &[u8],
+    at: usize,
+    records: &mut Vec<MessageRecord>,
+) -> Result<(), FormatError> {
+    let mut prev = records.last().map_or(0, |r| r.uid);
+    for (i, raw) in bytes.chunks_exact(RECORD_LEN).enumerate() {
+        let off = at + i * RECORD_LEN;
+        let r = decode_record(raw, 0).map_err(|e| e.shifted(off as u64))?;
         if r.uid <= prev {
             return Err(FormatError::invalid(
                 off as u64,
@@ -263,7 +324,7 @@ pub fn decode(bytes: &[u8]) -> Result<(IndexHeaderInfo, Vec<MessageRecord>), For
         prev = r.uid;
         records.push(r);
     }
-    Ok((h, records))
+    Ok(())
 }
 
 /// What could be read out of a possibly damaged index.
@@ -345,6 +406,28 @@ mod tests {
             modseq: u64::from(uid) * 3,
             content_hash: [uid as u8; 32],
             prefix_hash: 0x1234_5678_9abc_def0 ^ u64::from(uid),
+        }
+    }
+
+    #[test]
+    fn an_index_read_a_window_at_a_time_decodes_as_when_read_whole() {
+        let (h, recs) = sample(1000);
+        let good = encode(&h, &recs);
+        let mut damaged = vec![good.clone(), good[..good.len() - 128].to_vec(), good[..100].to_vec()];
+        for at in [HEADER_LEN + 5, HEADER_LEN + 128 * 500 + 7, good.len() - 1, 3] {
+            let mut d = good.clone();
+            d[at] ^= 0x40;
+            damaged.push(d);
+        }
+        let mut swapped = good.clone();
+        swapped.copy_within(HEADER_LEN + 128 * 700..HEADER_LEN + 128 * 701, HEADER_LEN + 128 * 3);
+        damaged.push(swapped);
+        for bytes in &damaged {
+            let whole = decode(bytes);
+            for window in [1, 7, 64, 999, 1000, 8192] {
+                let got = decode_windows(&&bytes[..], window).expect("read");
+                assert_eq!(got, whole, "window {window}");
+            }
         }
     }
 

@@ -17,6 +17,48 @@ pub mod wal;
 
 use std::path::Path;
 
+/// Bytes read by offset: a file's bytes in memory, or the open file itself, read a window
+/// at a time (the index and the log of a mailbox of a million messages are 128 and 144 MB:
+/// decoded as they are read, neither is ever held whole).
+pub trait ReadAt {
+    /// Bytes there are to read.
+    fn len(&self) -> u64;
+    /// Whether there are none.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Fill `buf` from `offset`; fewer bytes only where the bytes end (a file that shrank
+    /// while being read ends early).
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize>;
+}
+
+impl ReadAt for &[u8] {
+    fn len(&self) -> u64 {
+        <[u8]>::len(self) as u64
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        let from = usize::try_from(offset).unwrap_or(usize::MAX).min(<[u8]>::len(self));
+        let n = buf.len().min(<[u8]>::len(self) - from);
+        buf[..n].copy_from_slice(&self[from..from + n]);
+        Ok(n)
+    }
+}
+
+impl ReadAt for Vec<u8> {
+    fn len(&self) -> u64 {
+        self.as_slice().len() as u64
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.as_slice().read_at(offset, buf)
+    }
+}
+
+/// `N` bytes at `offset`, if the source holds them.
+pub fn bytes_at<const N: usize>(src: &dyn ReadAt, offset: u64) -> std::io::Result<Option<[u8; N]>> {
+    let mut b = [0u8; N];
+    Ok((src.read_at(offset, &mut b)? == N).then_some(b))
+}
+
 /// What is wrong with a file's bytes, and where.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FormatError {

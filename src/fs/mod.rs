@@ -139,6 +139,11 @@ pub trait Fs: Send + Sync + Debug {
     }
     /// At most `max` bytes from `offset` (fewer at the end of the file).
     fn read_at(&self, path: &Path, offset: u64, max: u64) -> io::Result<Vec<u8>>;
+    /// The file opened once, to be read by offset a window at a time (a regular file, not
+    /// through a symbolic link): what a reader that must not hold a large file whole uses.
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn crate::codec::ReadAt + Send>> {
+        Ok(Box::new(self.read(path)?))
+    }
     /// Create a new empty file: `O_CREAT|O_EXCL|O_NOFOLLOW`, mode [`FILE_MODE`]. Fails
     /// with `AlreadyExists` if anything (a symbolic link included) is at `path`.
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;

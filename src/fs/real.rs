@@ -177,6 +177,10 @@ impl Fs for RealFs {
         Ok(buf)
     }
 
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn crate::codec::ReadAt + Send>> {
+        Ok(Box::new(crate::io::FileSource::new(open_regular(path, OFlags::RDONLY)?)?))
+    }
+
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
         let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let fd = rustix::fs::open(path, flags, Mode::from_raw_mode(FILE_MODE))?;

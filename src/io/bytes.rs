@@ -1,5 +1,5 @@
-//! The one place that decides between mapping and reading a file (the only `unsafe` of
-//! the crate).
+//! The one place that decides between mapping and reading a file (the `unsafe` of the
+//! crate, with `io::limit_malloc_arenas`).
 //!
 //! Policy (taken from b3sum): files of [`MAP_THRESHOLD`] bytes or more are memory-mapped,
 //! smaller ones are read with one `read` into a buffer, and a failed map falls back to

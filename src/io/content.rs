@@ -101,3 +101,44 @@ mod tests {
         assert_eq!(content_len(&g).expect("len"), 8192 + 65536 + 8192);
     }
 }
+
+/// An open file read by offset ([`crate::codec::ReadAt`]) up to its content length
+/// ([`content_len`], taken when opened): a store file decoded a window at a time.
+#[derive(Debug)]
+pub struct FileSource {
+    file: File,
+    len: u64,
+}
+
+impl FileSource {
+    /// `file`, its content length taken now.
+    pub fn new(file: File) -> std::io::Result<FileSource> {
+        let len = content_len(&file)?;
+        Ok(FileSource { file, len })
+    }
+
+    /// The open file.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+}
+
+impl crate::codec::ReadAt for FileSource {
+    fn len(&self) -> u64 {
+        self.len
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let want = buf.len().min(self.len.saturating_sub(offset) as usize);
+        let mut n = 0;
+        while n < want {
+            match self.file.read_at(&mut buf[n..want], offset + n as u64) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
+    }
+}

@@ -13,5 +13,25 @@ pub use bytes::{
     Bytes, Contents, Fetched, MAP_THRESHOLD, Map, ReadBuf, fetch_file, file_size, open_at, read_file, read_file_at,
     read_file_into, with_read_buf,
 };
-pub use content::{HOLE_BUDGET, content_len};
+pub use content::{FileSource, HOLE_BUDGET, content_len};
 pub use write::Durability;
+
+/// Keep the C allocator to one arena per core (glibc's default is eight per core).
+///
+/// A scan runs 32 reader threads beside its workers; each thread that allocates gets an
+/// arena of its own, and an arena keeps what was freed in it. Reading a 1,000,000-message
+/// mailbox, the arenas held 65 MB more than the heap in use (`mstore verify`: 280 MB peak
+/// RSS, 216 MB with one arena per core, no slower). Called once, first thing, by every
+/// binary; elsewhere than glibc it does nothing.
+#[cfg_attr(all(target_os = "linux", target_env = "gnu"), expect(unsafe_code, reason = "mallopt is a C call"))]
+pub fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
+        // SAFETY: mallopt only sets a parameter of the allocator; it is called before
+        // any thread is started.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, i32::try_from(cores).unwrap_or(i32::MAX));
+        }
+    }
+}

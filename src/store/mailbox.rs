@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::codec::changelog::{self, CoverageProbe, LogCoverage, LogEnd, LogHeaderInfo, LogRecord};
 use crate::codec::header::MailboxHeader;
 use crate::codec::index::{self, IndexHeaderInfo, MessageRecord};
-use crate::codec::{FormatError, cache};
+use crate::codec::{FormatError, ReadAt, cache};
 use crate::error::{Error, IoContext, Result};
 use crate::flags::{DateSource, SystemFlags, UserFlags, valid_user_flag};
 use crate::format::header::MAX_USER_FLAGS;
@@ -230,17 +230,21 @@ impl Mailbox {
 
     fn load(place: MailboxPlace, lock: Option<FsLock>) -> Result<Mailbox> {
         let header_bytes = Mailbox::read(&place, HEADER_FILE)?;
-        let index_bytes = Mailbox::read(&place, INDEX_FILE)?;
-        // Logs are read, never mapped: an append may truncate a torn tail under a reader.
-        let log_path = place.dir.join(LOG_FILE);
-        let log_bytes = place.fs.read(&log_path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                place.needs_repair(format!("mailbox {}: {} is missing", place.label(), log_path.display()))
-            } else {
-                Error::io("read", &log_path, e)
-            }
-        })?;
-        Mailbox::from_bytes(place, &header_bytes, &index_bytes, &log_bytes, lock)
+        // Index and log are opened once and decoded as they are read: a mailbox of a
+        // million messages never holds their bytes whole. (Logs are never mapped: an
+        // append may truncate a torn tail under a reader.)
+        let open = |file: &str| {
+            let path = place.dir.join(file);
+            place.fs.open_read(&path).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    place.needs_repair(format!("mailbox {}: {} is missing", place.label(), path.display()))
+                } else {
+                    Error::io("read", path, e)
+                }
+            })
+        };
+        let (index, log) = (open(INDEX_FILE)?, open(LOG_FILE)?);
+        Mailbox::from_sources(place, &header_bytes, &*index, &*log, lock)
     }
 
     /// Build the state from the bytes of `ms.header`, `ms.index` and `ms.log` (what
@@ -252,8 +256,23 @@ impl Mailbox {
         log_bytes: &[u8],
         lock: Option<FsLock>,
     ) -> Result<Mailbox> {
+        Mailbox::from_sources(place, header_bytes, &index_bytes, &log_bytes, lock)
+    }
+
+    /// [`Mailbox::from_bytes`], with index and log read by offset (open files, decoded a
+    /// window at a time).
+    pub fn from_sources(
+        place: MailboxPlace,
+        header_bytes: &[u8],
+        index_src: &dyn ReadAt,
+        log_src: &dyn ReadAt,
+        lock: Option<FsLock>,
+    ) -> Result<Mailbox> {
+        let read_err = |file: &str, e: std::io::Error| Error::io("read", place.dir.join(file), e);
         let header = MailboxHeader::decode(header_bytes).map_err(|e| place.damaged(HEADER_FILE, e))?;
-        let (index, records) = index::decode(index_bytes).map_err(|e| place.damaged(INDEX_FILE, e))?;
+        let (index, records) = index::decode_source(index_src)
+            .map_err(|e| read_err(INDEX_FILE, e))?
+            .map_err(|e| place.damaged(INDEX_FILE, e))?;
         if index.unique_id != header.unique_id || index.uid_validity != header.uid_validity {
             return Err(place.needs_repair(format!(
                 "mailbox {}: {} belongs to another mailbox or UID validity (it differs from {})",
@@ -270,13 +289,14 @@ impl Mailbox {
         let mut tail: Vec<(u64, LogRecord)> = Vec::new();
         let (index_cov, header_cov) = (index.log_coverage(), header.log);
         let mut probes = (CoverageProbe::new(index_cov), CoverageProbe::new(header_cov));
-        let scan = changelog::scan_each(log_bytes, |off, seq, rec| {
+        let scan = changelog::scan_source(log_src, |off, seq, rec| {
             probes.0.see(off, seq);
             probes.1.see(off, seq);
             if seq > after {
                 tail.push((seq, rec));
             }
         })
+        .map_err(|e| read_err(LOG_FILE, e))?
         .map_err(|e| place.damaged(LOG_FILE, e))?;
         if scan.header.unique_id != header.unique_id {
             return Err(place.needs_repair(format!(
@@ -304,7 +324,8 @@ impl Mailbox {
             )));
         }
         for (who, cov, probe) in [(INDEX_FILE, &index_cov, &probes.0), (HEADER_FILE, &header_cov, &probes.1)] {
-            if let Some(p) = probe.check(cov, log_bytes, &scan) {
+            let crc = changelog::crc_ending_at(log_src, cov.len).map_err(|e| read_err(LOG_FILE, e))?;
+            if let Some(p) = probe.check(cov, crc, &scan) {
                 return Err(place.needs_repair(format!(
                     "mailbox {}: {} lost committed records: {p} ({who} saw {} bytes up to record {}); the second copy of flags and dates is incomplete",
                     place.label(),
@@ -314,7 +335,7 @@ impl Mailbox {
                 )));
             }
         }
-        let log_last_crc = last_record_crc(log_bytes, scan.valid_end);
+        let log_last_crc = last_record_crc(log_src, scan.valid_end).map_err(|e| read_err(LOG_FILE, e))?;
         let ceiling = index.modseq_ceiling.max(header.modseq_ceiling).max(scan.header.ceiling);
         let mut mb = Mailbox {
             last_uid: index.last_uid.max(header.last_uid),
@@ -887,12 +908,11 @@ pub fn modseq_headroom(records: usize) -> u64 {
 
 /// The stored CRC of the record that ends at `end` of `bytes` (its last 4 bytes), 0 if
 /// nothing follows the log header.
-fn last_record_crc(bytes: &[u8], end: u64) -> u32 {
-    let end = end as usize;
-    match end.checked_sub(4).and_then(|s| bytes.get(s..end)) {
-        Some(b) if end > crate::format::changelog::HEADER_LEN => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-        _ => 0,
+fn last_record_crc(log: &dyn ReadAt, end: u64) -> std::io::Result<u32> {
+    if end <= crate::format::changelog::HEADER_LEN as u64 {
+        return Ok(0);
     }
+    Ok(changelog::crc_ending_at(log, end)?.map_or(0, u32::from_le_bytes))
 }
 
 /// The coverage of [`compacted_log`]`(header, last_uid, seq, records)`, computed without

@@ -7,8 +7,8 @@ use std::path::Path;
 use crate::codec::changelog::{self, LogEnd, LogHeaderInfo, LogRecord};
 use crate::codec::header::{self, HeaderFixedInfo, MailboxHeader};
 use crate::codec::index::{self, IndexHeaderInfo, MessageRecord};
-use crate::codec::{FormatError, cache};
-use crate::io::{Contents, ReadBuf};
+use crate::codec::{FormatError, ReadAt, cache};
+use crate::io::{Contents, FileSource, ReadBuf};
 use crate::layout::{self, CACHE_FILE, EntryKind, HEADER_FILE, INDEX_FILE, LOG_FILE};
 use crate::store::{Mailbox, MailboxPlace};
 
@@ -257,44 +257,51 @@ fn open_in(dir: &Path, fd: Option<&File>, name: &str) -> std::io::Result<File> {
 }
 
 /// Read a whole store file into `buf` (mapped instead if `map` allows and it is large).
-fn read_in<'b>(
-    dir: &Path,
-    fd: Option<&File>,
-    name: &str,
-    map: crate::io::Map,
-    buf: &'b mut ReadBuf,
-) -> std::io::Result<Contents<'b>> {
-    let f = open_in(dir, fd, name)?;
+fn read_file<'b>(f: &File, map: crate::io::Map, buf: &'b mut ReadBuf) -> std::io::Result<Contents<'b>> {
     // Its real content, not its apparent size: a sparse file stops at a hole.
-    let len = crate::io::content_len(&f)?;
-    crate::io::read_file_into(&f, len, map, buf)
+    let len = crate::io::content_len(f)?;
+    crate::io::read_file_into(f, len, map, buf)
 }
 
-/// [`read_in`], with a missing file as `None` and other errors described.
+/// What cannot be read, described with its path.
+fn cannot_read(dir: &Path, name: &str, e: &std::io::Error) -> String {
+    let path = dir.join(name);
+    format!("cannot read {}: {}", path.display(), crate::error::describe_io(e, &path))
+}
+
+/// Read the header file into `buf`, with a missing file as `None` and other errors
+/// described.
 fn read_opt<'b>(
     dir: &Path,
     fd: Option<&File>,
     name: &str,
     buf: &'b mut ReadBuf,
 ) -> std::result::Result<Option<Contents<'b>>, String> {
-    match read_in(dir, fd, name, crate::io::Map::Never, buf) {
+    match open_in(dir, fd, name).and_then(|f| read_file(&f, crate::io::Map::Never, buf)) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => {
-            let path = dir.join(name);
-            Err(format!("cannot read {}: {}", path.display(), crate::error::describe_io(&e, &path)))
-        }
+        Err(e) => Err(cannot_read(dir, name, &e)),
     }
 }
 
-/// Replay every verified record of a log.
-pub fn replay(scan: changelog::LogScan) -> LogView {
-    let mut v = LogView { header: scan.header, ..LogView::default() };
-    // One entry per message record at most: sized once, so the table never holds its old
-    // and its new buckets at the same time while it grows.
-    let messages = scan.records.iter().filter(|(_, _, r)| matches!(r, LogRecord::Message(_))).count();
-    v.state.reserve(messages);
-    for (_, seq, rec) in scan.records {
+/// Open a store file to be read a window at a time.
+fn open_source(dir: &Path, fd: Option<&File>, name: &str) -> std::io::Result<FileSource> {
+    FileSource::new(open_in(dir, fd, name)?)
+}
+
+impl LogView {
+    /// An empty view, its table sized for a log of `log_len` bytes of message records at
+    /// most (sized once, so it never holds its old and new buckets at the same time while
+    /// it grows; the length is the file's real content, not a count read from it).
+    fn sized_for(log_len: u64) -> LogView {
+        let mut v = LogView::default();
+        v.state.reserve((log_len / MESSAGE_RECORD_LEN).min(u32::MAX as u64) as usize);
+        v
+    }
+
+    /// Apply one verified record, in log order.
+    fn apply(&mut self, seq: u64, rec: LogRecord) {
+        let v = self;
         v.seq = v.seq.max(seq);
         match rec {
             LogRecord::Name { domain, name } => v.name = Some((domain, name)),
@@ -341,7 +348,27 @@ pub fn replay(scan: changelog::LogScan) -> LogView {
             }
         }
     }
-    v
+}
+
+/// Bytes of one MESSAGE record of a log (head, body, CRC): the most a log of `n` bytes
+/// can describe is `n` over this.
+const MESSAGE_RECORD_LEN: u64 = (16 + crate::format::changelog::MESSAGE_BODY_LEN + 4) as u64;
+
+/// Replay every verified record of a log, read a window at a time: the outer error is the
+/// read's, the inner one the log header's.
+fn replay_source(
+    log: &dyn ReadAt,
+    mut also: impl FnMut(u64, u64),
+) -> std::io::Result<std::result::Result<(changelog::LogScan, LogView), FormatError>> {
+    let mut v = LogView::sized_for(log.len());
+    let scan = changelog::scan_source(log, |off, seq, rec| {
+        also(off, seq);
+        v.apply(seq, rec);
+    })?;
+    Ok(scan.map(|scan| {
+        v.header = scan.header.clone();
+        (scan, v)
+    }))
 }
 
 /// Read and salvage a mailbox's header, index, log and cache header.
@@ -352,14 +379,16 @@ pub fn replay(scan: changelog::LogScan) -> LogView {
 /// message file has no live record (it may be the leftover of an interrupted expunge).
 ///
 /// `dir_fd`, the mailbox directory opened (the lock's), lets files be opened relative to
-/// it. The files are read into buffers each thread keeps from mailbox to mailbox.
+/// it. Index and log are decoded as they are read, a window at a time; the header (and a
+/// damaged index, to be salvaged) is read into buffers each thread keeps from mailbox to
+/// mailbox.
 pub fn gather(place: &MailboxPlace, listing: &Listing, dir_fd: Option<&File>) -> OldState {
     thread_local! {
-        static BUFS: std::cell::RefCell<[ReadBuf; 3]> = std::cell::RefCell::default();
+        static BUFS: std::cell::RefCell<[ReadBuf; 2]> = std::cell::RefCell::default();
     }
     BUFS.with_borrow_mut(|bufs| {
-        let [hb, ib, lb] = bufs;
-        let st = gather_in(place, listing, dir_fd, hb, ib, lb);
+        let [hb, ib] = bufs;
+        let st = gather_in(place, listing, dir_fd, hb, ib);
         // A buffer grown by a huge mailbox is not kept for the rest of the run.
         for b in bufs.iter_mut().filter(|b| b.capacity() > 4 << 20) {
             *b = ReadBuf::default();
@@ -374,24 +403,23 @@ fn gather_in(
     fd: Option<&File>,
     hb: &mut ReadBuf,
     ib: &mut ReadBuf,
-    lb: &mut ReadBuf,
 ) -> OldState {
     let dir = &place.dir;
     let mut st = OldState::default();
     let header_bytes = read_opt(dir, fd, HEADER_FILE, hb);
-    let index_bytes = read_in(dir, fd, INDEX_FILE, crate::io::Map::Allow, ib);
+    let index = open_source(dir, fd, INDEX_FILE);
     // Logs are read, never mapped (an append may truncate a torn tail under a reader).
-    let log_bytes = read_opt(dir, fd, LOG_FILE, lb);
+    let log = open_source(dir, fd, LOG_FILE);
     st.cache = cache_view(dir, fd);
 
-    if let (Ok(Some(h)), Ok(i), Ok(Some(l))) = (&header_bytes, &index_bytes, &log_bytes) {
+    if let (Ok(Some(h)), Ok(i), Ok(l)) = (&header_bytes, &index, &log) {
         if let Some(consistent) = gather_consistent(place, listing, h, i, l, st.cache.clone()) {
             return consistent;
         }
     }
     gather_header(&mut st, dir, header_bytes);
-    gather_index(&mut st, dir, index_bytes);
-    gather_log(&mut st, dir, log_bytes);
+    gather_index(&mut st, dir, index, ib);
+    gather_log(&mut st, dir, log);
     let id = st.header_fixed.as_ref().map(|h| h.unique_id).or(st.index_header.as_ref().map(|h| h.unique_id));
     if let Some(id) = id {
         st.cache_check(id);
@@ -409,53 +437,54 @@ fn gather_consistent(
     place: &MailboxPlace,
     listing: &Listing,
     h: &[u8],
-    i: &[u8],
-    l: &[u8],
+    i: &FileSource,
+    l: &FileSource,
     cache: CacheView,
 ) -> Option<OldState> {
     let mut st = OldState { cache, ..OldState::default() };
-    if let Ok(mut mb) = Mailbox::from_bytes(place.clone(), h, i, l, None) {
-        let all_live = listing.messages.iter().all(|u| mb.record(*u).is_some());
-        st.log_torn = mb.log_torn();
-        st.log_torn_kind = st.log_torn.and_then(|o| torn_kind(l, o));
-        let header = mb.header().clone();
-        st.header_fixed = Some(header.fixed_info());
-        st.index_header = Some(mb.index_header().clone());
-        st.index_records = RecordSet::from_unsorted(mb.take_records());
-        let log_header = changelog::decode_header(l).unwrap_or_default();
-        st.log = Some(if all_live {
-            LogView {
-                header: log_header,
-                flag_names: header.flags.clone(),
-                last_uid: mb.last_uid(),
-                saw_last_uid: true,
-                seq: mb.highest_modseq(),
-                name: Some((header.domain.clone(), header.name.clone())),
-                ..LogView::default()
-            }
-        } else {
-            match changelog::scan(l) {
-                Ok(scan) => {
-                    let mut v = replay(scan);
-                    // The live state already holds every record; keep the log for
-                    // what it alone knows (expunges, names).
-                    v.state.clear();
-                    v
-                }
-                Err(_) => LogView { header: log_header, ..LogView::default() },
-            }
-        });
-        st.cache_check(header.unique_id);
-        st.current = Some(Current {
-            header: header.clone(),
-            index: mb.index_header().clone(),
+    let mut mb = Mailbox::from_sources(place.clone(), h, i, l, None).ok()?;
+    let all_live = listing.messages.iter().all(|u| mb.record(*u).is_some());
+    st.log_torn = mb.log_torn();
+    st.log_torn_kind = st.log_torn.and_then(|o| torn_kind(l, o));
+    let header = mb.header().clone();
+    st.header_fixed = Some(header.fixed_info());
+    st.index_header = Some(mb.index_header().clone());
+    st.index_records = RecordSet::from_unsorted(mb.take_records());
+    let mut head = [0u8; crate::format::changelog::HEADER_LEN];
+    let log_header = match l.read_at(0, &mut head) {
+        Ok(_) => changelog::decode_header(&head).unwrap_or_default(),
+        Err(_) => LogHeaderInfo::default(),
+    };
+    st.log = Some(if all_live {
+        LogView {
+            header: log_header,
+            flag_names: header.flags.clone(),
             last_uid: mb.last_uid(),
+            saw_last_uid: true,
             seq: mb.highest_modseq(),
-        });
-        st.header = Some(header);
-        return Some(st);
-    }
-    None
+            name: Some((header.domain.clone(), header.name.clone())),
+            ..LogView::default()
+        }
+    } else {
+        match replay_source(l, |_, _| {}) {
+            Ok(Ok((_, mut v))) => {
+                // The live state already holds every record; keep the log for what it
+                // alone knows (expunges, names).
+                v.state = UidMap::default();
+                v
+            }
+            _ => LogView { header: log_header, ..LogView::default() },
+        }
+    });
+    st.cache_check(header.unique_id);
+    st.current = Some(Current {
+        header: header.clone(),
+        index: mb.index_header().clone(),
+        last_uid: mb.last_uid(),
+        seq: mb.highest_modseq(),
+    });
+    st.header = Some(header);
+    Some(st)
 }
 
 /// The header as the old files have it, or why not.
@@ -477,108 +506,152 @@ fn gather_header(st: &mut OldState, dir: &Path, header_bytes: std::result::Resul
 }
 
 /// The index records, salvaged record by record if the index is damaged, or why not.
-fn gather_index(st: &mut OldState, dir: &Path, index_bytes: std::io::Result<Contents<'_>>) {
-    let index_path = dir.join(INDEX_FILE);
-    match index_bytes {
+/// A sound index is decoded as it is read; a damaged one is read whole (into `buf`) to be
+/// salvaged.
+fn gather_index(st: &mut OldState, dir: &Path, index: std::io::Result<FileSource>, buf: &mut ReadBuf) {
+    let decoded = index.and_then(|src| Ok((index::decode_source(&src)?, src)));
+    match decoded {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             st.index_problem = Some(format!("{INDEX_FILE} is missing"))
         }
-        Err(e) => {
-            st.index_problem =
-                Some(format!("cannot read {}: {}", index_path.display(), crate::error::describe_io(&e, &index_path)))
+        Err(e) => st.index_problem = Some(cannot_read(dir, INDEX_FILE, &e)),
+        Ok((Ok((h, recs)), _)) => {
+            st.index_header = Some(h);
+            st.index_records = RecordSet::from_unsorted(recs);
+            // Strictly valid on its own, yet not consistent with header and log.
+            st.index_problem = Some(INDEX_MISMATCH.to_string());
         }
-        Ok(b) => {
-            match index::decode(&b) {
-                Ok((h, recs)) => {
-                    st.index_header = Some(h);
-                    st.index_records = RecordSet::from_unsorted(recs);
-                }
-                Err(e) => {
-                    st.index_problem = Some(describe(dir, INDEX_FILE, &e));
+        Ok((Err(e), src)) => {
+            st.index_problem = Some(describe(dir, INDEX_FILE, &e));
+            match read_file(src.file(), crate::io::Map::Allow, buf) {
+                Ok(b) => {
                     let s = index::salvage(&b);
                     st.index_header = s.header;
                     st.index_records = RecordSet::from_unsorted(s.records.into_iter().map(|(_, r)| r).collect());
                 }
-            }
-            if st.index_problem.is_none() {
-                // Strictly valid on its own, yet not consistent with header and log.
-                st.index_problem = Some(INDEX_MISMATCH.to_string());
+                Err(e) => st.index_problem = Some(cannot_read(dir, INDEX_FILE, &e)),
             }
         }
     }
 }
 
-/// What the change log holds, replayed past a torn tail, and whether it lost what index
-/// or header saw.
-fn gather_log(st: &mut OldState, dir: &Path, log_bytes: std::result::Result<Option<Contents<'_>>, String>) {
-    match log_bytes {
-        Err(e) => st.log_problem = Some(e),
-        Ok(None) => st.log_problem = Some(format!("{LOG_FILE} is missing")),
-        Ok(Some(b)) => match changelog::scan(&b) {
-            Ok(scan) => {
-                match &scan.end {
-                    LogEnd::Clean => {}
-                    LogEnd::TornTail { offset, .. } => {
-                        st.log_torn = Some(*offset);
-                        st.log_torn_kind = torn_kind(&b, *offset);
-                    }
-                    LogEnd::Corrupt { offset, error } => {
-                        st.log_problem =
-                            Some(format!("{}: {error} (byte offset {offset})", dir.join(LOG_FILE).display()))
-                    }
-                }
-                if st.log_problem.is_none() {
-                    st.log_problem = coverage_problem(st, &b, &scan).map(|(who, cov, p)| {
-                        format!(
-                            "{}: {p} ({who} saw {} bytes up to record {}): changes committed there may be lost",
-                            dir.join(LOG_FILE).display(),
-                            cov.len,
-                            cov.seq
-                        )
-                    });
-                    st.log_short = st.log_problem.is_some();
-                    if st.log_short && st.index_problem.as_deref() == Some(INDEX_MISMATCH) {
-                        // The index is sound: it is the log that lost what it saw.
-                        st.index_problem = None;
-                    }
-                }
-                let mut view = replay(scan);
-                // A flag change whose message's MESSAGE record was lost still applies over
-                // an older index record of the same message.
-                for (uid, (modseq, sf, uf)) in std::mem::take(&mut view.flags_only) {
-                    if let Some(r) = st.index_records.get(&uid).filter(|r| r.modseq < modseq) {
-                        let r = MessageRecord { system_flags: sf, user_flags: uf, modseq, ..*r };
-                        view.state.insert(uid, r);
-                    }
-                }
-                st.log = Some(view);
-            }
-            Err(e) => st.log_problem = Some(describe(dir, LOG_FILE, &e)),
-        },
+/// What the change log holds, replayed past a torn tail (a window at a time), and whether
+/// it lost what index or header saw.
+fn gather_log(st: &mut OldState, dir: &Path, log: std::io::Result<FileSource>) {
+    let log = match log {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            st.log_problem = Some(format!("{LOG_FILE} is missing"));
+            return;
+        }
+        Err(e) => {
+            st.log_problem = Some(cannot_read(dir, LOG_FILE, &e));
+            return;
+        }
+    };
+    let mut watch = CoverageWatch::of(st);
+    let (scan, mut view) = match replay_source(&log, |off, seq| watch.see(off, seq)) {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            st.log_problem = Some(describe(dir, LOG_FILE, &e));
+            return;
+        }
+        Err(e) => {
+            st.log_problem = Some(cannot_read(dir, LOG_FILE, &e));
+            return;
+        }
+    };
+    match &scan.end {
+        LogEnd::Clean => {}
+        LogEnd::TornTail { offset, .. } => {
+            st.log_torn = Some(*offset);
+            st.log_torn_kind = torn_kind(&log, *offset);
+        }
+        LogEnd::Corrupt { offset, error } => {
+            st.log_problem = Some(format!("{}: {error} (byte offset {offset})", dir.join(LOG_FILE).display()))
+        }
     }
+    if st.log_problem.is_none() {
+        match watch.problem(&log, &scan) {
+            Err(e) => st.log_problem = Some(cannot_read(dir, LOG_FILE, &e)),
+            Ok(p) => {
+                st.log_problem = p.map(|(who, cov, p)| {
+                    format!(
+                        "{}: {p} ({who} saw {} bytes up to record {}): changes committed there may be lost",
+                        dir.join(LOG_FILE).display(),
+                        cov.len,
+                        cov.seq
+                    )
+                });
+                st.log_short = st.log_problem.is_some();
+            }
+        }
+        if st.log_short && st.index_problem.as_deref() == Some(INDEX_MISMATCH) {
+            // The index is sound: it is the log that lost what it saw.
+            st.index_problem = None;
+        }
+    }
+    // A flag change whose message's MESSAGE record was lost still applies over an older
+    // index record of the same message.
+    for (uid, (modseq, sf, uf)) in std::mem::take(&mut view.flags_only) {
+        if let Some(r) = st.index_records.get(&uid).filter(|r| r.modseq < modseq) {
+            let r = MessageRecord { system_flags: sf, user_flags: uf, modseq, ..*r };
+            view.state.insert(uid, r);
+        }
+    }
+    st.log = Some(view);
 }
 
-/// The kind byte of the (unverified) record head at a torn tail's `offset`.
-fn torn_kind(log: &[u8], offset: u64) -> Option<u8> {
-    log.get(offset as usize + 4).copied()
+/// The kind byte of the record at `offset`, if the log holds it.
+fn torn_kind(log: &dyn ReadAt, offset: u64) -> Option<u8> {
+    crate::codec::bytes_at::<1>(log, offset + 4).ok().flatten().map(|[k]| k)
 }
 
-/// Whether the log still holds what the index's checkpoint and the header saw of it
-/// (those that verify and belong to the same log: same unique id); the first that it does
-/// not, as (file, its coverage, the problem).
-pub fn coverage_problem(
-    st: &OldState,
-    log: &[u8],
-    scan: &changelog::LogScan,
-) -> Option<(&'static str, changelog::LogCoverage, changelog::CoverageProblem)> {
-    let max_seq = scan.records.iter().map(|r| r.1).max().unwrap_or(0);
-    let id = scan.header.unique_id;
-    let index = st.index_header.as_ref().filter(|h| h.unique_id == id).map(|h| (INDEX_FILE, h.log_coverage()));
-    let header = st.header_fixed.as_ref().filter(|h| h.unique_id == id).map(|h| (HEADER_FILE, h.log));
-    [index, header].into_iter().flatten().find_map(|(who, cov)| {
-        let starts = scan.records.iter().any(|r| r.0 == cov.len);
-        changelog::check_coverage(&cov, log, scan, max_seq, starts).map(|p| (who, cov, p))
-    })
+/// What the index's checkpoint and the header saw of the log (those that verify), each
+/// with a probe fed by the scan of the log: whether the log still holds it.
+pub struct CoverageWatch {
+    seen: Vec<(&'static str, [u8; 16], changelog::LogCoverage, changelog::CoverageProbe)>,
+}
+
+impl CoverageWatch {
+    /// The coverages `st`'s index header and header record.
+    pub fn of(st: &OldState) -> CoverageWatch {
+        let index = st.index_header.as_ref().map(|h| (INDEX_FILE, h.unique_id, h.log_coverage()));
+        let header = st.header_fixed.as_ref().map(|h| (HEADER_FILE, h.unique_id, h.log));
+        let seen = [index, header]
+            .into_iter()
+            .flatten()
+            .map(|(who, id, cov)| (who, id, cov, changelog::CoverageProbe::new(cov)))
+            .collect();
+        CoverageWatch { seen }
+    }
+
+    /// Call for every valid record of the scan (offset, seq).
+    pub fn see(&mut self, offset: u64, seq: u64) {
+        for (_, _, _, p) in &mut self.seen {
+            p.see(offset, seq);
+        }
+    }
+
+    /// Whether the log (`log`, scanned as `scan`) still holds what index and header saw
+    /// of it (those of the same log: same unique id); the first that it does not, as
+    /// (file, its coverage, the problem).
+    pub fn problem(
+        &self,
+        log: &dyn ReadAt,
+        scan: &changelog::LogScan,
+    ) -> std::io::Result<Option<(&'static str, changelog::LogCoverage, changelog::CoverageProblem)>> {
+        for (who, id, cov, probe) in &self.seen {
+            if *id != scan.header.unique_id {
+                continue;
+            }
+            let crc = changelog::crc_ending_at(log, cov.len)?;
+            if let Some(p) = probe.check(cov, crc, scan) {
+                return Ok(Some((who, *cov, p)));
+            }
+        }
+        Ok(None)
+    }
 }
 
 /// The cache header and length (records are checked when used).

@@ -112,7 +112,9 @@ struct Job {
     expected: RecordSet,
     dirfd: Option<File>,
     findings: Mutex<Vec<Finding>>,
-    outcomes: Mutex<Vec<(u32, FileCheck)>>,
+    /// Findings of the message files, by UID once the mailbox is done (each file is
+    /// checked as it is read: nothing per file is kept but what is wrong with it).
+    file_findings: Mutex<Vec<Finding>>,
 }
 
 enum FileCheck {
@@ -481,7 +483,7 @@ impl crate::scan::Planner for StoreScan<'_> {
             expected,
             dirfd,
             findings: Mutex::new(findings),
-            outcomes: Mutex::new(Vec::new()),
+            file_findings: Mutex::new(Vec::new()),
         })
     }
 
@@ -506,24 +508,28 @@ impl crate::scan::Planner for StoreScan<'_> {
     }
 
     fn process(&self, job: &Job, _start: usize, loaded: Vec<(u32, Loaded)>) {
-        let mut local: Vec<(u32, FileCheck)> =
-            loaded.into_iter().map(|(uid, l)| (uid, check_file(l, &self.bytes))).collect();
-        job.outcomes.lock().append(&mut local);
+        let last_uid = job.expected.last_uid().unwrap_or(0);
+        let mut local = Vec::new();
+        for (uid, l) in loaded {
+            self.check_file(job, uid, &check_file(l, &self.bytes), last_uid, &mut local);
+        }
+        if !local.is_empty() {
+            job.file_findings.lock().append(&mut local);
+        }
     }
 
     fn finish(&self, job: &Job) {
         let mut findings = std::mem::take(&mut *job.findings.lock());
-        let mut outcomes = std::mem::take(&mut *job.outcomes.lock());
-        outcomes.sort_by_key(|o| o.0);
-        self.messages.fetch_add(outcomes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let mut per_file = std::mem::take(&mut *job.file_findings.lock());
+        // In UID order, as a file's findings were made (a stable sort).
+        per_file.sort_by_key(|f| f.uid);
+        findings.append(&mut per_file);
+        let files = job.listing.messages.len() as u64;
+        self.messages.fetch_add(files, std::sync::atomic::Ordering::Relaxed);
         let mk = |sev, kind, uid: u32, msg: String| self.message_finding(job, sev, kind, uid, msg);
-        let mut seen = std::collections::HashSet::with_capacity(outcomes.len());
-        let last_uid = job.expected.last_uid().unwrap_or(0);
-        for (uid, o) in &outcomes {
-            seen.insert(*uid);
-            self.check_file(job, *uid, o, last_uid, &mut findings);
-        }
-        let missing: Vec<u32> = job.expected.uids().filter(|u| !seen.contains(u)).collect();
+        // Indexed UIDs with no file listed (both sorted).
+        let listed = &job.listing.messages;
+        let missing: Vec<u32> = job.expected.uids().filter(|u| listed.binary_search(u).is_err()).collect();
         for uid in missing {
             findings.push(mk(
                 Severity::Error,
@@ -533,7 +539,7 @@ impl crate::scan::Planner for StoreScan<'_> {
             ));
         }
         self.findings.lock()[job.order] = Some(findings);
-        self.progress.mailbox_done(outcomes.len() as u64);
+        self.progress.mailbox_done(files);
     }
 }
 
@@ -849,7 +855,12 @@ fn log_findings(mk: &Mk<'_>, old: &OldState, out: &mut Vec<Finding>) {
             Ok(s) => {
                 // One finding per damage: mid-log corruption says it all; a log that lost
                 // what index or header saw is damage, not a crash, even if it ends torn.
-                let coverage = gather::coverage_problem(old, &b, &s);
+                let mut watch = gather::CoverageWatch::of(old);
+                for &(off, seq, _) in &s.records {
+                    watch.see(off, seq);
+                }
+                // The bytes are in memory: reading them cannot fail.
+                let coverage = watch.problem(&&b[..], &s).ok().flatten();
                 match (&s.end, coverage) {
                     (LogEnd::Corrupt { offset, error }, _) => {
                         out.push(mk.at("log-corrupt", LOG_FILE, Some(*offset), error.to_string()))
