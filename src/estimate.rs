@@ -6,7 +6,8 @@
 //! listing a repair does too), and a sample of a few thousand message files is measured
 //! in three passes:
 //!
-//! 1. `statx` of every sampled file, [`IO_DEPTH`] in flight (what a no-op does per message);
+//! 1. `statx` of as many files, in runs of [`STAT_CLUSTER`] neighbours, [`IO_DEPTH`] in
+//!    flight (what a no-op does per message);
 //! 2. open, `posix_fadvise(DONTNEED)` (drop what the page cache holds of it, so the read is
 //!    cold where the kernel lets it be), read whole, [`IO_DEPTH`] in flight: the device's
 //!    part of a full rebuild or a verify;
@@ -43,11 +44,16 @@ use crate::error::Result;
 use crate::layout;
 use crate::report::{Exit, Render};
 use crate::store::Store;
+use crate::survey::listcache::{Extent, ListCache, Mode, stat_dir};
 
 /// Requests kept in flight while sampling: what a repair keeps ([`crate::scan::DEFAULT_IO_THREADS`]).
 pub const IO_DEPTH: usize = crate::scan::DEFAULT_IO_THREADS;
 /// Consecutive messages of one mailbox sampled together.
 pub const CLUSTER: usize = 16;
+/// Consecutive messages of one mailbox stat'ed together (pass 1). With clusters of 16,
+/// the no-op was predicted 1.6-1.85 times its cold time (each cluster paid for inode-table
+/// blocks that a whole mailbox's run reads ahead in one request).
+pub const STAT_CLUSTER: usize = 512;
 /// Relative error added for a machine whose speed drifts from one run to the next (10-20 %
 /// over a minute on a shared virtual machine).
 pub const DRIFT: f64 = 0.15;
@@ -111,6 +117,9 @@ pub struct Estimate {
     pub io_depth: usize,
     /// Seconds listing every mailbox directory in scope took.
     pub listing_seconds: f64,
+    /// Mailbox directories whose listing the domain's listing cache holds, current
+    /// (`formats/listings.md`): a no-op takes them from there instead of listing them.
+    pub listings_cached: u64,
     /// Seconds of the sample's `statx` pass, read pass, and CPU pass.
     pub sample_stat_seconds: f64,
     /// See above.
@@ -136,27 +145,20 @@ pub fn run(store: &Store, opts: &Options) -> Result<Estimate> {
         est.predictions = predict(&est, &[], [0.0; 4]);
         return Ok(est);
     }
-    let clusters = pick_clusters(&boxes, opts.sample.max(1), opts.seed);
-    let files: Vec<(usize, u32, usize)> = clusters
-        .iter()
-        .enumerate()
-        .flat_map(|(c, &(b, start, n))| boxes[b].1[start..start + n].iter().map(move |&uid| (b, uid, c)))
-        .collect();
+    let clusters = pick_clusters(&boxes, opts.sample.max(1), CLUSTER, opts.seed);
+    let files = cluster_files(&boxes, &clusters);
     let dirs: Vec<Option<OwnedFd>> = boxes.iter().map(|(d, _)| open_dir(d).ok()).collect();
 
-    // Pass 1: statx, IO_DEPTH in flight.
+    // Pass 1: statx, IO_DEPTH in flight, in long runs of neighbouring files (a no-op
+    // stats every file of a mailbox in order: the inode table is read ahead in large
+    // pieces, which short clusters would not see); then the read sample's own files, not
+    // timed (a repair reads the inodes of a mailbox's files together, ahead of their data).
+    let stat_files = cluster_files(&boxes, &pick_clusters(&boxes, opts.sample.max(1), STAT_CLUSTER, opts.seed ^ 1));
     let t = Instant::now();
-    parallel(&files, IO_DEPTH, |&(b, uid, _)| {
-        if let Some(d) = &dirs[b] {
-            let _ = rustix::fs::statx(
-                d,
-                layout::MessageName::new(uid).as_c_str(),
-                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-                rustix::fs::StatxFlags::SIZE | rustix::fs::StatxFlags::MTIME,
-            );
-        }
-    });
-    est.sample_stat_seconds = t.elapsed().as_secs_f64();
+    parallel(&stat_files, IO_DEPTH, |&(b, uid, _)| stat_message(dirs[b].as_ref(), uid));
+    // Per file of the read sample, as every pass is scaled by it.
+    est.sample_stat_seconds = t.elapsed().as_secs_f64() * files.len() as f64 / stat_files.len().max(1) as f64;
+    parallel(&files, IO_DEPTH, |&(b, uid, _)| stat_message(dirs[b].as_ref(), uid));
 
     // Pass 2: open, drop from the page cache, read whole; IO_DEPTH in flight.
     let t = Instant::now();
@@ -181,6 +183,18 @@ pub fn run(store: &Store, opts: &Options) -> Result<Estimate> {
     Ok(est)
 }
 
+/// The files of `clusters`: (mailbox, UID, cluster).
+fn cluster_files(
+    boxes: &[(std::path::PathBuf, Vec<u32>)],
+    clusters: &[(usize, usize, usize)],
+) -> Vec<(usize, u32, usize)> {
+    clusters
+        .iter()
+        .enumerate()
+        .flat_map(|(c, &(b, start, n))| boxes[b].1[start..start + n].iter().map(move |&uid| (b, uid, c)))
+        .collect()
+}
+
 /// The message UIDs of every mailbox directory in scope, listed as a repair lists them
 /// (the listing's time and what could not be listed go into `est`).
 fn list_boxes(store: &Store, opts: &Options, est: &mut Estimate) -> Result<Vec<(std::path::PathBuf, Vec<u32>)>> {
@@ -195,8 +209,15 @@ fn list_boxes(store: &Store, opts: &Options, est: &mut Estimate) -> Result<Vec<(
     // List every mailbox directory (as a repair does): the message count, and its time.
     let t = Instant::now();
     let mut boxes: Vec<(std::path::PathBuf, Vec<u32>)> = Vec::new();
+    let mut caches: std::collections::HashMap<String, ListCache> = std::collections::HashMap::new();
     for e in &entries {
         let place = store.place(e)?;
+        let cache = caches
+            .entry(place.domain.clone())
+            .or_insert_with(|| ListCache::load(store, &place.domain, Mode::Read, Extent::Subtrees));
+        if stat_dir(&place.dir).is_ok_and(|st| cache.lookup(&st).is_some()) {
+            est.listings_cached += 1;
+        }
         match crate::survey::gather::list(&place.dir) {
             Ok(l) => boxes.push((place.dir, l.messages)),
             Err(err) => est.errors.push(crate::error::describe_io(&err, &place.dir)),
@@ -301,6 +322,9 @@ fn predict(
         (2.0 * e + DRIFT).min(1.0)
     };
     let list = est.listing_seconds;
+    // A no-op lists only the directories the listing cache does not hold.
+    let uncached = 1.0 - est.listings_cached as f64 / (est.mailboxes.max(1) as f64);
+    let noop_list = list * uncached.clamp(0.0, 1.0);
     let one = |run, what, dev: f64, cpu: f64, f: fn(&ClusterCost) -> f64| {
         let cpu_bound = cpu > dev;
         Prediction {
@@ -329,7 +353,7 @@ fn predict(
     let noop = Prediction {
         run: "noop",
         what: "reconstruct with nothing to repair (one statx per message)",
-        seconds: list + stat_dev,
+        seconds: noop_list + stat_dev,
         error: (2.0 * size_err.min(0.5) + DRIFT + 0.1).min(1.0),
         bound: "device",
         device_seconds: stat_dev,
@@ -348,11 +372,17 @@ fn predict(
     vec![rebuild, noop, verify, rescue]
 }
 
-/// Up to `sample / CLUSTER` clusters (mailbox, first position, length) at random positions
-/// over every message of `boxes` (a mailbox with more messages gets more), not overlapping.
-fn pick_clusters(boxes: &[(std::path::PathBuf, Vec<u32>)], sample: usize, seed: u64) -> Vec<(usize, usize, usize)> {
+/// Up to `sample / len` clusters of `len` files (mailbox, first position, length) at
+/// random positions over every message of `boxes` (a mailbox with more messages gets
+/// more), not overlapping.
+fn pick_clusters(
+    boxes: &[(std::path::PathBuf, Vec<u32>)],
+    sample: usize,
+    len: usize,
+    seed: u64,
+) -> Vec<(usize, usize, usize)> {
     let total: usize = boxes.iter().map(|b| b.1.len()).sum();
-    let want = sample.div_ceil(CLUSTER).max(1);
+    let want = sample.div_ceil(len).max(1);
     let mut rng = seed ^ 0x9e37_79b9_7f4a_7c15;
     let mut next = || {
         // splitmix64
@@ -362,12 +392,12 @@ fn pick_clusters(boxes: &[(std::path::PathBuf, Vec<u32>)], sample: usize, seed: 
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
     };
-    if want * CLUSTER >= total {
+    if want * len >= total {
         // Every file: each mailbox cut into clusters.
         return boxes
             .iter()
             .enumerate()
-            .flat_map(|(b, (_, m))| (0..m.len()).step_by(CLUSTER).map(move |s| (b, s, CLUSTER.min(m.len() - s))))
+            .flat_map(|(b, (_, m))| (0..m.len()).step_by(len).map(move |s| (b, s, len.min(m.len() - s))))
             .collect();
     }
     let mut starts: Vec<usize> = (0..want).map(|_| (next() % total as u64) as usize).collect();
@@ -386,12 +416,24 @@ fn pick_clusters(boxes: &[(std::path::PathBuf, Vec<u32>)], sample: usize, seed: 
                 start = ps + pn;
             }
         }
-        let n = CLUSTER.min(boxes[b].1.len().saturating_sub(start));
+        let n = len.min(boxes[b].1.len().saturating_sub(start));
         if n > 0 {
             out.push((b, start, n));
         }
     }
     out
+}
+
+/// `statx` of message `uid`, as a no-op does it.
+fn stat_message(dir: Option<&OwnedFd>, uid: u32) {
+    if let Some(d) = dir {
+        let _ = rustix::fs::statx(
+            d,
+            layout::MessageName::new(uid).as_c_str(),
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+            rustix::fs::StatxFlags::SIZE | rustix::fs::StatxFlags::MTIME,
+        );
+    }
 }
 
 fn open_dir(dir: &std::path::Path) -> std::io::Result<OwnedFd> {
@@ -548,17 +590,19 @@ mod tests {
             .map(|&n| (std::path::PathBuf::new(), (1..=n as u32).collect()))
             .collect();
         let total: usize = boxes.iter().map(|b| b.1.len()).sum();
-        for (sample, seed) in [(1, 1), (50, 2), (160, 3), (10_000, 4)] {
-            let cs = pick_clusters(&boxes, sample, seed);
+        for (sample, seed, len) in
+            [(1, 1, CLUSTER), (50, 2, CLUSTER), (160, 3, CLUSTER), (10_000, 4, CLUSTER), (200, 5, STAT_CLUSTER)]
+        {
+            let cs = pick_clusters(&boxes, sample, len, seed);
             let mut seen = std::collections::HashSet::new();
             for &(b, start, n) in &cs {
-                assert!((1..=CLUSTER).contains(&n) && start + n <= boxes[b].1.len(), "{b} {start} {n}");
+                assert!((1..=len).contains(&n) && start + n <= boxes[b].1.len(), "{b} {start} {n}");
                 for i in start..start + n {
                     assert!(seen.insert((b, i)), "file ({b}, {i}) sampled twice");
                 }
             }
             assert!(!cs.is_empty());
-            assert!(seen.len() <= sample.div_ceil(CLUSTER) * CLUSTER);
+            assert!(seen.len() <= sample.div_ceil(len) * len);
             if sample >= total {
                 assert_eq!(seen.len(), total, "every file once");
             }

@@ -136,7 +136,21 @@ struct Pipeline<'a, P: Planner> {
     /// A worker panicked: the others stop instead of waiting for its work forever (the
     /// panic reaches the caller through the scope).
     failed: AtomicBool,
+    /// The page cache holds the files being read: the I/O threads stand aside and the CPU
+    /// workers read for themselves (a hand-over costs more than a read from memory; see
+    /// [`Pipeline::observe`]).
+    warm: AtomicBool,
+    /// Reads and misses of [`crate::io::page_cache_misses`] when the page cache was last
+    /// judged.
+    judged: parking_lot::Mutex<(u64, u64)>,
+    /// Where I/O threads wait while the cache is warm.
+    aside: parking_lot::Mutex<()>,
+    /// Signalled when the cache turns cold (or everyone must stop).
+    cold: parking_lot::Condvar,
 }
+
+/// Files read between two judgements of the page cache.
+const JUDGE_EVERY: u64 = 256;
 
 /// A worker that stops, whether done or panicking, wakes the waiting ones: a worker may
 /// have swallowed the wake-up meant for another on its way out.
@@ -170,6 +184,45 @@ impl<'a, P: Planner> Pipeline<'a, P> {
             busy: AtomicUsize::new(0),
             drained: AtomicBool::new(false),
             failed: AtomicBool::new(false),
+            warm: AtomicBool::new(false),
+            judged: parking_lot::Mutex::new(crate::io::page_cache_misses()),
+            aside: parking_lot::Mutex::new(()),
+            cold: parking_lot::Condvar::new(),
+        }
+    }
+
+    /// Judge the page cache from the last [`JUDGE_EVERY`] files read: warm when fewer than
+    /// 2 % were not cached whole, cold again when more than 10 % were not. Cold, the I/O
+    /// threads keep requests in flight on the device; warm, they stand aside, since
+    /// handing a file read from memory to another thread costs more than reading it (the
+    /// warm full rebuild of 100,000 messages took 1.38 times as long with 32 I/O threads
+    /// as with none). A scan that reads only metadata never judges, and keeps them.
+    fn observe(&self) {
+        let (reads, misses) = crate::io::page_cache_misses();
+        let mut j = self.judged.lock();
+        let (r, m) = (reads.saturating_sub(j.0), misses.saturating_sub(j.1));
+        if r < JUDGE_EVERY {
+            return;
+        }
+        *j = (reads, misses);
+        drop(j);
+        if m * 50 < r {
+            self.warm.store(true, Ordering::SeqCst);
+        } else if m * 10 > r && self.warm.swap(false, Ordering::SeqCst) {
+            let _g = self.aside.lock();
+            self.cold.notify_all();
+        }
+    }
+
+    /// An I/O thread waits while the cache is warm (and work remains).
+    fn stand_aside(&self) {
+        let mut g = self.aside.lock();
+        while self.warm.load(Ordering::SeqCst)
+            && !self.failed.load(Ordering::SeqCst)
+            && !(self.drained.load(Ordering::SeqCst) && self.busy.load(Ordering::SeqCst) == 0)
+        {
+            // Bounded: the end of the work is also signalled, but a timed wait cannot miss it.
+            self.cold.wait_for(&mut g, std::time::Duration::from_millis(50));
         }
     }
 
@@ -179,6 +232,8 @@ impl<'a, P: Planner> Pipeline<'a, P> {
             let _ = self.file_tx.send(None);
         }
         self.room.notify_all();
+        let _g = self.aside.lock();
+        self.cold.notify_all();
     }
 
     /// One unit of work done. The last one, once every target is taken, wakes the workers
@@ -260,6 +315,7 @@ impl<'a, P: Planner> Pipeline<'a, P> {
     /// A CPU worker loads a run itself, and processes it.
     fn load_and_process(&self, (planned, start, end): Run<P::Job>) {
         let items: Vec<P::Loaded> = (start..end).map(|i| self.planner.load(&planned.job, i)).collect();
+        self.observe();
         self.process(&planned, start, items);
     }
 
@@ -327,6 +383,7 @@ impl<'a, P: Planner> Pipeline<'a, P> {
             *self.budget.lock() += held;
             // Cannot fail: this thread's scope holds the receiver's owners.
             let _ = self.chunk_tx.send((planned.clone(), from, items, held));
+            self.observe();
         }
     }
 
@@ -337,6 +394,7 @@ impl<'a, P: Planner> Pipeline<'a, P> {
             if self.failed.load(Ordering::SeqCst) {
                 break;
             }
+            self.stand_aside();
             match self.file_rx.try_recv() {
                 Ok(Some(run)) => {
                     self.load_ahead(run);
@@ -465,6 +523,64 @@ mod tests {
             assert_eq!(j.loaded.load(Ordering::Relaxed), j.n, "every file loaded once before the finish");
             self.done.lock().push((j.order, j.seen.load(Ordering::Relaxed)));
         }
+    }
+
+    /// Reads one real file per message, from the page cache.
+    struct Reads {
+        file: std::path::PathBuf,
+        by_io: AtomicUsize,
+        done: AtomicUsize,
+    }
+    impl Planner for Reads {
+        type Target = usize;
+        type Job = usize;
+        type Loaded = usize;
+        fn plan(&self, _: usize, n: usize) -> Option<usize> {
+            Some(n)
+        }
+        fn files(&self, j: &usize) -> usize {
+            *j
+        }
+        fn run_len(&self, _: &usize) -> usize {
+            16
+        }
+        fn load(&self, _: &usize, _: usize) -> usize {
+            if std::thread::current().name() == Some("io") {
+                self.by_io.fetch_add(1, Ordering::Relaxed);
+            }
+            let f = std::fs::File::open(&self.file).expect("open");
+            crate::io::fetch_file(&f, 3000, crate::io::Map::Never).expect("read").len()
+        }
+        fn process(&self, _: &usize, _: usize, loaded: Vec<usize>) {
+            assert!(loaded.iter().all(|&n| n == 3000));
+            self.done.fetch_add(loaded.len(), Ordering::Relaxed);
+        }
+        fn finish(&self, _: &usize) {}
+    }
+
+    #[test]
+    fn with_the_files_in_the_page_cache_the_io_threads_stand_aside() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("m");
+        std::fs::write(&file, [7u8; 3000]).expect("write");
+        let _ = std::fs::read(&file);
+        let r = Reads { file, by_io: AtomicUsize::new(0), done: AtomicUsize::new(0) };
+        let targets = vec![2000; 10];
+        let p = Pipeline::new(&r, targets, Threads { cpu: 2, io: 8 });
+        let pp = &p;
+        std::thread::scope(|s| {
+            for _ in 0..pp.cpu {
+                s.spawn(move || pp.cpu_work());
+            }
+            for _ in 0..pp.io {
+                std::thread::Builder::new().name("io".into()).spawn_scoped(s, move || pp.io_work()).expect("spawn");
+            }
+        });
+        assert_eq!(r.done.load(Ordering::Relaxed), 20_000, "every file processed once");
+        // Whatever else the test process reads meanwhile, these files are all cached.
+        assert!(p.warm.load(Ordering::SeqCst), "judged warm");
+        let by_io = r.by_io.load(Ordering::Relaxed);
+        assert!(by_io < 10_000, "the I/O threads kept loading a warm cache: {by_io} of 20,000 files");
     }
 
     #[test]

@@ -305,8 +305,10 @@ pub fn fetch_file(file: &File, len: u64, mapping: Map) -> std::io::Result<Fetche
         buf.pages.resize(pages, Page([0; 4096]));
     }
     let bytes = &mut zerocopy::IntoBytes::as_mut_bytes(&mut buf.pages[..])[..n];
-    let mut reader = file;
-    reader.read_exact(bytes).map_err(|e| {
+    // What the page cache holds is taken without waiting; the rest is read.
+    let cached = read_cached(file, bytes);
+    use std::os::unix::fs::FileExt;
+    file.read_exact_at(&mut bytes[cached..], cached as u64).map_err(|e| {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
             std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file shrank while being read")
         } else {
@@ -314,6 +316,47 @@ pub fn fetch_file(file: &File, len: u64, mapping: Map) -> std::io::Result<Fetche
         }
     })?;
     Ok(Fetched(FetchedInner::Read(buf, n)))
+}
+
+/// Files read by [`fetch_file`], and those of them the page cache did not hold whole:
+/// what tells a scan whether its reader threads help (a cold device) or only hand over
+/// what a worker could have read at once (a warm cache). See [`page_cache_misses`].
+static READS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static MISSES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Files [`fetch_file`] read so far in this process, and how many of them were not in the
+/// page cache whole (counted when the kernel can tell: `preadv2` with `RWF_NOWAIT`).
+pub fn page_cache_misses() -> (u64, u64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    (READS.load(Relaxed), MISSES.load(Relaxed))
+}
+
+/// Read into `bytes` from the start of `file` what the page cache holds, without waiting
+/// for the device (`preadv2(RWF_NOWAIT)`): the count read (0 if the first page is not
+/// cached, or where the kernel cannot tell). Counted in [`page_cache_misses`].
+fn read_cached(file: &File, bytes: &mut [u8]) -> usize {
+    use std::sync::atomic::Ordering::Relaxed;
+    if bytes.is_empty() {
+        return 0;
+    }
+    let want = bytes.len();
+    let got = rustix::io::preadv2(file, &mut [std::io::IoSliceMut::new(bytes)], 0, rustix::io::ReadWriteFlags::NOWAIT);
+    match got {
+        Ok(k) => {
+            READS.fetch_add(1, Relaxed);
+            if k < want {
+                MISSES.fetch_add(1, Relaxed);
+            }
+            k
+        }
+        Err(rustix::io::Errno::AGAIN) => {
+            READS.fetch_add(1, Relaxed);
+            MISSES.fetch_add(1, Relaxed);
+            0
+        }
+        // Not supported here (an old kernel, a file system without it): not counted.
+        Err(_) => 0,
+    }
 }
 
 #[expect(unsafe_code, reason = "memory-mapping a file is inherently unsafe")]
