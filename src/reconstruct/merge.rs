@@ -693,7 +693,9 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
     let max_file_uid = files.iter().map(FileOutcome::uid).max().unwrap_or(0);
     let (last_uid, renames) = place_fresh(&ctx, &mut acc, max_file_uid);
     let Acc { mut changes, counts, unrepaired, mut records, losses, recovered, pending_names, set_aside, .. } = acc;
-    records.sort_by_key(|r| r.uid);
+    // One record per UID: an unstable sort gives the same order, with no buffer of half
+    // the records (64 MB at 1,000,000 messages).
+    records.sort_unstable_by_key(|r| r.uid);
 
     // 5. Flag names.
     let Identity { unique_id, created, use_log, old_validity, mut names, .. } = id;

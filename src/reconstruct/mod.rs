@@ -839,7 +839,8 @@ fn place_run(job: &Job, start: usize, end: usize, run: RunOutcomes) {
 
 fn finalize(shared: &StoreRun<'_>, job: &Job) {
     let mut outcomes = std::mem::take(&mut *job.outcomes.lock());
-    outcomes.sort_by_key(FileOutcome::uid);
+    // One outcome per listed file (UIDs unique): sorted in place, no buffer.
+    outcomes.sort_unstable_by_key(FileOutcome::uid);
     let listed = job.target.entry.as_ref().map(|e| (e.unique_id, e.uid_validity, e.created));
     let input = MergeInput {
         domain: &shared.domain(job.slot).domain,

@@ -68,13 +68,85 @@ impl RecordSet {
     }
 }
 
+/// The messages a log knows as live, by UID: their records in one vector and a table from
+/// UID to position (16 bytes per message besides the record; a table of whole records
+/// would be sized in powers of two of 136-byte entries, 288 MB for a log of a million
+/// messages).
+#[derive(Clone, Debug, Default)]
+pub struct LogState {
+    recs: Vec<MessageRecord>,
+    at: UidMap<usize>,
+}
+
+impl LogState {
+    /// Room for `n` messages.
+    fn reserve(&mut self, n: usize) {
+        self.recs.reserve(n);
+        self.at.reserve(n);
+    }
+
+    /// The record of `uid`.
+    pub fn get(&self, uid: &u32) -> Option<&MessageRecord> {
+        self.at.get(uid).map(|&i| &self.recs[i])
+    }
+
+    /// The record of `uid`, to change.
+    pub fn get_mut(&mut self, uid: &u32) -> Option<&mut MessageRecord> {
+        self.at.get(uid).map(|&i| &mut self.recs[i])
+    }
+
+    /// Whether `uid` is live.
+    pub fn contains_key(&self, uid: &u32) -> bool {
+        self.at.contains_key(uid)
+    }
+
+    /// Set the record of `uid` (`r.uid`).
+    pub fn insert(&mut self, uid: u32, r: MessageRecord) {
+        match self.at.get(&uid) {
+            Some(&i) => self.recs[i] = r,
+            None => {
+                self.at.insert(uid, self.recs.len());
+                self.recs.push(r);
+            }
+        }
+    }
+
+    /// Forget `uid` (its record stays in the vector, unreachable, marked with UID 0: a
+    /// record a log can never hold).
+    pub fn remove(&mut self, uid: &u32) {
+        if let Some(i) = self.at.remove(uid) {
+            self.recs[i].uid = 0;
+        }
+    }
+
+    /// Live messages.
+    pub fn len(&self) -> usize {
+        self.at.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.at.is_empty()
+    }
+
+    /// The live records, in the order the log first gave each.
+    pub fn values(&self) -> impl Iterator<Item = &MessageRecord> {
+        self.recs.iter().filter(|r| r.uid != 0)
+    }
+
+    /// The live UIDs.
+    pub fn keys(&self) -> impl Iterator<Item = &u32> {
+        self.at.keys()
+    }
+}
+
 /// What the change log says, replayed from every record that verifies.
 #[derive(Clone, Debug, Default)]
 pub struct LogView {
     /// Its header.
     pub header: LogHeaderInfo,
     /// State of each message the log knows as live.
-    pub state: UidMap<MessageRecord>,
+    pub state: LogState,
     /// Messages the log saw expunged, with the modseq of the expunge.
     pub expunged: UidMap<u64>,
     /// User flag names by slot.
@@ -470,7 +542,7 @@ fn gather_consistent(
             Ok(Ok((_, mut v))) => {
                 // The live state already holds every record; keep the log for what it
                 // alone knows (expunges, names).
-                v.state = UidMap::default();
+                v.state = LogState::default();
                 v
             }
             _ => LogView { header: log_header, ..LogView::default() },

@@ -692,8 +692,8 @@ fn expected_records(old: &mut OldState) -> RecordSet {
     }
     let mut m: UidMap<MessageRecord> = old.index_records.values().map(|r| (r.uid, *r)).collect();
     if let Some(l) = &old.log {
-        for (u, r) in &l.state {
-            let e = m.entry(*u).or_insert(*r);
+        for r in l.state.values() {
+            let e = m.entry(r.uid).or_insert(*r);
             if e.modseq < r.modseq {
                 *e = *r;
             }
