@@ -57,8 +57,8 @@ pub struct ReconstructArgs {
     #[arg(short = 'j', long = "threads", value_name = "N")]
     pub threads: Option<usize>,
     /// Requests kept in flight on the disk: threads that read message files ahead of the
-    /// workers (default 32, which keeps a solid-state, virtual or spinning disk busy; 0: the
-    /// workers read).
+    /// workers (default 32, which keeps a solid-state, virtual or spinning disk busy; they
+    /// stand aside while the page cache holds the files; 0: the workers read).
     #[arg(long = "io-threads", value_name = "N")]
     pub io_threads: Option<usize>,
     /// Never show a progress bar.
@@ -392,8 +392,8 @@ pub struct VerifyArgs {
     #[arg(short = 'j', long = "threads", value_name = "N")]
     pub threads: Option<usize>,
     /// Requests kept in flight on the disk: threads that read message files ahead of the
-    /// workers (default 32, which keeps a solid-state, virtual or spinning disk busy; 0: the
-    /// workers read).
+    /// workers (default 32, which keeps a solid-state, virtual or spinning disk busy; they
+    /// stand aside while the page cache holds the files; 0: the workers read).
     #[arg(long = "io-threads", value_name = "N")]
     pub io_threads: Option<usize>,
     /// Never show a progress bar.

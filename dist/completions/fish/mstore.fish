@@ -80,7 +80,7 @@ complete -c mstore -n "__fish_mstore_using_subcommand flags" -l json -d 'Print t
 complete -c mstore -n "__fish_mstore_using_subcommand flags" -s h -l help -d 'Print help'
 complete -c mstore -n "__fish_mstore_using_subcommand verify" -s f -d 'Alternate location of the configuration file (default: $MS_CONF, else /etc/md/store/ms.conf)' -r -F
 complete -c mstore -n "__fish_mstore_using_subcommand verify" -s j -l threads -d 'Worker threads (default: the configuration\'s `threads`, else one per core)' -r
-complete -c mstore -n "__fish_mstore_using_subcommand verify" -l io-threads -d 'Requests kept in flight on the disk: threads that read message files ahead of the workers (default 32, which keeps a solid-state, virtual or spinning disk busy; 0: the workers read)' -r
+complete -c mstore -n "__fish_mstore_using_subcommand verify" -l io-threads -d 'Requests kept in flight on the disk: threads that read message files ahead of the workers (default 32, which keeps a solid-state, virtual or spinning disk busy; they stand aside while the page cache holds the files; 0: the workers read)' -r
 complete -c mstore -n "__fish_mstore_using_subcommand verify" -s v -l version -d 'Display program version information on standard error, then exit (whatever else is on the command line)'
 complete -c mstore -n "__fish_mstore_using_subcommand verify" -s r -d 'With mailbox arguments: also every mailbox below each'
 complete -c mstore -n "__fish_mstore_using_subcommand verify" -l quick -d 'Metadata only: do not read message bodies (no content hashes checked)'
@@ -102,7 +102,7 @@ complete -c mstore -n "__fish_mstore_using_subcommand doctor" -s h -l help -d 'P
 complete -c mstore -n "__fish_mstore_using_subcommand reconstruct" -s f -d 'Alternate location of the configuration file (default: $MS_CONF, else /etc/md/store/ms.conf)' -r -F
 complete -c mstore -n "__fish_mstore_using_subcommand reconstruct" -s u -d 'Reconstruct a specific user\'s mailbox or mailboxes (arguments are in that user\'s personal hierarchy; INBOX is the user\'s own mailbox)' -r
 complete -c mstore -n "__fish_mstore_using_subcommand reconstruct" -s j -l threads -d 'Worker threads (default: the configuration\'s `threads`, else one per core)' -r
-complete -c mstore -n "__fish_mstore_using_subcommand reconstruct" -l io-threads -d 'Requests kept in flight on the disk: threads that read message files ahead of the workers (default 32, which keeps a solid-state, virtual or spinning disk busy; 0: the workers read)' -r
+complete -c mstore -n "__fish_mstore_using_subcommand reconstruct" -l io-threads -d 'Requests kept in flight on the disk: threads that read message files ahead of the workers (default 32, which keeps a solid-state, virtual or spinning disk busy; they stand aside while the page cache holds the files; 0: the workers read)' -r
 complete -c mstore -n "__fish_mstore_using_subcommand reconstruct" -s v -l version -d 'Display program version information on standard error, then exit (whatever else is on the command line)'
 complete -c mstore -n "__fish_mstore_using_subcommand reconstruct" -s r -d 'Recursively reconstruct all sub-mailboxes of the mailboxes or prefixes given; with no mailbox arguments, every mailbox of the domain'
 complete -c mstore -n "__fish_mstore_using_subcommand reconstruct" -s n -l dry-run -d 'Report what would change and write nothing'

@@ -1,7 +1,7 @@
 complete -c reconstruct -s f -d 'Alternate location of the configuration file (default: $MS_CONF, else /etc/md/store/ms.conf)' -r -F
 complete -c reconstruct -s u -d 'Reconstruct a specific user\'s mailbox or mailboxes (arguments are in that user\'s personal hierarchy; INBOX is the user\'s own mailbox)' -r
 complete -c reconstruct -s j -l threads -d 'Worker threads (default: the configuration\'s `threads`, else one per core)' -r
-complete -c reconstruct -l io-threads -d 'Requests kept in flight on the disk: threads that read message files ahead of the workers (default 32, which keeps a solid-state, virtual or spinning disk busy; 0: the workers read)' -r
+complete -c reconstruct -l io-threads -d 'Requests kept in flight on the disk: threads that read message files ahead of the workers (default 32, which keeps a solid-state, virtual or spinning disk busy; they stand aside while the page cache holds the files; 0: the workers read)' -r
 complete -c reconstruct -s v -l version -d 'Display program version information on standard error, then exit (whatever else is on the command line)'
 complete -c reconstruct -s r -d 'Recursively reconstruct all sub-mailboxes of the mailboxes or prefixes given; with no mailbox arguments, every mailbox of the domain'
 complete -c reconstruct -s n -l dry-run -d 'Report what would change and write nothing'
