@@ -219,13 +219,16 @@ impl Mailbox {
 
     fn read(place: &MailboxPlace, file: &str) -> Result<Bytes> {
         let path = place.dir.join(file);
-        place.fs.read_bytes(&path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                place.needs_repair(format!("mailbox {}: {} is missing", place.label(), path.display()))
-            } else {
-                Error::io("read", path, e)
-            }
-        })
+        place.fs.read_bytes(&path).map_err(|e| Mailbox::read_error(place, path, e))
+    }
+
+    /// A store file that cannot be read: missing (a repair is needed), or the I/O error.
+    fn read_error(place: &MailboxPlace, path: PathBuf, e: std::io::Error) -> Error {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            place.needs_repair(format!("mailbox {}: {} is missing", place.label(), path.display()))
+        } else {
+            Error::io("read", path, e)
+        }
     }
 
     fn load(place: MailboxPlace, lock: Option<FsLock>) -> Result<Mailbox> {
@@ -235,13 +238,7 @@ impl Mailbox {
         // append may truncate a torn tail under a reader.)
         let open = |file: &str| {
             let path = place.dir.join(file);
-            place.fs.open_read(&path).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    place.needs_repair(format!("mailbox {}: {} is missing", place.label(), path.display()))
-                } else {
-                    Error::io("read", path, e)
-                }
-            })
+            place.fs.open_read(&path).map_err(|e| Mailbox::read_error(&place, path, e))
         };
         let (index, log) = (open(INDEX_FILE)?, open(LOG_FILE)?);
         Mailbox::from_sources(place, &header_bytes, &*index, &*log, lock)
