@@ -142,3 +142,62 @@ impl crate::codec::ReadAt for FileSource {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod file_source_tests {
+    use super::*;
+    use crate::codec::changelog::{self, LogHeaderInfo, LogRecord};
+    use crate::codec::index::{self, IndexHeaderInfo, MessageRecord};
+
+    fn rec(uid: u32) -> MessageRecord {
+        MessageRecord { uid, size: 1000 + u64::from(uid), modseq: u64::from(uid), ..MessageRecord::default() }
+    }
+
+    fn source(bytes: &[u8]) -> (tempfile::TempDir, FileSource) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("f");
+        std::fs::write(&p, bytes).expect("write");
+        let src = FileSource::new(File::open(&p).expect("open")).expect("source");
+        (dir, src)
+    }
+
+    #[test]
+    fn an_index_and_a_log_of_several_windows_read_from_a_file_decode_as_their_bytes() {
+        // 10,000 index records (more than one window of 8,192) and a log of 9,000 message
+        // records (1.3 MB: two windows of 1 MiB), each damaged once past the first window.
+        let id = [3u8; 16];
+        let recs: Vec<MessageRecord> = (1..=10_000).map(rec).collect();
+        let h = IndexHeaderInfo { unique_id: id, last_uid: 10_000, message_count: 10_000, ..Default::default() };
+        let good_index = index::encode(&h, &recs);
+        let mut bad_index = good_index.clone();
+        bad_index[128 + 128 * 9_000 + 9] ^= 1;
+        let mut log = changelog::encode_header(&LogHeaderInfo {
+            unique_id: id,
+            uid_validity: 1,
+            base_seq: 0,
+            created: 1,
+            ceiling: 0,
+        });
+        for (i, r) in recs.iter().take(9_000).enumerate() {
+            changelog::encode_record(&mut log, &id, i as u64 + 1, &LogRecord::Message(*r));
+        }
+        assert!(log.len() > 1 << 20);
+        let mut bad_log = log.clone();
+        let at = (1 << 20) + 77;
+        bad_log[at] ^= 1;
+        for bytes in [&good_index, &bad_index] {
+            let (_d, src) = source(bytes);
+            let got = index::decode_source(&src).expect("read");
+            assert_eq!(got, index::decode(bytes));
+        }
+        for bytes in [&log, &bad_log] {
+            let (_d, src) = source(bytes);
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let whole = changelog::scan_each(bytes, |o, q, r| a.push((o, q, r)));
+            let read = changelog::scan_source(&src, |o, q, r| b.push((o, q, r))).expect("read");
+            assert_eq!(format!("{read:?}"), format!("{whole:?}"));
+            assert_eq!(a, b);
+            assert_eq!(b.len(), if bytes == &log { 9_000 } else { 8_999 });
+        }
+    }
+}
