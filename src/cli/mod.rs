@@ -420,6 +420,7 @@ fn reconstruct(a: &ReconstructArgs) -> Result<Exit> {
         mmap: true,
         all_changes: a.json,
         keep_uids: a.keep_uids,
+        spill_at: None,
     };
     let bar = progress::Bar::new(!a.no_progress, "reconstruct");
     let mut report = crate::reconstruct::run(&st, &sel, &opts, &bar)?;

@@ -53,6 +53,28 @@ impl ReadAt for Vec<u8> {
     }
 }
 
+/// A [`ReadAt`] read from its start, as a [`std::io::Read`] (wrap it in a `BufReader`:
+/// each `read` is one read of the source).
+pub struct Sequential<'a> {
+    src: &'a dyn ReadAt,
+    pos: u64,
+}
+
+impl<'a> Sequential<'a> {
+    /// Reading `src` from offset 0.
+    pub fn new(src: &'a dyn ReadAt) -> Self {
+        Sequential { src, pos: 0 }
+    }
+}
+
+impl std::io::Read for Sequential<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.src.read_at(self.pos, buf)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
 /// `N` bytes at `offset`, if the source holds them.
 pub fn bytes_at<const N: usize>(src: &dyn ReadAt, offset: u64) -> std::io::Result<Option<[u8; N]>> {
     let mut b = [0u8; N];

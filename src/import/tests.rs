@@ -288,6 +288,7 @@ fn after_a_crash_orphans_are_refused_then_reconstructed_and_get_their_flags_back
         mmap: false,
         all_changes: false,
         keep_uids: false,
+        spill_at: None,
     };
     crate::reconstruct::run(&st, &sel, &ropts, &crate::reconstruct::NoProgress).expect("reconstruct");
     assert_eq!(contents(&st, "r").iter().map(|c| c.1).collect::<Vec<_>>(), vec![SystemFlags::SEEN, 0, 0]);

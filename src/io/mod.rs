@@ -16,6 +16,10 @@ pub use bytes::{
 pub use content::{FileSource, HOLE_BUDGET, content_len};
 pub use write::Durability;
 
+/// Allocations of at least this many bytes are mappings of their own, returned to the
+/// system when freed (see [`limit_malloc_arenas`]).
+pub const MMAP_FROM: i32 = 512 * 1024;
+
 /// Keep the C allocator to one arena per core (glibc's default is eight per core).
 ///
 /// A scan runs 32 reader threads beside its workers; each thread that allocates gets an
@@ -23,6 +27,12 @@ pub use write::Durability;
 /// mailbox, the arenas held 65 MB more than the heap in use (`mstore verify`: 280 MB peak
 /// RSS, 216 MB with one arena per core, no slower). Called once, first thing, by every
 /// binary; elsewhere than glibc it does nothing.
+///
+/// It also fixes the size from which an allocation gets a mapping of its own (and is
+/// unmapped when freed) at [`MMAP_FROM`]: glibc raises that threshold as large blocks are
+/// freed, up to 32 MiB, after which the 1 MiB chunks of a change log's records that a
+/// merge lets go of stay in the heap, still resident (a rebuild of a 1,000,000-message
+/// mailbox peaked 22 MB higher for letting them go).
 #[cfg_attr(all(target_os = "linux", target_env = "gnu"), expect(unsafe_code, reason = "mallopt is a C call"))]
 pub fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -32,6 +42,7 @@ pub fn limit_malloc_arenas() {
         // any thread is started.
         unsafe {
             libc::mallopt(libc::M_ARENA_MAX, i32::try_from(cores).unwrap_or(i32::MAX));
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_FROM);
         }
     }
 }

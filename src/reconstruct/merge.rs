@@ -21,6 +21,7 @@
 
 use serde::Serialize;
 
+use super::outcomes::Outcomes;
 use crate::codec::header::MailboxHeader;
 use crate::codec::index::MessageRecord;
 use crate::codec::ledger::Reason;
@@ -103,8 +104,8 @@ pub enum Source {
 
 /// The newest candidate record for `uid` (what `candidates` would list first), without
 /// allocating: the worker's per-file check.
-pub fn best_candidate(old: &OldState, uid: u32) -> Option<&MessageRecord> {
-    let i = old.index_records.get(&uid);
+pub fn best_candidate(old: &OldState, uid: u32) -> Option<MessageRecord> {
+    let i = old.index_records.get(&uid).copied();
     let l = old.log.as_ref().and_then(|l| l.state.get(&uid));
     match (i, l) {
         (Some(a), Some(b)) => Some(if b.modseq > a.modseq { b } else { a }),
@@ -115,9 +116,9 @@ pub fn best_candidate(old: &OldState, uid: u32) -> Option<&MessageRecord> {
 /// The candidate whose state a file of `uid` would keep if it still describes the same
 /// message, and the expunge that may supersede it, from the sources `id` uses (its index
 /// and log, unless they belong to another identity).
-fn candidates<'a>(old: &'a OldState, uid: u32, id: &Identity) -> Candidates<'a> {
+fn candidates(old: &OldState, uid: u32, id: &Identity) -> Candidates {
     let (use_index, use_log) = (id.use_index, id.use_log);
-    let i = if use_index { old.index_records.get(&uid).map(|r| (Source::Index, r)) } else { None };
+    let i = if use_index { old.index_records.get(&uid).map(|r| (Source::Index, *r)) } else { None };
     let l = if use_log { old.log.as_ref().and_then(|l| l.state.get(&uid)).map(|r| (Source::Log, r)) } else { None };
     // Newest first; on a tie the index (the checkpoint both agree on) first.
     let c = match (i, l) {
@@ -128,18 +129,18 @@ fn candidates<'a>(old: &'a OldState, uid: u32, id: &Identity) -> Candidates<'a> 
     Candidates(c)
 }
 
-/// At most two candidate records of a UID, newest first (no allocation: this runs once
-/// per message).
+/// At most two candidate records of a UID, newest first (copies: the log's records may be
+/// let go of as the merge passes them; no allocation: this runs once per message).
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Candidates<'a>([Option<(Source, &'a MessageRecord)>; 2]);
+pub struct Candidates([Option<(Source, MessageRecord)>; 2]);
 
-impl<'a> Candidates<'a> {
+impl Candidates {
     /// The newest.
-    pub fn first(&self) -> Option<&(Source, &'a MessageRecord)> {
+    pub fn first(&self) -> Option<&(Source, MessageRecord)> {
         self.0[0].as_ref()
     }
     /// All, newest first.
-    pub fn iter(&self) -> impl Iterator<Item = &(Source, &'a MessageRecord)> {
+    pub fn iter(&self) -> impl Iterator<Item = &(Source, MessageRecord)> {
         self.0.iter().flatten()
     }
 }
@@ -322,6 +323,11 @@ pub struct MergeInput<'a> {
     pub keep_uids: bool,
     /// Records and identity from outside the mailbox's own files.
     pub hints: Option<&'a Hints>,
+    /// Let go of the log's records as the files pass them ([`LogState::release_below`]):
+    /// the old state is then of no further use to anyone after the merge.
+    ///
+    /// [`LogState::release_below`]: crate::survey::gather::LogState::release_below
+    pub release_log: bool,
 }
 
 /// A record the merge lets go of: what goes into the loss ledger (`formats/ledger.md`).
@@ -664,13 +670,16 @@ pub fn unchanged(old: &OldState, input: &MergeInput<'_>) -> Option<Merged> {
     })
 }
 
-/// Merge. `files` must be sorted by UID.
-pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> Merged {
+/// Merge (the outcomes are read in passes, in UID order; a failure to read them back is
+/// the caller's to check, in [`Outcomes::error`], before anything is written).
+pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &Outcomes) -> Merged {
     let mut changes = ChangeList::new(input.keep_changes);
+    // The files' UIDs, ascending (4 bytes a file): what is on disk, without the outcomes.
+    let on_disk: Vec<u32> = files.iter().map(|f| f.uid()).collect();
     // 1. Identity, and the UID frame it allows.
     let id = identity(old, input);
     note_ignored_sources(old, &id, &mut changes);
-    let frame = uid_frame(old, input, &id, files, &mut changes);
+    let frame = uid_frame(old, input, &id, &on_disk, &mut changes);
     let seq = highest_seq(old).max(input.hints.and_then(|h| h.identity.as_ref()).map_or(0, |i| i.highest_modseq));
 
     // 2-3. Files.
@@ -679,8 +688,13 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
     if let Some(e) = input.hints.and_then(|h| h.identity.as_ref()).and_then(|i| i.resolves.as_ref()) {
         acc.recovered.push((e.clone(), 0, "its old files, found by salvage".to_string()));
     }
-    for f in files {
-        take_file(&ctx, &mut acc, f);
+    let gone = gone_records(&ctx, &on_disk);
+    let log = old.log.as_ref().filter(|_| input.release_log);
+    for f in files.iter() {
+        take_file(&ctx, &mut acc, &f);
+        if let Some(l) = log {
+            l.state.release_below(f.uid());
+        }
     }
     // A damaged last log record that was a flag change (its kind byte says so, if
     // nothing else of it can be trusted): one message lost that change, which one is
@@ -689,8 +703,10 @@ pub fn merge(old: &OldState, input: &MergeInput<'_>, files: &[FileOutcome]) -> M
         acc.counts.flags_unknown += 1;
     }
     // 4. Records with no file.
-    drop_gone(&ctx, &mut acc, files);
-    let max_file_uid = files.iter().map(FileOutcome::uid).max().unwrap_or(0);
+    drop_gone(&ctx, &mut acc, &gone);
+    drop(gone);
+    let max_file_uid = on_disk.last().copied().unwrap_or(0);
+    drop(on_disk);
     let (last_uid, renames) = place_fresh(&ctx, &mut acc, max_file_uid);
     let Acc { mut changes, counts, unrepaired, mut records, losses, recovered, pending_names, set_aside, .. } = acc;
     // One record per UID: an unstable sort gives the same order, with no buffer of half
@@ -772,13 +788,13 @@ fn uid_frame(
     old: &OldState,
     input: &MergeInput<'_>,
     id: &Identity,
-    files: &[FileOutcome],
+    on_disk: &[u32],
     changes: &mut ChangeList,
 ) -> Frame {
     let (old_validity, last_known, ceiling) = (id.old_validity, id.last_known, id.ceiling);
-    let max_file_uid = files.iter().map(FileOutcome::uid).max().unwrap_or(0);
+    let max_file_uid = on_disk.last().copied().unwrap_or(0);
     let trusted_uids_max =
-        files.iter().filter_map(|f| candidates(old, f.uid(), id).first().map(|c| c.1.uid)).max().unwrap_or(0);
+        on_disk.iter().filter_map(|&u| candidates(old, u, id).first().map(|c| c.1.uid)).max().unwrap_or(0);
     let (uid_validity, validity_changed) = match (old_validity, last_known) {
         (Some(v), Some(_)) => (v, false),
         (old_v, _) => {
@@ -861,11 +877,11 @@ impl Acc {
 }
 
 /// One message file as the merge sees it.
-struct FileView<'a, 'f> {
+struct FileView<'f> {
     uid: u32,
     info: &'f FileInfo,
     derived: Option<&'f Derived>,
-    cands: Candidates<'a>,
+    cands: Candidates,
     /// The modseq of the log's expunge of this UID, if any.
     expunged_at: Option<u64>,
 }
@@ -914,7 +930,7 @@ fn take_file(ctx: &Ctx<'_, '_>, acc: &mut Acc, f: &FileOutcome) {
         FileOutcome::Unreadable { error, .. } => {
             acc.unrepaired = true;
             if let Some((src, r)) = cands.first() {
-                acc.records.push(**r);
+                acc.records.push(*r);
                 acc.changes.add(Some(uid), "unreadable", || {
                     (None, None, format!("{uid}. cannot be read ({error}); its {src:?} record is kept unverified"))
                 });
@@ -938,21 +954,21 @@ fn take_file(ctx: &Ctx<'_, '_>, acc: &mut Acc, f: &FileOutcome) {
 
 /// A file that is there: the newest record that describes it is kept (or its leftover of
 /// an expunge set aside); else see [`take_undescribed`].
-fn take_present(ctx: &Ctx<'_, '_>, acc: &mut Acc, fv: FileView<'_, '_>) {
+fn take_present(ctx: &Ctx<'_, '_>, acc: &mut Acc, fv: FileView<'_>) {
     let (info, derived) = (fv.info, fv.derived);
     let describes = |r: &MessageRecord| match derived {
         Some(d) => r.size == info.size && (r.content_hash == d.content_hash || r.content_hash == [0; 32]),
         None => r.size == info.size && mtime_matches(info.mtime, r.internal_date, ctx.input.now),
     };
     match fv.cands.iter().find(|(_, r)| describes(r)) {
-        Some(&(src, r)) => keep_trusted(ctx, acc, &fv, src, r),
+        Some(&(src, r)) => keep_trusted(ctx, acc, &fv, src, &r),
         None => take_undescribed(ctx, acc, &fv),
     }
 }
 
 /// A record describes the file: keep it (with what was derived again), unless the log
 /// expunged it after that record (the file is an interrupted expunge's leftover).
-fn keep_trusted(ctx: &Ctx<'_, '_>, acc: &mut Acc, fv: &FileView<'_, '_>, src: Source, r: &MessageRecord) {
+fn keep_trusted(ctx: &Ctx<'_, '_>, acc: &mut Acc, fv: &FileView<'_>, src: Source, r: &MessageRecord) {
     let (uid, names) = (fv.uid, &ctx.id.names);
     if fv.expunged_at.is_some_and(|e| e > r.modseq) {
         acc.set_aside.push(uid);
@@ -1014,7 +1030,7 @@ fn keep_trusted(ctx: &Ctx<'_, '_>, acc: &mut Acc, fv: &FileView<'_, '_>, src: So
 /// No surviving record describes the file: its old record (if any) is let go; then it is
 /// an expunge's leftover (set aside), a message salvage found a record for (restored), or
 /// a new message (added, or re-appended above the last UID).
-fn take_undescribed(ctx: &Ctx<'_, '_>, acc: &mut Acc, fv: &FileView<'_, '_>) {
+fn take_undescribed(ctx: &Ctx<'_, '_>, acc: &mut Acc, fv: &FileView<'_>) {
     let (uid, info, names) = (fv.uid, fv.info, &ctx.id.names);
     // A record from outside the mailbox's own files: only for a file that was read and
     // matches it byte for byte (size and BLAKE3).
@@ -1089,7 +1105,7 @@ fn restore_from_hint(acc: &mut Acc, uid: u32, h: &Hint, d: &Derived) {
 
 /// A file with no record at all: a new record (no flags, the best date there is), placed
 /// later by [`place_fresh`].
-fn add_new(ctx: &Ctx<'_, '_>, acc: &mut Acc, fv: &FileView<'_, '_>) {
+fn add_new(ctx: &Ctx<'_, '_>, acc: &mut Acc, fv: &FileView<'_>) {
     let (uid, info) = (fv.uid, fv.info);
     let (date, source) = pick_date(info, fv.derived, ctx.input.now);
     let d = fv.derived.copied();
@@ -1120,13 +1136,14 @@ fn add_new(ctx: &Ctx<'_, '_>, acc: &mut Acc, fv: &FileView<'_, '_>) {
     acc.fresh.push((uid, rec, reappend));
 }
 
-/// Step 4: records with no file (the newest candidate of each UID not on disk) are let go,
-/// unless the log expunged them. Skipped for a source whose every record has a file (the
-/// common case: counted cheaply instead of a search per record).
-fn drop_gone(ctx: &Ctx<'_, '_>, acc: &mut Acc, files: &[FileOutcome]) {
-    let (old, use_index, use_log, names) = (ctx.old, ctx.id.use_index, ctx.id.use_log, &ctx.id.names);
-    let on_disk = |u: &u32| files.binary_search_by_key(u, FileOutcome::uid).is_ok();
-    let with_file = |has: &dyn Fn(&u32) -> bool| files.iter().filter(|f| has(&f.uid())).count();
+/// The records of step 4: the newest candidate of each UID not on disk, in UID order.
+/// Skipped for a source whose every record has a file (the common case: counted cheaply
+/// instead of a search per record). Taken before the files are, as the merge may let go
+/// of the log's records as it passes them.
+fn gone_records(ctx: &Ctx<'_, '_>, files: &[u32]) -> Vec<MessageRecord> {
+    let (old, use_index, use_log) = (ctx.old, ctx.id.use_index, ctx.id.use_log);
+    let on_disk = |u: &u32| files.binary_search(u).is_ok();
+    let with_file = |has: &dyn Fn(&u32) -> bool| files.iter().filter(|u| has(u)).count();
     let mut gone: UidMap<MessageRecord> = UidMap::default();
     if use_index && with_file(&|u| old.index_records.contains_key(u)) < old.index_records.len() {
         gone.extend(old.index_records.values().filter(|r| !on_disk(&r.uid)).map(|r| (r.uid, *r)));
@@ -1134,16 +1151,23 @@ fn drop_gone(ctx: &Ctx<'_, '_>, acc: &mut Acc, files: &[FileOutcome]) {
     if use_log {
         if let Some(l) = old.log.as_ref().filter(|l| with_file(&|u| l.state.contains_key(u)) < l.state.len()) {
             for r in l.state.values().filter(|r| !on_disk(&r.uid)) {
-                let g = gone.entry(r.uid).or_insert(*r);
+                let g = gone.entry(r.uid).or_insert(r);
                 if g.modseq < r.modseq {
-                    *g = *r;
+                    *g = r;
                 }
             }
         }
     }
     let mut gone: Vec<MessageRecord> = gone.into_values().collect();
     gone.sort_by_key(|r| r.uid);
-    for r in &gone {
+    gone
+}
+
+/// Step 4: records with no file ([`gone_records`]) are let go, unless the log expunged
+/// them.
+fn drop_gone(ctx: &Ctx<'_, '_>, acc: &mut Acc, gone: &[MessageRecord]) {
+    let (old, use_log, names) = (ctx.old, ctx.id.use_log, &ctx.id.names);
+    for r in gone {
         let uid = r.uid;
         let expunged_later =
             use_log && old.log.as_ref().and_then(|l| l.expunged.get(&uid)).is_some_and(|&e| e > r.modseq);
@@ -1473,14 +1497,17 @@ mod tests {
             keep_changes: 10,
             keep_uids: false,
             hints: None,
+            release_log: false,
         }
     }
 
-    fn all_matched(old: &OldState) -> Vec<FileOutcome> {
-        old.index_records
+    fn all_matched(old: &OldState) -> Outcomes {
+        let all: Vec<FileOutcome> = old
+            .index_records
             .values()
             .map(|r| FileOutcome::Matched(FileInfo { uid: r.uid, size: r.size, mtime: r.internal_date }))
-            .collect()
+            .collect();
+        Outcomes::from(all)
     }
 
     #[test]

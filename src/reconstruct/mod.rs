@@ -18,6 +18,7 @@
 //! Reports are put back in mailbox order before printing.
 
 pub mod merge;
+pub mod outcomes;
 pub mod report;
 mod write;
 
@@ -31,6 +32,7 @@ pub use crate::survey::discover::{Selection, Target};
 use crate::survey::gather::{Listing, OldState};
 use crate::survey::{discover, gather, listcache};
 use merge::{Derived, FileInfo, FileOutcome, MergeInput};
+use outcomes::Outcomes;
 pub use report::{MailboxReport, RunReport, Status};
 
 use crate::error::{Error, Result};
@@ -63,6 +65,9 @@ pub struct Options {
     /// Index files with no surviving record under their own UIDs (see
     /// [`merge::MergeInput::keep_uids`]).
     pub keep_uids: bool,
+    /// A mailbox of at least this many message files keeps the outcomes of its files in
+    /// an unnamed file rather than in memory (`None`: [`outcomes::SPILL_AT`]).
+    pub spill_at: Option<usize>,
 }
 
 pub use crate::report::{NoProgress, Progress};
@@ -145,7 +150,7 @@ struct Job {
     /// Whether the cache is being written anew (every read message gets a new record).
     cache_rewrite: bool,
     sink_error: Mutex<Option<String>>,
-    outcomes: Mutex<Vec<FileOutcome>>,
+    outcomes: Mutex<Outcomes>,
     bytes_read: AtomicU64,
     /// The locked mailbox directory, for `statx`/`openat` relative to it.
     dirfd: Option<File>,
@@ -513,7 +518,11 @@ fn prepare(shared: &StoreRun<'_>, slot: Slot, target: Target) -> std::result::Re
         placing: Mutex::new(Placing { sink: Some(sink), next: 0, waiting: Default::default() }),
         sink_error: Mutex::new(None),
         // The quick run keeps an outcome only for a file that differs from its record.
-        outcomes: Mutex::new(Vec::with_capacity(if quick { 0 } else { n })),
+        outcomes: Mutex::new(if quick {
+            Outcomes::default()
+        } else {
+            Outcomes::for_files(n, shared.opts.spill_at.unwrap_or(outcomes::SPILL_AT), lock.dir())
+        }),
         bytes_read: AtomicU64::new(0),
         dirfd: lock.dir().and_then(|d| d.try_clone().ok()),
         reader: Reader::current(),
@@ -531,8 +540,7 @@ fn prepare(shared: &StoreRun<'_>, slot: Slot, target: Target) -> std::result::Re
 fn listing_and_old(place: &MailboxPlace, target: &Target, lock: &FsLock) -> std::io::Result<(Listing, OldState)> {
     let covers_records = |listing: &Listing, old: &OldState| {
         let has = |uid: u32| listing.messages.binary_search(&uid).is_ok();
-        old.index_records.values().all(|r| has(r.uid))
-            && old.log.as_ref().is_none_or(|l| l.state.keys().all(|&uid| has(uid)))
+        old.index_records.values().all(|r| has(r.uid)) && old.log.as_ref().is_none_or(|l| l.state.keys().all(has))
     };
     let reused = target
         .hint
@@ -683,7 +691,7 @@ fn load_file(job: &Job, uid: u32, opts: &Options) -> Loaded {
     let name = layout::MessageName::new(uid);
     let path = || job.place.dir.join(name.as_str());
     let dirfd = job.dirfd.as_ref();
-    let best = merge::best_candidate(&job.old, uid).copied();
+    let best = merge::best_candidate(&job.old, uid);
     let unreadable = |e: &std::io::Error| {
         Loaded::Done(FileOutcome::Unreadable { uid, error: crate::error::describe_io(e, &path()) })
     };
@@ -777,8 +785,8 @@ fn derive_file(job: &Job, loaded: Loaded) -> Option<(FileOutcome, Option<Vec<u8>
 
 /// A quick run's outcomes (the files that did not match) completed with a `Matched`
 /// outcome for every other file: what a full run would have produced.
-fn with_matched(job: &Job, differing: Vec<FileOutcome>) -> Vec<FileOutcome> {
-    let mut differing = differing.into_iter().peekable();
+fn with_matched(job: &Job, differing: &Outcomes) -> Outcomes {
+    let mut differing = differing.iter().peekable();
     let mut all = Vec::with_capacity(job.old.index_records.len());
     for r in job.old.index_records.values() {
         match differing.next_if(|o| o.uid() == r.uid) {
@@ -786,13 +794,14 @@ fn with_matched(job: &Job, differing: Vec<FileOutcome>) -> Vec<FileOutcome> {
             None => all.push(FileOutcome::Matched(FileInfo { uid: r.uid, size: r.size, mtime: r.internal_date })),
         }
     }
-    all
+    Outcomes::from(all)
 }
 
 /// Debug builds: the quick finish must be exactly what the full merge gives.
 #[cfg(debug_assertions)]
 fn check_unchanged(job: &Job, input: &merge::MergeInput<'_>, quick: &merge::Merged) {
-    let full = merge::merge(&job.old, input, &with_matched(job, Vec::new()));
+    let input = MergeInput { release_log: false, ..input.clone() };
+    let full = merge::merge(&job.old, &input, &with_matched(job, &Outcomes::default()));
     assert!(
         !full.changed
             && !full.placement_changed
@@ -810,7 +819,7 @@ fn check_unchanged(job: &Job, input: &merge::MergeInput<'_>, quick: &merge::Merg
 }
 
 /// Hand a finished run to the cache: place its records, and those of any runs waiting
-/// for it, in file order; then release their outcomes (with where each record went).
+/// for it, in file order, and keep their outcomes (with where each record went) in that order.
 fn place_run(job: &Job, start: usize, end: usize, run: RunOutcomes) {
     let mut placed = Vec::with_capacity(run.len());
     {
@@ -831,16 +840,16 @@ fn place_run(job: &Job, start: usize, end: usize, run: RunOutcomes) {
                 placed.push(outcome);
             }
         }
-    }
-    if !placed.is_empty() {
-        job.outcomes.lock().append(&mut placed);
+        // Still under the placing lock: outcomes are kept in file (UID) order.
+        if !placed.is_empty() {
+            job.outcomes.lock().append(&mut placed);
+        }
     }
 }
 
 fn finalize(shared: &StoreRun<'_>, job: &Job) {
     let mut outcomes = std::mem::take(&mut *job.outcomes.lock());
-    // One outcome per listed file (UIDs unique): sorted in place, no buffer.
-    outcomes.sort_unstable_by_key(FileOutcome::uid);
+    outcomes.seal();
     let listed = job.target.entry.as_ref().map(|e| (e.unique_id, e.uid_validity, e.created));
     let input = MergeInput {
         domain: &shared.domain(job.slot).domain,
@@ -852,6 +861,9 @@ fn finalize(shared: &StoreRun<'_>, job: &Job) {
         keep_changes: if shared.opts.all_changes { usize::MAX } else { report::DETAIL_LINES },
         keep_uids: shared.opts.keep_uids,
         hints: job.hints.as_deref(),
+        // Nothing reads the log's records after the merge (the debug check below merges
+        // again, without letting go).
+        release_log: true,
     };
     let sink = job.placing.lock().sink.take();
     let quick = if job.quick && outcomes.is_empty() { merge::unchanged(&job.old, &input) } else { None };
@@ -859,13 +871,13 @@ fn finalize(shared: &StoreRun<'_>, job: &Job) {
         Some(merged) => {
             #[cfg(debug_assertions)]
             check_unchanged(job, &input, &merged);
-            let mut r = write::finish(shared.opts, job, merged, sink, &[], &shared.ledger_dir);
+            let mut r = write::finish(shared.opts, job, merged, sink, &Outcomes::default(), &shared.ledger_dir);
             r.messages = job.old.index_records.len() as u64;
             r
         }
         None => {
             if job.quick {
-                outcomes = with_matched(job, outcomes);
+                outcomes = with_matched(job, &outcomes);
             }
             let merged = merge::merge(&job.old, &input, &outcomes);
             write::finish(shared.opts, job, merged, sink, &outcomes, &shared.ledger_dir)

@@ -7,6 +7,7 @@ use std::io::Write as _;
 use std::path::Path;
 
 use super::merge::{Change, FileOutcome, Merged};
+use super::outcomes::Outcomes;
 use super::report::{MailboxReport, Status};
 use super::{CacheSink, Job, Options, Target};
 use crate::codec::changelog::{self, LogRecord};
@@ -64,7 +65,7 @@ pub(super) fn finish(
     job: &Job,
     mut merged: Merged,
     sink: Option<CacheSink>,
-    outcomes: &[FileOutcome],
+    outcomes: &Outcomes,
     ledger_dir: &Path,
 ) -> MailboxReport {
     let place = &job.place;
@@ -93,6 +94,12 @@ pub(super) fn finish(
     let mtimes = touched_mtimes(&merged, outcomes);
     note_mtimes(opts, &mtimes, &mut report);
     let changes_files = registration_needed || !merged.set_aside.is_empty() || !mtimes.is_empty();
+    // The merge and the passes above read every outcome: if they could not all be read
+    // back, nothing may be written (a file whose outcome is missing would look gone).
+    if let Some(e) = outcomes.error() {
+        report.status = Status::Failed(format!("{}: {e}; nothing was written", place.dir.display()));
+        return report;
+    }
 
     if opts.dry_run {
         note_leftovers_kept(opts, &leftovers, &mut report);
@@ -194,7 +201,7 @@ fn new_entry(job: &Job, merged: &Merged, registration_needed: bool, must_write: 
 fn must_write(
     job: &Job,
     merged: &Merged,
-    outcomes: &[FileOutcome],
+    outcomes: &Outcomes,
     cache_rewritten: bool,
     report: &mut MailboxReport,
 ) -> bool {
@@ -269,7 +276,7 @@ fn note_damage(job: &Job, report: &mut MailboxReport) {
 
 /// Files a repair moves aside (`--quarantine`) or reports: strays, temporary files of an
 /// interrupted write, empty message files.
-fn leftovers(job: &Job, outcomes: &[FileOutcome]) -> Vec<(String, &'static str)> {
+fn leftovers(job: &Job, outcomes: &Outcomes) -> Vec<(String, &'static str)> {
     let mut leftovers: Vec<(String, &'static str)> = Vec::new();
     for s in &job.listing.strays {
         leftovers.push((s.clone(), "stray file (not a message, not a store file)"));
@@ -277,7 +284,7 @@ fn leftovers(job: &Job, outcomes: &[FileOutcome]) -> Vec<(String, &'static str)>
     for t in &job.listing.temps {
         leftovers.push((t.clone(), "temporary file of an interrupted write"));
     }
-    for o in outcomes {
+    for o in outcomes.iter() {
         if let FileOutcome::Empty(f) = o {
             leftovers.push((layout::message_file_name(f.uid), "empty message file"));
         }
@@ -289,7 +296,7 @@ fn leftovers(job: &Job, outcomes: &[FileOutcome]) -> Vec<(String, &'static str)>
 /// indexed): (UID, mtime, date). The mtime is set back (the store's invariant, where
 /// Maildir tools read the date, and what the next run's stat compares); re-appended files
 /// are named by their new UID, as they are renamed first.
-fn touched_mtimes(merged: &Merged, outcomes: &[FileOutcome]) -> Vec<(u32, i64, i64)> {
+fn touched_mtimes(merged: &Merged, outcomes: &Outcomes) -> Vec<(u32, i64, i64)> {
     let now = crate::util::now();
     let renamed_to: std::collections::HashMap<u32, u32> = merged.renames.iter().copied().collect();
     outcomes
@@ -412,7 +419,7 @@ impl Writer<'_> {
         &self,
         sink: Option<CacheSink>,
         merged: &mut Merged,
-        outcomes: &[FileOutcome],
+        outcomes: &Outcomes,
         cache_rewritten: bool,
     ) -> Result<(u64, Option<TempFile<'t>>)> {
         let dir = self.dir;
@@ -449,20 +456,26 @@ impl Writer<'_> {
             None => (self.job.old.cache.len, None),
         };
         if cache_rewritten {
-            // Records not re-derived in this run have no record in the new cache.
-            let fresh: std::collections::HashSet<u32> = outcomes
+            // Records not re-derived in this run have no record in the new cache. Both
+            // sides are in UID order: walked together, with no set of a million UIDs.
+            let mut fresh = outcomes
                 .iter()
                 .filter_map(|o| match o {
                     FileOutcome::Read(f, dv) if dv.cache.is_some() => Some(f.uid),
                     _ => None,
                 })
-                .collect();
+                .peekable();
             let renamed: std::collections::HashSet<u32> = merged.renames.iter().map(|&(_, b)| b).collect();
             for r in merged.records.iter_mut() {
-                if !fresh.contains(&r.uid) && !renamed.contains(&r.uid) {
+                while fresh.next_if(|&u| u < r.uid).is_some() {}
+                let derived_now = fresh.next_if_eq(&r.uid).is_some();
+                if !derived_now && !renamed.contains(&r.uid) {
                     r.cache_offset = 0;
                     r.cache_len = 0;
                 }
+            }
+            if let Some(e) = outcomes.error() {
+                return Err(Error::Invalid(format!("{}: {e}", dir.display())));
             }
         }
         Ok(closed)
@@ -546,8 +559,11 @@ impl Writer<'_> {
     /// cost a file creation and a rename for nothing. The old file is compared as the new
     /// bytes are encoded (the lock is held: nobody changes it meanwhile).
     fn unchanged(&self, name: &str, prefix: &[u8], records: &[MessageRecord], each: &EncodeRecord<'_>) -> bool {
-        let Ok(old) = self.fs.read_bytes(&self.dir.join(name)) else { return false };
-        let mut cmp = SameBytes { old: &old[..], scratch: Vec::new() };
+        // Read a window at a time: a mailbox of a million messages has a 144 MB log,
+        // which mapped whole would count in the run's resident memory.
+        let Ok(old) = self.fs.open_read(&self.dir.join(name)) else { return false };
+        let old = std::io::BufReader::with_capacity(1 << 20, crate::codec::Sequential::new(&*old));
+        let mut cmp = SameBytes { old, scratch: Vec::new() };
         encode(&mut cmp, prefix, records, each).is_ok() && cmp.at_end()
     }
 

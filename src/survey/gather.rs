@@ -68,14 +68,41 @@ impl RecordSet {
     }
 }
 
-/// The messages a log knows as live, by UID: their records in one vector and a table from
-/// UID to position (16 bytes per message besides the record; a table of whole records
-/// would be sized in powers of two of 136-byte entries, 288 MB for a log of a million
-/// messages).
-#[derive(Clone, Debug, Default)]
+/// The messages a log knows as live, by UID. While the log is replayed: their records in
+/// one vector and a table from UID to position (16 bytes per message besides the record;
+/// a table of whole records would be sized in powers of two of 136-byte entries, 288 MB
+/// for a log of a million messages). Once replayed ([`LogState::freeze`]): the records
+/// alone, sorted by UID in chunks of [`CHUNK`] looked up by binary search (the table, 34 MB
+/// at a million messages, is let go), which a merge that has passed them lets go of
+/// ([`LogState::release_below`]): a rebuild never holds the log's records and the new
+/// ones whole at once.
+#[derive(Debug, Default)]
 pub struct LogState {
     recs: Vec<MessageRecord>,
     at: UidMap<usize>,
+    /// Frozen: the records in UID order, a chunk at a time (`recs` and `at` empty).
+    chunks: Vec<parking_lot::RwLock<Box<[MessageRecord]>>>,
+    /// The first UID of each chunk.
+    firsts: Vec<u32>,
+    /// Live records when frozen (released ones included).
+    frozen_len: usize,
+    frozen: bool,
+}
+
+/// Records per chunk of a frozen [`LogState`] (1 MiB).
+const CHUNK: usize = 8192;
+
+impl Clone for LogState {
+    fn clone(&self) -> LogState {
+        LogState {
+            recs: self.recs.clone(),
+            at: self.at.clone(),
+            chunks: self.chunks.iter().map(|c| parking_lot::RwLock::new(c.read().clone())).collect(),
+            firsts: self.firsts.clone(),
+            frozen_len: self.frozen_len,
+            frozen: self.frozen,
+        }
+    }
 }
 
 impl LogState {
@@ -85,23 +112,78 @@ impl LogState {
         self.at.reserve(n);
     }
 
+    /// Sort the live records by UID into chunks and let go of the table and of the
+    /// forgotten records.
+    pub fn freeze(&mut self) {
+        if self.frozen {
+            return;
+        }
+        let mut recs = std::mem::take(&mut self.recs);
+        self.at = UidMap::default();
+        recs.retain(|r| r.uid != 0);
+        // One record per UID: an unstable sort, in place.
+        recs.sort_unstable_by_key(|r| r.uid);
+        self.frozen_len = recs.len();
+        // Chunks cut from the end, so that the vector shrinks as they are made.
+        let mut chunks = Vec::with_capacity(recs.len().div_ceil(CHUNK));
+        while !recs.is_empty() {
+            let at = (recs.len() - 1) / CHUNK * CHUNK;
+            chunks.push(recs.split_off(at).into_boxed_slice());
+            recs.shrink_to(at);
+        }
+        chunks.reverse();
+        self.firsts = chunks.iter().map(|c| c[0].uid).collect();
+        self.chunks = chunks.into_iter().map(parking_lot::RwLock::new).collect();
+        self.frozen = true;
+    }
+
+    /// Back to the replay's form (to change a frozen state, which nothing does but tests).
+    fn thaw(&mut self) {
+        if !self.frozen {
+            return;
+        }
+        let recs: Vec<MessageRecord> = self.values().collect();
+        *self = LogState::default();
+        for r in recs {
+            self.insert(r.uid, r);
+        }
+    }
+
+    /// Let go of the records of UIDs below `uid` (a frozen state's whole chunks): a
+    /// merge that has passed them. They are no longer found, though still counted.
+    pub fn release_below(&self, uid: u32) {
+        let whole = self.firsts.partition_point(|&f| f < uid).saturating_sub(1);
+        for c in &self.chunks[..whole] {
+            if !c.read().is_empty() {
+                *c.write() = Box::new([]);
+            }
+        }
+    }
+
     /// The record of `uid`.
-    pub fn get(&self, uid: &u32) -> Option<&MessageRecord> {
-        self.at.get(uid).map(|&i| &self.recs[i])
+    pub fn get(&self, uid: &u32) -> Option<MessageRecord> {
+        if self.frozen {
+            let c = self.firsts.partition_point(|&f| f <= *uid).checked_sub(1)?;
+            let chunk = self.chunks[c].read();
+            return chunk.binary_search_by_key(uid, |r| r.uid).ok().map(|i| chunk[i]);
+        }
+        self.at.get(uid).map(|&i| self.recs[i])
     }
 
     /// The record of `uid`, to change.
     pub fn get_mut(&mut self, uid: &u32) -> Option<&mut MessageRecord> {
+        self.thaw();
         self.at.get(uid).map(|&i| &mut self.recs[i])
     }
 
     /// Whether `uid` is live.
     pub fn contains_key(&self, uid: &u32) -> bool {
-        self.at.contains_key(uid)
+        self.get(uid).is_some()
     }
 
     /// Set the record of `uid` (`r.uid`).
     pub fn insert(&mut self, uid: u32, r: MessageRecord) {
+        self.thaw();
         match self.at.get(&uid) {
             Some(&i) => self.recs[i] = r,
             None => {
@@ -114,6 +196,7 @@ impl LogState {
     /// Forget `uid` (its record stays in the vector, unreachable, marked with UID 0: a
     /// record a log can never hold).
     pub fn remove(&mut self, uid: &u32) {
+        self.thaw();
         if let Some(i) = self.at.remove(uid) {
             self.recs[i].uid = 0;
         }
@@ -121,22 +204,25 @@ impl LogState {
 
     /// Live messages.
     pub fn len(&self) -> usize {
-        self.at.len()
+        if self.frozen { self.frozen_len } else { self.at.len() }
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.at.is_empty()
+        self.len() == 0
     }
 
-    /// The live records, in the order the log first gave each.
-    pub fn values(&self) -> impl Iterator<Item = &MessageRecord> {
-        self.recs.iter().filter(|r| r.uid != 0)
+    /// The live records (those not released): in the order the log first gave each, in
+    /// UID order once frozen.
+    pub fn values(&self) -> impl Iterator<Item = MessageRecord> + '_ {
+        let replayed = self.recs.iter().filter(|r| r.uid != 0).copied();
+        let frozen = self.chunks.iter().flat_map(|c| c.read().to_vec());
+        replayed.chain(frozen)
     }
 
     /// The live UIDs.
-    pub fn keys(&self) -> impl Iterator<Item = &u32> {
-        self.at.keys()
+    pub fn keys(&self) -> impl Iterator<Item = u32> + '_ {
+        self.values().map(|r| r.uid)
     }
 }
 
@@ -671,6 +757,7 @@ fn gather_log(st: &mut OldState, dir: &Path, log: std::io::Result<FileSource>) {
             view.state.insert(uid, r);
         }
     }
+    view.state.freeze();
     st.log = Some(view);
 }
 
@@ -792,5 +879,76 @@ mod tests {
         let sorted = RecordSet::from_unsorted(vec![rec(1, 1), rec(4, 1)]);
         assert_eq!(sorted.len(), 2);
         assert!(RecordSet::default().is_empty());
+    }
+
+    /// A log's state as a replay leaves it: UIDs out of order, records replaced and
+    /// forgotten, over several chunks once frozen.
+    fn replayed() -> (LogState, std::collections::BTreeMap<u32, u64>) {
+        let mut st = LogState::default();
+        let mut want = std::collections::BTreeMap::new();
+        for i in 0..(3 * CHUNK as u32 + 17) {
+            // A permutation of 1..: 7919 is prime to the count.
+            let uid = 1 + (i * 7919) % (3 * CHUNK as u32 + 17);
+            st.insert(uid, rec(uid, 1));
+            want.insert(uid, 1);
+        }
+        for uid in (5..3000).step_by(7) {
+            st.insert(uid, rec(uid, 2));
+            want.insert(uid, 2);
+        }
+        for uid in (10..20000).step_by(13) {
+            st.remove(&uid);
+            want.remove(&uid);
+        }
+        (st, want)
+    }
+
+    #[test]
+    fn a_frozen_log_state_finds_what_the_replayed_one_found_in_uid_order() {
+        let (mut st, want) = replayed();
+        let all = |st: &LogState| st.values().map(|r| (r.uid, r.size)).collect::<std::collections::BTreeMap<_, _>>();
+        assert_eq!(all(&st), want);
+        st.freeze();
+        assert!(st.chunks.len() > 2 && st.recs.is_empty() && st.at.is_empty(), "frozen into chunks");
+        assert_eq!(st.len(), want.len());
+        let uids: Vec<u32> = st.keys().collect();
+        assert!(uids.windows(2).all(|w| w[0] < w[1]), "UID order");
+        assert_eq!(all(&st), want);
+        for uid in 0..(3 * CHUNK as u32 + 30) {
+            assert_eq!(st.get(&uid).map(|r| r.size), want.get(&uid).copied(), "UID {uid}");
+            assert_eq!(st.contains_key(&uid), want.contains_key(&uid));
+        }
+        // Changed after freezing (nothing but tests does): still right.
+        st.insert(2, rec(2, 9));
+        st.remove(&3);
+        assert_eq!((st.get(&2).map(|r| r.size), st.get(&3)), (Some(9), None));
+    }
+
+    #[test]
+    fn releasing_lets_go_of_whole_chunks_below_a_uid_and_nothing_at_or_above_it() {
+        let (mut st, want) = replayed();
+        st.freeze();
+        let second = st.firsts[1];
+        // Inside the second chunk: only the first chunk is wholly below.
+        let cut = second + 5;
+        st.release_below(cut);
+        assert!(st.chunks[0].read().is_empty() && !st.chunks[1].read().is_empty());
+        for (&uid, &size) in &want {
+            let got = st.get(&uid).map(|r| r.size);
+            if uid < second {
+                assert_eq!(got, None, "UID {uid} let go");
+            } else {
+                assert_eq!(got, Some(size), "UID {uid} kept");
+            }
+        }
+        assert_eq!(st.len(), want.len(), "still counted");
+        st.release_below(u32::MAX);
+        let last = *want.keys().last().expect("records");
+        assert!(st.get(&last).is_some(), "the chunk holding the UID reached is kept");
+        // A state that was never frozen lets go of nothing.
+        let (unfrozen, _) = replayed();
+        unfrozen.release_below(u32::MAX);
+        assert_eq!(unfrozen.len(), want.len());
+        assert!(unfrozen.get(&1).is_some());
     }
 }

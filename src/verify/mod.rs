@@ -693,9 +693,9 @@ fn expected_records(old: &mut OldState) -> RecordSet {
     let mut m: UidMap<MessageRecord> = old.index_records.values().map(|r| (r.uid, *r)).collect();
     if let Some(l) = &old.log {
         for r in l.state.values() {
-            let e = m.entry(r.uid).or_insert(*r);
+            let e = m.entry(r.uid).or_insert(r);
             if e.modseq < r.modseq {
-                *e = *r;
+                *e = r;
             }
         }
         for (u, e) in &l.expunged {
