@@ -323,10 +323,8 @@ pub struct MergeInput<'a> {
     pub keep_uids: bool,
     /// Records and identity from outside the mailbox's own files.
     pub hints: Option<&'a Hints>,
-    /// Let go of the log's records as the files pass them ([`LogState::release_below`]):
+    /// Let go of the log's records as the files pass them (`LogState::release_below`):
     /// the old state is then of no further use to anyone after the merge.
-    ///
-    /// [`LogState::release_below`]: crate::survey::gather::LogState::release_below
     pub release_log: bool,
 }
 
