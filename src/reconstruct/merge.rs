@@ -1547,4 +1547,59 @@ mod tests {
         old.current = None;
         assert!(unchanged(&old, &input("box")).is_none());
     }
+
+    #[test]
+    fn letting_go_of_the_log_as_the_files_pass_changes_nothing_in_the_merge() {
+        // The index is lost: every record comes from the log, frozen in chunks of 8.
+        let uids: Vec<u32> = (1..=100).collect();
+        let mut old = consistent(&uids, vec![Some("$Work".into())]);
+        let from_log: Vec<MessageRecord> = old
+            .index_records
+            .values()
+            .map(|r| MessageRecord { modseq: 4 + (r.uid % 3) as u64, user_flags: UserFlags((r.uid % 2) as _), ..*r })
+            .collect();
+        (old.index_records, old.index_header, old.current) = (RecordSet::default(), None, None);
+        old.index_problem = Some("ms.index is missing".into());
+        let log = old.log.as_mut().expect("log");
+        for r in from_log {
+            log.state.insert(r.uid, r);
+        }
+        log.seq = 6;
+        log.state.freeze_in(8);
+        // Every file but four (gone: in different chunks, two in one), and one new file.
+        let gone = [3, 20, 21, 77];
+        let info = |uid: u32| FileInfo { uid, size: 100 + uid as u64, mtime: 1_700_000_000 + uid as i64 };
+        let mut files: Vec<FileOutcome> =
+            uids.iter().filter(|u| !gone.contains(u)).map(|&u| FileOutcome::Matched(info(u))).collect();
+        let new = Derived {
+            content_hash: [7; 32],
+            prefix_hash: 0,
+            header_size: 10,
+            sent_date: None,
+            received_date: None,
+            cache: None,
+        };
+        files.push(FileOutcome::Read(info(101), new));
+        let kept = merge(&old, &input("box"), &Outcomes::from(files.clone()));
+        let released = merge(&old, &MergeInput { release_log: true, ..input("box") }, &Outcomes::from(files));
+        // Everything but the per-kind counts' hash order.
+        let seen = |m: &Merged| {
+            format!(
+                "{:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+                m.records,
+                m.changes.list,
+                m.changes.elided,
+                m.counts,
+                m.losses,
+                m.header,
+                (m.last_uid, m.seq, m.changed)
+            )
+        };
+        assert!(seen(&kept) == seen(&released), "the merge differs when it lets go of the log");
+        assert_eq!((kept.counts.dropped, kept.records.len()), (4, 97), "{:?}", kept.counts);
+        assert!(kept.records.iter().all(|r| r.modseq >= 4), "states from the log");
+        let state = &old.log.as_ref().expect("log").state;
+        assert!(state.get(&1).is_none() && state.get(&90).is_none(), "chunks passed were let go of");
+        assert!(state.get(&100).is_some(), "the last chunk is kept");
+    }
 }

@@ -562,7 +562,8 @@ impl Writer<'_> {
         // Read a window at a time: a mailbox of a million messages has a 144 MB log,
         // which mapped whole would count in the run's resident memory.
         let Ok(old) = self.fs.open_read(&self.dir.join(name)) else { return false };
-        let old = std::io::BufReader::with_capacity(1 << 20, crate::codec::Sequential::new(&*old));
+        let window = old.len().clamp(4096, 1 << 20) as usize;
+        let old = std::io::BufReader::with_capacity(window, crate::codec::Sequential::new(&*old));
         let mut cmp = SameBytes { old, scratch: Vec::new() };
         encode(&mut cmp, prefix, records, each).is_ok() && cmp.at_end()
     }

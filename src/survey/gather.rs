@@ -72,7 +72,7 @@ impl RecordSet {
 /// one vector and a table from UID to position (16 bytes per message besides the record;
 /// a table of whole records would be sized in powers of two of 136-byte entries, 288 MB
 /// for a log of a million messages). Once replayed ([`LogState::freeze`]): the records
-/// alone, sorted by UID in chunks of [`CHUNK`] looked up by binary search (the table, 34 MB
+/// alone, sorted by UID in chunks of [`CHUNK`], looked up by binary search (the table, 34 MB
 /// at a million messages, is let go), which a merge that has passed them lets go of
 /// ([`LogState::release_below`]): a rebuild never holds the log's records and the new
 /// ones whole at once.
@@ -89,8 +89,9 @@ pub struct LogState {
     frozen: bool,
 }
 
-/// Records per chunk of a frozen [`LogState`] (1 MiB).
-const CHUNK: usize = 8192;
+/// Records per chunk of a frozen [`LogState`] (8 MiB: above `io::MMAP_FROM`, so that a
+/// chunk let go of goes back to the system).
+const CHUNK: usize = 65_536;
 
 impl Clone for LogState {
     fn clone(&self) -> LogState {
@@ -115,6 +116,12 @@ impl LogState {
     /// Sort the live records by UID into chunks and let go of the table and of the
     /// forgotten records.
     pub fn freeze(&mut self) {
+        self.freeze_in(CHUNK);
+    }
+
+    /// [`LogState::freeze`] in chunks of `chunk` records (tests use small ones).
+    pub(crate) fn freeze_in(&mut self, chunk: usize) {
+        let chunk = chunk.max(1);
         if self.frozen {
             return;
         }
@@ -125,9 +132,9 @@ impl LogState {
         recs.sort_unstable_by_key(|r| r.uid);
         self.frozen_len = recs.len();
         // Chunks cut from the end, so that the vector shrinks as they are made.
-        let mut chunks = Vec::with_capacity(recs.len().div_ceil(CHUNK));
+        let mut chunks = Vec::with_capacity(recs.len().div_ceil(chunk));
         while !recs.is_empty() {
-            let at = (recs.len() - 1) / CHUNK * CHUNK;
+            let at = (recs.len() - 1) / chunk * chunk;
             chunks.push(recs.split_off(at).into_boxed_slice());
             recs.shrink_to(at);
         }
