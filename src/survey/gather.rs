@@ -66,6 +66,10 @@ impl RecordSet {
     pub fn as_slice(&self) -> &[MessageRecord] {
         &self.0
     }
+    /// The records, in UID order, taken.
+    pub fn into_vec(self) -> Vec<MessageRecord> {
+        self.0
+    }
 }
 
 /// The messages a log knows as live, by UID. While the log is replayed: their records in
@@ -231,6 +235,13 @@ impl LogState {
     pub fn keys(&self) -> impl Iterator<Item = u32> + '_ {
         self.values().map(|r| r.uid)
     }
+
+    /// The live records in UID order, taken: a frozen state's chunks are freed one by one
+    /// as they are passed.
+    pub fn into_sorted(mut self) -> impl Iterator<Item = MessageRecord> {
+        self.freeze();
+        self.chunks.into_iter().flat_map(|c| c.into_inner().into_vec())
+    }
 }
 
 /// What the change log says, replayed from every record that verifies.
@@ -288,6 +299,8 @@ pub struct OldState {
     pub index_records: RecordSet,
     /// What is wrong with the index, if anything (`None`: strictly valid).
     pub index_problem: Option<String>,
+    /// The index decoded whole, every record (it may still disagree with header and log).
+    pub index_decodes: bool,
     /// The change log's view, if its header verifies.
     pub log: Option<LogView>,
     /// What is wrong with the log, if anything (a torn tail alone is not a problem).
@@ -683,6 +696,7 @@ fn gather_index(st: &mut OldState, dir: &Path, index: std::io::Result<FileSource
         Ok((Ok((h, recs)), _)) => {
             st.index_header = Some(h);
             st.index_records = RecordSet::from_unsorted(recs);
+            st.index_decodes = true;
             // Strictly valid on its own, yet not consistent with header and log.
             st.index_problem = Some(INDEX_MISMATCH.to_string());
         }

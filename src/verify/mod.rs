@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::codec::changelog::{self, LogEnd};
 use crate::codec::header::{self, MailboxHeader};
-use crate::codec::index::{self, MessageRecord};
+use crate::codec::index;
 use crate::codec::{FormatError, cache};
 use crate::error::{Error, Result};
 use crate::finding::{Finding, Severity};
@@ -28,7 +28,7 @@ use crate::privs::RuntimeIds;
 use crate::store::derive::mtime_matches;
 use crate::store::{MailboxPlace, Store};
 use crate::survey::discover::{self, Selection, Target};
-use crate::survey::gather::{self, Listing, OldState, RecordSet, UidMap};
+use crate::survey::gather::{self, Listing, OldState, RecordSet};
 use crate::util::shell_quote;
 
 pub mod links;
@@ -687,24 +687,37 @@ fn owner_finding(ids: &RuntimeIds, path: &std::path::Path, uid: u32, gid: u32, s
 /// consistent (taken from `old`, not copied), else the index's and the change log's,
 /// the later of each UID, without what the log expunged after it.
 fn expected_records(old: &mut OldState) -> RecordSet {
+    let index = std::mem::take(&mut old.index_records);
     if old.current.is_some() {
-        return std::mem::take(&mut old.index_records);
+        return index;
     }
-    let mut m: UidMap<MessageRecord> = old.index_records.values().map(|r| (r.uid, *r)).collect();
-    if let Some(l) = &old.log {
-        for r in l.state.values() {
-            let e = m.entry(r.uid).or_insert(r);
-            if e.modseq < r.modseq {
-                *e = r;
-            }
+    // Both sides are in UID order: merged as they are walked, the log's chunks freed as
+    // they are passed (no table of a million records).
+    let Some(l) = old.log.as_mut() else { return index };
+    let index = index.into_vec();
+    let mut all = Vec::with_capacity(index.len().max(l.state.len()));
+    let mut log = std::mem::take(&mut l.state).into_sorted().peekable();
+    let mut index = index.into_iter().peekable();
+    loop {
+        let r = match (index.peek(), log.peek()) {
+            (None, None) => break,
+            (Some(_), None) => index.next(),
+            (None, Some(_)) => log.next(),
+            (Some(i), Some(g)) if i.uid < g.uid => index.next(),
+            (Some(i), Some(g)) if g.uid < i.uid => log.next(),
+            // The same UID: the later state.
+            (Some(_), Some(_)) => match (index.next(), log.next()) {
+                (Some(i), Some(g)) => Some(if i.modseq < g.modseq { g } else { i }),
+                (i, g) => i.or(g),
+            },
+        };
+        let Some(r) = r else { break };
+        if l.expunged.get(&r.uid).is_some_and(|&e| r.modseq < e) {
+            continue;
         }
-        for (u, e) in &l.expunged {
-            if m.get(u).is_some_and(|r| r.modseq < *e) {
-                m.remove(u);
-            }
-        }
+        all.push(r);
     }
-    RecordSet::from_unsorted(m.into_values().collect())
+    RecordSet::from_unsorted(all)
 }
 
 /// A finding of mailbox `place` about `path`.
@@ -722,7 +735,7 @@ fn structural_findings(place: &MailboxPlace, old: &OldState, target: &Target) ->
     if old.current.is_none() {
         // Detailed, offset-precise findings for each file.
         header_findings(&mk, &mut out);
-        index_findings(&mk, &mut out);
+        index_findings(&mk, old, &mut out);
         log_findings(&mk, old, &mut out);
         if out.is_empty() {
             // Each file verifies on its own, but they do not fit together.
@@ -782,7 +795,12 @@ fn header_findings(mk: &Mk<'_>, out: &mut Vec<Finding>) {
 
 /// `ms.index`: missing, its header or records damaged (capped per file, with the count of
 /// the rest), bytes past its records, a cut last record.
-fn index_findings(mk: &Mk<'_>, out: &mut Vec<Finding>) {
+fn index_findings(mk: &Mk<'_>, old: &OldState, out: &mut Vec<Finding>) {
+    if old.index_decodes {
+        // Gathering decoded it whole, a window at a time: nothing to find in it here (a
+        // disagreement with header and log is the log's or the header's finding).
+        return;
+    }
     match read_store_file(mk.place.dir.join(INDEX_FILE)) {
         Ok(b) => {
             if let Err(e) = index::decode(&b) {
@@ -850,17 +868,21 @@ fn index_findings(mk: &Mk<'_>, out: &mut Vec<Finding>) {
 /// `ms.log`: missing, corrupt, short of or altered inside what index and header saw, or
 /// ending torn: one finding per damage.
 fn log_findings(mk: &Mk<'_>, old: &OldState, out: &mut Vec<Finding>) {
-    match read_store_file(mk.place.dir.join(LOG_FILE)) {
-        Ok(b) => match changelog::scan(&b) {
-            Ok(s) => {
+    // Scanned a window at a time (a million messages' log is 144 MB), never held whole.
+    let path = mk.place.dir.join(LOG_FILE);
+    let mut watch = gather::CoverageWatch::of(old);
+    let scanned = mk.place.fs.open_read(&path).and_then(|src| {
+        let scan = changelog::scan_source(&*src, |off, seq, _| watch.see(off, seq))?;
+        Ok(match scan {
+            Ok(s) => Ok((watch.problem(&*src, &s)?, s)),
+            Err(e) => Err(e),
+        })
+    });
+    match scanned {
+        Ok(scanned) => match scanned {
+            Ok((coverage, s)) => {
                 // One finding per damage: mid-log corruption says it all; a log that lost
                 // what index or header saw is damage, not a crash, even if it ends torn.
-                let mut watch = gather::CoverageWatch::of(old);
-                for &(off, seq, _) in &s.records {
-                    watch.see(off, seq);
-                }
-                // The bytes are in memory: reading them cannot fail.
-                let coverage = watch.problem(&&b[..], &s).ok().flatten();
                 match (&s.end, coverage) {
                     (LogEnd::Corrupt { offset, error }, _) => {
                         out.push(mk.at("log-corrupt", LOG_FILE, Some(*offset), error.to_string()))
@@ -1051,5 +1073,40 @@ fn check_file(loaded: Loaded, bytes: &std::sync::atomic::AtomicU64) -> FileCheck
             bytes.fetch_add(size, std::sync::atomic::Ordering::Relaxed);
             FileCheck::Read { size, mtime, hash, uid, gid }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::index::MessageRecord;
+    use crate::survey::gather::LogView;
+
+    fn rec(uid: u32, modseq: u64, size: u64) -> MessageRecord {
+        MessageRecord { uid, modseq, size, ..MessageRecord::default() }
+    }
+
+    #[test]
+    fn expected_records_are_the_later_of_index_and_log_without_what_the_log_expunged_after() {
+        let mut view = LogView::default();
+        for r in [rec(2, 6, 20), rec(3, 1, 30), rec(4, 2, 41), rec(7, 1, 70)] {
+            view.state.insert(r.uid, r);
+        }
+        view.state.freeze();
+        view.expunged.insert(3, 9);
+        view.expunged.insert(1, 2);
+        let mut old = OldState {
+            index_records: RecordSet::from_unsorted(vec![rec(1, 3, 10), rec(2, 5, 21), rec(4, 2, 40)]),
+            log: Some(view),
+            ..OldState::default()
+        };
+        let got: Vec<(u32, u64, u64)> =
+            expected_records(&mut old).values().map(|r| (r.uid, r.modseq, r.size)).collect();
+        // 1: expunged before its record; 2: the log's is later; 3: expunged after; 4: a tie
+        // keeps the index's; 7: the log's alone.
+        assert_eq!(got, [(1, 3, 10), (2, 6, 20), (4, 2, 40), (7, 1, 70)]);
+        // No log: the index's records, as they are.
+        let mut old = OldState { index_records: RecordSet::from_unsorted(vec![rec(5, 1, 50)]), ..OldState::default() };
+        assert_eq!(expected_records(&mut old).uids().collect::<Vec<_>>(), [5]);
     }
 }
