@@ -30,6 +30,7 @@ pub const TARGETS: &[&str] = &[
     "ledger",
     "carve",
     "journal",
+    "outcomes",
 ];
 
 /// Run one target on `data`. Panics (what the fuzzer catches) only on a broken invariant.
@@ -49,6 +50,7 @@ pub fn run(target: &str, data: &[u8]) {
         "ledger" => fuzz_ledger(data),
         "carve" => fuzz_carve(data),
         "journal" => fuzz_journal(data),
+        "outcomes" => fuzz_outcomes(data),
         other => panic!("unknown fuzz target {other}"),
     }
 }
@@ -238,6 +240,16 @@ pub fn fuzz_mbox(data: &[u8]) {
         assert_eq!(back.keywords, m.keywords);
         assert_eq!(back.from.date, m.from.date);
         assert!(again.next().is_none());
+    }
+}
+
+/// The outcomes a reconstruct of a large mailbox sets aside in an unnamed file
+/// (`reconstruct::outcomes`): accepted bytes re-encode to themselves.
+pub fn fuzz_outcomes(data: &[u8]) {
+    use mstore::reconstruct::outcomes::{decode_all, encode_all};
+    match decode_all(data) {
+        Ok(v) => assert_eq!(encode_all(&v), data, "accepted outcomes must re-encode to the same bytes"),
+        Err((at, _)) => assert!(at < data.len() as u64, "an error offset inside the bytes"),
     }
 }
 
@@ -609,6 +621,29 @@ pub fn seed_inputs(target: &str) -> Vec<(String, Vec<u8>)> {
             let mut torn = b.clone();
             torn.truncate(b.len() - 3);
             out.push(("torn".into(), torn));
+        }
+        "outcomes" => {
+            use mstore::message::DateTime;
+            use mstore::reconstruct::merge::{Derived, FileInfo, FileOutcome};
+            let info = |uid| FileInfo { uid, size: 1000 + u64::from(uid), mtime: 1_700_000_000 };
+            let derived = Derived {
+                content_hash: [3; 32],
+                prefix_hash: 77,
+                header_size: 120,
+                sent_date: Some(DateTime { unix: 1_699_999_000, offset_minutes: -300 }),
+                received_date: None,
+                cache: Some((64, 100)),
+            };
+            let all = vec![
+                FileOutcome::Matched(info(1)),
+                FileOutcome::Read(info(2), derived),
+                FileOutcome::Empty(info(3)),
+                FileOutcome::Unreadable { uid: 4, error: "Permission denied (os error 13)".into() },
+                FileOutcome::Vanished { uid: 5 },
+            ];
+            let b = mstore::reconstruct::outcomes::encode_all(&all);
+            out.push(("every-kind".into(), b.clone()));
+            out.push(("cut".into(), b[..b.len() - 3].to_vec()));
         }
         "journal" => {
             let lines = [

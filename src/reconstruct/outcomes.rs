@@ -319,10 +319,20 @@ fn get_info(r: &mut impl Read) -> std::io::Result<FileInfo> {
     })
 }
 
+/// A presence byte: 0 or 1.
+fn present(r: &mut impl Read) -> std::io::Result<bool> {
+    match take::<1>(r)? {
+        [0] => Ok(false),
+        [1] => Ok(true),
+        [b] => Err(invalid(format!("presence byte {b}, not 0 or 1"))),
+    }
+}
+
 fn get_date(r: &mut impl Read) -> std::io::Result<Option<DateTime>> {
-    Ok(match take::<1>(r)? {
-        [0] => None,
-        _ => Some(DateTime { unix: i64::from_le_bytes(take(r)?), offset_minutes: i16::from_le_bytes(take(r)?) }),
+    Ok(if present(r)? {
+        Some(DateTime { unix: i64::from_le_bytes(take(r)?), offset_minutes: i16::from_le_bytes(take(r)?) })
+    } else {
+        None
     })
 }
 
@@ -344,9 +354,10 @@ fn decode(r: &mut impl Read) -> std::io::Result<FileOutcome> {
                 header_size: u32::from_le_bytes(take(r)?),
                 sent_date: get_date(r)?,
                 received_date: get_date(r)?,
-                cache: match take::<1>(r)? {
-                    [0] => None,
-                    _ => Some((u64::from_le_bytes(take(r)?), u32::from_le_bytes(take(r)?))),
+                cache: if present(r)? {
+                    Some((u64::from_le_bytes(take(r)?), u32::from_le_bytes(take(r)?)))
+                } else {
+                    None
                 },
             };
             FileOutcome::Read(f, d)
@@ -360,11 +371,35 @@ fn decode(r: &mut impl Read) -> std::io::Result<FileOutcome> {
             if error.len() as u64 != len {
                 return Err(invalid(format!("an error text of {len} bytes ends after {}", error.len())));
             }
-            FileOutcome::Unreadable { uid, error: String::from_utf8_lossy(&error).into_owned() }
+            let error = String::from_utf8(error).map_err(|_| invalid("an error text that is not UTF-8".into()))?;
+            FileOutcome::Unreadable { uid, error }
         }
         VANISHED => FileOutcome::Vanished { uid: u32::from_le_bytes(take(r)?) },
         t => return Err(invalid(format!("unknown outcome tag {t}"))),
     })
+}
+
+/// The encoding of `outs`, as [`Outcomes`] sets them aside (for the fuzz target).
+#[doc(hidden)]
+pub fn encode_all(outs: &[FileOutcome]) -> Vec<u8> {
+    let mut b = Vec::new();
+    for o in outs {
+        encode(&mut b, o);
+    }
+    b
+}
+
+/// Every outcome of `bytes`, or the error of the first that does not decode, with its
+/// byte offset (for the fuzz target: the file itself is only ever read by its writer).
+#[doc(hidden)]
+pub fn decode_all(bytes: &[u8]) -> Result<Vec<FileOutcome>, (u64, std::io::Error)> {
+    let mut r = bytes;
+    let mut out = Vec::new();
+    while !r.is_empty() {
+        let at = (bytes.len() - r.len()) as u64;
+        out.push(decode(&mut r).map_err(|e| (at, e))?);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -413,6 +448,22 @@ mod tests {
             }
         }
         assert!(decode(&mut &[0u8, 1, 2, 3, 4][..]).is_err());
+        // A presence byte other than 0 or 1, an error text that is not UTF-8.
+        let mut b = Vec::new();
+        encode(&mut b, &all_kinds()[2]);
+        let flag = 1 + 20 + 32 + 8 + 4;
+        assert_eq!(b[flag], 0, "the sent date's presence byte");
+        b[flag] = 2;
+        assert!(decode(&mut &b[..]).is_err());
+        let mut b = vec![UNREADABLE];
+        b.extend_from_slice(&7u32.to_le_bytes());
+        b.extend_from_slice(&2u32.to_le_bytes());
+        b.extend_from_slice(&[0xff, 0xfe]);
+        assert!(decode(&mut &b[..]).is_err());
+        let all = encode_all(&all_kinds());
+        assert_eq!(decode_all(&all).expect("decodes"), all_kinds());
+        let before_last = encode_all(&all_kinds()[..all_kinds().len() - 1]).len() as u64;
+        assert_eq!(decode_all(&all[..all.len() - 1]).expect_err("cut").0, before_last, "offset of the cut one");
         // An error text that says it is longer than the file: no allocation of its size.
         let mut b = vec![UNREADABLE];
         b.extend_from_slice(&7u32.to_le_bytes());
