@@ -3,7 +3,9 @@
 //! `mailboxes.db` of 2 GiB and `-f /dev/zero`. Each command runs as a child whose peak
 //! resident set (`ru_maxrss` from `wait4`) must stay under [`RSS_BOUND_KIB`]; before the
 //! change they took about the apparent size (2-3 GiB each, measured by this test with the
-//! read bound switched off). No timing is asserted. (`ru_maxrss` of a child also counts
+//! read bound switched off). A change log of 500,000 flag changes with the index lost is
+//! verified in a window of memory (its findings were read from the log held whole). No
+//! timing is asserted. (`ru_maxrss` of a child also counts
 //! the test process's own resident set at the spawn, so it is an upper bound; a clean run
 //! of these commands peaks near 6 MiB.)
 
@@ -128,6 +130,62 @@ fn a_sparse_3_gib_log_costs_its_real_content() {
     assert_eq!(a.code, 0, "{}", a.stderr);
     assert_bounded("append", &a);
     assert!(std::fs::metadata(&log).expect("stat").len() < 1 << 20, "append cut the zeroed tail of the log");
+}
+
+#[test]
+fn a_large_log_whose_index_is_lost_is_verified_in_a_window_of_memory() {
+    use mstore::codec::changelog::{self, LogRecord};
+    use mstore::flags::{SystemFlags, UserFlags};
+    // 500,000 flag changes in the change log (a busy mailbox between two compactions) and
+    // the index lost: verify checks the log for its findings a window at a time. It read
+    // the file whole and kept every record it decoded (about 100 MiB here).
+    let tmp = tempfile::tempdir().expect("tmp");
+    let conf = store(tmp.path());
+    let c = conf.to_str().expect("utf-8");
+    let dir = mailbox_dir(&conf, "example.com", "user/joe");
+    let log = dir.join("ms.log");
+    let scan = changelog::scan(&std::fs::read(&log).expect("read log")).expect("a sound log");
+    let uids: Vec<u32> = scan
+        .records
+        .iter()
+        .filter_map(|r| match &r.2 {
+            LogRecord::Message(m) => Some(m.uid),
+            _ => None,
+        })
+        .collect();
+    assert!(!uids.is_empty(), "setup: messages in the log");
+    let (id, mut seq) = (scan.header.unique_id, scan.records.iter().map(|r| r.1).max().unwrap_or(1));
+    // Appended a batch at a time: the children of tests running beside this one count
+    // this process's resident set at their fork.
+    let mut out = OpenOptions::new().append(true).open(&log).expect("open log");
+    let mut batch = Vec::new();
+    for i in 0..500_000usize {
+        seq += 1;
+        let uid = uids[i % uids.len()];
+        let flags =
+            LogRecord::Flags { uid, system_flags: SystemFlags((i % 32) as u32), user_flags: UserFlags(0), modseq: seq };
+        changelog::encode_record(&mut batch, &id, seq, &flags);
+        if batch.len() > 1 << 16 {
+            std::io::Write::write_all(&mut out, &batch).expect("append");
+            batch.clear();
+        }
+    }
+    std::io::Write::write_all(&mut out, &batch).expect("append");
+    drop((out, batch, scan));
+    std::fs::remove_file(dir.join("ms.index")).expect("lose the index");
+    for args in [
+        vec!["verify", "-f", c, "--quick", "--no-progress", "example.com", "user/joe"],
+        vec!["verify", "-f", c, "--no-progress", "example.com", "user/joe"],
+    ] {
+        let m = measured(&args);
+        assert_eq!(m.code, 4, "{args:?}: {}", m.stderr);
+        assert!(
+            m.max_rss_kib < 48 * 1024,
+            "{args:?}: peak RSS {} MiB (bound 48 MiB): {}",
+            m.max_rss_kib / 1024,
+            m.stderr
+        );
+    }
 }
 
 #[test]
