@@ -390,7 +390,15 @@ fn import(a: &BenchArgs) -> Result<()> {
         }
         std::fs::create_dir_all(&target)?;
         let tconf = target.join("ms.conf");
-        std::fs::write(&tconf, format!("ms-path: {}\nfsync: no\n", target.join("ms").display()))?;
+        // The runtime user is whoever runs the bench (the default, `sms`, need not exist).
+        let (user, group) = mstore::cli::current_user_and_group();
+        std::fs::write(
+            &tconf,
+            format!(
+                "ms-path: {}\nruntime-user: {user}\nruntime-group: {group}\nfsync: no\n",
+                target.join("ms").display()
+            ),
+        )?;
         let tc = tconf.to_string_lossy().into_owned();
         let st = Command::new(&bin).args(["init", "-f", &tc]).stdout(std::process::Stdio::null()).status()?;
         if !st.success() {
