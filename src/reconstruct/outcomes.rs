@@ -18,6 +18,7 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use parking_lot::Mutex;
 
 use super::merge::{Derived, FileInfo, FileOutcome};
+use crate::codec::Sequential;
 use crate::message::DateTime;
 
 /// A mailbox with at least this many message files keeps its outcomes in a file.
@@ -43,7 +44,7 @@ pub struct Outcomes {
 /// The file outcomes are set aside in: written through a buffer, then read by offset.
 struct Spill {
     out: Option<BufWriter<File>>,
-    file: Option<File>,
+    file: Option<crate::io::FileSource>,
 }
 
 impl Default for Outcomes {
@@ -137,7 +138,10 @@ impl Outcomes {
         let Some(spill) = self.spill.as_mut() else { return };
         let Some(out) = spill.out.take() else { return };
         match out.into_inner() {
-            Ok(f) => spill.file = Some(f),
+            Ok(f) => match crate::io::FileSource::new(f) {
+                Ok(src) => spill.file = Some(src),
+                Err(e) => self.fail(format!("reading back the run's outcomes from the mailbox directory failed: {e}")),
+            },
             Err(e) => {
                 let e = e.into_error();
                 self.fail(format!("writing the run's outcomes aside in the mailbox directory failed: {e}"));
@@ -162,7 +166,7 @@ impl Outcomes {
             None => Iter::Mem(self.mem.iter()),
             Some(spill) => match &spill.file {
                 Some(file) => Iter::File {
-                    read: BufReader::with_capacity(WINDOW, FileAt { file, pos: 0 }),
+                    read: BufReader::with_capacity(WINDOW, Sequential::new(file)),
                     left: self.count,
                     of: self,
                 },
@@ -182,7 +186,7 @@ pub enum Iter<'a> {
     /// From the file.
     File {
         /// The file from its start.
-        read: BufReader<FileAt<'a>>,
+        read: BufReader<Sequential<'a>>,
         /// Outcomes still to read.
         left: usize,
         /// Where a failure is kept.
@@ -215,20 +219,6 @@ impl Iterator for Iter<'_> {
                 }
             }
         }
-    }
-}
-
-/// A file read from an offset of its own (`pread`: several readers share the file).
-pub struct FileAt<'a> {
-    file: &'a File,
-    pos: u64,
-}
-
-impl Read for FileAt<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = std::os::unix::fs::FileExt::read_at(self.file, buf, self.pos)?;
-        self.pos += n as u64;
-        Ok(n)
     }
 }
 
@@ -477,6 +467,10 @@ mod tests {
         let d = File::open(dir.path()).expect("open dir");
         let mut outs = Outcomes::for_files(3, 0, Some(&d));
         assert!(outs.set_aside(), "O_TMPFILE in a temporary directory");
+        let out = outs.spill.as_ref().and_then(|s| s.out.as_ref()).expect("being written");
+        use std::os::unix::fs::MetadataExt;
+        let mode = out.get_ref().metadata().expect("fstat").mode();
+        assert_eq!(mode & 0o777, 0o600, "readable by its owner only, whatever the umask: {mode:o}");
         let all = all_kinds();
         for chunk in all.chunks(3) {
             outs.append(&mut chunk.to_vec());
