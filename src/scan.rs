@@ -551,7 +551,7 @@ mod tests {
                 self.by_io.fetch_add(1, Ordering::Relaxed);
             }
             let f = std::fs::File::open(&self.file).expect("open");
-            crate::io::fetch_file(&f, 3000, crate::io::Map::Never).expect("read").len()
+            crate::io::fetch_file(&f, 3000, crate::io::Map::Never, crate::io::Cache::Keep).expect("read").len()
         }
         fn process(&self, _: &usize, _: usize, loaded: Vec<usize>) {
             assert!(loaded.iter().all(|&n| n == 3000));

@@ -10,7 +10,7 @@ mod content;
 mod write;
 
 pub use bytes::{
-    Bytes, Contents, Fetched, MAP_THRESHOLD, Map, ReadBuf, fetch_file, file_size, open_at, page_cache_misses,
+    Bytes, Cache, Contents, Fetched, MAP_THRESHOLD, Map, ReadBuf, fetch_file, file_size, open_at, page_cache_misses,
     read_file, read_file_at, read_file_into, with_read_buf,
 };
 pub use content::{FileSource, HOLE_BUDGET, content_len};

@@ -733,7 +733,12 @@ fn load_file(job: &Job, uid: u32, opts: &Options) -> Loaded {
     if size == 0 {
         return Loaded::Done(FileOutcome::Empty(info));
     }
-    match crate::io::fetch_file(&file, size, if opts.mmap { crate::io::Map::Allow } else { crate::io::Map::Never }) {
+    match crate::io::fetch_file(
+        &file,
+        size,
+        if opts.mmap { crate::io::Map::Allow } else { crate::io::Map::Never },
+        crate::io::Cache::Budget,
+    ) {
         Ok(bytes) => Loaded::Read { info, bytes, best },
         Err(e) => unreadable(&e),
     }

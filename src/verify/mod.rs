@@ -1057,7 +1057,7 @@ fn load_file(job: &Job, uid: u32, quick: bool) -> Loaded {
         Err(e) => return Loaded::Checked(FileCheck::Unreadable(e.to_string())),
     };
     use std::os::unix::fs::MetadataExt;
-    match crate::io::fetch_file(&file, meta.len(), crate::io::Map::Allow) {
+    match crate::io::fetch_file(&file, meta.len(), crate::io::Map::Allow, crate::io::Cache::Budget) {
         Ok(bytes) => Loaded::Read { bytes, mtime: meta.mtime(), uid: meta.uid(), gid: meta.gid() },
         Err(e) => Loaded::Checked(FileCheck::Unreadable(crate::error::describe_io(&e, &path()))),
     }
