@@ -9,6 +9,7 @@
 //! command that repairs it. The scan runs on the same pipeline as reconstruct
 //! (`scan`); findings are put back in mailbox order.
 
+mod bounded;
 mod losses;
 
 use std::fs::File;
@@ -113,8 +114,9 @@ struct Job {
     dirfd: Option<File>,
     findings: Mutex<Vec<Finding>>,
     /// Findings of the message files, by UID once the mailbox is done (each file is
-    /// checked as it is read: nothing per file is kept but what is wrong with it).
-    file_findings: Mutex<Vec<Finding>>,
+    /// checked as it is read: nothing per file is kept but what is wrong with it), of each
+    /// kind at most `bounded::MAX_LISTED_PER_KIND` whole.
+    file_findings: Mutex<bounded::Bounded>,
 }
 
 enum FileCheck {
@@ -483,7 +485,7 @@ impl crate::scan::Planner for StoreScan<'_> {
             expected,
             dirfd,
             findings: Mutex::new(findings),
-            file_findings: Mutex::new(Vec::new()),
+            file_findings: Mutex::new(bounded::Bounded::default()),
         })
     }
 
@@ -509,35 +511,32 @@ impl crate::scan::Planner for StoreScan<'_> {
 
     fn process(&self, job: &Job, _start: usize, loaded: Vec<(u32, Loaded)>) {
         let last_uid = job.expected.last_uid().unwrap_or(0);
-        let mut local = Vec::new();
+        let (mut local, mut one) = (Vec::new(), Vec::new());
         for (uid, l) in loaded {
-            self.check_file(job, uid, &check_file(l, &self.bytes), last_uid, &mut local);
+            self.check_file(job, uid, &check_file(l, &self.bytes), last_uid, &mut one);
+            local.extend(one.drain(..).map(|f| (uid, f)));
         }
         if !local.is_empty() {
-            job.file_findings.lock().append(&mut local);
+            job.file_findings.lock().append(local);
         }
     }
 
     fn finish(&self, job: &Job) {
         let mut findings = std::mem::take(&mut *job.findings.lock());
         let mut per_file = std::mem::take(&mut *job.file_findings.lock());
-        // In UID order, as a file's findings were made (a stable sort).
-        per_file.sort_by_key(|f| f.uid);
-        findings.append(&mut per_file);
         let files = job.listing.messages.len() as u64;
         self.messages.fetch_add(files, std::sync::atomic::Ordering::Relaxed);
         let mk = |sev, kind, uid: u32, msg: String| self.message_finding(job, sev, kind, uid, msg);
         // Indexed UIDs with no file listed (both sorted).
         let listed = &job.listing.messages;
-        let missing: Vec<u32> = job.expected.uids().filter(|u| listed.binary_search(u).is_err()).collect();
-        for uid in missing {
-            findings.push(mk(
-                Severity::Error,
-                "message-missing",
+        for uid in job.expected.uids().filter(|u| listed.binary_search(u).is_err()) {
+            per_file.push(
                 uid,
-                "the index lists this message but its file is gone".into(),
-            ));
+                mk(Severity::Error, "message-missing", uid, "the index lists this message but its file is gone".into()),
+            );
         }
+        // In UID order, as a file's findings were made.
+        findings.extend(per_file.into_findings(&job.place.dir.display().to_string()));
         self.findings.lock()[job.order] = Some(findings);
         self.progress.mailbox_done(files);
     }
@@ -949,6 +948,9 @@ fn torn_message(error: Option<&FormatError>) -> String {
 /// Cache records of every expected message: present, checksummed, naming the right UID.
 fn cache_findings(place: &MailboxPlace, old: &OldState, expected: &RecordSet) -> Vec<Finding> {
     let mut out = Vec::new();
+    // One finding per damaged record, of which the first are listed whole (with their
+    // summary, no more than the report lists for one file).
+    let mut records = bounded::Bounded::with_cap(MAX_FINDINGS_PER_FILE - 1);
     let path = place.dir.join(CACHE_FILE);
     let mk = |kind: &'static str, offset: Option<u64>, uid: Option<u32>, msg: String| {
         let mut f = Finding::at(Severity::Error, kind, path.display().to_string(), msg);
@@ -970,20 +972,25 @@ fn cache_findings(place: &MailboxPlace, old: &OldState, expected: &RecordSet) ->
         }
         let Ok((start, bytes)) = window.covering(r.cache_offset, r.cache_len) else {
             out.push(mk("cache-corrupt", None, None, "cannot read".into()));
+            out.extend(records.into_findings(&path.display().to_string()));
             return out;
         };
         let at = (r.cache_offset - start) as usize;
         match cache::decode(bytes, at, Some(r.cache_len)).map_err(|e| e.shifted(start)) {
             Ok(e) if e.uid == *uid => {}
-            Ok(e) => out.push(mk(
-                "cache-record-corrupt",
-                Some(r.cache_offset),
-                Some(*uid),
-                format!("the cache record at this offset names UID {}", e.uid),
-            )),
-            Err(e) => out.push(mk("cache-record-corrupt", Some(e.offset()), Some(*uid), e.to_string())),
+            Ok(e) => records.push(
+                *uid,
+                mk(
+                    "cache-record-corrupt",
+                    Some(r.cache_offset),
+                    Some(*uid),
+                    format!("the cache record at this offset names UID {}", e.uid),
+                ),
+            ),
+            Err(e) => records.push(*uid, mk("cache-record-corrupt", Some(e.offset()), Some(*uid), e.to_string())),
         }
     }
+    out.extend(records.into_findings(&path.display().to_string()));
     out
 }
 
