@@ -135,53 +135,78 @@ fn a_sparse_3_gib_log_costs_its_real_content() {
     assert!(std::fs::metadata(&log).expect("stat").len() < 1 << 20, "append cut the zeroed tail of the log");
 }
 
-#[test]
-fn a_large_log_whose_index_is_lost_is_verified_in_a_window_of_memory() {
+/// `mstore verify --quick` then `mstore verify` of `example.com user/joe`, each measured;
+/// both must find something (exit 4).
+fn verify_quick_and_full(conf: &str) -> Vec<(Vec<&str>, Measured)> {
+    [
+        vec!["verify", "-f", conf, "--quick", "--no-progress", "example.com", "user/joe"],
+        vec!["verify", "-f", conf, "--no-progress", "example.com", "user/joe"],
+    ]
+    .into_iter()
+    .map(|args| {
+        let m = measured(&args);
+        assert_eq!(m.code, 4, "{args:?}: {}", m.stderr);
+        (args, m)
+    })
+    .collect()
+}
+
+/// A demo store whose `example.com user/joe` has `n` records appended to its change log
+/// (`record(i, seq, messages)`: the `i`th, with its sequence number, given the log's
+/// message records) and its index removed. Returns the store's directory and its
+/// configuration file.
+fn index_lost_after_appending(
+    n: usize,
+    mut record: impl FnMut(usize, u64, &[mstore::codec::index::MessageRecord]) -> mstore::codec::changelog::LogRecord,
+) -> (tempfile::TempDir, PathBuf) {
     use mstore::codec::changelog::{self, LogRecord};
-    use mstore::flags::{SystemFlags, UserFlags};
-    // 500,000 flag changes in the change log (a busy mailbox between two compactions) and
-    // the index lost: verify checks the log for its findings a window at a time. It read
-    // the file whole and kept every record it decoded (about 100 MiB here).
     let tmp = tempfile::tempdir().expect("tmp");
     let conf = store(tmp.path());
-    let c = conf.to_str().expect("utf-8");
     let dir = mailbox_dir(&conf, "example.com", "user/joe");
     let log = dir.join("ms.log");
     let scan = changelog::scan(&std::fs::read(&log).expect("read log")).expect("a sound log");
-    let uids: Vec<u32> = scan
+    let messages: Vec<_> = scan
         .records
         .iter()
         .filter_map(|r| match &r.2 {
-            LogRecord::Message(m) => Some(m.uid),
+            LogRecord::Message(m) => Some(*m),
             _ => None,
         })
         .collect();
-    assert!(!uids.is_empty(), "setup: messages in the log");
+    assert!(!messages.is_empty(), "setup: messages in the log");
     let (id, mut seq) = (scan.header.unique_id, scan.records.iter().map(|r| r.1).max().unwrap_or(1));
     // Appended a batch at a time: the children of tests running beside this one count
     // this process's resident set at their fork.
     let mut out = OpenOptions::new().append(true).open(&log).expect("open log");
     let mut batch = Vec::new();
-    for i in 0..500_000usize {
+    for i in 0..n {
         seq += 1;
-        let uid = uids[i % uids.len()];
-        let flags =
-            LogRecord::Flags { uid, system_flags: SystemFlags((i % 32) as u32), user_flags: UserFlags(0), modseq: seq };
-        changelog::encode_record(&mut batch, &id, seq, &flags);
+        changelog::encode_record(&mut batch, &id, seq, &record(i, seq, &messages));
         if batch.len() > 1 << 16 {
             std::io::Write::write_all(&mut out, &batch).expect("append");
             batch.clear();
         }
     }
     std::io::Write::write_all(&mut out, &batch).expect("append");
-    drop((out, batch, scan));
     std::fs::remove_file(dir.join("ms.index")).expect("lose the index");
-    for args in [
-        vec!["verify", "-f", c, "--quick", "--no-progress", "example.com", "user/joe"],
-        vec!["verify", "-f", c, "--no-progress", "example.com", "user/joe"],
-    ] {
-        let m = measured(&args);
-        assert_eq!(m.code, 4, "{args:?}: {}", m.stderr);
+    (tmp, conf)
+}
+
+#[test]
+fn a_large_log_whose_index_is_lost_is_verified_in_a_window_of_memory() {
+    use mstore::codec::changelog::LogRecord;
+    use mstore::flags::{SystemFlags, UserFlags};
+    // 500,000 flag changes in the change log (a busy mailbox between two compactions) and
+    // the index lost: verify checks the log for its findings a window at a time. It read
+    // the file whole and kept every record it decoded (about 100 MiB here).
+    let (_tmp, conf) = index_lost_after_appending(500_000, |i, seq, messages| LogRecord::Flags {
+        uid: messages[i % messages.len()].uid,
+        system_flags: SystemFlags((i % 32) as u32),
+        user_flags: UserFlags(0),
+        modseq: seq,
+    });
+    let c = conf.to_str().expect("utf-8");
+    for (args, m) in verify_quick_and_full(c) {
         assert!(
             m.max_rss_kib < 64 * 1024,
             "{args:?}: peak RSS {} MiB (bound 64 MiB): {}",
@@ -193,48 +218,19 @@ fn a_large_log_whose_index_is_lost_is_verified_in_a_window_of_memory() {
 
 #[test]
 fn a_mailbox_whose_files_are_all_gone_is_verified_in_memory_bounded_by_its_kinds_of_damage() {
-    use mstore::codec::changelog::{self, LogRecord};
+    use mstore::codec::changelog::LogRecord;
     // A disk failure took the message files of a mailbox of 300,000 messages whose index
     // is lost too: the change log lists them all. verify held one finding per missing file
     // (235 MiB here) until the end of the run and printed 300,000 lines; now the first
     // 1,000 of each kind by UID and one line that counts the rest and names their UIDs.
-    let tmp = tempfile::tempdir().expect("tmp");
-    let conf = store(tmp.path());
-    let c = conf.to_str().expect("utf-8");
-    let dir = mailbox_dir(&conf, "example.com", "user/joe");
-    let log = dir.join("ms.log");
-    let scan = changelog::scan(&std::fs::read(&log).expect("read log")).expect("a sound log");
-    let template = scan
-        .records
-        .iter()
-        .find_map(|r| match &r.2 {
-            LogRecord::Message(m) => Some(*m),
-            _ => None,
-        })
-        .expect("setup: a message in the log");
-    let (id, mut seq) = (scan.header.unique_id, scan.records.iter().map(|r| r.1).max().unwrap_or(1));
     let first = 1_000_000u32;
-    let mut out = OpenOptions::new().append(true).open(&log).expect("open log");
-    let mut batch = Vec::new();
-    for i in 0..300_000u32 {
-        seq += 1;
-        let mut m = template;
-        m.uid = first + i;
-        changelog::encode_record(&mut batch, &id, seq, &LogRecord::Message(m));
-        if batch.len() > 1 << 16 {
-            std::io::Write::write_all(&mut out, &batch).expect("append");
-            batch.clear();
-        }
-    }
-    std::io::Write::write_all(&mut out, &batch).expect("append");
-    drop((out, batch, scan));
-    std::fs::remove_file(dir.join("ms.index")).expect("lose the index");
-    for args in [
-        vec!["verify", "-f", c, "--quick", "--no-progress", "example.com", "user/joe"],
-        vec!["verify", "-f", c, "--no-progress", "example.com", "user/joe"],
-    ] {
-        let m = measured(&args);
-        assert_eq!(m.code, 4, "{args:?}: {}", m.stderr);
+    let (_tmp, conf) = index_lost_after_appending(300_000, |i, _, messages| {
+        let mut m = messages[0];
+        m.uid = first + i as u32;
+        LogRecord::Message(m)
+    });
+    let c = conf.to_str().expect("utf-8");
+    for (args, m) in verify_quick_and_full(c) {
         let mut kinds = std::collections::BTreeMap::new();
         for l in m.stdout.lines() {
             *kinds.entry(l.split(':').take(2).collect::<Vec<_>>().join(":")).or_insert(0) += 1;
