@@ -35,6 +35,12 @@ pub const MMAP_FROM: i32 = 4 << 20;
 /// mailbox peaked higher for letting them go, 337 MB against 315). Not lower: at 512 KiB
 /// every 1 MiB read buffer of every mailbox was a fresh mapping to fault in (a rebuild of
 /// 100,000 messages over 326 mailboxes with `ms.index` removed took twice as long).
+/// Fixing that threshold also fixes the one above which freed memory at the top of a heap
+/// is handed back to the kernel (`M_TRIM_THRESHOLD`) at glibc's 128 KiB, where the dynamic
+/// threshold would have raised it with the other: every worker's heap was then trimmed
+/// and faulted in again, over and over (a warm full rebuild of 100,000 messages: 25,000
+/// page faults, 13,000 with it at 8 MiB, and 3 % less CPU time; the peak RSS of a rebuild
+/// of 1,000,000 messages is unchanged, 214 MB against 216).
 #[cfg_attr(all(target_os = "linux", target_env = "gnu"), expect(unsafe_code, reason = "mallopt is a C call"))]
 pub fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -45,6 +51,7 @@ pub fn limit_malloc_arenas() {
         unsafe {
             libc::mallopt(libc::M_ARENA_MAX, i32::try_from(cores).unwrap_or(i32::MAX));
             libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_FROM);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, 2 * MMAP_FROM);
         }
     }
 }
