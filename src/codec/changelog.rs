@@ -328,48 +328,58 @@ pub fn encode_change(out: &mut Vec<u8>, unique_id: &[u8; 16], records: &[(u64, L
 /// [`encode_record`] with the change it belongs to said.
 pub fn encode_record_in(out: &mut Vec<u8>, unique_id: &[u8; 16], seq: u64, rec: &LogRecord, change: Change) {
     let start = out.len();
-    let (k, body): (u8, Vec<u8>) = match rec {
+    let head_len = std::mem::size_of::<RecordHead>();
+    // The head's length is known once the body is written in place after it.
+    out.resize(start + head_len, 0);
+    let k = match rec {
         LogRecord::Name { domain, name } => {
             let d = &domain.as_bytes()[..domain.len().min(1024)];
             let n = &name.as_bytes()[..name.len().min(2048)];
-            let mut b = NameHead { domain_len: U16::new(d.len() as u16), name_len: U16::new(n.len() as u16) }
-                .as_bytes()
-                .to_vec();
-            b.extend_from_slice(d);
-            b.extend_from_slice(n);
-            (kind::NAME, b)
+            out.extend_from_slice(
+                NameHead { domain_len: U16::new(d.len() as u16), name_len: U16::new(n.len() as u16) }.as_bytes(),
+            );
+            out.extend_from_slice(d);
+            out.extend_from_slice(n);
+            kind::NAME
         }
         LogRecord::FlagName { slot, name } => {
             let n = &name.as_bytes()[..name.len().min(255)];
-            let mut b = vec![*slot, n.len() as u8];
-            b.extend_from_slice(n);
-            (kind::FLAG_NAME, b)
+            out.extend_from_slice(&[*slot, n.len() as u8]);
+            out.extend_from_slice(n);
+            kind::FLAG_NAME
         }
-        LogRecord::Message(m) => (kind::MESSAGE, m.to_raw().as_bytes()[..MESSAGE_BODY_LEN].to_vec()),
-        LogRecord::Flags { uid, system_flags, user_flags, modseq } => (
-            kind::FLAGS,
-            FlagsBody {
-                uid: U32::new(*uid),
-                system_flags: U32::new(system_flags.0),
-                user_flags: user_flags.to_le_bytes(),
-                modseq: U64::new(*modseq),
-            }
-            .as_bytes()
-            .to_vec(),
-        ),
-        LogRecord::Expunge { uid, modseq } => (
-            kind::EXPUNGE,
-            ExpungeBody { uid: U32::new(*uid), reserved: U32::new(0), modseq: U64::new(*modseq) }.as_bytes().to_vec(),
-        ),
-        LogRecord::LastUid { last_uid, uid_validity } => (
-            kind::LAST_UID,
-            LastUidBody { last_uid: U32::new(*last_uid), uid_validity: U32::new(*uid_validity) }.as_bytes().to_vec(),
-        ),
+        LogRecord::Message(m) => {
+            out.extend_from_slice(&m.to_raw().as_bytes()[..MESSAGE_BODY_LEN]);
+            kind::MESSAGE
+        }
+        LogRecord::Flags { uid, system_flags, user_flags, modseq } => {
+            out.extend_from_slice(
+                FlagsBody {
+                    uid: U32::new(*uid),
+                    system_flags: U32::new(system_flags.0),
+                    user_flags: user_flags.to_le_bytes(),
+                    modseq: U64::new(*modseq),
+                }
+                .as_bytes(),
+            );
+            kind::FLAGS
+        }
+        LogRecord::Expunge { uid, modseq } => {
+            out.extend_from_slice(
+                ExpungeBody { uid: U32::new(*uid), reserved: U32::new(0), modseq: U64::new(*modseq) }.as_bytes(),
+            );
+            kind::EXPUNGE
+        }
+        LogRecord::LastUid { last_uid, uid_validity } => {
+            out.extend_from_slice(
+                LastUidBody { last_uid: U32::new(*last_uid), uid_validity: U32::new(*uid_validity) }.as_bytes(),
+            );
+            kind::LAST_UID
+        }
     };
-    let len = (16 + body.len() + 4) as u32;
+    let len = (out.len() - start + 4) as u32;
     let head = RecordHead { len: U32::new(len), kind: k, flags: change.flags(), reserved: [0; 2], seq: U64::new(seq) };
-    out.extend_from_slice(head.as_bytes());
-    out.extend_from_slice(&body);
+    out[start..start + head_len].copy_from_slice(head.as_bytes());
     let c = crc_append(record_seed(unique_id), &out[start..]);
     out.extend_from_slice(&c.to_le_bytes());
 }

@@ -273,6 +273,10 @@ fn segment(name: &[u8]) -> Option<Segment<'_>> {
 /// with no segment 0) are kept as they were. O(n log n) in the number of
 /// parameters, so a hostile list cannot make this slow.
 fn join_rfc2231(params: Params<'_>) -> Params<'_> {
+    // Nearly every list has no segment at all: nothing to allocate for it.
+    if !params.iter().any(|(n, _)| n.contains(&b'*')) {
+        return params;
+    }
     let segs: Vec<Option<Segment<'_>>> = params.iter().map(|(n, _)| segment(n)).collect();
     // Segment positions sorted by (name, number, position in the field).
     let mut order: Vec<(&[u8], u32, usize)> =
