@@ -482,14 +482,24 @@ mod tests {
         b.fit(5000).expect("fit");
         assert_eq!(b.capacity(), 2 * 4096, "5,000 bytes take two pages");
         b.fit(3 * 4096 + 1).expect("fit");
-        assert_eq!(b.capacity(), 4 * 4096, "rounded up to a power of two pages");
+        assert_eq!(b.capacity(), 4 * 4096, "four pages");
+        let mut five = ReadBuf::default();
+        five.fit(4 * 4096 + 1).expect("fit");
+        assert_eq!(five.capacity(), 8 * 4096, "five pages rounded up to a power of two");
+        assert_eq!(five.fit(8 * 4096).expect("fit").len(), 8 * 4096, "and it fits eight without growing");
+        assert_eq!(five.capacity(), 8 * 4096);
         pool.give(&mut b);
         assert_eq!((b.capacity(), pool.bytes), (0, 4 * 4096), "kept, and counted");
         let mut small = ReadBuf::default();
         small.fit(1).expect("fit");
         pool.give(&mut small);
-        // A file of one page takes the one-page buffer, not the four-page one.
+        // A file of one page takes the one-page buffer, not the four-page one, whichever
+        // came back last.
+        let mut later = ReadBuf::default();
+        later.fit(2 * 4096 + 1).expect("fit");
+        pool.give(&mut later);
         assert_eq!(pool.take(1).map(|b| b.capacity()), Some(4096));
+        assert_eq!(pool.take(1).map(|b| b.capacity()), Some(4 * 4096), "the next smallest");
         // Two pages: no buffer of that class; the next larger one is given.
         assert_eq!(pool.take(2).map(|b| b.capacity()), Some(4 * 4096));
         assert!(pool.take(1).is_none());
