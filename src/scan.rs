@@ -67,6 +67,10 @@ pub const DEFAULT_IO_THREADS: usize = 32;
 /// be processed), whatever the number of I/O threads. A run being loaded is handed over
 /// in chunks of at most [`CHUNK_BYTES`], so a thread holds little beyond its chunk.
 const BUDGET_BYTES: usize = 32 << 20;
+/// Threads that finish mailboxes when there are I/O threads: a rebuilt mailbox's files are
+/// written and synced (`fsync` of each file and of the directory) there, not on a CPU
+/// worker, whose core would idle while the device syncs.
+const FINISHERS: usize = 2;
 /// Bytes after which an I/O thread hands over what it loaded of a run so far.
 const CHUNK_BYTES: usize = 1 << 20;
 /// Bytes counted per loaded file on top of what it holds and of its own size (its
@@ -94,7 +98,9 @@ type Chunk<J, L> = (Arc<Planned<J>>, usize, Vec<L>, usize);
 ///
 /// With I/O threads, runs of files are loaded by them ahead of the CPU workers and handed
 /// over in chunks (at most `BUDGET_BYTES` loaded ahead); a CPU worker with no loaded
-/// chunk waiting takes a run and loads it itself.
+/// chunk waiting takes a run and loads it itself. Mailboxes are then finished by
+/// [`FINISHERS`] threads of their own, so that a CPU worker does not wait for the device
+/// to sync what a rebuild wrote.
 pub fn run<P: Planner>(planner: &P, targets: Vec<P::Target>, threads: Threads) -> Result<(), String> {
     let pipeline = Pipeline::new(planner, targets, threads);
     let p = &pipeline;
@@ -104,6 +110,9 @@ pub fn run<P: Planner>(planner: &P, targets: Vec<P::Target>, threads: Threads) -
         }
         for _ in 0..p.io {
             s.spawn(move |_| p.io_work());
+        }
+        for _ in 0..p.finishers {
+            s.spawn(move |_| p.finish_work());
         }
     })
     .map_err(|_| "a worker thread panicked".to_string())
@@ -116,6 +125,13 @@ struct Pipeline<'a, P: Planner> {
     cpu: usize,
     /// I/O threads.
     io: usize,
+    /// Threads that finish mailboxes (0: the worker that processed a mailbox's last file
+    /// finishes it). See [`FINISHERS`].
+    finishers: usize,
+    /// Mailboxes whose every file was processed, to finish. `None` is a wake-up.
+    finish_tx: crossbeam::channel::Sender<Option<Arc<Planned<P::Job>>>>,
+    /// See `finish_tx`.
+    finish_rx: crossbeam::channel::Receiver<Option<Arc<Planned<P::Job>>>>,
     /// The targets not yet taken, with their order.
     targets: parking_lot::Mutex<std::iter::Enumerate<std::vec::IntoIter<P::Target>>>,
     /// Runs of files to load. `None` is a wake-up: a worker waiting for runs re-checks
@@ -172,10 +188,16 @@ impl<'a, P: Planner> Pipeline<'a, P> {
     fn new(planner: &'a P, targets: Vec<P::Target>, threads: Threads) -> Self {
         let (file_tx, file_rx) = crossbeam::channel::unbounded::<Option<Run<P::Job>>>();
         let (chunk_tx, chunk_rx) = crossbeam::channel::unbounded::<Chunk<P::Job, P::Loaded>>();
+        let finishers = if threads.io > 0 { FINISHERS } else { 0 };
+        // Bounded: a mailbox waiting to be finished holds its files' outcomes.
+        let (finish_tx, finish_rx) = crossbeam::channel::bounded(2 * FINISHERS);
         Pipeline {
             planner,
             cpu: threads.cpu.max(1),
             io: threads.io,
+            finishers,
+            finish_tx,
+            finish_rx,
             targets: parking_lot::Mutex::new(targets.into_iter().enumerate()),
             file_tx,
             file_rx,
@@ -233,6 +255,10 @@ impl<'a, P: Planner> Pipeline<'a, P> {
         for _ in 0..self.cpu + self.io {
             let _ = self.file_tx.send(None);
         }
+        for _ in 0..self.finishers {
+            // A full queue wakes its finishers anyway.
+            let _ = self.finish_tx.try_send(None);
+        }
         self.room.notify_all();
         let _g = self.aside.lock();
         self.cold.notify_all();
@@ -252,12 +278,12 @@ impl<'a, P: Planner> Pipeline<'a, P> {
         let planner = self.planner;
         if let Some(job) = planner.plan(order, target) {
             let n = planner.files(&job);
-            if n == 0 {
-                planner.finish(&job);
-                return;
-            }
             let len = planner.run_len(&job).max(1);
             let planned = Arc::new(Planned { job, remaining: AtomicUsize::new(n) });
+            if n == 0 {
+                self.finish(&planned);
+                return;
+            }
             let mut start = 0;
             while start < n {
                 let end = (start + len).min(n);
@@ -295,14 +321,55 @@ impl<'a, P: Planner> Pipeline<'a, P> {
         }
     }
 
-    /// Process loaded files `start..` of a mailbox; finish the mailbox after its last.
-    fn process(&self, planned: &Planned<P::Job>, start: usize, items: Vec<P::Loaded>) {
+    /// Process loaded files `start..` of a mailbox; after its last, finish the mailbox or
+    /// hand it to a finisher.
+    fn process(&self, planned: &Arc<Planned<P::Job>>, start: usize, items: Vec<P::Loaded>) {
         let n = items.len();
         self.planner.process(&planned.job, start, items);
         if planned.remaining.fetch_sub(n, Ordering::AcqRel) == n {
-            self.planner.finish(&planned.job);
+            self.finish(planned);
         }
         self.done_one();
+    }
+
+    /// Finish a mailbox whose every file was processed, or hand it to a finisher.
+    fn finish(&self, planned: &Arc<Planned<P::Job>>) {
+        if self.finishers == 0 {
+            self.planner.finish(&planned.job);
+            return;
+        }
+        self.busy.fetch_add(1, Ordering::SeqCst);
+        let mut job = Some(planned.clone());
+        // Waits while the finishers are behind (bounded memory), unless one failed.
+        while let Err(e) = self.finish_tx.send_timeout(job.take(), std::time::Duration::from_millis(50)) {
+            match e {
+                crossbeam::channel::SendTimeoutError::Timeout(j) if !self.failed.load(Ordering::SeqCst) => job = j,
+                _ => break,
+            }
+        }
+    }
+
+    /// A finisher: finishes the mailboxes handed to it (writing and syncing a rebuilt
+    /// mailbox's files waits for the device), until all is done.
+    fn finish_work(&self) {
+        let _guard = OnExit(self);
+        loop {
+            if self.failed.load(Ordering::SeqCst) {
+                break;
+            }
+            match self.finish_rx.recv() {
+                Ok(Some(planned)) => {
+                    self.planner.finish(&planned.job);
+                    self.done_one();
+                }
+                Ok(None) => {
+                    if self.drained.load(Ordering::SeqCst) && self.busy.load(Ordering::SeqCst) == 0 {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
     }
 
     /// Process a chunk an I/O thread loaded, and give its bytes back to the budget.
@@ -490,6 +557,9 @@ mod tests {
         done: Mutex<Vec<(usize, usize)>>,
         /// Bytes each loaded file claims to hold (large: chunks are split, the budget fills).
         held: usize,
+        /// Threads that processed files, and threads that finished mailboxes.
+        processed_on: Mutex<std::collections::HashSet<std::thread::ThreadId>>,
+        finished_on: Mutex<std::collections::HashSet<std::thread::ThreadId>>,
     }
     struct Job {
         order: usize,
@@ -520,8 +590,10 @@ mod tests {
         fn process(&self, j: &Job, s: usize, loaded: Vec<usize>) {
             assert_eq!(loaded, (s..s + loaded.len()).collect::<Vec<_>>(), "files handed over in order");
             j.seen.fetch_add(loaded.len(), Ordering::Relaxed);
+            self.processed_on.lock().insert(std::thread::current().id());
         }
         fn finish(&self, j: &Job) {
+            self.finished_on.lock().insert(std::thread::current().id());
             assert_eq!(j.loaded.load(Ordering::Relaxed), j.n, "every file loaded once before the finish");
             self.done.lock().push((j.order, j.seen.load(Ordering::Relaxed)));
         }
@@ -577,6 +649,9 @@ mod tests {
             for _ in 0..pp.io {
                 std::thread::Builder::new().name("io".into()).spawn_scoped(s, move || pp.io_work()).expect("spawn");
             }
+            for _ in 0..pp.finishers {
+                s.spawn(move || pp.finish_work());
+            }
         });
         assert_eq!(r.done.load(Ordering::Relaxed), 20_000, "every file processed once");
         // Whatever else the test process reads meanwhile, these files are all cached.
@@ -590,9 +665,24 @@ mod tests {
         for (cpu, io, held) in
             [(1, 0, 0), (2, 0, 0), (5, 0, 0), (1, 1, 0), (2, 4, 0), (2, 3, 300 << 10), (1, 8, 9 << 20)]
         {
-            let c = Count { done: Mutex::new(Vec::new()), held };
+            let c = Count {
+                done: Mutex::new(Vec::new()),
+                held,
+                processed_on: Mutex::default(),
+                finished_on: Mutex::default(),
+            };
             let sizes: Vec<usize> = (0..200).map(|i| (i * 37) % 101).collect();
             run(&c, sizes.clone(), Threads { cpu, io }).expect("run");
+            // With I/O threads, mailboxes are finished (written, synced) by finishers, never
+            // on a thread that processes files.
+            let (processed_on, finished_on) = (c.processed_on.into_inner(), c.finished_on.into_inner());
+            if io > 0 {
+                assert!(
+                    processed_on.is_disjoint(&finished_on),
+                    "cpu {cpu} io {io}: finished where files are processed"
+                );
+                assert!(finished_on.len() <= FINISHERS);
+            }
             let mut done = c.done.into_inner();
             done.sort_unstable();
             let expect: Vec<(usize, usize)> =
@@ -604,7 +694,8 @@ mod tests {
     #[test]
     fn a_panicking_worker_fails_the_run_instead_of_hanging_it() {
         struct Boom {
-            in_load: bool,
+            /// 0: a load panics, 1: a process, 2: a finish.
+            at: u8,
         }
         impl Planner for Boom {
             type Target = usize;
@@ -620,17 +711,19 @@ mod tests {
                 3
             }
             fn load(&self, j: &usize, i: usize) {
-                assert!(!(self.in_load && *j == 40 && i == 10), "boom");
+                assert!(!(self.at == 0 && *j == 40 && i == 10), "boom");
             }
             fn process(&self, j: &usize, s: usize, _: Vec<()>) {
-                assert!(!(!self.in_load && *j == 40 && s == 9), "boom");
+                assert!(!(self.at == 1 && *j == 40 && s == 9), "boom");
             }
-            fn finish(&self, _: &usize) {}
+            fn finish(&self, j: &usize) {
+                assert!(!(self.at == 2 && *j == 40), "boom");
+            }
         }
-        for in_load in [false, true] {
+        for at in [0, 1, 2] {
             for (cpu, io) in [(1, 0), (2, 0), (4, 0), (1, 2), (2, 8)] {
-                let r = run(&Boom { in_load }, (0..100).collect(), Threads { cpu, io });
-                assert!(r.is_err(), "cpu {cpu} io {io} in_load {in_load}");
+                let r = run(&Boom { at }, (0..100).collect(), Threads { cpu, io });
+                assert!(r.is_err(), "cpu {cpu} io {io} at {at}");
             }
         }
     }
