@@ -36,7 +36,7 @@ impl RecordSet {
     }
     /// The record of `uid`.
     pub fn get(&self, uid: &u32) -> Option<&MessageRecord> {
-        self.0.binary_search_by_key(uid, |r| r.uid).ok().map(|i| &self.0[i])
+        position(&self.0, *uid).map(|i| &self.0[i])
     }
     /// Whether `uid` has a record.
     pub fn contains_key(&self, uid: &u32) -> bool {
@@ -69,6 +69,19 @@ impl RecordSet {
     /// The records, in UID order, taken.
     pub fn into_vec(self) -> Vec<MessageRecord> {
         self.0
+    }
+}
+
+/// Where `uid` is in `recs` (sorted by UID, one record per UID). UIDs are mostly dense, so
+/// `uid - first` is tried first: one memory access where a binary search over a large
+/// mailbox's records makes a dozen dependent ones, each a likely cache miss (a worker
+/// looks up every file it reads). Record `i` has a UID of at least `first + i`, so a miss
+/// there leaves only the records before it to search.
+fn position(recs: &[MessageRecord], uid: u32) -> Option<usize> {
+    let guess = uid.checked_sub(recs.first()?.uid)? as usize;
+    match recs.get(guess) {
+        Some(r) if r.uid == uid => Some(guess),
+        _ => recs[..guess.min(recs.len())].binary_search_by_key(&uid, |r| r.uid).ok(),
     }
 }
 
@@ -176,7 +189,7 @@ impl LogState {
         if self.frozen {
             let c = self.firsts.partition_point(|&f| f <= *uid).checked_sub(1)?;
             let chunk = self.chunks[c].read();
-            return chunk.binary_search_by_key(uid, |r| r.uid).ok().map(|i| chunk[i]);
+            return position(&chunk, *uid).map(|i| chunk[i]);
         }
         self.at.get(uid).map(|&i| self.recs[i])
     }
@@ -889,6 +902,18 @@ mod tests {
 
     fn rec(uid: u32, size: u64) -> MessageRecord {
         MessageRecord { uid, size, ..MessageRecord::default() }
+    }
+
+    #[test]
+    fn position_finds_every_uid_of_dense_and_sparse_records_and_no_other() {
+        // Dense runs (the guess hits), gaps (the guess lands past the record), and UIDs
+        // below, between and above the records.
+        for uids in [vec![], vec![7], vec![1, 2, 3, 4], vec![3, 4, 5, 9, 10, 40, 41, 42, 1000], vec![2, 4, 6, 8, 10]] {
+            let recs: Vec<MessageRecord> = uids.iter().map(|&u| rec(u, u as u64)).collect();
+            for uid in 0..1100 {
+                assert_eq!(position(&recs, uid), uids.iter().position(|&u| u == uid), "uid {uid} in {uids:?}");
+            }
+        }
     }
 
     #[test]
