@@ -38,6 +38,17 @@ pub trait Planner: Sync {
     fn held(&self, _loaded: &Self::Loaded) -> usize {
         0
     }
+    /// Whether the files of this mailbox are read whole, so that the I/O threads only ask
+    /// the kernel for them ([`Planner::prefetch`]) and the CPU workers load them from the
+    /// page cache, instead of the I/O threads loading them. No by default.
+    fn prefetches(&self, _job: &Self::Job) -> bool {
+        false
+    }
+    /// Ask the kernel to start reading file `i` without waiting ([`crate::io::prefetch_at`]);
+    /// the bytes asked for (counted against the budget until the file is loaded).
+    fn prefetch(&self, _job: &Self::Job, _i: usize) -> usize {
+        0
+    }
     /// Process files `start..start + loaded.len()` of the mailbox, loaded (the CPU part).
     fn process(&self, job: &Self::Job, start: usize, loaded: Vec<Self::Loaded>);
     /// Called once, after every file of the mailbox was processed.
@@ -88,6 +99,8 @@ struct Planned<J> {
 type Run<J> = (Arc<Planned<J>>, usize, usize);
 /// A loaded chunk: a run's files `start..start + items.len()`, and the bytes they hold.
 type Chunk<J, L> = (Arc<Planned<J>>, usize, Vec<L>, usize);
+/// A run whose files were asked of the kernel, and the bytes asked for.
+type Ready<J> = (Run<J>, usize);
 
 /// Run `planner` over `targets` with `threads` workers. Returns when every mailbox is
 /// finished. A panic in a worker is reported as `Err`.
@@ -143,6 +156,10 @@ struct Pipeline<'a, P: Planner> {
     chunk_tx: crossbeam::channel::Sender<Chunk<P::Job, P::Loaded>>,
     /// See `chunk_tx`.
     chunk_rx: crossbeam::channel::Receiver<Chunk<P::Job, P::Loaded>>,
+    /// Runs the I/O threads prefetched, for a CPU worker to load and process.
+    ready_tx: crossbeam::channel::Sender<Ready<P::Job>>,
+    /// See `ready_tx`.
+    ready_rx: crossbeam::channel::Receiver<Ready<P::Job>>,
     /// Bytes loaded ahead and not yet processed; I/O threads wait while it is over budget.
     budget: parking_lot::Mutex<usize>,
     /// Signalled when `budget` goes down (or everyone must stop).
@@ -188,6 +205,7 @@ impl<'a, P: Planner> Pipeline<'a, P> {
     fn new(planner: &'a P, targets: Vec<P::Target>, threads: Threads) -> Self {
         let (file_tx, file_rx) = crossbeam::channel::unbounded::<Option<Run<P::Job>>>();
         let (chunk_tx, chunk_rx) = crossbeam::channel::unbounded::<Chunk<P::Job, P::Loaded>>();
+        let (ready_tx, ready_rx) = crossbeam::channel::unbounded::<Ready<P::Job>>();
         let finishers = if threads.io > 0 { FINISHERS } else { 0 };
         // Bounded: a mailbox waiting to be finished holds its files' outcomes.
         let (finish_tx, finish_rx) = crossbeam::channel::bounded(2 * FINISHERS);
@@ -203,6 +221,8 @@ impl<'a, P: Planner> Pipeline<'a, P> {
             file_rx,
             chunk_tx,
             chunk_rx,
+            ready_tx,
+            ready_rx,
             budget: parking_lot::Mutex::new(0usize),
             room: parking_lot::Condvar::new(),
             busy: AtomicUsize::new(0),
@@ -381,6 +401,18 @@ impl<'a, P: Planner> Pipeline<'a, P> {
         self.room.notify_one();
     }
 
+    /// A CPU worker loads a run the I/O threads prefetched (from the page cache, mostly),
+    /// gives its bytes back to the budget, and processes it.
+    fn load_prefetched(&self, ((planned, start, end), asked): Ready<P::Job>) {
+        let items: Vec<P::Loaded> =
+            crate::io::prefetched(|| (start..end).map(|i| self.planner.load(&planned.job, i)).collect());
+        let mut b = self.budget.lock();
+        *b -= asked;
+        drop(b);
+        self.room.notify_one();
+        self.process(&planned, start, items);
+    }
+
     /// A CPU worker loads a run itself, and processes it.
     fn load_and_process(&self, (planned, start, end): Run<P::Job>) {
         let items: Vec<P::Loaded> = (start..end).map(|i| self.planner.load(&planned.job, i)).collect();
@@ -394,6 +426,10 @@ impl<'a, P: Planner> Pipeline<'a, P> {
         loop {
             if self.failed.load(Ordering::SeqCst) {
                 break;
+            }
+            if let Ok(ready) = self.ready_rx.try_recv() {
+                self.load_prefetched(ready);
+                continue;
             }
             if let Ok(chunk) = self.chunk_rx.try_recv() {
                 self.process_chunk(chunk);
@@ -416,6 +452,7 @@ impl<'a, P: Planner> Pipeline<'a, P> {
             // Others are still planning, loading or processing: wait for their chunks or
             // runs, or for the wake-up at the end.
             crossbeam::channel::select! {
+                recv(self.ready_rx) -> r => if let Ok(r) = r { self.load_prefetched(r) },
                 recv(self.chunk_rx) -> c => if let Ok(c) = c { self.process_chunk(c) },
                 recv(self.file_rx) -> r => match r {
                     Ok(Some(run)) => self.load_and_process(run),
@@ -426,16 +463,37 @@ impl<'a, P: Planner> Pipeline<'a, P> {
         }
     }
 
+    /// Wait for room in the budget (or for a failure).
+    fn wait_for_room(&self) {
+        let mut b = self.budget.lock();
+        while *b >= BUDGET_BYTES && !self.failed.load(Ordering::SeqCst) {
+            self.room.wait(&mut b);
+        }
+    }
+
+    /// An I/O thread asks the kernel for a run's files, once there is room in the budget,
+    /// and hands the run to the CPU workers to load: the requests are in flight without a
+    /// thread blocked on each, and the worker reads what it parses into its own cache.
+    fn prefetch_ahead(&self, (planned, start, end): Run<P::Job>) {
+        self.wait_for_room();
+        let asked: usize = (start..end).map(|i| self.planner.prefetch(&planned.job, i) + PER_FILE).sum();
+        *self.budget.lock() += asked;
+        // Cannot fail: this thread's scope holds the receiver's owners.
+        let _ = self.ready_tx.send(((planned, start, end), asked));
+        self.observe();
+    }
+
+    /// An I/O thread takes a run ahead of the CPU workers: asks the kernel for its files,
+    /// or loads them.
+    fn ahead(&self, run: Run<P::Job>) {
+        if self.planner.prefetches(&run.0.job) { self.prefetch_ahead(run) } else { self.load_ahead(run) }
+    }
+
     /// An I/O thread loads a run in chunks, waiting for room in the budget before each.
     fn load_ahead(&self, (planned, start, end): Run<P::Job>) {
         let mut at = start;
         while at < end {
-            {
-                let mut b = self.budget.lock();
-                while *b >= BUDGET_BYTES && !self.failed.load(Ordering::SeqCst) {
-                    self.room.wait(&mut b);
-                }
-            }
+            self.wait_for_room();
             let from = at;
             let mut items = Vec::new();
             let mut held = 0;
@@ -466,7 +524,7 @@ impl<'a, P: Planner> Pipeline<'a, P> {
             self.stand_aside();
             match self.file_rx.try_recv() {
                 Ok(Some(run)) => {
-                    self.load_ahead(run);
+                    self.ahead(run);
                     continue;
                 }
                 Ok(None) => continue,
@@ -479,7 +537,7 @@ impl<'a, P: Planner> Pipeline<'a, P> {
                 break;
             }
             match self.file_rx.recv() {
-                Ok(Some(run)) => self.load_ahead(run),
+                Ok(Some(run)) => self.ahead(run),
                 Ok(None) => {}
                 Err(_) => break,
             }
@@ -560,19 +618,34 @@ mod tests {
         /// Threads that processed files, and threads that finished mailboxes.
         processed_on: Mutex<std::collections::HashSet<std::thread::ThreadId>>,
         finished_on: Mutex<std::collections::HashSet<std::thread::ThreadId>>,
+        /// The I/O threads prefetch (`Planner::prefetches`) instead of loading.
+        prefetch: bool,
+        /// Threads that loaded files.
+        loaded_on: Mutex<std::collections::HashSet<std::thread::ThreadId>>,
     }
     struct Job {
         order: usize,
         n: usize,
         seen: AtomicUsize,
         loaded: AtomicUsize,
+        /// Each file's prefetches, and its loads in the prefetched context.
+        prefetched: Vec<AtomicUsize>,
+        loaded_prefetched: Vec<AtomicUsize>,
     }
     impl Planner for Count {
         type Target = usize;
         type Job = Job;
         type Loaded = usize;
         fn plan(&self, order: usize, n: usize) -> Option<Job> {
-            (order % 5 != 4).then(|| Job { order, n, seen: AtomicUsize::new(0), loaded: AtomicUsize::new(0) })
+            let zeros = || (0..n).map(|_| AtomicUsize::new(0)).collect();
+            (order % 5 != 4).then(|| Job {
+                order,
+                n,
+                seen: AtomicUsize::new(0),
+                loaded: AtomicUsize::new(0),
+                prefetched: zeros(),
+                loaded_prefetched: zeros(),
+            })
         }
         fn files(&self, j: &Job) -> usize {
             j.n
@@ -582,9 +655,20 @@ mod tests {
         }
         fn load(&self, j: &Job, i: usize) -> usize {
             j.loaded.fetch_add(1, Ordering::Relaxed);
+            if crate::io::in_prefetched() {
+                j.loaded_prefetched[i].fetch_add(1, Ordering::Relaxed);
+            }
+            self.loaded_on.lock().insert(std::thread::current().id());
             i
         }
         fn held(&self, _: &usize) -> usize {
+            self.held
+        }
+        fn prefetches(&self, _: &Job) -> bool {
+            self.prefetch
+        }
+        fn prefetch(&self, j: &Job, i: usize) -> usize {
+            j.prefetched[i].fetch_add(1, Ordering::Relaxed);
             self.held
         }
         fn process(&self, j: &Job, s: usize, loaded: Vec<usize>) {
@@ -595,6 +679,10 @@ mod tests {
         fn finish(&self, j: &Job) {
             self.finished_on.lock().insert(std::thread::current().id());
             assert_eq!(j.loaded.load(Ordering::Relaxed), j.n, "every file loaded once before the finish");
+            for (p, l) in j.prefetched.iter().zip(&j.loaded_prefetched) {
+                let (p, l) = (p.load(Ordering::Relaxed), l.load(Ordering::Relaxed));
+                assert!(p <= 1 && l == p, "a file prefetched {p} times, loaded as prefetched {l} times");
+            }
             self.done.lock().push((j.order, j.seen.load(Ordering::Relaxed)));
         }
     }
@@ -604,6 +692,9 @@ mod tests {
         file: std::path::PathBuf,
         by_io: AtomicUsize,
         done: AtomicUsize,
+        /// Prefetch (the file is `m` in `dir`) instead of loading on the I/O threads.
+        prefetch: Option<std::fs::File>,
+        prefetched: AtomicUsize,
     }
     impl Planner for Reads {
         type Target = usize;
@@ -628,8 +719,20 @@ mod tests {
         fn process(&self, _: &usize, _: usize, loaded: Vec<usize>) {
             assert!(loaded.iter().all(|&n| n == 3000));
             self.done.fetch_add(loaded.len(), Ordering::Relaxed);
+            if self.prefetch.is_some() {
+                // Parsing takes time: the I/O threads stay ahead, and the CPU workers never
+                // load a run themselves (whose reads would tell the cache is warm).
+                std::thread::sleep(std::time::Duration::from_micros(10 * loaded.len() as u64));
+            }
         }
         fn finish(&self, _: &usize) {}
+        fn prefetches(&self, _: &usize) -> bool {
+            self.prefetch.is_some()
+        }
+        fn prefetch(&self, _: &usize, _: usize) -> usize {
+            self.prefetched.fetch_add(1, Ordering::Relaxed);
+            self.prefetch.as_ref().map_or(0, |d| crate::io::prefetch_at(d, c"m") as usize)
+        }
     }
 
     #[test]
@@ -638,7 +741,19 @@ mod tests {
         let file = dir.path().join("m");
         std::fs::write(&file, [7u8; 3000]).expect("write");
         let _ = std::fs::read(&file);
-        let r = Reads { file, by_io: AtomicUsize::new(0), done: AtomicUsize::new(0) };
+        for prefetch in [false, true] {
+            let dirf = prefetch.then(|| std::fs::File::open(dir.path()).expect("open dir"));
+            stand_aside_when_warm(Reads {
+                file: file.clone(),
+                by_io: AtomicUsize::new(0),
+                done: AtomicUsize::new(0),
+                prefetch: dirf,
+                prefetched: AtomicUsize::new(0),
+            });
+        }
+    }
+
+    fn stand_aside_when_warm(r: Reads) {
         let targets = vec![2000; 10];
         let p = Pipeline::new(&r, targets, Threads { cpu: 2, io: 8 });
         let pp = &p;
@@ -658,24 +773,32 @@ mod tests {
         assert!(p.warm.load(Ordering::SeqCst), "judged warm");
         let by_io = r.by_io.load(Ordering::Relaxed);
         assert!(by_io < 10_000, "the I/O threads kept loading a warm cache: {by_io} of 20,000 files");
+        let prefetched = r.prefetched.load(Ordering::Relaxed);
+        assert!(prefetched < 10_000, "the I/O threads kept prefetching a warm cache: {prefetched} of 20,000 files");
     }
 
     #[test]
     fn every_file_is_processed_once_and_every_mailbox_finished_once() {
-        for (cpu, io, held) in
-            [(1, 0, 0), (2, 0, 0), (5, 0, 0), (1, 1, 0), (2, 4, 0), (2, 3, 300 << 10), (1, 8, 9 << 20)]
-        {
+        let mixes = [(1, 0, 0), (2, 0, 0), (5, 0, 0), (1, 1, 0), (2, 4, 0), (2, 3, 300 << 10), (1, 8, 9 << 20)];
+        for (prefetch, (cpu, io, held)) in [false, true].into_iter().flat_map(|p| mixes.map(|m| (p, m))) {
             let c = Count {
                 done: Mutex::new(Vec::new()),
                 held,
                 processed_on: Mutex::default(),
                 finished_on: Mutex::default(),
+                prefetch,
+                loaded_on: Mutex::default(),
             };
             let sizes: Vec<usize> = (0..200).map(|i| (i * 37) % 101).collect();
             run(&c, sizes.clone(), Threads { cpu, io }).expect("run");
+            let loaded_on = c.loaded_on.into_inner();
             // With I/O threads, mailboxes are finished (written, synced) by finishers, never
             // on a thread that processes files.
             let (processed_on, finished_on) = (c.processed_on.into_inner(), c.finished_on.into_inner());
+            if prefetch {
+                // The I/O threads only ask for files: every load is a CPU worker's.
+                assert!(loaded_on.is_subset(&processed_on), "cpu {cpu} io {io}: an I/O thread loaded a file");
+            }
             if io > 0 {
                 assert!(
                     processed_on.is_disjoint(&finished_on),
@@ -687,7 +810,7 @@ mod tests {
             done.sort_unstable();
             let expect: Vec<(usize, usize)> =
                 sizes.iter().enumerate().filter(|(i, _)| i % 5 != 4).map(|(i, &n)| (i, n)).collect();
-            assert_eq!(done, expect, "cpu {cpu} io {io} held {held}");
+            assert_eq!(done, expect, "cpu {cpu} io {io} held {held} prefetch {prefetch}");
         }
     }
 
@@ -696,6 +819,8 @@ mod tests {
         struct Boom {
             /// 0: a load panics, 1: a process, 2: a finish.
             at: u8,
+            /// The I/O threads prefetch instead of loading.
+            prefetch: bool,
         }
         impl Planner for Boom {
             type Target = usize;
@@ -719,11 +844,17 @@ mod tests {
             fn finish(&self, j: &usize) {
                 assert!(!(self.at == 2 && *j == 40), "boom");
             }
+            fn prefetches(&self, _: &usize) -> bool {
+                self.prefetch
+            }
+            fn prefetch(&self, _: &usize, _: usize) -> usize {
+                100
+            }
         }
-        for at in [0, 1, 2] {
+        for (at, prefetch) in [(0, false), (1, false), (2, false), (0, true), (1, true), (2, true)] {
             for (cpu, io) in [(1, 0), (2, 0), (4, 0), (1, 2), (2, 8)] {
-                let r = run(&Boom { at }, (0..100).collect(), Threads { cpu, io });
-                assert!(r.is_err(), "cpu {cpu} io {io} at {at}");
+                let r = run(&Boom { at, prefetch }, (0..100).collect(), Threads { cpu, io });
+                assert!(r.is_err(), "cpu {cpu} io {io} at {at} prefetch {prefetch}");
             }
         }
     }

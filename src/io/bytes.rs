@@ -397,8 +397,11 @@ pub fn fetch_file(file: &File, len: u64, mapping: Map, cache: Cache) -> std::io:
     let mut buf = POOL.lock().take(len.div_ceil(4096) as usize).unwrap_or_default();
     let n = len as usize;
     let bytes = buf.fit(n)?;
-    // What the page cache holds is taken without waiting; the rest is read.
-    let cached = read_cached(file, bytes);
+    // What the page cache holds is taken without waiting; the rest is read. A prefetched
+    // file is read at once: it was asked of the device already, and whether it was cached
+    // before says nothing about the cache (see [`prefetched`]).
+    let prefetched = PREFETCHED.with(std::cell::Cell::get);
+    let cached = if prefetched { None } else { read_cached(file, bytes) };
     let from = cached.unwrap_or(0);
     use std::os::unix::fs::FileExt;
     file.read_exact_at(&mut bytes[from..], from as u64).map_err(|e| {
@@ -408,11 +411,69 @@ pub fn fetch_file(file: &File, len: u64, mapping: Map, cache: Cache) -> std::io:
             e
         }
     })?;
-    if cached.is_some_and(|c| c < n) && drop_cold(cache, len) {
+    if (prefetched || cached.is_some_and(|c| c < n)) && drop_cold(cache, len) {
         // Advice only: a failure changes nothing that was read.
         let _ = rustix::fs::fadvise(file, 0, std::num::NonZeroU64::new(len), rustix::fs::Advice::DontNeed);
     }
     Ok(Fetched(FetchedInner::Read(buf, n)))
+}
+
+/// Most bytes of one file [`prefetch_at`] asks for: the rest of a larger file is read when
+/// it is loaded (a file this large is mapped, populated by the thread that loads it).
+pub const PREFETCH_MAX: u64 = 4 << 20;
+
+thread_local! {
+    /// This thread is loading files [`prefetch_at`] asked for (see [`prefetched`]).
+    static PREFETCHED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run `f`, which loads files that [`prefetch_at`] asked the kernel for: [`fetch_file`]
+/// reads them without probing the page cache first (they are in it, or on their way), does
+/// not count them in [`page_cache_misses`] (they would all look cached, and tell nothing
+/// about whether the rest of the scan needs its I/O threads), and counts them as read
+/// from the device for [`Cache::Budget`].
+pub fn prefetched<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            PREFETCHED.with(|p| p.set(self.0));
+        }
+    }
+    let _reset = Reset(PREFETCHED.with(|p| p.replace(true)));
+    f()
+}
+
+/// Whether this thread is in [`prefetched`].
+#[cfg(test)]
+pub(crate) fn in_prefetched() -> bool {
+    PREFETCHED.with(std::cell::Cell::get)
+}
+
+/// Ask the kernel to start reading message file `name` of the open directory `dir` into
+/// the page cache, and return without waiting for it (`posix_fadvise(POSIX_FADV_WILLNEED)`,
+/// at most [`PREFETCH_MAX`] bytes): the bytes asked for, 0 when it cannot be opened (the
+/// load that follows reports why). Opened relative to `dir`, not following a symbolic
+/// link, read-only, and closed at once. Counted in [`page_cache_misses`] by whether its
+/// first page was cached.
+///
+/// One thread asking ahead keeps the device as busy as many threads blocked in `read`,
+/// at a fraction of their CPU: the kernel completes the requests without waking anyone,
+/// and the worker that reads the file later finds it in memory (README, "Cold page
+/// cache").
+pub fn prefetch_at(dir: &File, name: &std::ffi::CStr) -> u64 {
+    let Ok(file) = open_at(dir, name) else { return 0 };
+    let len = file_size(&file).unwrap_or(0).min(PREFETCH_MAX);
+    // Whether its first page is cached already is what [`page_cache_misses`] counts for
+    // it: the loads of prefetched files are not counted (they all look cached), and a scan
+    // must still tell a warm cache, where asking costs more than it gives, from a cold one.
+    if len > 0 {
+        let _ = read_cached(&file, &mut [0u8; 1]);
+    }
+    if let Some(n) = std::num::NonZeroU64::new(len) {
+        // Advice only: a failure leaves the read to the load.
+        let _ = rustix::fs::fadvise(&file, 0, Some(n), rustix::fs::Advice::WillNeed);
+    }
+    len
 }
 
 /// Files read by [`fetch_file`], and those of them the page cache did not hold whole:
@@ -616,6 +677,49 @@ mod tests {
         evict();
         assert_eq!(&fetch_file(&f, data.len() as u64, Map::Never, Cache::DropCold).expect("fetch")[..], &data[..]);
         assert_eq!(first_page_cached(&f), Some(false), "what was read cold is dropped again");
+    }
+
+    #[test]
+    fn prefetch_brings_a_file_into_the_page_cache_and_never_follows_a_link() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("7.");
+        let data: Vec<u8> = (0..20_000u32).map(|k| (k % 251) as u8).collect();
+        std::fs::write(&p, &data).expect("write");
+        let f = File::open(&p).expect("open");
+        f.sync_all().expect("fsync");
+        let dirf = File::open(dir.path()).expect("open dir");
+        // The attacks: a link named like a message file, to a file of root's (here: to the
+        // message itself, which would be read through it), and a name that is not there.
+        std::os::unix::fs::symlink(&p, dir.path().join("8.")).expect("symlink");
+        assert_eq!(prefetch_at(&dirf, c"8."), 0, "a symbolic link is not followed");
+        assert_eq!(prefetch_at(&dirf, c"9."), 0);
+        // Larger than PREFETCH_MAX (sparse): only that much is asked for.
+        let big = File::create(dir.path().join("10.")).expect("create");
+        big.set_len(PREFETCH_MAX + 4096).expect("set_len");
+        assert_eq!(prefetch_at(&dirf, c"10."), PREFETCH_MAX);
+        let evict = || rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed).expect("fadvise");
+        evict();
+        let Some(false) = first_page_cached(&f) else {
+            eprintln!("skipped: the page cache of {} cannot be observed or dropped", p.display());
+            return;
+        };
+        assert_eq!(prefetch_at(&dirf, c"7."), data.len() as u64);
+        // Asked, not waited for: it arrives.
+        let t = std::time::Instant::now();
+        while first_page_cached(&f) != Some(true) && t.elapsed() < std::time::Duration::from_secs(10) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(first_page_cached(&f), Some(true), "prefetched into the page cache");
+        // Loaded as prefetched, it counts as read from the device: DropCold drops it,
+        // though it was in the page cache when read.
+        assert!(!in_prefetched());
+        let got = prefetched(|| {
+            assert!(in_prefetched());
+            fetch_file(&f, data.len() as u64, Map::Never, Cache::DropCold).expect("fetch")
+        });
+        assert!(!in_prefetched(), "the flag is reset");
+        assert_eq!(&got[..], &data[..]);
+        assert_eq!(first_page_cached(&f), Some(false), "a prefetched file is dropped as one read cold");
     }
 
     #[test]

@@ -413,6 +413,15 @@ impl crate::scan::Planner for StoreRun<'_> {
     fn run_len(&self, job: &Job) -> usize {
         if job.read_all { 16 } else { 256 }
     }
+    fn prefetches(&self, job: &Job) -> bool {
+        // Every file read whole (no record to match on metadata), through the directory.
+        job.read_all && !job.quick && job.dirfd.is_some()
+    }
+    fn prefetch(&self, job: &Job, i: usize) -> usize {
+        let Some(dir) = job.dirfd.as_ref() else { return 0 };
+        let name = layout::MessageName::new(job.listing.messages[i]);
+        crate::io::prefetch_at(dir, name.as_c_str()) as usize
+    }
     fn load(&self, job: &Job, i: usize) -> Loaded {
         let uid = job.listing.messages[i];
         if job.quick && job.old.index_records.as_slice().get(i).is_some_and(|r| matches_record(job, uid, r)) {

@@ -497,6 +497,16 @@ impl crate::scan::Planner for StoreScan<'_> {
         if self.opts.quick { 256 } else { 16 }
     }
 
+    fn prefetches(&self, job: &Job) -> bool {
+        !self.opts.quick && job.dirfd.is_some()
+    }
+
+    fn prefetch(&self, job: &Job, i: usize) -> usize {
+        let Some(dir) = job.dirfd.as_ref() else { return 0 };
+        let name = layout::MessageName::new(job.listing.messages[i]);
+        crate::io::prefetch_at(dir, name.as_c_str()) as usize
+    }
+
     fn load(&self, job: &Job, i: usize) -> (u32, Loaded) {
         let uid = job.listing.messages[i];
         (uid, load_file(job, uid, self.opts.quick))
