@@ -8,9 +8,11 @@
 //!
 //! 1. `statx` of as many files, in runs of [`STAT_CLUSTER`] neighbours, [`IO_DEPTH`] in
 //!    flight (what a no-op does per message);
-//! 2. open, `posix_fadvise(DONTNEED)` (drop what the page cache holds of it, so the read is
-//!    cold where the kernel lets it be), read whole, [`IO_DEPTH`] in flight: the device's
-//!    part of a full rebuild or a verify;
+//! 2. open and `posix_fadvise(DONTNEED)` (drop what the page cache holds of it, so the read
+//!    is cold where the kernel lets it be), then read whole as a repair does: one thread
+//!    asks the kernel for each file ahead ([`crate::io::prefetch_at`]) while as many
+//!    threads as the repair's CPU workers read them: the device's part of a full rebuild or
+//!    a verify, and the kernel's CPU time for it;
 //! 3. read again (now from the page cache) and parse and hash as a rebuild does, then
 //!    read again and hash as verify does, each on as many threads as the repair's CPU
 //!    workers (so whatever else takes the cores now is seen too): with pass 2's CPU
@@ -26,10 +28,10 @@
 //!
 //! Each run's prediction is the larger of its device time (the read pass's wall time) and
 //! its CPU time (the CPU time of the read pass, which is the kernel's, plus that of the
-//! run's warm pass, shared by the machine's cores), each the sample's scaled by the
-//! message count, plus [`OVERLAP_LOSS`] of the smaller one, plus the listing: the
-//! pipeline overlaps the two (I/O threads read ahead of the CPU workers), so the larger
-//! one bounds it. The error bar is twice the standard error over
+//! run's warm pass less a warm read pass, shared by the machine's cores), each the
+//! sample's scaled by the message count, plus [`OVERLAP_LOSS`] of the smaller one, plus
+//! the listing: the pipeline overlaps the two (I/O threads ask for files ahead of the CPU
+//! workers), so the larger one bounds it. The error bar is twice the standard error over
 //! clusters plus [`DRIFT`] for a machine whose speed drifts between runs.
 //!
 //! What it does not see: a cold `statx` costs an inode-table read that the page cache
@@ -60,12 +62,15 @@ pub const STAT_CLUSTER: usize = 512;
 /// Relative error added for a machine whose speed drifts from one run to the next (10-20 %
 /// over a minute on a shared virtual machine).
 pub const DRIFT: f64 = 0.15;
-/// Part of the smaller of a run's device and CPU parts not hidden behind the larger. A
-/// tenth since the CPU part counts the kernel's work of the cold reads (a quarter when it
-/// did not, which made up for part of it): against the cold runs of 2026-12-07 (100,000
-/// and 1,000,000 messages, rebuild and verify), a quarter predicted verify 1.20-1.25 of
-/// its time, nothing 0.83-1.04, a tenth 0.90-1.12.
-pub const OVERLAP_LOSS: f64 = 0.1;
+/// Part of the smaller of a run's device and CPU parts not hidden behind the larger. None
+/// since the I/O threads only ask the kernel for the files a run reads whole and the
+/// workers read them (`Planner::prefetch`), and the CPU part counts each file's copy once
+/// (the warm passes less a warm read pass): against three cold runs of 100,000 messages
+/// (2026-12-07 afternoon), a tenth predicted the rebuild at 1.04-1.14 of its time and
+/// verify at 1.06-1.27, nothing at 0.97-1.07 and 0.98-1.17. (Before: a tenth, when the
+/// I/O threads read the files and the workers worked on them after; a quarter when the
+/// CPU part left out the kernel's work of the cold reads.)
+pub const OVERLAP_LOSS: f64 = 0.0;
 
 /// What to estimate.
 #[derive(Clone, Debug)]
@@ -138,9 +143,10 @@ pub struct Estimate {
     /// pass and of the cold lookups of its files' inodes before it: what the kernel spends
     /// reading from the device, which on few cores competes with the repair's own work.
     pub sample_read_cpu_seconds: f64,
-    /// CPU time of the warm rebuild pass (read, parse and hash).
+    /// CPU time of the warm rebuild pass (read, parse and hash) less that of reading
+    /// alone (counted in `sample_read_cpu_seconds`).
     pub sample_rebuild_cpu_seconds: f64,
-    /// CPU time of the warm verify pass (read and hash).
+    /// CPU time of the warm verify pass (read and hash) less that of reading alone.
     pub sample_verify_cpu_seconds: f64,
     /// Cores of this machine (the I/O threads' kernel work and the workers share them).
     pub cores: usize,
@@ -182,15 +188,32 @@ pub fn run(store: &Store, opts: &Options) -> Result<Estimate> {
     parallel(&files, IO_DEPTH, |&(b, uid, _)| stat_message(dirs[b].as_ref(), uid));
     let lookup_cpu = process_cpu() - c;
 
-    // Pass 2: open, drop from the page cache, read whole; IO_DEPTH in flight.
-    let t = Instant::now();
-    let c = process_cpu();
+    // Pass 2: out of the page cache (not timed), then read whole as a repair reads a cold
+    // store: one thread asks the kernel for the files in order, the repair's CPU workers
+    // read them (`scan`, `Planner::prefetch`).
     parallel(&files, IO_DEPTH, |&(b, uid, _)| {
         if let Some(f) = open_message(dirs[b].as_ref(), uid) {
             let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed);
-            let len = crate::io::content_len(&f).unwrap_or(0);
-            let _ = crate::io::fetch_file(&f, len, crate::io::Map::Allow, crate::io::Cache::Keep);
         }
+    });
+    let t = Instant::now();
+    let c = process_cpu();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for &(b, uid, _) in &files {
+                if let Some(d) = dirs[b].as_ref() {
+                    crate::io::prefetch_at(d, layout::MessageName::new(uid).as_c_str());
+                }
+            }
+        });
+        parallel(&files, threads, |&(b, uid, _)| {
+            if let Some(f) = open_message(dirs[b].as_ref(), uid) {
+                let len = crate::io::content_len(&f).unwrap_or(0);
+                let _ = crate::io::prefetched(|| {
+                    crate::io::fetch_file(&f, len, crate::io::Map::Allow, crate::io::Cache::Keep)
+                });
+            }
+        });
     });
     est.sample_read_seconds = t.elapsed().as_secs_f64();
     est.sample_read_cpu_seconds = process_cpu() - c + lookup_cpu;
@@ -290,6 +313,16 @@ fn warm_passes(files: &[(usize, u32, usize)], dirs: &[Option<OwnedFd>], threads:
     });
     let verify_wall = t.elapsed().as_secs_f64();
     let verify_cpu = process_cpu() - c;
+    // The reading alone (open, copy out of the page cache), which the cold read pass has
+    // counted already: taken off both passes, so that a file's copy is counted once.
+    let c = process_cpu();
+    parallel(files, threads, |&(b, uid, _)| {
+        let Some(f) = open_message(dirs[b].as_ref(), uid) else { return };
+        let len = crate::io::content_len(&f).unwrap_or(0);
+        std::hint::black_box(crate::io::fetch_file(&f, len, crate::io::Map::Allow, crate::io::Cache::Keep).ok());
+    });
+    let read_cpu = process_cpu() - c;
+    let (rebuild_cpu, verify_cpu) = ((rebuild_cpu - read_cpu).max(0.0), (verify_cpu - read_cpu).max(0.0));
     // Out of the page cache again, so the sample pollutes nothing; not timed (dropping
     // costs a few microseconds a file, which verify does not spend on a store that fits
     // its budget: `io::Cache::Budget`).
@@ -379,9 +412,8 @@ fn predict(est: &Estimate, clusters: &[ClusterCost]) -> Vec<Prediction> {
         Prediction {
             run,
             what,
-            // The I/O threads read ahead of the workers, so the larger part bounds the run;
-            // they overlap imperfectly (both copy out of the page cache; the last files
-            // read are worked on after the device is idle): a tenth of the smaller part.
+            // The I/O threads ask for files ahead of the workers, so the larger part bounds
+            // the run (see OVERLAP_LOSS for what is added).
             seconds: list + dev.max(cpu) + OVERLAP_LOSS * dev.min(cpu),
             error: err_of(cpu_bound, f),
             bound: if cpu_bound { "cpu" } else { "device" },

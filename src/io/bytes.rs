@@ -223,7 +223,7 @@ impl ReadBuf {
 
 /// Open `name` in the open directory `dir` for reading, relative to it (no path walk),
 /// not following a symbolic link.
-pub fn open_at<P: rustix::path::Arg>(dir: &File, name: P) -> std::io::Result<File> {
+pub fn open_at<P: rustix::path::Arg>(dir: impl std::os::fd::AsFd, name: P) -> std::io::Result<File> {
     use rustix::fs::{Mode, OFlags, openat};
     let fd = openat(dir, name, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW, Mode::empty())?;
     Ok(File::from(fd))
@@ -460,7 +460,7 @@ pub(crate) fn in_prefetched() -> bool {
 /// at a fraction of their CPU: the kernel completes the requests without waking anyone,
 /// and the worker that reads the file later finds it in memory (README, "Cold page
 /// cache").
-pub fn prefetch_at(dir: &File, name: &std::ffi::CStr) -> u64 {
+pub fn prefetch_at(dir: impl std::os::fd::AsFd, name: &std::ffi::CStr) -> u64 {
     let Ok(file) = open_at(dir, name) else { return 0 };
     let len = file_size(&file).unwrap_or(0).min(PREFETCH_MAX);
     // Whether its first page is cached already is what [`page_cache_misses`] counts for
