@@ -651,22 +651,41 @@ mod tests {
         assert!(cold_budget() > 0);
     }
 
-    #[test]
-    fn a_file_read_from_the_device_is_dropped_again_and_a_cached_one_is_left() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = dir.path().join("m");
+    /// A 20,000-byte file `name` in `dir`, written and synced (so its pages can be dropped):
+    /// its bytes and the file, open.
+    fn synced_file(dir: &std::path::Path, name: &str) -> (Vec<u8>, File) {
+        let p = dir.join(name);
         let data: Vec<u8> = (0..20_000u32).map(|k| (k % 251) as u8).collect();
         std::fs::write(&p, &data).expect("write");
         let f = File::open(&p).expect("open");
         f.sync_all().expect("fsync");
-        let evict = || rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed).expect("fadvise");
-        evict();
-        let Some(false) = first_page_cached(&f) else {
-            // A file system whose pages cannot be dropped (tmpfs), or no RWF_NOWAIT: nothing
-            // to see here. Say so rather than pass silently.
-            eprintln!("skipped: the page cache of {} cannot be observed or dropped", p.display());
+        (data, f)
+    }
+
+    /// Drop `f` from the page cache.
+    fn evict(f: &File) {
+        rustix::fs::fadvise(f, 0, None, rustix::fs::Advice::DontNeed).expect("fadvise");
+    }
+
+    /// Drop `f` from the page cache; `false` (and a line saying the test is skipped) where
+    /// that cannot be done or seen: a file system whose pages cannot be dropped (tmpfs), or
+    /// no `RWF_NOWAIT`. Said rather than passed silently.
+    fn evicted(f: &File) -> bool {
+        evict(f);
+        let seen = first_page_cached(f) == Some(false);
+        if !seen {
+            eprintln!("skipped: the page cache of the test file cannot be observed or dropped");
+        }
+        seen
+    }
+
+    #[test]
+    fn a_file_read_from_the_device_is_dropped_again_and_a_cached_one_is_left() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (data, f) = synced_file(dir.path(), "m");
+        if !evicted(&f) {
             return;
-        };
+        }
         // Read from the device, kept: cached afterwards.
         assert_eq!(&fetch_file(&f, data.len() as u64, Map::Never, Cache::Keep).expect("fetch")[..], &data[..]);
         assert_eq!(first_page_cached(&f), Some(true), "Keep keeps");
@@ -674,7 +693,7 @@ mod tests {
         assert_eq!(&fetch_file(&f, data.len() as u64, Map::Never, Cache::DropCold).expect("fetch")[..], &data[..]);
         assert_eq!(first_page_cached(&f), Some(true), "a file cached before is left cached");
         // Read from the device with DropCold: gone from the page cache again.
-        evict();
+        evict(&f);
         assert_eq!(&fetch_file(&f, data.len() as u64, Map::Never, Cache::DropCold).expect("fetch")[..], &data[..]);
         assert_eq!(first_page_cached(&f), Some(false), "what was read cold is dropped again");
     }
@@ -683,10 +702,7 @@ mod tests {
     fn prefetch_brings_a_file_into_the_page_cache_and_never_follows_a_link() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("7.");
-        let data: Vec<u8> = (0..20_000u32).map(|k| (k % 251) as u8).collect();
-        std::fs::write(&p, &data).expect("write");
-        let f = File::open(&p).expect("open");
-        f.sync_all().expect("fsync");
+        let (data, f) = synced_file(dir.path(), "7.");
         let dirf = File::open(dir.path()).expect("open dir");
         // The attacks: a link named like a message file, to a file of root's (here: to the
         // message itself, which would be read through it), and a name that is not there.
@@ -697,12 +713,9 @@ mod tests {
         let big = File::create(dir.path().join("10.")).expect("create");
         big.set_len(PREFETCH_MAX + 4096).expect("set_len");
         assert_eq!(prefetch_at(&dirf, c"10."), PREFETCH_MAX);
-        let evict = || rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed).expect("fadvise");
-        evict();
-        let Some(false) = first_page_cached(&f) else {
-            eprintln!("skipped: the page cache of {} cannot be observed or dropped", p.display());
+        if !evicted(&f) {
             return;
-        };
+        }
         assert_eq!(prefetch_at(&dirf, c"7."), data.len() as u64);
         // Asked, not waited for: it arrives.
         let t = std::time::Instant::now();
