@@ -83,6 +83,17 @@ impl Field<'_> {
 pub struct Fields<'a> {
     header: &'a [u8],
     pos: usize,
+    /// Where the header block ended, once the iterator has: the same as [`split`] of
+    /// the input (every line start that could be the blank line is looked at).
+    end: Option<Split>,
+}
+
+impl Fields<'_> {
+    /// Where the header block ends, as [`split`] gives it, once the iterator has returned
+    /// `None` (so one pass finds both the fields and the end); `None` before that.
+    pub fn split(&self) -> Option<Split> {
+        self.end
+    }
 }
 
 /// Iterate over the fields of a header block.
@@ -91,7 +102,7 @@ pub struct Fields<'a> {
 /// given more, it stops at the first empty line, so passing a whole message
 /// is harmless. Lines that are not fields are skipped; nothing is allocated.
 pub fn fields(header: &[u8]) -> Fields<'_> {
-    Fields { header, pos: 0 }
+    Fields { header, pos: 0, end: None }
 }
 
 impl<'a> Iterator for Fields<'a> {
@@ -101,8 +112,13 @@ impl<'a> Iterator for Fields<'a> {
         let h = self.header;
         loop {
             let start = self.pos;
-            let rest = h.get(start..).filter(|r| !r.is_empty())?;
-            if blank_line_at(h, start).is_some() {
+            let Some(rest) = h.get(start..).filter(|r| !r.is_empty()) else {
+                // Out of lines without a blank one: all header (`split`'s rule).
+                self.end.get_or_insert(Split { header_len: h.len(), body_offset: h.len() });
+                return None;
+            };
+            if let Some(len) = blank_line_at(h, start) {
+                self.end = Some(Split { header_len: start, body_offset: start + len });
                 self.pos = h.len();
                 return None;
             }

@@ -25,11 +25,11 @@
 
 use std::borrow::Cow;
 
-use memchr::{memchr_iter, memmem};
+use memchr::memmem;
 
 use super::MessageError;
 use super::envelope::Envelope;
-use super::header::{fields, split, trim_wsp, unfold};
+use super::header::{Split, fields, split, trim_wsp, unfold};
 use super::params::{Params, find_param, parse_content_type, parse_disposition};
 
 /// Parts deeper than this (part 0 has depth 0) are not broken down further.
@@ -96,8 +96,10 @@ pub struct Part<'a> {
     pub depth: u16,
     /// How the part was broken down.
     pub kind: PartKind,
-    /// The `Content-Type` field as written, unfolded; `None` when absent.
-    pub content_type: Option<Cow<'a, [u8]>>,
+    /// The `Content-Type` field as written, trimmed (a fold is left in: nothing in the
+    /// store reads this but tests and diagnostics, and unfolding costs a copy); `None`
+    /// when absent.
+    pub content_type: Option<&'a [u8]>,
     /// Media type, lower-cased (`text`). When `Content-Type` is absent or
     /// malformed: `message` for a child of `multipart/digest`, else `text`.
     pub media_type: Cow<'a, [u8]>,
@@ -188,10 +190,6 @@ pub fn parse_structure(msg: &[u8]) -> Result<Structure<'_>, MessageError> {
     if msg.is_empty() {
         return Err(MessageError::Empty);
     }
-    let top = split(msg);
-    if fields(msg.get(..top.header_len).unwrap_or_default()).next().is_none() {
-        return Err(MessageError::NoHeaderFields { header_len: top.header_len });
-    }
 
     let mut parts: Vec<Part<'_>> = Vec::new();
     let mut truncated = false;
@@ -207,7 +205,11 @@ pub fn parse_structure(msg: &[u8]) -> Result<Structure<'_>, MessageError> {
 
     while let Some(p) = stack.pop() {
         let index = u32::try_from(parts.len()).expect("parts.len() < MAX_PARTS <= u32::MAX");
-        let (mut part, body_start) = read_part(msg, top, &p);
+        let (mut part, body_start, fields_read) = read_part(msg, &p);
+        if index == 0 && fields_read == 0 {
+            // Part 0's header is the message's: no field at all is no message.
+            return Err(MessageError::NoHeaderFields { header_len: part.header_len as usize });
+        }
         // Parts still allowed after this one and those already queued.
         let room = MAX_PARTS.saturating_sub(parts.len() + 1 + stack.len());
         let body = msg.get(body_start..p.end).unwrap_or_default();
@@ -289,11 +291,16 @@ struct MimeFields<'a> {
 }
 
 impl<'a> MimeFields<'a> {
-    /// One pass over the header block; the envelope fields too when `env` is given (an
-    /// encapsulated message: its header is walked once, not twice).
-    fn read(header: &'a [u8], mut env: Option<&mut Envelope<'a>>) -> Self {
+    /// One pass over the header block at the start of `region`: these fields, the
+    /// envelope fields too when `env` is given (an encapsulated message: its header is
+    /// walked once, not twice), where the header ends ([`split`] of `region`), and how
+    /// many fields it holds.
+    fn read(region: &'a [u8], mut env: Option<&mut Envelope<'a>>) -> (Self, Split, usize) {
         let mut m = MimeFields::default();
-        for f in fields(header) {
+        let mut n = 0;
+        let mut it = fields(region);
+        for f in it.by_ref() {
+            n += 1;
             let Some(suffix) =
                 f.name.get(8..).filter(|_| f.name.get(..8).is_some_and(|p| p.eq_ignore_ascii_case(b"content-")))
             else {
@@ -318,20 +325,19 @@ impl<'a> MimeFields<'a> {
                 *slot = Some(f.raw_value);
             }
         }
-        m
+        // The loop ran to the end, so the iterator knows where the header ended.
+        let sp = it.split().unwrap_or_else(|| split(region));
+        (m, sp, n)
     }
 }
 
-/// Read one part's header; returns the part (as a leaf) and the absolute
-/// offset of its body.
-fn read_part<'a>(msg: &'a [u8], top: crate::message::Split, p: &Pending) -> (Part<'a>, usize) {
+/// Read one part's header (one pass: its fields and where it ends); returns the part (as
+/// a leaf), the absolute offset of its body and the number of header fields it has.
+fn read_part<'a>(msg: &'a [u8], p: &Pending) -> (Part<'a>, usize, usize) {
     let region = msg.get(p.start..p.end).unwrap_or_default();
-    // Part 0's split is the one `parse_structure` already made.
-    let sp = if p.start == 0 && p.end == msg.len() { top } else { split(region) };
-    let header = region.get(..sp.header_len).unwrap_or_default();
-    let body = region.get(sp.body_offset..).unwrap_or_default();
     let mut envelope = p.encapsulated.then(Envelope::default);
-    let m = MimeFields::read(header, envelope.as_mut());
+    let (m, sp, fields_read) = MimeFields::read(region, envelope.as_mut());
+    let body = region.get(sp.body_offset..).unwrap_or_default();
 
     let ct = m.content_type.map(parse_content_type).unwrap_or_default();
     let (media_type, media_subtype) = match (ct.kind, ct.subtype) {
@@ -345,16 +351,13 @@ fn read_part<'a>(msg: &'a [u8], top: crate::message::Split, p: &Pending) -> (Par
     let body_start = p.start + sp.body_offset;
     // IMAP reports a line count only for text/* and message/* bodies; counting the lines
     // of attachments and multipart bodies would be wasted work.
-    let body_lines = if media_type.as_ref() == b"text" || media_type.as_ref() == b"message" {
-        memchr_iter(b'\n', body).count() as u64
-    } else {
-        0
-    };
+    let body_lines =
+        if media_type.as_ref() == b"text" || media_type.as_ref() == b"message" { super::count_lines(body) } else { 0 };
     let part = Part {
         parent: p.parent,
         depth: p.depth,
         kind: PartKind::Leaf,
-        content_type: m.content_type.map(unfold),
+        content_type: m.content_type.map(trim_wsp),
         media_type,
         media_subtype,
         params: ct.params,
@@ -373,7 +376,7 @@ fn read_part<'a>(msg: &'a [u8], top: crate::message::Split, p: &Pending) -> (Par
         body_lines,
         envelope,
     };
-    (part, body_start)
+    (part, body_start, fields_read)
 }
 
 /// Is a transfer encoding one that hides the bytes (base64 or
@@ -500,7 +503,7 @@ mod tests {
         let p = &st.parts[0];
         assert_eq!(ty(p), "text/html");
         assert_eq!(p.param("charset"), Some(&b"UTF-8"[..]));
-        assert_eq!(p.content_type.as_deref(), Some(&b"Text/HTML; Charset=\"UTF-8\""[..]));
+        assert_eq!(p.content_type, Some(&b"Text/HTML; Charset=\"UTF-8\""[..]));
         assert_eq!(p.encoding.as_deref(), Some(&b"Base64"[..]));
         assert_eq!(p.id.as_deref(), Some(&b"<id@x>"[..]));
         assert_eq!(p.description.as_deref(), Some(&b"a  description"[..]));
@@ -517,7 +520,7 @@ mod tests {
         let m = b"Content-Type: garbage\r\n\r\nx";
         let st = parse_structure(m).expect("parses");
         assert_eq!(ty(&st.parts[0]), "text/plain");
-        assert_eq!(st.parts[0].content_type.as_deref(), Some(&b"garbage"[..]));
+        assert_eq!(st.parts[0].content_type, Some(&b"garbage"[..]));
     }
 
     const NESTED: &[u8] = b"From: a@b\r\n\

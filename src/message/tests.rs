@@ -215,6 +215,24 @@ proptest! {
     }
 
     #[test]
+    fn the_fields_pass_ends_where_split_does(v in proptest::collection::vec(
+        prop_oneof![Just(b'\r'), Just(b'\n'), Just(b' '), Just(b'\t'), Just(b':'), Just(b'x'), Just(0xe9)], 0..60)) {
+        // parse_structure takes a part's header end from its one pass over the fields.
+        let mut it = fields(&v);
+        prop_assert_eq!(it.split(), None);
+        let n = it.by_ref().count();
+        prop_assert_eq!(it.split(), Some(split(&v)));
+        if let Ok(st) = parse_structure(&v) {
+            let sp = split(&v);
+            prop_assert!(n > 0);
+            prop_assert_eq!(st.parts[0].header_len, sp.header_len as u64);
+            prop_assert_eq!(st.parts[0].body_offset, sp.body_offset as u64);
+        } else if !v.is_empty() {
+            prop_assert_eq!(n, 0);
+        }
+    }
+
+    #[test]
     fn parse_date_never_panics(v in proptest::collection::vec(any::<u8>(), 0..80)) {
         let _ = parse_date(&v);
     }

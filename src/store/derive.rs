@@ -142,8 +142,7 @@ pub fn derive(uid: u32, bytes: &[u8], received: Received) -> Derived {
                     media_subtype: b"plain",
                     body_offset: split.body_offset as u64,
                     body_len: (bytes.len() - split.body_offset.min(bytes.len())) as u64,
-                    body_lines: memchr::memchr_iter(b'\n', bytes.get(split.body_offset..).unwrap_or_default()).count()
-                        as u64,
+                    body_lines: message::count_lines(bytes.get(split.body_offset..).unwrap_or_default()),
                     header_len: split.header_len as u64,
                     ..CachePart::default()
                 }],
