@@ -114,21 +114,14 @@ type Ready<J> = (Run<J>, usize);
 /// chunk waiting takes a run and loads it itself. Mailboxes are then finished by
 /// [`FINISHERS`] threads of their own, so that a CPU worker does not wait for the device
 /// to sync what a rebuild wrote.
+///
+/// One I/O thread starts with the workers; the others only once they can help (see
+/// [`Pipeline::want_all_io`]): the page cache was found cold, or a mailbox's files are
+/// loaded rather than prefetched (metadata, mostly, whose misses nothing counts). Warm, 32 I/O threads cost a rebuild of 100,000
+/// messages about 50 ms (seven runs in eight of four processes, against one I/O thread or
+/// none), for nothing: they stand aside there.
 pub fn run<P: Planner>(planner: &P, targets: Vec<P::Target>, threads: Threads) -> Result<(), String> {
-    let pipeline = Pipeline::new(planner, targets, threads);
-    let p = &pipeline;
-    crossbeam::scope(|s| {
-        for _ in 0..p.cpu {
-            s.spawn(move |_| p.cpu_work());
-        }
-        for _ in 0..p.io {
-            s.spawn(move |_| p.io_work());
-        }
-        for _ in 0..p.finishers {
-            s.spawn(move |_| p.finish_work());
-        }
-    })
-    .map_err(|_| "a worker thread panicked".to_string())
+    Pipeline::new(planner, targets, threads).run()
 }
 
 /// What the workers of one [`run`] share.
@@ -182,10 +175,20 @@ struct Pipeline<'a, P: Planner> {
     aside: parking_lot::Mutex<()>,
     /// Signalled when the cache turns cold (or everyone must stop).
     cold: parking_lot::Condvar,
+    /// The I/O threads beyond the first were asked for ([`Pipeline::want_all_io`]).
+    more_io: parking_lot::Mutex<bool>,
+    /// Signalled when they are, or when the work ends (the thread that started the run
+    /// waits on it to start them).
+    more_io_cv: parking_lot::Condvar,
+    /// I/O threads started so far.
+    io_started: AtomicUsize,
 }
 
 /// Files read between two judgements of the page cache.
 const JUDGE_EVERY: u64 = 256;
+/// Reads not found in the page cache, within one judgement's window, that start every I/O
+/// thread at once (a cold start should not wait for a whole window of misses).
+const EARLY_MISSES: u64 = 16;
 
 /// A worker that stops, whether done or panicking, wakes the waiting ones: a worker may
 /// have swallowed the wake-up meant for another on its way out.
@@ -232,6 +235,66 @@ impl<'a, P: Planner> Pipeline<'a, P> {
             judged: parking_lot::Mutex::new(crate::io::page_cache_misses()),
             aside: parking_lot::Mutex::new(()),
             cold: parking_lot::Condvar::new(),
+            more_io: parking_lot::Mutex::new(false),
+            more_io_cv: parking_lot::Condvar::new(),
+            io_started: AtomicUsize::new(0),
+        }
+    }
+
+    /// Run the workers: the CPU workers, one I/O thread and the finishers at once, the
+    /// other I/O threads when asked for (see [`run`]); returns when all is done.
+    fn run(&self) -> Result<(), String> {
+        let p = self;
+        crossbeam::scope(|s| {
+            let io_thread = move |_: &crossbeam::thread::Scope<'_>| {
+                p.io_started.fetch_add(1, Ordering::SeqCst);
+                p.io_work();
+            };
+            for _ in 0..p.cpu {
+                s.spawn(move |_| p.cpu_work());
+            }
+            for _ in 0..p.io.min(1) {
+                s.spawn(io_thread);
+            }
+            for _ in 0..p.finishers {
+                s.spawn(move |_| p.finish_work());
+            }
+            if p.io > 1 && p.wait_for_more_io() {
+                for _ in 1..p.io {
+                    s.spawn(io_thread);
+                }
+            }
+        })
+        .map_err(|_| "a worker thread panicked".to_string())
+    }
+
+    /// Start the rest of the I/O threads (once): the device has requests to keep in
+    /// flight. Asked for when the page cache is found cold ([`Pipeline::observe`]) and
+    /// when a mailbox is planned whose files are loaded rather than prefetched: what such
+    /// a load reads (metadata, mostly) does not tell warm from cold, so the run keeps them
+    /// all, as a cold no-op needs them.
+    fn want_all_io(&self) {
+        let mut m = self.more_io.lock();
+        if !*m {
+            *m = true;
+            self.more_io_cv.notify_all();
+        }
+    }
+
+    /// Wait until the other I/O threads are asked for (`true`) or the work has ended.
+    fn wait_for_more_io(&self) -> bool {
+        let mut m = self.more_io.lock();
+        loop {
+            if *m {
+                return true;
+            }
+            if self.failed.load(Ordering::SeqCst)
+                || (self.drained.load(Ordering::SeqCst) && self.busy.load(Ordering::SeqCst) == 0)
+            {
+                return false;
+            }
+            // Bounded: the end is also signalled, but a timed wait cannot miss it.
+            self.more_io_cv.wait_for(&mut m, std::time::Duration::from_millis(50));
         }
     }
 
@@ -245,6 +308,11 @@ impl<'a, P: Planner> Pipeline<'a, P> {
         let (reads, misses) = crate::io::page_cache_misses();
         let mut j = self.judged.lock();
         let (r, m) = (reads.saturating_sub(j.0), misses.saturating_sub(j.1));
+        if m >= EARLY_MISSES {
+            // Cold enough, whatever the judgement will be: the device needs requests in
+            // flight now, not after a whole window of reads.
+            self.want_all_io();
+        }
         if r < JUDGE_EVERY {
             return;
         }
@@ -252,9 +320,12 @@ impl<'a, P: Planner> Pipeline<'a, P> {
         drop(j);
         if m * 50 < r {
             self.warm.store(true, Ordering::SeqCst);
-        } else if m * 10 > r && self.warm.swap(false, Ordering::SeqCst) {
-            let _g = self.aside.lock();
-            self.cold.notify_all();
+        } else if m * 10 > r {
+            self.want_all_io();
+            if self.warm.swap(false, Ordering::SeqCst) {
+                let _g = self.aside.lock();
+                self.cold.notify_all();
+            }
         }
     }
 
@@ -280,8 +351,12 @@ impl<'a, P: Planner> Pipeline<'a, P> {
             let _ = self.finish_tx.try_send(None);
         }
         self.room.notify_all();
-        let _g = self.aside.lock();
-        self.cold.notify_all();
+        {
+            let _g = self.aside.lock();
+            self.cold.notify_all();
+        }
+        let _m = self.more_io.lock();
+        self.more_io_cv.notify_all();
     }
 
     /// One unit of work done. The last one, once every target is taken, wakes the workers
@@ -303,6 +378,10 @@ impl<'a, P: Planner> Pipeline<'a, P> {
             if n == 0 {
                 self.finish(&planned);
                 return;
+            }
+            if !planner.prefetches(&planned.job) {
+                // Its files are loaded (metadata, mostly), which never tells warm from cold.
+                self.want_all_io();
             }
             let mut start = 0;
             while start < n {
@@ -775,6 +854,91 @@ mod tests {
         assert!(by_io < 10_000, "the I/O threads kept loading a warm cache: {by_io} of 20,000 files");
         let prefetched = r.prefetched.load(Ordering::Relaxed);
         assert!(prefetched < 10_000, "the I/O threads kept prefetching a warm cache: {prefetched} of 20,000 files");
+    }
+
+    /// Prefetches files that are all cold (or all cached: `cold`), as far as the
+    /// judgement of the page cache can tell; loads and processes nothing but counts.
+    struct Judged {
+        cold: bool,
+        done: AtomicUsize,
+    }
+    impl Planner for Judged {
+        type Target = usize;
+        type Job = usize;
+        type Loaded = ();
+        fn plan(&self, _: usize, n: usize) -> Option<usize> {
+            Some(n)
+        }
+        fn files(&self, j: &usize) -> usize {
+            *j
+        }
+        fn run_len(&self, _: &usize) -> usize {
+            16
+        }
+        fn load(&self, _: &usize, _: usize) {
+            // What `io::fetch_file` counts: a read, probed unless the file was prefetched.
+            if !crate::io::in_prefetched() {
+                crate::io::count_reads_for_test(1, u64::from(self.cold));
+            }
+        }
+        fn process(&self, _: &usize, _: usize, loaded: Vec<()>) {
+            self.done.fetch_add(loaded.len(), Ordering::Relaxed);
+        }
+        fn finish(&self, _: &usize) {}
+        fn prefetches(&self, _: &usize) -> bool {
+            true
+        }
+        fn prefetch(&self, _: &usize, _: usize) -> usize {
+            // What `io::prefetch_at` counts: one read of the file's first page, a miss
+            // when it is not cached.
+            crate::io::count_reads_for_test(1, u64::from(self.cold));
+            0
+        }
+    }
+
+    /// Run a pipeline with its own thread start-up; the I/O threads it started.
+    fn io_threads_started<P: Planner>(planner: &P, targets: Vec<P::Target>, threads: Threads) -> usize {
+        let p = Pipeline::new(planner, targets, threads);
+        p.run().expect("run");
+        p.io_started.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn the_io_threads_beyond_the_first_start_only_where_they_help() {
+        // Files read whole and cached: the workers read them; one I/O thread starts (it
+        // judges the cache), the other seven never do.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("m");
+        std::fs::write(&file, [7u8; 3000]).expect("write");
+        let _ = std::fs::read(&file);
+        let reads = Reads {
+            file,
+            by_io: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
+            prefetch: Some(std::fs::File::open(dir.path()).expect("open dir")),
+            prefetched: AtomicUsize::new(0),
+        };
+        assert_eq!(io_threads_started(&reads, vec![2000; 10], Threads { cpu: 2, io: 8 }), 1, "warm");
+        assert_eq!(reads.done.load(Ordering::Relaxed), 20_000);
+        // The same files found cold: every I/O thread.
+        let cold = Judged { cold: true, done: AtomicUsize::new(0) };
+        assert_eq!(io_threads_started(&cold, vec![2000; 10], Threads { cpu: 2, io: 8 }), 8, "cold");
+        assert_eq!(cold.done.load(Ordering::Relaxed), 20_000);
+        // Files whose metadata is all that is read (a no-op): cold or warm cannot be told,
+        // so every I/O thread, at once.
+        let stat = Count {
+            done: Mutex::new(Vec::new()),
+            held: 0,
+            processed_on: Mutex::default(),
+            finished_on: Mutex::default(),
+            prefetch: false,
+            loaded_on: Mutex::default(),
+        };
+        assert_eq!(io_threads_started(&stat, vec![50; 20], Threads { cpu: 2, io: 8 }), 8, "metadata");
+        // No I/O threads asked for: none.
+        let none = Judged { cold: true, done: AtomicUsize::new(0) };
+        assert_eq!(io_threads_started(&none, vec![100; 3], Threads { cpu: 2, io: 0 }), 0, "none");
+        assert_eq!(none.done.load(Ordering::Relaxed), 300);
     }
 
     #[test]

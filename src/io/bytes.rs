@@ -489,6 +489,15 @@ pub fn page_cache_misses() -> (u64, u64) {
     (READS.load(Relaxed), MISSES.load(Relaxed))
 }
 
+/// Count `reads` file reads of which `misses` were not in the page cache, as if
+/// [`fetch_file`] had made them (tests of the judgement, without a cold device).
+#[cfg(test)]
+pub(crate) fn count_reads_for_test(reads: u64, misses: u64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    READS.fetch_add(reads, Relaxed);
+    MISSES.fetch_add(misses, Relaxed);
+}
+
 /// Read into `bytes` from the start of `file` what the page cache holds, without waiting
 /// for the device (`preadv2(RWF_NOWAIT)`): the count read (0 if the first page is not
 /// cached; `None` where the kernel cannot tell). Counted in [`page_cache_misses`].

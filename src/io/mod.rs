@@ -9,12 +9,12 @@ mod bytes;
 mod content;
 mod write;
 
-#[cfg(test)]
-pub(crate) use bytes::in_prefetched;
 pub use bytes::{
     Bytes, Cache, Contents, Fetched, MAP_THRESHOLD, Map, PREFETCH_MAX, ReadBuf, fetch_file, file_size, open_at,
     page_cache_misses, prefetch_at, prefetched, read_file, read_file_at, read_file_into, with_read_buf,
 };
+#[cfg(test)]
+pub(crate) use bytes::{count_reads_for_test, in_prefetched};
 pub use content::{FileSource, HOLE_BUDGET, content_len};
 pub use write::Durability;
 
