@@ -942,6 +942,75 @@ fn every_guide_example_works_verbatim_on_the_demo_store() {
     }
 }
 
+/// Not in the guide: `reconstruct -r` without a domain rebuilds every domain of the store
+/// in one run (one pipeline), and reports each domain as its own run would, then the store.
+#[test]
+fn reconstruct_r_without_a_domain_rebuilds_every_domain_in_one_run() {
+    let fx = Fx::demo(600);
+    let all: Vec<(String, String)> = fx.listed().into_iter().collect();
+    let domains = ["esys.ca", "example.com", "foo.com"];
+    assert!(domains.iter().all(|d| all.iter().any(|(x, _)| x == d)), "{all:?}");
+    let before: Vec<Value> = all.iter().map(|(d, n)| fx.show(d, n)).collect();
+
+    // No domain and no -r: the usage (a domain is required), nothing runs.
+    let r = fx.reconstruct(&[]);
+    r.expect_code(8, "no domain, no -r");
+    assert!(r.stderr.contains("required") && r.stderr.contains("<domain>"), "{}", r.stderr);
+    // -u names a user of one domain.
+    let r = fx.reconstruct(&["-r", "-u", "joe"]);
+    assert_ne!(r.code, 0, "-u without a domain:\n{}", r.stdout);
+    assert!(r.stderr.contains("<domain>"), "{}", r.stderr);
+
+    // A healthy store: nothing to do, every domain reported, nothing written.
+    let snapshot = fx.tree_but_listings();
+    let r = fx.reconstruct(&["-r"]);
+    r.expect_code(0, "healthy store");
+    for d in domains {
+        assert!(r.stdout.contains(&format!("reconstruct: {d}: nothing to do")), "{d}:\n{}", r.stdout);
+    }
+    let total = format!("reconstruct: the whole store: 3 domain(s), {} mailbox(es): 0 repaired, 0 failed", all.len());
+    assert!(r.stdout.contains(&total), "{}", r.stdout);
+    assert_same_tree(&snapshot, &fx.tree_but_listings(), "reconstruct -r on a healthy store");
+
+    // Every index damaged, and one cache gone in each domain.
+    for (d, n) in &all {
+        flip(&fx.dir(d, n).join("ms.index"), 48, 0);
+    }
+    for d in domains {
+        let (_, n) = all.iter().find(|(x, _)| x == d).expect("a mailbox");
+        std::fs::remove_file(fx.dir(d, n).join("ms.cache")).expect("remove cache");
+    }
+    let damaged = fx.tree_but_listings();
+    let r = fx.reconstruct(&["-r", "-n"]);
+    r.expect_code(4, "dry run");
+    assert!(r.stdout.contains(&format!("{} would be repaired", all.len())), "{}", r.stdout);
+    assert_same_tree(&damaged, &fx.tree_but_listings(), "a dry run writes nothing");
+
+    let r = fx.reconstruct(&["-r", "--json"]);
+    r.expect_code(1, "whole store, repaired");
+    let j = r.json();
+    let reported: Vec<&Value> = j["domains"].as_array().expect("domains").iter().collect();
+    let names: Vec<&str> = reported.iter().map(|d| d["domain"].as_str().expect("domain")).collect();
+    assert_eq!(names, domains, "{j:#}");
+    let mut got: Vec<(String, String)> = Vec::new();
+    for d in &reported {
+        for m in d["mailboxes"].as_array().expect("mailboxes") {
+            assert_eq!(m["status"], "repaired", "{m:#}");
+            got.push((d["domain"].as_str().expect("domain").into(), m["mailbox"].as_str().expect("name").into()));
+        }
+    }
+    got.sort();
+    assert_eq!(got, all, "every mailbox of every domain, once");
+    assert_eq!(j["errors"].as_array().map(Vec::len), Some(0), "{j:#}");
+    for ((d, n), b) in all.iter().zip(&before) {
+        assert_survived(b, &fx.show(d, n));
+        assert_cache_names_records(&fx, d, n);
+    }
+    fx.reconstruct(&["-r"]).expect_code(0, "a second run");
+    let v = fx.mstore(&["verify"]);
+    v.expect_code(0, "verify after the whole-store run");
+}
+
 // ------------------------------------------------------------------- runs and statuses
 
 #[test]

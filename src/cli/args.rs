@@ -23,18 +23,20 @@ pub struct Common {
     pub version: (),
 }
 
-/// `reconstruct [-f config_file] [-r] [-u user] [-v] domain [mailbox ...]`
+/// `reconstruct [-f config_file] [-r] [-u user] [-v] domain [mailbox ...]`, and the
+/// toolkit's `reconstruct -r` without a domain: every domain of the store in one run.
 #[derive(Args, Clone, Debug, Default)]
 pub struct ReconstructArgs {
     #[command(flatten)]
     pub common: Common,
     /// Recursively reconstruct all sub-mailboxes of the mailboxes or prefixes given; with no
-    /// mailbox arguments, every mailbox of the domain.
+    /// mailbox arguments, every mailbox of the domain; with no domain either, every mailbox
+    /// of the store.
     #[arg(short = 'r')]
     pub recursive: bool,
     /// Reconstruct a specific user's mailbox or mailboxes (arguments are in that user's
     /// personal hierarchy; INBOX is the user's own mailbox).
-    #[arg(short = 'u', value_name = "user")]
+    #[arg(short = 'u', value_name = "user", requires = "domain")]
     pub user: Option<String>,
     /// Report what would change and write nothing.
     #[arg(short = 'n', long = "dry-run")]
@@ -64,9 +66,10 @@ pub struct ReconstructArgs {
     /// Never show a progress bar.
     #[arg(long)]
     pub no_progress: bool,
-    /// The domain (example.com).
-    #[arg(value_name = "domain")]
-    pub domain: String,
+    /// The domain (example.com). Omitted, with -r: every domain of the store, all their
+    /// mailboxes in one run.
+    #[arg(value_name = "domain", required_unless_present = "recursive")]
+    pub domain: Option<String>,
     /// Fully qualified IMAP mailbox names (quote names with shell characters).
     #[arg(value_name = "mailbox")]
     pub mailboxes: Vec<String>,

@@ -81,12 +81,18 @@ pub const GUIDE_EXAMPLES: [(&str, &str); 7] = [
     ("reconstruct -r esys.ca \"user/foobar\"", "the personal hierarchy of foobar@esys.ca"),
 ];
 
-/// The examples of a subcommand: its line in [`GROUPS`], and for `reconstruct` the guide's.
+/// Not in the guide: `reconstruct -r` without a domain (the toolkit's extension).
+pub const WHOLE_STORE_EXAMPLE: (&str, &str) =
+    ("reconstruct -r", "every mailbox of every domain, in one run (not in the guide: the toolkit's)");
+
+/// The examples of a subcommand: its line in [`GROUPS`], and for `reconstruct` the guide's
+/// and the whole store.
 pub fn examples(sub: &str) -> Vec<(&'static str, &'static str)> {
     let mut out: Vec<(&str, &str)> =
         GROUPS.iter().flat_map(|g| g.commands.iter()).filter(|c| c.0 == sub).map(|c| (c.1, "")).collect();
     if sub == "reconstruct" {
         out = GUIDE_EXAMPLES.to_vec();
+        out.push(WHOLE_STORE_EXAMPLE);
     }
     out
 }

@@ -405,12 +405,6 @@ fn reconstruct(a: &ReconstructArgs) -> Result<Exit> {
     // mailboxes it finds on disk), except in a dry run, which only reads: the databases too.
     let recreated = if a.dry_run { None } else { Store::recreate_database_home(&cfg)? };
     let st = if a.dry_run { Store::open_read_only(cfg)? } else { Store::open(cfg)? };
-    let sel = crate::reconstruct::Selection {
-        domain: a.domain.clone(),
-        user: a.user.clone(),
-        recursive: a.recursive,
-        mailboxes: a.mailboxes.clone(),
-    };
     let opts = crate::reconstruct::Options {
         dry_run: a.dry_run,
         verify_content: a.verify_content,
@@ -423,6 +417,21 @@ fn reconstruct(a: &ReconstructArgs) -> Result<Exit> {
         spill_at: None,
     };
     let bar = progress::Bar::new(!a.no_progress, "reconstruct");
+    let Some(domain) = &a.domain else {
+        let mut report = crate::reconstruct::run_store(&st, &opts, &bar)?;
+        bar.finish();
+        if let Some(message) = recreated {
+            report.notes.push(message);
+            report.repaired_store = true;
+        }
+        return emit(&report, Format::json_if(a.json));
+    };
+    let sel = crate::reconstruct::Selection {
+        domain: domain.clone(),
+        user: a.user.clone(),
+        recursive: a.recursive,
+        mailboxes: a.mailboxes.clone(),
+    };
     let mut report = crate::reconstruct::run(&st, &sel, &opts, &bar)?;
     bar.finish();
     if let Some(message) = recreated {

@@ -53,6 +53,15 @@ impl Render for RunReport {
     }
 }
 
+impl Render for crate::reconstruct::StoreReport {
+    fn text(&self) -> String {
+        self.render_text()
+    }
+    fn exit(&self) -> Exit {
+        Exit::from_bits(self.exit_code())
+    }
+}
+
 impl Render for crate::verify::VerifyReport {
     fn text(&self) -> String {
         let mut s = String::new();

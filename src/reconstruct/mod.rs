@@ -33,7 +33,7 @@ use crate::survey::gather::{Listing, OldState};
 use crate::survey::{discover, gather, listcache};
 use merge::{Derived, FileInfo, FileOutcome, MergeInput};
 use outcomes::Outcomes;
-pub use report::{MailboxReport, RunReport, Status};
+pub use report::{MailboxReport, RunReport, Status, StoreReport};
 
 use crate::error::{Error, Result};
 use crate::fs::{Appender, Fs, FsLock, LockMode, TempFile};
@@ -300,6 +300,33 @@ fn merge_hints(
         recs.sort_by_key(|x| x.record.uid);
         e.records = recs;
     }
+}
+
+/// Every mailbox of every domain of the store (those the mailbox list, a partition or the
+/// loss ledger knows) in one run, one pipeline (`reconstruct -r` without a domain).
+pub fn run_store(store: &Store, opts: &Options, progress: &dyn Progress) -> Result<StoreReport> {
+    let domains = crate::verify::all_domains(store)?;
+    let selections = domains
+        .iter()
+        .map(|d| {
+            let sel = Selection { domain: d.clone(), user: None, recursive: true, mailboxes: Vec::new() };
+            (sel, Hints::new())
+        })
+        .collect();
+    let mut out = StoreReport {
+        dry_run: opts.dry_run,
+        notes: Vec::new(),
+        domains: Vec::new(),
+        errors: Vec::new(),
+        repaired_store: false,
+    };
+    for (d, r) in domains.iter().zip(run_many(store, selections, opts, progress)?) {
+        match r {
+            Ok(r) => out.domains.push(r),
+            Err(e) => out.errors.push(format!("{d}: {e}")),
+        }
+    }
+    Ok(out)
 }
 
 /// Several selections (each a domain, with what salvage knows of its mailboxes) in one

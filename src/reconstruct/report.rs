@@ -287,3 +287,57 @@ impl RunReport {
         s
     }
 }
+
+/// Report of `reconstruct -r` without a domain: every domain of the store in one run.
+#[derive(Clone, Debug, Serialize)]
+pub struct StoreReport {
+    /// Whether nothing was written.
+    pub dry_run: bool,
+    /// What was done to the store itself (a lost database home recreated).
+    pub notes: Vec<String>,
+    /// Each domain's report, in name order.
+    pub domains: Vec<RunReport>,
+    /// Domains that could not be run at all, each with why.
+    pub errors: Vec<String>,
+    /// Something outside the mailboxes was repaired (a lost database home recreated).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub repaired_store: bool,
+}
+
+impl StoreReport {
+    /// Exit status: every domain's bits OR'ed, and 8 when a domain could not be run.
+    pub fn exit_code(&self) -> u8 {
+        let mut bits = self.domains.iter().fold(0u8, |b, d| b | d.exit_code());
+        if self.repaired_store {
+            bits |= Exit::Repaired as u8;
+        }
+        if !self.errors.is_empty() {
+            bits |= Exit::Error as u8;
+        }
+        bits
+    }
+
+    /// Human-readable output: each domain's, then one line for the store.
+    pub fn render_text(&self) -> String {
+        use std::fmt::Write;
+        let mut s: String = self.notes.iter().map(|n| format!("note: {n}\n")).collect();
+        s.extend(self.domains.iter().map(RunReport::render_text));
+        for e in &self.errors {
+            let _ = writeln!(s, "error: {e}");
+        }
+        let mailboxes: Vec<&MailboxReport> = self.domains.iter().flat_map(|d| &d.mailboxes).collect();
+        let count = |f: fn(&Status) -> bool| mailboxes.iter().filter(|m| f(&m.status)).count();
+        let repaired = count(|s| matches!(s, Status::Repaired | Status::WouldRepair));
+        let failed = count(|s| matches!(s, Status::Failed(_)));
+        let messages: u64 = mailboxes.iter().map(|m| m.messages).sum();
+        let verb = if self.dry_run { "would be repaired" } else { "repaired" };
+        let _ = writeln!(
+            s,
+            "reconstruct: the whole store: {} domain(s), {} mailbox(es): {repaired} {verb}, {failed} failed; {messages} messages{}",
+            self.domains.len(),
+            mailboxes.len(),
+            if self.dry_run { "; nothing was written" } else { "" }
+        );
+        s
+    }
+}

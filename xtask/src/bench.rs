@@ -304,6 +304,12 @@ fn reconstruct(a: &BenchArgs) -> Result<()> {
         remove(&["ms.index", "ms.cache"]);
         run_all(&[])
     })?;
+    row("full rebuild, whole store in one run (reconstruct -r)", bytes, &mut || {
+        remove(&["ms.index", "ms.cache"]);
+        let mut c = Command::new(&bin);
+        c.args(["-f", &conf.to_string_lossy(), "-r", "-j", &threads.to_string(), "--no-progress"]);
+        timed(c.stdout(std::process::Stdio::null()))
+    })?;
     row("--verify-content (index current)", bytes, &mut || run_all(&["--verify-content"]))?;
 
     print_rows(

@@ -31,7 +31,7 @@ pub struct ColdArgs {
     /// Also run every row with the binaries of this directory (a build before a change).
     #[arg(long, value_name = "DIR")]
     pub baseline: Option<PathBuf>,
-    /// Only these rows (comma-separated: rebuild, noop, verify, quick, estimate).
+    /// Only these rows (comma-separated: rebuild, store, noop, verify, quick, estimate).
     #[arg(long, value_delimiter = ',')]
     pub rows: Vec<String>,
 }
@@ -129,6 +129,21 @@ pub fn run(a: &BenchArgs, c: &ColdArgs) -> Result<()> {
                 reconstruct_all(bin, extra)
             })?;
             push("reconstruct full rebuild (index+cache removed)", bytes, r);
+        }
+        if want("store") {
+            // The same rebuild as one run over every domain (`reconstruct -r`, no domain).
+            let r = paired(a.repeat, floor32, || {
+                remove(&["ms.index", "ms.cache"]);
+                let mut cmd = Command::new(bin.join("reconstruct"));
+                cmd.args(["-f", &confs, "-r", "--no-progress"]).args(extra).stdout(Stdio::null());
+                cold(&mut cmd)
+            });
+            match r {
+                Ok(r) => push("reconstruct -r full rebuild, whole store in one run", bytes, r),
+                // A baseline built before `reconstruct -r` took no domain.
+                Err(e) if !suffix.is_empty() => eprintln!("  whole-store row{suffix} skipped: {e}"),
+                Err(e) => return Err(e),
+            }
         }
         if want("noop") {
             // One warm-up run writes the listing cache, as a nightly run would have.

@@ -104,7 +104,7 @@ complete -c mstore -n "__fish_mstore_using_subcommand reconstruct" -s u -d 'Reco
 complete -c mstore -n "__fish_mstore_using_subcommand reconstruct" -s j -l threads -d 'Worker threads (default: the configuration\'s `threads`, else one per core)' -r
 complete -c mstore -n "__fish_mstore_using_subcommand reconstruct" -l io-threads -d 'Requests kept in flight on the disk: threads that read message files ahead of the workers (default 32, which keeps a solid-state, virtual or spinning disk busy; they stand aside while the page cache holds the files; 0: the workers read)' -r
 complete -c mstore -n "__fish_mstore_using_subcommand reconstruct" -s v -l version -d 'Display program version information on standard error, then exit (whatever else is on the command line)'
-complete -c mstore -n "__fish_mstore_using_subcommand reconstruct" -s r -d 'Recursively reconstruct all sub-mailboxes of the mailboxes or prefixes given; with no mailbox arguments, every mailbox of the domain'
+complete -c mstore -n "__fish_mstore_using_subcommand reconstruct" -s r -d 'Recursively reconstruct all sub-mailboxes of the mailboxes or prefixes given; with no mailbox arguments, every mailbox of the domain; with no domain either, every mailbox of the store'
 complete -c mstore -n "__fish_mstore_using_subcommand reconstruct" -s n -l dry-run -d 'Report what would change and write nothing'
 complete -c mstore -n "__fish_mstore_using_subcommand reconstruct" -l json -d 'Print every change as JSON on standard output'
 complete -c mstore -n "__fish_mstore_using_subcommand reconstruct" -l verify-content -d 'Read and hash every message even where the index looks current'

@@ -3,7 +3,7 @@ complete -c reconstruct -s u -d 'Reconstruct a specific user\'s mailbox or mailb
 complete -c reconstruct -s j -l threads -d 'Worker threads (default: the configuration\'s `threads`, else one per core)' -r
 complete -c reconstruct -l io-threads -d 'Requests kept in flight on the disk: threads that read message files ahead of the workers (default 32, which keeps a solid-state, virtual or spinning disk busy; they stand aside while the page cache holds the files; 0: the workers read)' -r
 complete -c reconstruct -s v -l version -d 'Display program version information on standard error, then exit (whatever else is on the command line)'
-complete -c reconstruct -s r -d 'Recursively reconstruct all sub-mailboxes of the mailboxes or prefixes given; with no mailbox arguments, every mailbox of the domain'
+complete -c reconstruct -s r -d 'Recursively reconstruct all sub-mailboxes of the mailboxes or prefixes given; with no mailbox arguments, every mailbox of the domain; with no domain either, every mailbox of the store'
 complete -c reconstruct -s n -l dry-run -d 'Report what would change and write nothing'
 complete -c reconstruct -l json -d 'Print every change as JSON on standard output'
 complete -c reconstruct -l verify-content -d 'Read and hash every message even where the index looks current'
